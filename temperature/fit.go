@@ -1,0 +1,314 @@
+package temperature
+
+import (
+	"errors"
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/floats"
+	"gonum.org/v1/gonum/optimize"
+)
+
+// ErrNoData is returned by the fits when they are given no questions.
+var ErrNoData = errors.New("temperature: no data to fit")
+
+// Pooled holds labelled questions for fitting a temperature on the pooled NLL. Each question
+// has n wordings of K logits each (the option logprobs), the features φ of each wording and the
+// index of the gold option. The zero value is empty and ready to use.
+type Pooled struct {
+	qs       []pooledQuestion
+	logits   []float64
+	features []float64
+}
+
+type pooledQuestion struct {
+	k, n, label int
+	logits      int // offset into logits (n·k values)
+	features    int // offset into features (n·FeatureDim values)
+}
+
+// Add appends one question: logits holds n wordings of k logits each, row-major; features holds
+// the FeatureDim features of each wording (nil for global-only data, which then cannot be fitted
+// adaptively); label is the gold option's index. It panics on inconsistent lengths.
+func (d *Pooled) Add(k int, logits, features []float64, label int) {
+	if k < 2 || len(logits) == 0 || len(logits)%k != 0 || label < 0 || label >= k {
+		panic("temperature: bad pooled question")
+	}
+	n := len(logits) / k
+	if features != nil && len(features) != n*FeatureDim {
+		panic("temperature: feature length mismatch")
+	}
+	d.qs = append(d.qs, pooledQuestion{k: k, n: n, label: label, logits: len(d.logits), features: -1})
+	d.logits = append(d.logits, logits...)
+	if features != nil {
+		d.qs[len(d.qs)-1].features = len(d.features)
+		d.features = append(d.features, features...)
+	}
+}
+
+// Len returns the number of questions.
+func (d *Pooled) Len() int { return len(d.qs) }
+
+// Subset returns the questions at the given indices, sharing nothing with d.
+func (d *Pooled) Subset(idx []int) *Pooled {
+	s := &Pooled{}
+	for _, i := range idx {
+		q := d.qs[i]
+		var f []float64
+		if q.features >= 0 {
+			f = d.features[q.features : q.features+q.n*FeatureDim]
+		}
+		s.Add(q.k, d.logits[q.logits:q.logits+q.n*q.k], f, q.label)
+	}
+	return s
+}
+
+// NLL returns the mean pooled negative log-likelihood −mean log π̄_T(y) under model m.
+func (d *Pooled) NLL(m Model) float64 {
+	theta := m.Theta
+	if len(theta) == 0 {
+		theta = []float64{0}
+	}
+	v, _ := d.objective(theta, nil, 0)
+	return v
+}
+
+// objective returns the mean pooled NLL at theta plus l2/2·|θ_{1:}|² (the intercept is not
+// penalised) and, when grad is not nil, fills grad with its gradient. The work is shared over
+// the machine's cores.
+func (d *Pooled) objective(theta, grad []float64, l2 float64) (float64, []float64) {
+	workers := runtime.GOMAXPROCS(0)
+	if len(d.qs) < 2048 {
+		workers = 1
+	}
+	dim := len(theta)
+	type part struct {
+		loss float64
+		grad []float64
+	}
+	parts := make([]part, workers)
+	var wg sync.WaitGroup
+	chunk := (len(d.qs) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(d.qs))
+		parts[w].grad = make([]float64, dim)
+		wg.Add(1)
+		go func(p *part, lo, hi int) {
+			defer wg.Done()
+			p.loss = d.partial(theta, p.grad, lo, hi, grad != nil)
+		}(&parts[w], lo, hi)
+	}
+	wg.Wait()
+	n := float64(len(d.qs))
+	var loss float64
+	if grad != nil {
+		for i := range grad {
+			grad[i] = 0
+		}
+	}
+	for _, p := range parts {
+		loss += p.loss
+		if grad != nil {
+			floats.Add(grad, p.grad)
+		}
+	}
+	loss /= n
+	for i := 1; i < dim; i++ {
+		loss += 0.5 * l2 * theta[i] * theta[i]
+	}
+	if grad != nil {
+		floats.Scale(1/n, grad)
+		for i := 1; i < dim; i++ {
+			grad[i] += l2 * theta[i]
+		}
+	}
+	return loss, grad
+}
+
+// partial sums the loss of questions [lo, hi) and adds their gradient to g.
+func (d *Pooled) partial(theta, g []float64, lo, hi int, wantGrad bool) float64 {
+	dim := len(theta)
+	var probs []float64
+	var dq []float64 = make([]float64, dim)
+	var loss float64
+	for _, q := range d.qs[lo:hi] {
+		if cap(probs) < q.k {
+			probs = make([]float64, q.k)
+		}
+		probs = probs[:q.k]
+		for i := range dq {
+			dq[i] = 0
+		}
+		var pbar float64
+		for p := 0; p < q.n; p++ {
+			z := d.logits[q.logits+p*q.k : q.logits+(p+1)*q.k]
+			var phi []float64
+			lt := theta[0]
+			if dim > 1 {
+				phi = d.features[q.features+p*FeatureDim : q.features+(p+1)*FeatureDim]
+				lt = floats.Dot(theta, phi)
+			}
+			t := math.Exp(lt)
+			clamped := t < MinTemperature || t > MaxTemperature
+			t = Clamp(t)
+			Softmax(probs, z, t)
+			py := probs[q.label]
+			pbar += py
+			if !wantGrad || clamped {
+				continue
+			}
+			// ∂π_p(y)/∂log T = −π_p(y)(u_y − Σ_j π_j u_j), u = z/T.
+			var mean float64
+			for j, pj := range probs {
+				mean += pj * z[j]
+			}
+			dlt := -py * (z[q.label] - mean) / t
+			if dim == 1 {
+				dq[0] += dlt
+			} else {
+				floats.AddScaled(dq, dlt, phi)
+			}
+		}
+		pbar /= float64(q.n)
+		pbar = math.Max(pbar, 1e-300)
+		loss -= math.Log(pbar)
+		if wantGrad {
+			floats.AddScaled(g, -1/(pbar*float64(q.n)), dq)
+		}
+	}
+	return loss
+}
+
+// Settings controls a temperature fit. A nil *Settings means the defaults.
+type Settings struct {
+	// L2 is the ridge penalty on the non-intercept coefficients of adaptive scaling
+	// (default 1e-3). Global scaling is not penalised.
+	L2 float64
+	// MinImprovement is the relative NLL improvement adaptive scaling must show over global
+	// scaling in cross-validation for FitAuto to choose it (default 0.005).
+	MinImprovement float64
+}
+
+func (s *Settings) orDefault() Settings {
+	out := Settings{L2: 1e-3, MinImprovement: 0.005}
+	if s != nil {
+		if s.L2 > 0 {
+			out.L2 = s.L2
+		}
+		if s.MinImprovement > 0 {
+			out.MinImprovement = s.MinImprovement
+		}
+	}
+	return out
+}
+
+// FitGlobal returns the single temperature minimising the pooled NLL, found in log T by
+// L-BFGS with the analytic gradient.
+func FitGlobal(d *Pooled) (Model, error) {
+	return fit(d, []float64{0}, 0)
+}
+
+// FitAdaptive returns log T(φ) = θ·φ minimising the pooled NLL plus (L2/2)|θ_{1:}|², by
+// L-BFGS with the analytic gradient, started from the global fit. Every question must have
+// been added with features.
+func FitAdaptive(d *Pooled, s *Settings) (Model, error) {
+	set := s.orDefault()
+	g, err := FitGlobal(d)
+	if err != nil {
+		return Model{}, err
+	}
+	for _, q := range d.qs {
+		if q.features < 0 {
+			panic("temperature: adaptive fit on questions without features")
+		}
+	}
+	init := make([]float64, FeatureDim)
+	init[0] = g.Theta[0]
+	return fit(d, init, set.L2)
+}
+
+func fit(d *Pooled, init []float64, l2 float64) (Model, error) {
+	if d.Len() == 0 {
+		return Model{}, ErrNoData
+	}
+	p := optimize.Problem{
+		Func: func(x []float64) float64 {
+			v, _ := d.objective(x, nil, l2)
+			return v
+		},
+		Grad: func(grad, x []float64) {
+			d.objective(x, grad, l2)
+		},
+	}
+	res, err := optimize.Minimize(p, init, &optimize.Settings{
+		GradientThreshold: 1e-9,
+		Converger:         &optimize.FunctionConverge{Absolute: 1e-12, Relative: 1e-12, Iterations: 20},
+		MajorIterations:   500,
+	}, &optimize.LBFGS{})
+	if err != nil && res == nil {
+		return Model{}, err
+	}
+	// Minimize reports an error when it stops on a line-search failure at the optimum's
+	// floating-point floor; the location it returns is still the best found.
+	theta := append([]float64(nil), res.X...)
+	if len(theta) == 1 {
+		theta[0] = math.Log(Clamp(math.Exp(theta[0])))
+	}
+	return Model{Theta: theta}, nil
+}
+
+// Method names a temperature-scaling method.
+type Method int
+
+const (
+	// None keeps T = 1.
+	None Method = iota
+	// GlobalMethod fits one temperature.
+	GlobalMethod
+	// AdaptiveMethod fits log T = θ·φ.
+	AdaptiveMethod
+	// Auto picks global or adaptive by 2-fold cross-validation.
+	Auto
+)
+
+// FitAuto chooses between global and adaptive scaling by 2-fold cross-validation on d (the
+// folds are the even and odd positions of d, so shuffle d first), choosing adaptive only when
+// its held-out NLL is below global's by at least MinImprovement (relative), and returns the
+// chosen method refitted on all of d.
+func FitAuto(d *Pooled, s *Settings) (Model, Method, error) {
+	set := s.orDefault()
+	if d.Len() < 4 {
+		m, err := FitGlobal(d)
+		return m, GlobalMethod, err
+	}
+	var even, odd []int
+	for i := 0; i < d.Len(); i++ {
+		if i%2 == 0 {
+			even = append(even, i)
+		} else {
+			odd = append(odd, i)
+		}
+	}
+	folds := [2]*Pooled{d.Subset(even), d.Subset(odd)}
+	var nllG, nllA float64
+	for f := 0; f < 2; f++ {
+		train, test := folds[f], folds[1-f]
+		g, err := FitGlobal(train)
+		if err != nil {
+			return Model{}, None, err
+		}
+		a, err := FitAdaptive(train, &set)
+		if err != nil {
+			return Model{}, None, err
+		}
+		nllG += test.NLL(g) * float64(test.Len())
+		nllA += test.NLL(a) * float64(test.Len())
+	}
+	if nllA <= nllG*(1-set.MinImprovement) {
+		m, err := FitAdaptive(d, &set)
+		return m, AdaptiveMethod, err
+	}
+	m, err := FitGlobal(d)
+	return m, GlobalMethod, err
+}

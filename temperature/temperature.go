@@ -1,0 +1,255 @@
+// Package temperature turns raw model logprobs into distributions and fits the temperature
+// that calibrates them.
+//
+// Softmax with temperature. For logits z and temperature T > 0,
+//
+//	log softmax(z/T)_k = z_k/T − log Σ_j exp(z_j/T),
+//
+// computed stably by subtracting max_j z_j/T before exponentiating (Goodfellow, Bengio and
+// Courville 2016, §4.1). Option logprobs are used as logits: at T = 1 the distribution over a
+// closed answer set is the model's renormalised probability of each option.
+//
+// Token confidence. An OpenAI-style token carries its own logprob l and up to 20 top_logprobs.
+// Its distribution is taken to be the top entries (the chosen token added when it is not among
+// them) plus one pseudo-token holding the residual mass r = 1 − Σ exp(top); at temperature T
+//
+//	log p_T(chosen) = l/T − log(Σ_j exp(l_j/T) + exp(log r / T)).
+//
+// At T = 1 this is l itself. A sample's token confidence is tc = exp(mean over tokens of
+// log p_T(token)), the geometric-mean token probability (Malinin and Gales 2021).
+//
+// Fitting. Both fits minimise the negative log-likelihood of the gold answer under the pooled
+// distribution π̄_T = mean over wordings p of softmax(z_p/T_p) (Guo et al. 2017 fit one T on the
+// NLL of one distribution; plumb pools first because the pooled distribution is what it serves).
+// Global scaling has T_p = exp(θ₀); adaptive scaling has log T_p = θ·φ_p with per-wording features
+// φ_p (after Xie et al. 2024, "Calibrating language models with adaptive temperature scaling",
+// using features an API exposes instead of hidden states). θ is found by L-BFGS (gonum/optimize)
+// with the analytic gradient
+//
+//	∂(−log π̄(y))/∂θ = (1/π̄(y)) · (1/n) Σ_p π_p(y) (u_py − Σ_j π_pj u_pj) φ_p,   u_p = z_p/T_p,
+//
+// and T is held in [MinTemperature, MaxTemperature] (the gradient is zero where it is clamped).
+package temperature
+
+import (
+	"math"
+)
+
+// Temperatures outside [MinTemperature, MaxTemperature] are clamped to the bounds.
+const (
+	MinTemperature = 0.05
+	MaxTemperature = 20
+)
+
+// Clamp returns t held to [MinTemperature, MaxTemperature].
+func Clamp(t float64) float64 {
+	return math.Min(math.Max(t, MinTemperature), MaxTemperature)
+}
+
+// LogSoftmax fills dst with log softmax(z/t) and returns it. If dst is nil a new slice is
+// allocated. It panics if t is not positive or len(dst) != len(z).
+func LogSoftmax(dst, z []float64, t float64) []float64 {
+	dst = prepare(dst, z, t)
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, v)
+	}
+	var s float64
+	for i, v := range z {
+		dst[i] = (v - m) / t
+		s += math.Exp(dst[i])
+	}
+	ls := math.Log(s)
+	for i := range dst {
+		dst[i] -= ls
+	}
+	return dst
+}
+
+// Softmax fills dst with softmax(z/t) and returns it. If dst is nil a new slice is
+// allocated. It panics if t is not positive or len(dst) != len(z).
+func Softmax(dst, z []float64, t float64) []float64 {
+	dst = prepare(dst, z, t)
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, v)
+	}
+	var s float64
+	for i, v := range z {
+		e := math.Exp((v - m) / t)
+		dst[i] = e
+		s += e
+	}
+	inv := 1 / s
+	for i := range dst {
+		dst[i] *= inv
+	}
+	return dst
+}
+
+func prepare(dst, z []float64, t float64) []float64 {
+	if !(t > 0) {
+		panic("temperature: non-positive temperature")
+	}
+	if dst == nil {
+		return make([]float64, len(z))
+	}
+	if len(dst) != len(z) {
+		panic("temperature: slice length mismatch")
+	}
+	return dst
+}
+
+// TokenLogProb returns log p_t(chosen) for one token whose own logprob is chosen and whose
+// top_logprobs are top. chosenAt is the index of the chosen token in top, or −1 when it is not
+// among them (it then counts as one more entry). The residual mass 1 − Σ exp(entries), when
+// positive, is one pseudo-token. At t = 1 the result is chosen. It panics if t is not positive.
+func TokenLogProb(chosen float64, top []float64, chosenAt int, t float64) float64 {
+	if !(t > 0) {
+		panic("temperature: non-positive temperature")
+	}
+	if t == 1 {
+		return chosen
+	}
+	m := chosen
+	mass := 0.0
+	if chosenAt < 0 {
+		mass = math.Exp(chosen)
+	}
+	for _, l := range top {
+		m = math.Max(m, l)
+		mass += math.Exp(l)
+	}
+	inv := 1 / t
+	var s float64
+	if chosenAt < 0 {
+		s = math.Exp((chosen - m) * inv)
+	}
+	for _, l := range top {
+		s += math.Exp((l - m) * inv)
+	}
+	if r := 1 - mass; r > 1e-12 {
+		s += math.Exp((math.Log(r) - m) * inv)
+	}
+	return (chosen-m)*inv - math.Log(s)
+}
+
+// tokenLogProbGrad returns log p_t(chosen) and its derivative with respect to log t.
+func tokenLogProbGrad(chosen float64, top []float64, chosenAt int, t float64) (lp, d float64) {
+	m := chosen
+	mass := 0.0
+	if chosenAt < 0 {
+		mass = math.Exp(chosen)
+	}
+	for _, l := range top {
+		m = math.Max(m, l)
+		mass += math.Exp(l)
+	}
+	inv := 1 / t
+	// Σ_j w_j and Σ_j w_j l_j with w_j = exp((l_j − m)/t).
+	var s, sl float64
+	add := func(l float64) {
+		w := math.Exp((l - m) * inv)
+		s += w
+		sl += w * l
+	}
+	if chosenAt < 0 {
+		add(chosen)
+	}
+	for _, l := range top {
+		add(l)
+	}
+	if r := 1 - mass; r > 1e-12 {
+		add(math.Log(r))
+	}
+	lp = (chosen-m)*inv - math.Log(s)
+	// d/dlogt [l/t − LSE(l_j/t)] = −l/t + Σ_j q_j l_j / t.
+	d = (-chosen + sl/s) * inv
+	return lp, d
+}
+
+// AdaptiveFeatures fills dst with the adaptive-temperature features of one wording,
+// φ = [1, H(softmax(z))/log K, top-1 − top-2 probability margin, wording], where wording is the
+// question's wording divergence W at T = 1. It returns dst, allocating when dst is nil.
+// It panics if len(z) < 2 or dst has a length other than FeatureDim.
+func AdaptiveFeatures(dst, z []float64, wording float64) []float64 {
+	if len(z) < 2 {
+		panic("temperature: fewer than two logits")
+	}
+	if dst == nil {
+		dst = make([]float64, FeatureDim)
+	}
+	if len(dst) != FeatureDim {
+		panic("temperature: feature slice length mismatch")
+	}
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, v)
+	}
+	var s float64
+	for _, v := range z {
+		s += math.Exp(v - m)
+	}
+	var h, p1, p2 float64
+	for _, v := range z {
+		p := math.Exp(v-m) / s
+		if p > 0 {
+			h -= p * math.Log(p)
+		}
+		switch {
+		case p > p1:
+			p1, p2 = p, p1
+		case p > p2:
+			p2 = p
+		}
+	}
+	dst[0] = 1
+	dst[1] = h / math.Log(float64(len(z)))
+	dst[2] = p1 - p2
+	dst[3] = wording
+	return dst
+}
+
+// FeatureDim is the length of the adaptive-temperature feature vector.
+const FeatureDim = 4
+
+// Model is a fitted temperature: log T = Theta·φ, clamped. A nil or empty Theta means T = 1;
+// a Theta of length one is global scaling (φ = [1]).
+type Model struct {
+	Theta []float64
+}
+
+// Global returns the model with a single temperature t.
+func Global(t float64) Model { return Model{Theta: []float64{math.Log(t)}} }
+
+// Adaptive reports whether the model uses the wording features.
+func (m Model) Adaptive() bool { return len(m.Theta) > 1 }
+
+// Identity reports whether the model is T = 1 everywhere.
+func (m Model) Identity() bool {
+	for _, v := range m.Theta {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// At returns the temperature for features phi. Global and identity models ignore phi.
+// It panics if the model is adaptive and len(phi) != len(Theta).
+func (m Model) At(phi []float64) float64 {
+	switch len(m.Theta) {
+	case 0:
+		return 1
+	case 1:
+		return Clamp(math.Exp(m.Theta[0]))
+	}
+	if len(phi) != len(m.Theta) {
+		panic("temperature: feature length mismatch")
+	}
+	var lt float64
+	for i, v := range m.Theta {
+		lt += v * phi[i]
+	}
+	return Clamp(math.Exp(lt))
+}
