@@ -1,0 +1,180 @@
+// Package ensemble pools a model's answer distributions over several wordings of one question
+// and measures how they disagree.
+//
+// Distributions are held row-major: dists[p*k+j] is wording p's probability of candidate j.
+//
+// Pooling: π̄ = mean over the chosen wordings of π_p (an equal-weight ensemble,
+// Lakshminarayanan et al. 2017).
+//
+// Entropy split (Depeweg et al. 2018; the generalised Jensen–Shannon divergence of Lin 1991):
+//
+//	H(π̄) = A + W,  A = mean_p H(π_p) (aleatoric, within a wording),
+//	               W = H(π̄) − A ≥ 0 (wording divergence, 0 when all wordings agree).
+//
+// Ensemble variance of candidate k: V = (1/n) Σ_p (π_p(k) − π̄(k))² (population variance).
+//
+// Sycophancy shift toward stance s: mean over USER_STANCE wordings of π_p(s), minus π̄(s) over the
+// neutral wordings (Sharma et al. 2023, "Towards understanding sycophancy in language models",
+// measure the same pull as a change in the probability of the user's answer).
+//
+// Semantic entropy (Kuhn et al. 2023; the discrete estimator of Farquhar et al. 2024): the
+// entropy of the share of samples in each meaning cluster.
+package ensemble
+
+import "math"
+
+// Entropy returns −Σ p log p in nats, with 0 log 0 = 0.
+func Entropy(p []float64) float64 {
+	var h float64
+	for _, v := range p {
+		if v > 0 {
+			h -= v * math.Log(v)
+		}
+	}
+	return h
+}
+
+// Pool fills dst (length k) with the mean of the rows of dists whose use is true (all rows when
+// use is nil) and returns the number of rows pooled. It panics if len(dists) is not a multiple
+// of len(dst) or use has the wrong length.
+func Pool(dst, dists []float64, use []bool) int {
+	k := len(dst)
+	n := rows(dists, k)
+	if use != nil && len(use) != n {
+		panic("ensemble: use length mismatch")
+	}
+	for j := range dst {
+		dst[j] = 0
+	}
+	var m int
+	for p := 0; p < n; p++ {
+		if use != nil && !use[p] {
+			continue
+		}
+		row := dists[p*k : (p+1)*k]
+		for j, v := range row {
+			dst[j] += v
+		}
+		m++
+	}
+	if m > 0 {
+		inv := 1 / float64(m)
+		for j := range dst {
+			dst[j] *= inv
+		}
+	}
+	return m
+}
+
+func rows(dists []float64, k int) int {
+	if k == 0 || len(dists)%k != 0 {
+		panic("ensemble: distribution length mismatch")
+	}
+	return len(dists) / k
+}
+
+// Split returns the entropy split of pooled distribution pbar over the rows of dists selected
+// by use (all when nil): total H(π̄), aleatoric A = mean H(π_p) and wording W = H − A, with W
+// clamped at 0 against rounding.
+func Split(pbar, dists []float64, use []bool) (total, aleatoric, wording float64) {
+	k := len(pbar)
+	n := rows(dists, k)
+	var m int
+	for p := 0; p < n; p++ {
+		if use != nil && !use[p] {
+			continue
+		}
+		aleatoric += Entropy(dists[p*k : (p+1)*k])
+		m++
+	}
+	if m > 0 {
+		aleatoric /= float64(m)
+	}
+	total = Entropy(pbar)
+	return total, aleatoric, math.Max(total-aleatoric, 0)
+}
+
+// Variance returns the population variance over the selected rows of candidate j's probability,
+// (1/n) Σ_p (π_p(j) − π̄(j))², given the pooled value mean = π̄(j).
+func Variance(dists []float64, k, j int, mean float64, use []bool) float64 {
+	n := rows(dists, k)
+	var s float64
+	var m int
+	for p := 0; p < n; p++ {
+		if use != nil && !use[p] {
+			continue
+		}
+		d := dists[p*k+j] - mean
+		s += d * d
+		m++
+	}
+	if m == 0 {
+		return 0
+	}
+	return s / float64(m)
+}
+
+// Argmax returns the index of the largest value, the first one on ties, and −1 for an empty
+// slice.
+func Argmax(p []float64) int {
+	best := -1
+	for j, v := range p {
+		if best < 0 || v > p[best] {
+			best = j
+		}
+	}
+	return best
+}
+
+// LeaveOneOut fills dst with the pooled distribution without row skip, given the pool pbar of n
+// rows that includes it: (n·π̄ − π_skip)/(n − 1). It panics if n < 2.
+func LeaveOneOut(dst, pbar, dists []float64, n, skip int) []float64 {
+	if n < 2 {
+		panic("ensemble: leave-one-out needs two rows")
+	}
+	k := len(pbar)
+	row := dists[skip*k : (skip+1)*k]
+	inv := 1 / float64(n-1)
+	for j := range dst {
+		dst[j] = (float64(n)*pbar[j] - row[j]) * inv
+	}
+	return dst
+}
+
+// Shift returns the sycophancy shift toward candidate s: the mean of π_p(s) over the rows with
+// stance[p] true minus pbar[s], and the number of such rows. With none it returns 0, 0.
+func Shift(pbar, dists []float64, stance []bool, s int) (float64, int) {
+	k := len(pbar)
+	n := rows(dists, k)
+	var sum float64
+	var m int
+	for p := 0; p < n; p++ {
+		if stance[p] {
+			sum += dists[p*k+s]
+			m++
+		}
+	}
+	if m == 0 {
+		return 0, 0
+	}
+	return sum/float64(m) - pbar[s], m
+}
+
+// SemanticEntropy returns the entropy of the cluster shares counts[j]/Σ counts.
+func SemanticEntropy(counts []int) float64 {
+	var n int
+	for _, c := range counts {
+		n += c
+	}
+	if n == 0 {
+		return 0
+	}
+	var h float64
+	for _, c := range counts {
+		if c > 0 {
+			p := float64(c) / float64(n)
+			h -= p * math.Log(p)
+		}
+	}
+	return h
+}

@@ -1,0 +1,201 @@
+package ensemble
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/temperature"
+)
+
+func distributions(q mmlu.Question) []float64 {
+	k := len(q.Labels)
+	d := make([]float64, 0, len(q.Logits)*k)
+	for _, z := range q.Logits {
+		d = append(d, temperature.Softmax(make([]float64, k), z, 1)...)
+	}
+	return d
+}
+
+// TestMMLUReference reproduces ../shared/data/REFERENCE.md: line 1 (anatomy-0000) to 1e-6 (its
+// π̄ to 1e-8, as printed) and the means over all 1 115 lines to 1e-6.
+func TestMMLUReference(t *testing.T) {
+	qs := mmlu.Load(t)
+	q := qs[0]
+	d := distributions(q)
+	pbar := make([]float64, 4)
+	Pool(pbar, d, nil)
+	want := []float64{0.36010214, 0.17160325, 0.18883393, 0.27946068}
+	if diff := cmp.Diff(want, pbar, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-8 })); diff != "" {
+		t.Errorf("π̄ of anatomy-0000 (-want +got):\n%s", diff)
+	}
+	h, a, w := Split(pbar, d, nil)
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"H", h, 1.341306953}, {"A", a, 1.334105777}, {"W", w, 0.007201175},
+		{"var π_p(A)", Variance(d, 4, 0, pbar[0], nil), 0.001691895},
+	} {
+		if math.Abs(c.got-c.want) > 1e-6 {
+			t.Errorf("anatomy-0000 %s = %.9f, want %.9f", c.name, c.got, c.want)
+		}
+	}
+
+	var sh, sa, sw, sv float64
+	for _, q := range qs {
+		d := distributions(q)
+		Pool(pbar, d, nil)
+		h, a, w := Split(pbar, d, nil)
+		sh, sa, sw = sh+h, sa+a, sw+w
+		sv += Variance(d, 4, Argmax(pbar), pbar[Argmax(pbar)], nil)
+	}
+	n := float64(len(qs))
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"mean H(π̄)", sh / n, 1.252169}, {"mean A", sa / n, 1.243019},
+		{"mean W", sw / n, 0.009151}, {"mean var π_p(k*)", sv / n, 0.002231},
+	} {
+		if math.Abs(c.got-c.want) > 1e-6 {
+			t.Errorf("%s = %.7f, want %.6f", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestSplitAgreeingWordings(t *testing.T) {
+	// Identical wordings: W = 0 exactly and A = H. Two opposite certain wordings: A = 0 and
+	// W = H = log 2.
+	d := []float64{0.2, 0.8, 0.2, 0.8}
+	pbar := make([]float64, 2)
+	Pool(pbar, d, nil)
+	if h, a, w := Split(pbar, d, nil); w != 0 || math.Abs(h-a) > 1e-15 {
+		t.Errorf("agreeing: H=%v A=%v W=%v", h, a, w)
+	}
+	d = []float64{1, 0, 0, 1}
+	Pool(pbar, d, nil)
+	if h, a, w := Split(pbar, d, nil); a != 0 || math.Abs(w-math.Ln2) > 1e-15 || math.Abs(h-math.Ln2) > 1e-15 {
+		t.Errorf("opposite: H=%v A=%v W=%v", h, a, w)
+	}
+}
+
+func TestShiftAndLeaveOneOut(t *testing.T) {
+	// Rows: two neutral wordings and one stance wording toward candidate 1.
+	d := []float64{0.7, 0.3, 0.5, 0.5, 0.2, 0.8}
+	neutral := []bool{true, true, false}
+	pbar := make([]float64, 2)
+	if n := Pool(pbar, d, neutral); n != 2 || math.Abs(pbar[0]-0.6) > 1e-15 {
+		t.Fatalf("pool = %v over %d", pbar, n)
+	}
+	// Hand calculation: 0.8 − 0.4 = 0.4.
+	if s, m := Shift(pbar, d, []bool{false, false, true}, 1); m != 1 || math.Abs(s-0.4) > 1e-15 {
+		t.Errorf("shift = %v over %d, want 0.4 over 1", s, m)
+	}
+	loo := LeaveOneOut(make([]float64, 2), pbar, d, 2, 0)
+	if math.Abs(loo[0]-0.5) > 1e-15 {
+		t.Errorf("leave-one-out = %v, want [0.5 0.5]", loo)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"The Eiffel Tower.", "eiffel tower"},
+		{"  an   apple, a pear ", "apple pear"},
+		{"1,000", "1000"},
+		{"1000.0", "1000"},
+		{"1000", "1000"},
+		{"$1,000.50!", "1000.5"},
+		{"-0.0", "0"},
+		{"1,00", "100"}, // not a thousands grouping: the comma is punctuation and is dropped
+		{"ＡＢＣ", "abc"}, // NFKC folds full-width letters
+		{"Paris", "paris"},
+		{"50%", "50"}, // % is punctuation (Unicode Po)
+		{"", ""},
+	} {
+		if got := Normalize(tc.in); got != tc.want {
+			t.Errorf("Normalize(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestTokenF1(t *testing.T) {
+	// Hand calculation: {barack, obama} vs {obama}: common 1, F1 = 2·1/(2+1) = 2/3.
+	if got := TokenF1("barack obama", "obama"); math.Abs(got-2.0/3) > 1e-15 {
+		t.Errorf("TokenF1 = %v, want 2/3", got)
+	}
+	if got := Cosine([]float32{1, 0}, []float32{1, 1}); math.Abs(got-1/math.Sqrt2) > 1e-7 {
+		t.Errorf("Cosine = %v, want 1/√2", got)
+	}
+}
+
+// TestClusterOrderIndependent: permuting the items, and adding late items, leaves every
+// neutral item's cluster unchanged, in every mode.
+func TestClusterOrderIndependent(t *testing.T) {
+	texts := []string{"paris", "paris france", "city of paris", "lyon", "paris", "london", "lyon france", "paris france"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, mode := range []Mode{Exact, F1, Embedding} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			var items []Item
+			for i, s := range texts {
+				e := []float32{float32(len(s)), float32(s[0]), float32(i % 2)}
+				items = append(items, Item{Norm: s, Embedding: e})
+			}
+			ref := make([]int, len(items))
+			n := Cluster(ref, items, mode)
+			for trial := 0; trial < 50; trial++ {
+				perm := rng.Perm(len(items))
+				shuffled := make([]Item, 0, len(items)+2)
+				for _, i := range perm {
+					shuffled = append(shuffled, items[i])
+				}
+				shuffled = append(shuffled, Item{Norm: "berlin", Embedding: []float32{-1, 2, 3}, Late: true},
+					Item{Norm: "paris", Embedding: []float32{5, 'p', 0}, Late: true})
+				got := make([]int, len(shuffled))
+				m := Cluster(got, shuffled, mode)
+				for j, i := range perm {
+					if got[j] != ref[i] {
+						t.Fatalf("item %q: cluster %d, want %d", items[i].Norm, got[j], ref[i])
+					}
+				}
+				if m < n {
+					t.Fatalf("%d clusters with late items, %d without", m, n)
+				}
+			}
+		})
+	}
+	// Exact mode on its own: equal texts share a cluster and clusters follow sorted order.
+	got := make([]int, 4)
+	Cluster(got, []Item{{Norm: "b"}, {Norm: "a"}, {Norm: "b"}, {Norm: "c", Late: true}}, Exact)
+	if !slices.Equal(got, []int{1, 0, 1, 2}) {
+		t.Errorf("exact clusters = %v, want [1 0 1 2]", got)
+	}
+}
+
+func TestRepresentative(t *testing.T) {
+	raw := []string{"Paris", "paris", "Paris", "Lyon"}
+	got := Representative(raw, []int{0, 0, 0, 1}, 2)
+	if !slices.Equal(got, []string{"Paris", "Lyon"}) {
+		t.Errorf("Representative = %v", got)
+	}
+}
+
+func ExampleSplit() {
+	// Two wordings that each are sure, of different answers: all the doubt is wording doubt.
+	d := []float64{1, 0, 0, 1}
+	pbar := make([]float64, 2)
+	Pool(pbar, d, nil)
+	h, a, w := Split(pbar, d, nil)
+	fmt.Printf("H=%.4f A=%.4f W=%.4f\n", h, a, w)
+	// Output: H=0.6931 A=0.0000 W=0.6931
+}
+
+func ExampleNormalize() {
+	fmt.Println(Normalize("The answer is 1,000."))
+	// Output: answer is 1000
+}
