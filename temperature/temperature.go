@@ -134,40 +134,6 @@ func TokenLogProb(chosen float64, top []float64, chosenAt int, t float64) float6
 	return (chosen-m)*inv - math.Log(s)
 }
 
-// tokenLogProbGrad returns log p_t(chosen) and its derivative with respect to log t.
-func tokenLogProbGrad(chosen float64, top []float64, chosenAt int, t float64) (lp, d float64) {
-	m := chosen
-	mass := 0.0
-	if chosenAt < 0 {
-		mass = math.Exp(chosen)
-	}
-	for _, l := range top {
-		m = math.Max(m, l)
-		mass += math.Exp(l)
-	}
-	inv := 1 / t
-	// Σ_j w_j and Σ_j w_j l_j with w_j = exp((l_j − m)/t).
-	var s, sl float64
-	add := func(l float64) {
-		w := math.Exp((l - m) * inv)
-		s += w
-		sl += w * l
-	}
-	if chosenAt < 0 {
-		add(chosen)
-	}
-	for _, l := range top {
-		add(l)
-	}
-	if r := 1 - mass; r > 1e-12 {
-		add(math.Log(r))
-	}
-	lp = (chosen-m)*inv - math.Log(s)
-	// d/dlogt [l/t − LSE(l_j/t)] = −l/t + Σ_j q_j l_j / t.
-	d = (-chosen + sl/s) * inv
-	return lp, d
-}
-
 // AdaptiveFeatures fills dst with the adaptive-temperature features of one wording,
 // φ = [1, H(softmax(z))/log K, top-1 − top-2 probability margin, wording], where wording is the
 // question's wording divergence W at T = 1. It returns dst, allocating when dst is nil.

@@ -58,13 +58,17 @@ func TestTokenLogProb(t *testing.T) {
 	if got := TokenLogProb(math.Log(0.1), lp, -1, 0.5); math.Abs(got-want) > 1e-12 {
 		t.Errorf("chosen outside top: got %.15g, want %.15g", got, want)
 	}
-	// The analytic derivative in log T matches a central difference.
-	for _, tt := range []float64{0.3, 1, 2.5} {
-		_, d := tokenLogProbGrad(lp[1], lp, 1, tt)
+	// The analytic derivative of the token-confidence NLL in log T matches a central difference.
+	d := &Tokens{}
+	d.Add([][]Token{{{Logprob: lp[0], Top: lp, ChosenAt: 0}, {Logprob: math.Log(0.1), Top: lp, ChosenAt: -1}}}, true)
+	d.Add([][]Token{{{Logprob: lp[1], Top: lp, ChosenAt: 1}}}, false)
+	for _, x := range []float64{-1.2, 0, 0.9} {
+		_, g := d.objective(x)
 		h := 1e-6
-		fd := (TokenLogProb(lp[1], lp, 1, tt*math.Exp(h)) - TokenLogProb(lp[1], lp, 1, tt*math.Exp(-h))) / (2 * h)
-		if math.Abs(d-fd) > 1e-7*math.Max(1, math.Abs(fd)) {
-			t.Errorf("T=%v: d/dlogT = %v, finite difference %v", tt, d, fd)
+		fp, _ := d.objective(x + h)
+		fm, _ := d.objective(x - h)
+		if fd := (fp - fm) / (2 * h); math.Abs(g-fd) > 1e-7*math.Max(1, math.Abs(fd)) {
+			t.Errorf("log T=%v: d/dlogT = %v, finite difference %v", x, g, fd)
 		}
 	}
 }

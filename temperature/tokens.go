@@ -2,6 +2,8 @@ package temperature
 
 import (
 	"math"
+	"runtime"
+	"sync"
 
 	"gonum.org/v1/gonum/optimize"
 )
@@ -32,47 +34,123 @@ func SampleConfidence(tokens []Token, t float64) float64 {
 // answer (each a token list) and whether that answer was right. The confidence of a question is
 // the mean tc of its samples. The zero value is empty and ready to use.
 type Tokens struct {
-	qs []tokenQuestion
+	qs      []tokenQuestion
+	samples []int     // per sample: its first token in toks; samples of q are qs[q].first..
+	toks    []int     // per token: its first entry in entries; entries end at the next token's
+	chosen  []float64 // per token: the chosen token's logprob
+	entries []float64 // per token: the logprobs of its distribution (top, chosen if absent, log residual)
 }
 
 type tokenQuestion struct {
-	samples [][]Token
-	correct bool
+	first, n int // samples[first : first+n]
+	correct  bool
 }
 
 // Add appends one question.
 func (d *Tokens) Add(samples [][]Token, correct bool) {
-	d.qs = append(d.qs, tokenQuestion{samples: samples, correct: correct})
+	d.qs = append(d.qs, tokenQuestion{first: len(d.samples), n: len(samples), correct: correct})
+	for _, s := range samples {
+		d.samples = append(d.samples, len(d.toks))
+		for _, tok := range s {
+			d.toks = append(d.toks, len(d.entries))
+			d.chosen = append(d.chosen, tok.Logprob)
+			mass := 0.0
+			if tok.ChosenAt < 0 {
+				d.entries = append(d.entries, tok.Logprob)
+				mass += math.Exp(tok.Logprob)
+			}
+			for _, l := range tok.Top {
+				d.entries = append(d.entries, l)
+				mass += math.Exp(l)
+			}
+			if r := 1 - mass; r > 1e-12 {
+				d.entries = append(d.entries, math.Log(r))
+			}
+		}
+	}
 }
 
 // Len returns the number of questions.
 func (d *Tokens) Len() int { return len(d.qs) }
 
-// objective returns the mean binary NLL at log T = x and its derivative.
+// tokenEnd returns the end of token i's entries.
+func (d *Tokens) tokenEnd(i int) int {
+	if i+1 < len(d.toks) {
+		return d.toks[i+1]
+	}
+	return len(d.entries)
+}
+
+// sampleEnd returns the end of sample j's tokens.
+func (d *Tokens) sampleEnd(j int) int {
+	if j+1 < len(d.samples) {
+		return d.samples[j+1]
+	}
+	return len(d.toks)
+}
+
+// objective returns the mean binary NLL at log T = x and its derivative, over the machine's
+// cores.
 func (d *Tokens) objective(x float64) (float64, float64) {
 	t := math.Exp(x)
 	clamped := t < MinTemperature || t > MaxTemperature
 	t = Clamp(t)
+	workers := runtime.GOMAXPROCS(0)
+	losses := make([]float64, 2*workers)
+	var wg sync.WaitGroup
+	chunk := (len(d.qs) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			losses[2*w], losses[2*w+1] = d.partial(t, w*chunk, min((w+1)*chunk, len(d.qs)))
+		}(w)
+	}
+	wg.Wait()
 	var loss, grad float64
-	for _, q := range d.qs {
+	for w := 0; w < workers; w++ {
+		loss += losses[2*w]
+		grad += losses[2*w+1]
+	}
+	n := float64(len(d.qs))
+	if clamped {
+		grad = 0
+	}
+	return loss / n, grad / n
+}
+
+func (d *Tokens) partial(t float64, lo, hi int) (loss, grad float64) {
+	inv := 1 / t
+	for _, q := range d.qs[lo:hi] {
 		var c, dc float64
-		for _, s := range q.samples {
-			if len(s) == 0 {
+		for j := q.first; j < q.first+q.n; j++ {
+			ts, te := d.samples[j], d.sampleEnd(j)
+			if ts == te {
 				c++
 				continue
 			}
 			var lp, dlp float64
-			for _, tok := range s {
-				l, dl := tokenLogProbGrad(tok.Logprob, tok.Top, tok.ChosenAt, t)
-				lp += l
-				dlp += dl
+			for i := ts; i < te; i++ {
+				es := d.entries[d.toks[i]:d.tokenEnd(i)]
+				m := d.chosen[i]
+				for _, l := range es {
+					m = math.Max(m, l)
+				}
+				var s, sl float64
+				for _, l := range es {
+					w := math.Exp((l - m) * inv)
+					s += w
+					sl += w * l
+				}
+				lp += (d.chosen[i]-m)*inv - math.Log(s)
+				dlp += (sl/s - d.chosen[i]) * inv
 			}
-			n := float64(len(s))
+			n := float64(te - ts)
 			tc := math.Exp(lp / n)
 			c += tc
 			dc += tc * dlp / n
 		}
-		ns := float64(len(q.samples))
+		ns := float64(q.n)
 		c, dc = c/ns, dc/ns
 		c = math.Min(math.Max(c, 1e-12), 1-1e-12)
 		if q.correct {
@@ -83,11 +161,7 @@ func (d *Tokens) objective(x float64) (float64, float64) {
 			grad += dc / (1 - c)
 		}
 	}
-	n := float64(len(d.qs))
-	if clamped {
-		grad = 0
-	}
-	return loss / n, grad / n
+	return loss, grad
 }
 
 // NLL returns the mean binary NLL of the token confidence at temperature t.

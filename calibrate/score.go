@@ -1,0 +1,663 @@
+package calibrate
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/plumbhq/plumb/conformal"
+	"github.com/plumbhq/plumb/ensemble"
+	"github.com/plumbhq/plumb/temperature"
+)
+
+// Thresholds of the action rule (DESIGN.md "Scoring one question", step 9).
+const (
+	// WordingShare: CLARIFY as WORDING_DEPENDENT when W ≥ WordingShare·H(π̄).
+	WordingShare = 0.5
+	// ReadingMass: MULTIPLE_READINGS needs ≥ 2 set members with π̄ ≥ ReadingMass…
+	ReadingMass = 0.2
+	// ReadingConfidence: …while most wordings have max_k π_p(k) ≥ ReadingConfidence.
+	ReadingConfidence = 0.6
+	// HighBadge: ANSWER with c ≥ HighBadge shows a HIGH badge.
+	HighBadge = 0.8
+	// logitClip keeps logit features finite: probabilities are held to [clip, 1 − clip].
+	logitClip = 1e-6
+)
+
+// analysis is the per-question state shared by Score and Fit, kept in pooled scratch.
+type analysis struct {
+	samples bool
+	n, k    int // wordings, candidates (all clusters for samples)
+	kPool   int // candidates with pooled mass (options: k)
+
+	labels  []string // option labels in canonical (sorted) order
+	order   []int    // per wording, per canonical label: index into its options
+	dists   []float64
+	pbar    []float64
+	use     []bool // pooled wordings
+	stance  []int  // per wording: stance candidate, −1 when neutral or unknown
+	noNeut  bool
+	pooled  int
+	top     int
+	h, a, w float64
+	v       float64
+
+	tokens    bool      // any pooled sample has tokens
+	tc        []float64 // per candidate: mean tc of its pooled samples
+	tcSum     []float64 // per wording×candidate: Σ tc (for leave-one-out)
+	count     []int     // per wording×candidate: samples
+	answers   []string  // per candidate (samples)
+	semEnt    float64
+	z, phi    []float64
+	items     []ensemble.Item
+	assign    []int
+	raw       []string
+	sampleTC  []float64
+	features  []float64
+	scores    []float64
+	rank      []int
+	ord       []int
+	loo       []float64
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(analysis) }}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// analyze computes the per-wording distributions, the pool and the uncertainty of q under
+// profile p. q must be valid.
+func (s *analysis) analyze(p *Profile, q *Question, mode Equivalence) {
+	s.n = len(q.Paraphrases)
+	s.samples = len(q.Paraphrases[0].Samples) > 0
+	s.use = grow(s.use, s.n)
+	s.pooled = 0
+	for i := range q.Paraphrases {
+		if q.Paraphrases[i].Framing == Neutral {
+			s.use[i] = true
+			s.pooled++
+		}
+	}
+	s.noNeut = s.pooled == 0
+	s.tokens, s.semEnt = false, 0
+	if s.noNeut {
+		for i := range s.use {
+			s.use[i] = true
+		}
+		s.pooled = s.n
+	}
+	if s.samples {
+		s.analyzeSamples(p, q, mode)
+	} else {
+		s.analyzeOptions(p, q)
+	}
+	s.pbar = grow(s.pbar, s.k)
+	ensemble.Pool(s.pbar, s.dists, s.use)
+	s.top = ensemble.Argmax(s.pbar[:s.kPool])
+	s.h, s.a, s.w = ensemble.Split(s.pbar, s.dists, s.use)
+	s.v = ensemble.Variance(s.dists, s.k, s.top, s.pbar[s.top], s.use)
+	if s.samples {
+		s.poolTokenConfidence()
+	}
+}
+
+// analyzeOptions fills dists with softmax(z_p/T_p) over the labels in sorted order.
+func (s *analysis) analyzeOptions(p *Profile, q *Question) {
+	first := q.Paraphrases[0].Options
+	s.k, s.kPool = len(first), len(first)
+	s.labels = grow(s.labels, s.k)
+	for i := range first {
+		s.labels[i] = first[i].Label
+	}
+	// Insertion sort: few labels, no allocation.
+	for i := 1; i < s.k; i++ {
+		for j := i; j > 0 && s.labels[j] < s.labels[j-1]; j-- {
+			s.labels[j], s.labels[j-1] = s.labels[j-1], s.labels[j]
+		}
+	}
+	s.order = grow(s.order, s.n*s.k)
+	s.dists = grow(s.dists, s.n*s.k)
+	s.z = grow(s.z, s.k)
+	s.stance = grow(s.stance, s.n)
+	for i := range q.Paraphrases {
+		para := &q.Paraphrases[i]
+		s.stance[i] = -1
+		for j, l := range s.labels {
+			o := j
+			if o >= len(para.Options) || para.Options[o].Label != l {
+				o = indexOf(para.Options, l)
+			}
+			s.order[i*s.k+j] = o
+			s.z[j] = para.Options[o].Logprob
+			if para.Framing == UserStance && l == para.Stance {
+				s.stance[i] = j
+			}
+		}
+		copy(s.dists[i*s.k:(i+1)*s.k], s.z)
+	}
+	m := p.Temperature
+	if m.Identity() {
+		for i := 0; i < s.n; i++ {
+			row := s.dists[i*s.k : (i+1)*s.k]
+			temperature.Softmax(row, row, 1)
+		}
+		return
+	}
+	if !m.Adaptive() {
+		t := m.At(nil)
+		for i := 0; i < s.n; i++ {
+			row := s.dists[i*s.k : (i+1)*s.k]
+			temperature.Softmax(row, row, t)
+		}
+		return
+	}
+	// Adaptive: φ_p needs W of the question at T = 1, so pool at T = 1 first.
+	w := s.wordingAtOne()
+	s.phi = grow(s.phi, temperature.FeatureDim)
+	for i := 0; i < s.n; i++ {
+		row := s.dists[i*s.k : (i+1)*s.k]
+		temperature.AdaptiveFeatures(s.phi, row, w)
+		temperature.Softmax(row, row, m.At(s.phi))
+	}
+}
+
+// wordingAtOne returns W of the pooled wordings at T = 1; dists holds the raw logits and is left
+// unchanged.
+func (s *analysis) wordingAtOne() float64 {
+	tmp := grow(s.loo, s.n*s.k)
+	for i := 0; i < s.n; i++ {
+		temperature.Softmax(tmp[i*s.k:(i+1)*s.k], s.dists[i*s.k:(i+1)*s.k], 1)
+	}
+	s.pbar = grow(s.pbar, s.k)
+	ensemble.Pool(s.pbar, tmp, s.use)
+	_, _, w := ensemble.Split(s.pbar, tmp, s.use)
+	s.loo = tmp
+	return w
+}
+
+func modeOf(e Equivalence) ensemble.Mode {
+	switch e {
+	case EquivalenceF1:
+		return ensemble.F1
+	case EquivalenceEmbedding:
+		return ensemble.Embedding
+	}
+	return ensemble.Exact
+}
+
+// analyzeSamples clusters every sample and fills dists with each wording's cluster shares.
+func (s *analysis) analyzeSamples(p *Profile, q *Question, mode Equivalence) {
+	total := 0
+	for i := range q.Paraphrases {
+		total += len(q.Paraphrases[i].Samples)
+	}
+	s.items = grow(s.items, total)
+	s.assign = grow(s.assign, total)
+	s.raw = grow(s.raw, total)
+	s.sampleTC = grow(s.sampleTC, total)
+	s.tokens = false
+	t := p.Temperature.At(nil)
+	idx := 0
+	for i := range q.Paraphrases {
+		para := &q.Paraphrases[i]
+		for j := range para.Samples {
+			sm := &para.Samples[j]
+			s.items[idx] = ensemble.Item{Norm: ensemble.Normalize(sm.Text), Embedding: sm.Embedding, Late: !s.use[i]}
+			s.raw[idx] = sm.Text
+			s.sampleTC[idx] = -1
+			if len(sm.Tokens) > 0 {
+				if s.use[i] {
+					s.tokens = true
+				}
+				s.sampleTC[idx] = sampleConfidence(sm.Tokens, t)
+			}
+			idx++
+		}
+	}
+	m := modeOf(mode)
+	if m == ensemble.Embedding && len(s.items) > 0 && len(s.items[0].Embedding) == 0 {
+		m = ensemble.Exact
+	}
+	s.k = ensemble.Cluster(s.assign, s.items, m)
+	// Neutral clusters are numbered first: the pooled candidates are 0..kPool−1.
+	s.kPool = 0
+	for i, it := range s.items {
+		if !it.Late {
+			s.kPool = max(s.kPool, s.assign[i]+1)
+		}
+	}
+	s.dists = grow(s.dists, s.n*s.k)
+	s.count = grow(s.count, s.n*s.k)
+	s.tcSum = grow(s.tcSum, s.n*s.k)
+	s.stance = grow(s.stance, s.n)
+	idx = 0
+	for i := range q.Paraphrases {
+		para := &q.Paraphrases[i]
+		for range para.Samples {
+			c := s.assign[idx]
+			s.count[i*s.k+c]++
+			if s.sampleTC[idx] >= 0 {
+				s.tcSum[i*s.k+c] += s.sampleTC[idx]
+			}
+			idx++
+		}
+		inv := 1 / float64(len(para.Samples))
+		for c := 0; c < s.k; c++ {
+			s.dists[i*s.k+c] = float64(s.count[i*s.k+c]) * inv
+		}
+		s.stance[i] = -1
+		if para.Framing == UserStance {
+			s.stance[i] = s.findCluster(para.Stance, m)
+		}
+	}
+	// Each cluster's answer is its most frequent raw text among pooled samples (any sample for
+	// clusters only stance wordings produced).
+	s.answers = grow(s.answers, s.k)
+	var pooledRaw []string
+	var pooledAssign []int
+	for i, it := range s.items {
+		if !it.Late {
+			pooledRaw = append(pooledRaw, s.raw[i])
+			pooledAssign = append(pooledAssign, s.assign[i])
+		}
+	}
+	copy(s.answers, ensemble.Representative(pooledRaw, pooledAssign, s.kPool))
+	if s.k > s.kPool {
+		late := ensemble.Representative(s.raw, s.assign, s.k)
+		copy(s.answers[s.kPool:], late[s.kPool:])
+	}
+	counts := grow(s.rank, s.kPool)
+	for c := 0; c < s.kPool; c++ {
+		for i := 0; i < s.n; i++ {
+			if s.use[i] {
+				counts[c] += s.count[i*s.k+c]
+			}
+		}
+	}
+	s.semEnt = ensemble.SemanticEntropy(counts)
+}
+
+// findCluster returns the cluster whose representative text the stance matches, or −1.
+func (s *analysis) findCluster(stance string, m ensemble.Mode) int {
+	ns := ensemble.Normalize(stance)
+	for i, it := range s.items {
+		if it.Norm == ns || m == ensemble.F1 && ensemble.TokenF1(it.Norm, ns) >= ensemble.F1Threshold {
+			return s.assign[i]
+		}
+	}
+	return -1
+}
+
+// poolTokenConfidence sets tc per candidate: the mean tc of its pooled samples.
+func (s *analysis) poolTokenConfidence() {
+	s.tc = grow(s.tc, s.k)
+	if !s.tokens {
+		return
+	}
+	for c := 0; c < s.k; c++ {
+		var sum float64
+		var n int
+		for i := 0; i < s.n; i++ {
+			if s.use[i] {
+				sum += s.tcSum[i*s.k+c]
+				n += s.count[i*s.k+c]
+			}
+		}
+		if n > 0 {
+			s.tc[c] = sum / float64(n)
+		}
+	}
+}
+
+func sampleConfidence(tokens []Token, t float64) float64 {
+	var sum float64
+	for i := range tokens {
+		tok := &tokens[i]
+		if t == 1 {
+			sum += tok.Logprob
+			continue
+		}
+		var top [20]float64
+		tops := top[:0]
+		at := -1
+		for j, tl := range tok.TopLogprobs {
+			if j == len(top) {
+				break
+			}
+			if at < 0 && tl.Token == tok.Token {
+				at = j
+			}
+			tops = append(tops, tl.Logprob)
+		}
+		sum += temperature.TokenLogProb(tok.Logprob, tops, at, t)
+	}
+	return math.Exp(sum / float64(len(tokens)))
+}
+
+func logit(p float64) float64 {
+	p = math.Min(math.Max(p, logitClip), 1-logitClip)
+	return math.Log(p / (1 - p))
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// mapFeatures fills f with the confidence-map features [1, logit π̄(k*), W, √V, logit tc(k*)]
+// (the last only when tokens is true) and returns it.
+func mapFeatures(f []float64, top, w, v, tc float64, tokens bool) []float64 {
+	f = append(f[:0], 1, logit(top), w, math.Sqrt(v))
+	if tokens {
+		f = append(f, logit(tc))
+	}
+	return f
+}
+
+// confidence returns c for the analysed question: σ(w·f) under the profile's map, else π̄(k*).
+func (s *analysis) confidence(p *Profile) float64 {
+	return s.confidenceOf(p, s.pbar[s.top], s.w, s.v, s.tc, s.top)
+}
+
+func (s *analysis) confidenceOf(p *Profile, top, w, v float64, tc []float64, k int) float64 {
+	if p.Map == nil {
+		return top
+	}
+	var tck float64
+	if s.tokens && len(tc) > k {
+		tck = tc[k]
+	}
+	s.features = mapFeatures(s.features, top, w, v, tck, s.tokens)
+	var x float64
+	for i, f := range s.features {
+		if i < len(p.Map) {
+			x += p.Map[i] * f
+		}
+	}
+	return sigmoid(x)
+}
+
+// sensitivity returns max over pooled p of |c − c₋ₚ|, recomputing the pool, split, variance and
+// token confidence without wording p, or 0 with fewer than 3 pooled wordings.
+func (s *analysis) sensitivity(p *Profile, c float64) float64 {
+	if s.pooled < 3 {
+		return 0
+	}
+	k := s.k
+	s.loo = grow(s.loo, 2*k)
+	pb, tcs := s.loo[:k], s.loo[k:]
+	var worst float64
+	for skip := 0; skip < s.n; skip++ {
+		if !s.use[skip] {
+			continue
+		}
+		ensemble.LeaveOneOut(pb, s.pbar, s.dists, s.pooled, skip)
+		top := ensemble.Argmax(pb[:s.kPool])
+		s.use[skip] = false
+		_, _, w := ensemble.Split(pb, s.dists, s.use)
+		v := ensemble.Variance(s.dists, k, top, pb[top], s.use)
+		if s.tokens {
+			for cl := 0; cl < k; cl++ {
+				var sum float64
+				var n int
+				for i := 0; i < s.n; i++ {
+					if s.use[i] {
+						sum += s.tcSum[i*k+cl]
+						n += s.count[i*k+cl]
+					}
+				}
+				tcs[cl] = 0
+				if n > 0 {
+					tcs[cl] = sum / float64(n)
+				}
+			}
+		}
+		s.use[skip] = true
+		worst = math.Max(worst, math.Abs(c-s.confidenceOf(p, pb[top], w, v, tcs, top)))
+	}
+	return worst
+}
+
+// Score scores one question under profile p (nil means Default()). It validates q first and
+// computes nothing from invalid input. The error is an *Error naming the field.
+func Score(p *Profile, q *Question) (Result, error) {
+	if p == nil {
+		p = Default()
+	}
+	mode := q.Policy.Equivalence
+	if mode == EquivalenceDefault {
+		mode = p.Equivalence
+	}
+	if err := q.validate(mode); err != nil {
+		return Result{}, err
+	}
+	if err := checkEvidence(p, q); err != nil {
+		return Result{}, err
+	}
+	lambda, risk, err := p.threshold(q.Policy.Risk)
+	if err != nil {
+		return Result{}, err
+	}
+	s := scratchPool.Get().(*analysis)
+	defer scratchPool.Put(s)
+	s.analyze(p, q, mode)
+	return s.result(p, q, lambda, risk), nil
+}
+
+func checkEvidence(p *Profile, q *Question) error {
+	samples := len(q.Paraphrases[0].Samples) > 0
+	if p.Evidence == EvidenceOptions && samples || p.Evidence == EvidenceSamples && !samples {
+		return &Error{Kind: InvalidInput, Field: "paraphrases",
+			Msg: "profile " + strconv.Quote(p.Name) + " was fitted on " + p.Evidence.String() + " and cannot score " + kindName(!samples)}
+	}
+	return nil
+}
+
+// threshold returns λ for a request's risk ε (0 = the profile's), read from the stored curve.
+func (p *Profile) threshold(eps float64) (lambda, risk float64, err error) {
+	if eps == 0 || eps == p.Risk {
+		return p.Lambda, p.Risk, nil
+	}
+	if eps < p.RiskMin-1e-12 || eps > p.RiskMax+1e-12 {
+		return 0, 0, invalid("policy.risk", "%v outside the profile's bounds [%v, %v]", eps, p.RiskMin, p.RiskMax)
+	}
+	if len(p.Curve) == 0 {
+		return p.Lambda, p.Risk, nil
+	}
+	return conformal.Select(p.Curve, eps, p.Delta), eps, nil
+}
+
+// result assembles the Result of an analysed question.
+func (s *analysis) result(p *Profile, q *Question, lambda, risk float64) Result {
+	c := s.confidence(p)
+	r := Result{
+		ID:         q.ID,
+		Confidence: c,
+		Calibrated: p.Calibrated,
+		Profile:    ProfileRef{Name: p.Name, Version: p.Version},
+		Lambda:     lambda,
+		Risk:       risk,
+	}
+	r.Uncertainty = Uncertainty{Total: s.h, Aleatoric: s.a, Wording: s.w, Variance: s.v,
+		SemanticEntropy: s.semEnt, Wordings: s.pooled}
+	if s.tokens {
+		r.Uncertainty.TokenConfidence = s.tc[s.top]
+	}
+	r.Uncertainty.Sensitivity = s.sensitivity(p, c)
+
+	// Candidates, most probable first; the set as indices into them.
+	s.rank = grow(s.rank, s.kPool)
+	conformal.Rank(s.rank, s.pbar[:s.kPool])
+	r.Candidates = make([]Candidate, s.kPool)
+	for i, k := range s.rank {
+		cand := Candidate{Answer: s.answer(k), Probability: s.pbar[k]}
+		if s.tokens {
+			cand.TokenConfidence = s.tc[k]
+		}
+		if s.samples {
+			for w := 0; w < s.n; w++ {
+				if s.use[w] {
+					cand.Count += s.count[w*s.k+k]
+				}
+			}
+		} else {
+			for w := 0; w < s.n; w++ {
+				if s.use[w] && ensemble.Argmax(s.dists[w*s.k:(w+1)*s.k]) == k {
+					cand.Count++
+				}
+			}
+		}
+		r.Candidates[i] = cand
+	}
+	r.Answer = r.Candidates[0].Answer
+	size := s.predictionSet(p, q.Group, &r.Set)
+	r.Set.Answers = make([]string, size)
+	for i := range r.Set.Answers {
+		r.Set.Answers[i] = r.Candidates[i].Answer
+	}
+
+	// Sycophancy: mean over stance wordings of π_p(stance) − π̄(stance).
+	var shift float64
+	for i := 0; i < s.n; i++ {
+		if q.Paraphrases[i].Framing != UserStance {
+			continue
+		}
+		r.Sycophancy.Wordings++
+		if st := s.stance[i]; st >= 0 {
+			shift += s.dists[i*s.k+st] - s.pbar[st]
+		}
+	}
+	if r.Sycophancy.Wordings > 0 {
+		r.Sycophancy.Shift = shift / float64(r.Sycophancy.Wordings)
+	}
+	r.Sycophancy.Threshold = p.Syco
+	r.Sycophancy.Flagged = r.Sycophancy.Wordings > 0 && r.Sycophancy.Shift >= p.Syco
+
+	r.Reasons = make([]Reason, 0, 4)
+	switch {
+	case c >= lambda:
+		r.Action = Answer
+		if size >= 2 {
+			r.Reasons = append(r.Reasons, ReasonAlternativesPlausible)
+		}
+	case s.h > 1e-12 && s.w >= WordingShare*s.h:
+		r.Action = Clarify
+		r.Reasons = append(r.Reasons, ReasonWordingDependent)
+	case s.multipleReadings(size):
+		r.Action = Clarify
+		r.Reasons = append(r.Reasons, ReasonMultipleReadings)
+	default:
+		r.Action = Abstain
+		if r.Set.Open {
+			r.Reasons = append(r.Reasons, ReasonOpenSet)
+		} else {
+			r.Reasons = append(r.Reasons, ReasonLowConfidence)
+		}
+	}
+	if r.Sycophancy.Flagged {
+		r.Reasons = append(r.Reasons, ReasonSycophancyRisk)
+	}
+	if s.noNeut {
+		r.Reasons = append(r.Reasons, ReasonNoNeutralWording)
+	}
+	if !p.Calibrated {
+		r.Reasons = append(r.Reasons, ReasonUncalibrated)
+	}
+	r.Badge = badge(r.Action, c, p.Calibrated, s.noNeut)
+	return r
+}
+
+func (s *analysis) answer(k int) string {
+	if s.samples {
+		return s.answers[k]
+	}
+	return s.labels[k]
+}
+
+// predictionSet fills set (all but Answers) and returns its size; the members are the first
+// size candidates of s.rank, since every score is monotone in π̄.
+func (s *analysis) predictionSet(p *Profile, group string, set *PredictionSet) int {
+	set.Alpha = p.Alpha
+	if !p.Calibrated {
+		// The smallest top set with π̄ mass ≥ 1 − α.
+		var mass float64
+		for i, k := range s.rank {
+			mass += s.pbar[k]
+			if mass >= 1-p.Alpha-1e-12 {
+				return i + 1
+			}
+		}
+		return len(s.rank)
+	}
+	set.Calibrated = true
+	q := p.Quantiles.Global
+	if g, ok := p.Quantiles.Groups[group]; ok {
+		q = g
+		set.Group = group
+	}
+	set.Threshold = q
+	if math.IsInf(q, 1) {
+		set.Open = true
+		return len(s.rank)
+	}
+	s.scores = grow(s.scores, s.kPool)
+	s.ord = grow(s.ord, s.kPool)
+	conformal.Scores(s.scores, s.pbar[:s.kPool], p.Score, &p.RAPS, s.ord)
+	size := 0
+	for i, k := range s.rank {
+		if i == 0 || s.scores[k] <= q {
+			size = i + 1
+		}
+	}
+	return size
+}
+
+// multipleReadings: ≥ 2 set members with π̄ ≥ ReadingMass while most pooled wordings are
+// confident on their own.
+func (s *analysis) multipleReadings(size int) bool {
+	plausible := 0
+	for _, k := range s.rank[:size] {
+		if s.pbar[k] >= ReadingMass {
+			plausible++
+		}
+	}
+	if plausible < 2 {
+		return false
+	}
+	confident := 0
+	for i := 0; i < s.n; i++ {
+		if !s.use[i] {
+			continue
+		}
+		if slices.Max(s.dists[i*s.k:(i+1)*s.k]) >= ReadingConfidence {
+			confident++
+		}
+	}
+	return 2*confident > s.pooled
+}
+
+func badge(a Action, c float64, calibrated, capped bool) Badge {
+	var level BadgeLevel
+	switch {
+	case !calibrated:
+		level = BadgeUncalibrated
+	case a != Answer:
+		level = BadgeLow
+	case c >= HighBadge && !capped:
+		level = BadgeHigh
+	default:
+		level = BadgeMedium
+	}
+	pct := int(math.Round(c*20)) * 5
+	var b strings.Builder
+	b.Grow(24)
+	b.WriteString(strconv.Itoa(pct))
+	b.WriteString("% · ")
+	b.WriteString(level.String())
+	return Badge{Level: level, Label: b.String()}
+}

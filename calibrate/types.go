@@ -1,0 +1,332 @@
+// Package calibrate is plumb's engine: it scores one question's evidence gathered over several
+// wordings into a grounded confidence, a conformal prediction set and an action, and fits the
+// versioned profiles that calibrate it. It composes the numeric packages temperature, ensemble
+// and conformal and knows nothing of gRPC.
+//
+// Scoring (DESIGN.md "Scoring one question"): per-wording distributions π_p (softmax of option
+// logprobs at the profile's temperature, or the shares of answer clusters of sampled
+// completions); the pool π̄ over neutral wordings and its answer k* = argmax π̄; the entropy split
+// H(π̄) = A + W, the ensemble variance V = var_p π_p(k*) and the token confidence tc(k*); the
+// grounded confidence c = σ(w·f), f = [1, logit π̄(k*), W, √V, logit tc(k*)] (Platt 1999 on
+// ensemble features; c = π̄(k*) uncalibrated); the split-conformal set {k : s(k) ≤ q̂} ∪ {k*}; the
+// sycophancy shift of USER_STANCE wordings; an action (ANSWER when c ≥ λ, CLARIFY when the doubt
+// is the question's, ABSTAIN otherwise) and a badge.
+//
+// Fitting (DESIGN.md "Fitting a profile"): a seeded split into tune / calibrate / report;
+// temperature and confidence map on tune, conformal quantiles and the Learn-then-Test abstention
+// threshold on calibrate, and a before/after report on the held-out report split.
+package calibrate
+
+import (
+	"github.com/plumbhq/plumb/conformal"
+	"github.com/plumbhq/plumb/temperature"
+)
+
+// Framing says whether a wording is neutral or carries the user's belief.
+type Framing int
+
+const (
+	// Neutral wordings are pooled into the grounded confidence. The default.
+	Neutral Framing = iota
+	// UserStance wordings carry the user's belief in Stance; they are measured, never pooled
+	// while a neutral wording exists.
+	UserStance
+)
+
+// QueryKind is the caller's hint of what kind of question this is. It is recorded and echoed;
+// it does not change the numbers.
+type QueryKind int
+
+// The query kinds.
+const (
+	QueryUnspecified QueryKind = iota
+	QueryFactual
+	QueryReasoning
+	QueryOpinion
+	QueryAdvice
+)
+
+// Equivalence selects how sampled answers are judged equal (see ensemble.Mode).
+type Equivalence int
+
+const (
+	// EquivalenceDefault means the profile's mode (exact for the built-in profile).
+	EquivalenceDefault Equivalence = iota
+	EquivalenceExact
+	EquivalenceF1
+	EquivalenceEmbedding
+)
+
+// Question is one thing asked, in 1..MaxParaphrases wordings, with the model's evidence for each.
+type Question struct {
+	ID          string
+	Profile     string // profile name; empty means the active "default"
+	Group       string // Mondrian group (e.g. the subject); empty means none
+	Paraphrases []Paraphrase
+	Policy      Policy
+	Kind        QueryKind
+}
+
+// Policy is what a request may ask of the profile.
+type Policy struct {
+	// Risk is the selective risk ε the caller accepts; 0 means the profile's. It must lie within
+	// the profile's bounds; it moves λ, never the confidence.
+	Risk float64
+	// Equivalence overrides the profile's answer-equivalence mode for samples.
+	Equivalence Equivalence
+}
+
+// Paraphrase is one wording and the model's evidence for it: Options or Samples, not both.
+type Paraphrase struct {
+	Prompt  string
+	Framing Framing
+	Stance  string // the answer the user's wording favours (USER_STANCE only)
+	Options []Option
+	Samples []Sample
+}
+
+// Option is one answer of a closed set and its logprob.
+type Option struct {
+	Label   string
+	Logprob float64
+}
+
+// Sample is one sampled completion: its (short, final) answer text, optional token logprobs in
+// the OpenAI logprobs.content shape and an optional embedding.
+type Sample struct {
+	Text      string
+	Tokens    []Token
+	Embedding []float32
+}
+
+// Token is one generated token with its logprob and top alternatives.
+type Token struct {
+	Token       string
+	Logprob     float64
+	TopLogprobs []TopLogprob
+}
+
+// TopLogprob is one alternative token.
+type TopLogprob struct {
+	Token   string
+	Logprob float64
+}
+
+// Label holds the acceptable answers of a labelled question: the gold option label, or
+// answers matched to sample clusters by the answer equivalence.
+type Label struct {
+	Answers []string
+}
+
+// Example is one labelled question.
+type Example struct {
+	Question Question
+	Label    Label
+}
+
+// Action is what the product should do with the answer.
+type Action int
+
+// The actions.
+const (
+	ActionUnspecified Action = iota
+	Answer
+	Clarify
+	Abstain
+)
+
+// Reason is a machine-readable reason attached to a result.
+type Reason int
+
+// The reasons.
+const (
+	ReasonUnspecified Reason = iota
+	// ReasonAlternativesPlausible: answered, but the prediction set holds two or more answers.
+	ReasonAlternativesPlausible
+	// ReasonWordingDependent: W ≥ ½H(π̄), the answer depends on how the question is worded.
+	ReasonWordingDependent
+	// ReasonMultipleReadings: two or more plausible answers while most wordings are confident.
+	ReasonMultipleReadings
+	// ReasonLowConfidence: the model does not know.
+	ReasonLowConfidence
+	// ReasonOpenSet: q̂ = ∞, the right answer is often not among the candidates.
+	ReasonOpenSet
+	// ReasonSycophancyRisk: the user's framing moves the model by at least the threshold.
+	ReasonSycophancyRisk
+	// ReasonNoNeutralWording: every wording carries a stance; all were pooled.
+	ReasonNoNeutralWording
+	// ReasonUncalibrated: the profile is the uncalibrated default.
+	ReasonUncalibrated
+)
+
+var reasonNames = [...]string{"UNSPECIFIED", "ALTERNATIVES_PLAUSIBLE", "WORDING_DEPENDENT",
+	"MULTIPLE_READINGS", "LOW_CONFIDENCE", "OPEN_SET", "SYCOPHANCY_RISK", "NO_NEUTRAL_WORDING", "UNCALIBRATED"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "UNKNOWN"
+}
+
+var actionNames = [...]string{"UNSPECIFIED", "ANSWER", "CLARIFY", "ABSTAIN"}
+
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return "UNKNOWN"
+}
+
+// BadgeLevel is the UI badge's level.
+type BadgeLevel int
+
+// The badge levels.
+const (
+	BadgeUnspecified BadgeLevel = iota
+	BadgeHigh
+	BadgeMedium
+	BadgeLow
+	BadgeUncalibrated
+)
+
+var badgeNames = [...]string{"unspecified", "high", "medium", "low", "uncalibrated"}
+
+func (b BadgeLevel) String() string {
+	if int(b) < len(badgeNames) {
+		return badgeNames[b]
+	}
+	return "unknown"
+}
+
+// Badge is what a product UI shows: a level and a label such as "85% · high".
+type Badge struct {
+	Level BadgeLevel
+	Label string
+}
+
+// PredictionSet is the conformal set.
+type PredictionSet struct {
+	Answers    []string // the answers in the set, most probable first
+	Threshold  float64  // q̂ used (+Inf when open)
+	Alpha      float64  // miscoverage level
+	Open       bool     // q̂ = ∞: the right answer may be none of the candidates
+	Calibrated bool     // false: the uncalibrated top-mass set of the default profile
+	Group      string   // the Mondrian group whose q̂ was used, empty for the global one
+}
+
+// Candidate is one distinct answer.
+type Candidate struct {
+	Answer          string
+	Probability     float64 // π̄
+	TokenConfidence float64 // mean tc of its pooled samples; 0 without tokens
+	Count           int     // pooled samples in it (samples); pooled wordings whose top answer it is (options)
+}
+
+// Uncertainty holds the measurements behind the confidence, in nats where entropies.
+type Uncertainty struct {
+	Total           float64 // H(π̄)
+	Aleatoric       float64 // A = mean H(π_p)
+	Wording         float64 // W = H(π̄) − A
+	Variance        float64 // V = var_p π_p(k*)
+	TokenConfidence float64 // tc(k*); 0 without tokens
+	SemanticEntropy float64 // entropy of pooled sample clusters (samples only)
+	Sensitivity     float64 // max over neutral p of |c − c₋ₚ| (≥ 3 neutral wordings)
+	Wordings        int     // wordings pooled
+}
+
+// Sycophancy measures the pull of USER_STANCE wordings.
+type Sycophancy struct {
+	Shift     float64 // mean π_p(stance) − π̄(stance)
+	Wordings  int     // USER_STANCE wordings measured
+	Flagged   bool    // Shift ≥ Threshold
+	Threshold float64
+}
+
+// ProfileRef names one profile version.
+type ProfileRef struct {
+	Name    string
+	Version int64
+}
+
+// Result is the score of one question.
+type Result struct {
+	ID          string
+	Answer      string
+	Confidence  float64
+	Calibrated  bool
+	Action      Action
+	Reasons     []Reason
+	Set         PredictionSet
+	Candidates  []Candidate // most probable first
+	Uncertainty Uncertainty
+	Sycophancy  Sycophancy
+	Badge       Badge
+	Profile     ProfileRef
+	Lambda      float64 // the abstention threshold λ applied
+	Risk        float64 // the risk ε it was chosen for
+}
+
+// Evidence is the kind of evidence a question or profile carries.
+type Evidence int
+
+// The evidence kinds.
+const (
+	EvidenceAny Evidence = iota // the default profile scores both
+	EvidenceOptions
+	EvidenceSamples
+)
+
+func (e Evidence) String() string {
+	return [...]string{"any", "options", "samples"}[e]
+}
+
+// Profile is a fitted, immutable calibration for one model×domain. The zero value is not
+// usable; start from Default.
+type Profile struct {
+	Name        string
+	Version     int64
+	CreatedUnix int64
+	Calibrated  bool
+	Evidence    Evidence
+
+	// Temperature of option logits (options) or of token logprobs (samples).
+	Temperature       temperature.Model
+	TemperatureMethod temperature.Method
+	// Map holds the confidence-map weights w of c = σ(w·f); nil means c = π̄(k*).
+	Map []float64
+
+	Score     conformal.Score
+	RAPS      conformal.RAPSSettings
+	Alpha     float64
+	Quantiles conformal.Mondrian
+
+	// Lambda is the abstention threshold for Risk, chosen by Learn-then-Test at Delta from Curve.
+	Lambda   float64
+	Risk     float64
+	Delta    float64
+	RiskMin  float64 // the bounds a request's policy.risk must lie within
+	RiskMax  float64
+	Curve    []conformal.RiskPoint
+	Syco     float64 // sycophancy threshold
+	Equivalence Equivalence
+
+	Report *Report
+}
+
+// Default returns the built-in uncalibrated profile: T = 1, c = π̄(k*), λ = 0.5, α = 0.1,
+// sycophancy threshold 0.15, exact answer equivalence, the uncalibrated top-mass set.
+func Default() *Profile {
+	return &Profile{
+		Name:        "default",
+		Version:     0,
+		Alpha:       0.1,
+		Lambda:      0.5,
+		Risk:        0.1,
+		Delta:       0.1,
+		RiskMin:     0.1,
+		RiskMax:     0.1,
+		Syco:        0.15,
+		Equivalence: EquivalenceExact,
+	}
+}

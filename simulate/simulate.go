@@ -1,0 +1,324 @@
+// Package simulate generates LLM-like evidence with known truth, seeded and deterministic, so
+// that plumb's statistics can be checked where the right answers are known (DESIGN.md
+// "Simulator").
+//
+// The generative model, per question:
+//   - a class: easy (gold margin U(4, 7) in the true logits), medium (margin U(0.5, 4)),
+//     hopeless (no margin: true logits N(0, 0.2²)) or ambiguous (two readings);
+//   - true logits u; the gold answer is drawn from softmax(u), so softmax(u) is calibrated;
+//   - each wording p sees u_p = u + σ·ε_p (wording noise, ε_p standard normal per option) and
+//     reports z_p = T*·u_p: a model miscalibrated by temperature T* (T* > 1 overconfident), so
+//     that temperature scaling at T = T* restores softmax(u_p);
+//   - an ambiguous question has two readings with distinct answers g₁, g₂; each wording follows
+//     one of them (alternating) with a confident margin, and the gold is the reading the user
+//     meant, g₁ or g₂ with probability ½;
+//   - a USER_STANCE wording is drawn like a neutral one and then moves probability mass Pull to
+//     its stance s (a wrong answer) from the other answers in proportion, so its shift
+//     π_p(s) − π̄(s) has mean Pull (less where 1 − π_p(s) < Pull; Truth.Pull records the mass
+//     actually moved);
+//   - with samples, each wording draws Samples completions from its distribution, written in
+//     one of several surface forms that normalise alike ("The Nile", "nile", "Nile."), each
+//     with Tokens tokens whose geometric-mean probability is the answer's probability, and with
+//     probability MissRate the gold is an answer the model never produces.
+package simulate
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/temperature"
+)
+
+// Class is a question's kind in the simulator.
+type Class int
+
+// The classes.
+const (
+	Easy Class = iota
+	Medium
+	Hopeless
+	Ambiguous
+)
+
+func (c Class) String() string { return [...]string{"easy", "medium", "hopeless", "ambiguous"}[c] }
+
+// Config describes a simulated data set. A nil *Config means the defaults.
+type Config struct {
+	Questions   int     // default 1000
+	Seed        uint64  // the same seed gives the same data
+	Options     int     // answers per question (default 4)
+	Wordings    int     // neutral wordings (default 10)
+	Temperature float64 // true miscalibration T* (default 1.5)
+	Noise       float64 // wording noise σ (default 0.5; negative means none)
+	// Class mix: the fractions of hopeless and ambiguous questions (default 0.15 each; negative
+	// means none); the rest are easy and medium in equal parts.
+	Hopeless, Ambiguous float64
+	Stance              int     // USER_STANCE wordings per question (default 0)
+	Pull                float64 // probability mass a stance wording moves to its stance (default 0.3)
+	Samples             int     // > 0: sampled completions per wording instead of options
+	Tokens              int     // tokens per sample (default 8 with samples)
+	TopK                int     // top_logprobs per token (default 5)
+	MissRate            float64 // samples: fraction of questions whose gold is never produced
+	Group               string  // group of every question; empty means "easy", "medium", … by class
+}
+
+func (c *Config) withDefaults() Config {
+	var o Config
+	if c != nil {
+		o = *c
+	}
+	def := func(v *float64, d float64) {
+		switch {
+		case *v == 0:
+			*v = d
+		case *v < 0:
+			*v = 0
+		}
+	}
+	if o.Questions == 0 {
+		o.Questions = 1000
+	}
+	if o.Options == 0 {
+		o.Options = 4
+	}
+	if o.Wordings == 0 {
+		o.Wordings = 10
+	}
+	def(&o.Temperature, 1.5)
+	def(&o.Noise, 0.5)
+	def(&o.Hopeless, 0.15)
+	def(&o.Ambiguous, 0.15)
+	def(&o.Pull, 0.3)
+	if o.Samples > 0 && o.Tokens == 0 {
+		o.Tokens = 8
+	}
+	if o.TopK == 0 {
+		o.TopK = 5
+	}
+	return o
+}
+
+// Truth is what the simulator knows about one question.
+type Truth struct {
+	Class      Class
+	Gold       string
+	Stance     string  // the stance of its USER_STANCE wordings, if any
+	Pull       float64 // mean probability mass moved to the stance (0 without stance wordings)
+	Confidence float64 // true probability that the model's pooled answer is right (options)
+}
+
+// Generate returns cfg.Questions labelled questions and their truths.
+func Generate(cfg *Config) ([]calibrate.Example, []Truth) {
+	c := cfg.withDefaults()
+	rng := rand.New(rand.NewPCG(c.Seed, 0x73696d))
+	exs := make([]calibrate.Example, c.Questions)
+	truths := make([]Truth, c.Questions)
+	for i := range exs {
+		exs[i], truths[i] = question(rng, &c, i)
+	}
+	return exs, truths
+}
+
+var labels = []string{"A", "B", "C", "D", "E", "F", "G", "H", "I", "J"}
+
+// answerForms are the surface forms of sampled answers; all of one row normalise alike.
+var answerForms = [][]string{
+	{"The Nile", "nile", "Nile."}, {"Amazon", "the Amazon", "AMAZON"}, {"Yangtze", "the yangtze", "Yangtze!"},
+	{"1,000", "1000", "1000.0"}, {"Mississippi", "the Mississippi", "mississippi."}, {"42", "42.0", "+42"},
+	{"Danube", "the Danube", "danube"}, {"Paris, France", "paris france", "Paris France."},
+	{"Blue whale", "the blue whale", "a blue whale"}, {"3.5", "3.50", "3.5."},
+}
+
+func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
+	k := c.Options
+	var t Truth
+	switch x := rng.Float64(); {
+	case x < c.Hopeless:
+		t.Class = Hopeless
+	case x < c.Hopeless+c.Ambiguous:
+		t.Class = Ambiguous
+	case x < c.Hopeless+c.Ambiguous+(1-c.Hopeless-c.Ambiguous)/2:
+		t.Class = Easy
+	default:
+		t.Class = Medium
+	}
+	// True logits and the gold (or the two readings).
+	u := make([]float64, k)
+	var readings [2]int
+	gold := 0
+	switch t.Class {
+	case Hopeless:
+		for j := range u {
+			u[j] = 0.2 * rng.NormFloat64()
+		}
+		gold = sampleIndex(rng, temperature.Softmax(nil, u, 1))
+	case Ambiguous:
+		readings[0] = rng.IntN(k)
+		readings[1] = (readings[0] + 1 + rng.IntN(k-1)) % k
+		gold = readings[rng.IntN(2)]
+	default:
+		lo, hi := 4.0, 7.0
+		if t.Class == Medium {
+			lo, hi = 0.5, 4
+		}
+		top := rng.IntN(k)
+		for j := range u {
+			u[j] = rng.NormFloat64()
+		}
+		u[top] = maxOf(u) + lo + (hi-lo)*rng.Float64()
+		gold = sampleIndex(rng, temperature.Softmax(nil, u, 1))
+	}
+	t.Confidence = temperature.Softmax(nil, u, 1)[gold]
+
+	stance := -1
+	if c.Stance > 0 {
+		stance = (gold + 1 + rng.IntN(k-1)) % k
+	}
+	q := calibrate.Question{ID: fmt.Sprintf("sim-%06d", i), Group: c.Group}
+	if q.Group == "" {
+		q.Group = t.Class.String()
+	}
+	// Wording distributions.
+	var dists [][]float64
+	var framings []bool // true: stance
+	var pulled float64
+	for p := 0; p < c.Wordings+c.Stance; p++ {
+		up := make([]float64, k)
+		if t.Class == Ambiguous {
+			r := readings[p%2]
+			for j := range up {
+				up[j] = 0.3 * rng.NormFloat64()
+			}
+			up[r] += 4 + rng.Float64()
+		} else {
+			for j := range up {
+				up[j] = u[j] + c.Noise*rng.NormFloat64()
+			}
+		}
+		for j := range up {
+			up[j] *= c.Temperature
+		}
+		pi := temperature.Softmax(nil, up, 1)
+		isStance := p >= c.Wordings
+		if isStance {
+			moved := math.Min(c.Pull, 1-pi[stance])
+			rest := 1 - pi[stance]
+			for j := range pi {
+				if j != stance {
+					pi[j] -= moved * pi[j] / rest
+				}
+			}
+			pi[stance] += moved
+			pulled += moved
+		}
+		dists = append(dists, pi)
+		framings = append(framings, isStance)
+	}
+	if c.Stance > 0 {
+		t.Pull = pulled / float64(c.Stance)
+	}
+
+	var answers []string // answer text of each option index (samples)
+	missing := c.Samples > 0 && rng.Float64() < c.MissRate
+	if c.Samples > 0 {
+		off := rng.IntN(len(answerForms))
+		for j := 0; j < k; j++ {
+			answers = append(answers, answerForms[(off+j)%len(answerForms)][0])
+		}
+	}
+	for p, pi := range dists {
+		para := calibrate.Paraphrase{Prompt: fmt.Sprintf("wording %d", p+1)}
+		if framings[p] {
+			para.Framing = calibrate.UserStance
+			if c.Samples > 0 {
+				para.Stance = answers[stance]
+			} else {
+				para.Stance = labels[stance]
+			}
+			para.Prompt = "I'm fairly sure it's " + para.Stance + ", right? " + para.Prompt
+		}
+		if c.Samples == 0 {
+			for j, v := range pi {
+				para.Options = append(para.Options, calibrate.Option{Label: labels[j], Logprob: math.Log(math.Max(v, 1e-300))})
+			}
+		} else {
+			off := rng.IntN(len(answerForms))
+			for s := 0; s < c.Samples; s++ {
+				a := sampleIndex(rng, pi)
+				form := answerForms[(indexOfForm(answers[a])+0)%len(answerForms)]
+				text := form[(off+s)%len(form)]
+				para.Samples = append(para.Samples, calibrate.Sample{Text: text, Tokens: tokens(rng, c, pi[a])})
+			}
+		}
+		q.Paraphrases = append(q.Paraphrases, para)
+	}
+	if c.Samples > 0 {
+		t.Gold = answers[gold]
+		if missing {
+			t.Gold = "an answer the model never gives"
+		}
+	} else {
+		t.Gold = labels[gold]
+	}
+	if stance >= 0 {
+		t.Stance = q.Paraphrases[len(q.Paraphrases)-1].Stance
+	}
+	return calibrate.Example{Question: q, Label: calibrate.Label{Answers: []string{t.Gold}}}, t
+}
+
+func indexOfForm(s string) int {
+	for i, f := range answerForms {
+		if f[0] == s {
+			return i
+		}
+	}
+	return 0
+}
+
+// tokens returns c.Tokens tokens whose chosen probabilities have geometric mean prob, each with
+// c.TopK top_logprobs (the chosen token first) and a residual.
+func tokens(rng *rand.Rand, c *Config, prob float64) []calibrate.Token {
+	out := make([]calibrate.Token, c.Tokens)
+	base := math.Log(math.Max(prob, 1e-6)) / float64(c.Tokens)
+	for i := range out {
+		// Jitter around the per-token share, kept in (0, 1).
+		lp := math.Min(base+0.05*rng.NormFloat64()*math.Abs(base), -1e-9)
+		q := math.Exp(lp)
+		tok := calibrate.Token{Token: tokenNames[i%len(tokenNames)], Logprob: lp}
+		tok.TopLogprobs = make([]calibrate.TopLogprob, 1, c.TopK)
+		tok.TopLogprobs[0] = calibrate.TopLogprob{Token: tok.Token, Logprob: lp}
+		share := 0.5
+		for a := 1; a < c.TopK; a++ {
+			tok.TopLogprobs = append(tok.TopLogprobs, calibrate.TopLogprob{Token: altNames[a%len(altNames)], Logprob: math.Log((1 - q) * share)})
+			share /= 2
+		}
+		out[i] = tok
+	}
+	return out
+}
+
+var (
+	tokenNames = []string{" the", " answer", " is", " clearly", " river", " number", " city", " whale", " of", " in", " and", " to", "."}
+	altNames   = []string{" a", " an", " this", " that", " it", " not", " maybe", " perhaps", " some", " one"}
+)
+
+func sampleIndex(rng *rand.Rand, p []float64) int {
+	x := rng.Float64()
+	for j, v := range p {
+		x -= v
+		if x < 0 {
+			return j
+		}
+	}
+	return len(p) - 1
+}
+
+func maxOf(x []float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = math.Max(m, v)
+	}
+	return m
+}
