@@ -55,7 +55,7 @@ type FitConfig struct {
 	Delta       float64 // Learn-then-Test level δ (default 0.1)
 	RiskMin     float64 // bounds a request's policy.risk may ask within (default [min(ε, 0.01), max(ε, 0.5)])
 	RiskMax     float64
-	MinGroup    int     // examples a Mondrian group needs for its own q̂ (default 100)
+	MinGroup    int // examples a Mondrian group needs for its own q̂ (default 100)
 	Equivalence Equivalence
 	Sycophancy  float64 // sycophancy threshold (default 0.15)
 	L2          float64 // confidence-map ridge penalty (default 1e-3)
@@ -146,7 +146,6 @@ func (c *FitConfig) check() error {
 	return nil
 }
 
-
 // Fit fits a profile on labelled examples (DESIGN.md "Fitting a profile") and returns it with
 // its report. It is deterministic for the same examples, config and seed. Errors: an *Error of
 // kind InvalidInput naming the example and field, or Precondition when a needed split has fewer
@@ -230,8 +229,13 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 		groups[j] = q.Group
 		conf[j] = s.confidence(p)
 		correct[j] = gold[i] == s.top
+		// The set always holds k*, so a true k* is always covered: its score is 0. The set
+		// {k : s(k) ≤ q̂} ∪ {k*} is then exactly the conformal set of this score, and q̂ its
+		// finite-sample quantile (scoring k* by s(k*) instead over-covers).
 		scores[j] = math.Inf(1)
-		if g := gold[i]; g >= 0 && g < s.kPool {
+		if g := gold[i]; g == s.top {
+			scores[j] = 0
+		} else if g >= 0 && g < s.kPool {
 			s.scores = grow(s.scores, s.kPool)
 			s.ord = grow(s.ord, s.kPool)
 			conformal.Scores(s.scores, s.pbar[:s.kPool], p.Score, &p.RAPS, s.ord)
@@ -450,7 +454,7 @@ func fitMap(p *Profile, examples []Example, tune, gold []int, c FitConfig) error
 		if s.tokens {
 			tc = s.tc[s.top]
 		}
-		feats[j] = mapFeatures(nil, s.pbar[s.top], s.w, s.v, tc, s.tokens)
+		feats[j] = mapFeatures(nil, s.pbar[s.top], s.clip(), s.w, s.v, tc, s.tokens)
 		if gold[i] == s.top {
 			ys[j] = 1
 		}

@@ -22,7 +22,9 @@ const (
 	ReadingConfidence = 0.6
 	// HighBadge: ANSWER with c ≥ HighBadge shows a HIGH badge.
 	HighBadge = 0.8
-	// logitClip keeps logit features finite: probabilities are held to [clip, 1 − clip].
+	// logitClip keeps logit features finite: probabilities are held to [clip, 1 − clip]. A
+	// share of m pooled samples is held to [1/(2m), 1 − 1/(2m)] instead (half a sample, the
+	// continuity correction), so that a unanimous vote does not read as certainty.
 	logitClip = 1e-6
 )
 
@@ -42,24 +44,25 @@ type analysis struct {
 	pooled  int
 	top     int
 	h, a, w float64
+	rowH    []float64 // per wording: H(π_p)
 	v       float64
 
-	tokens    bool      // any pooled sample has tokens
-	tc        []float64 // per candidate: mean tc of its pooled samples
-	tcSum     []float64 // per wording×candidate: Σ tc (for leave-one-out)
-	count     []int     // per wording×candidate: samples
-	answers   []string  // per candidate (samples)
-	semEnt    float64
-	z, phi    []float64
-	items     []ensemble.Item
-	assign    []int
-	raw       []string
-	sampleTC  []float64
-	features  []float64
-	scores    []float64
-	rank      []int
-	ord       []int
-	loo       []float64
+	tokens   bool      // any pooled sample has tokens
+	tc       []float64 // per candidate: mean tc of its pooled samples
+	tcSum    []float64 // per wording×candidate: Σ tc (for leave-one-out)
+	count    []int     // per wording×candidate: samples
+	answers  []string  // per candidate (samples)
+	semEnt   float64
+	z, phi   []float64
+	items    []ensemble.Item
+	assign   []int
+	raw      []string
+	sampleTC []float64
+	features []float64
+	scores   []float64
+	rank     []int
+	ord      []int
+	loo      []float64
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(analysis) }}
@@ -102,7 +105,23 @@ func (s *analysis) analyze(p *Profile, q *Question, mode Equivalence) {
 	s.pbar = grow(s.pbar, s.k)
 	ensemble.Pool(s.pbar, s.dists, s.use)
 	s.top = ensemble.Argmax(s.pbar[:s.kPool])
-	s.h, s.a, s.w = ensemble.Split(s.pbar, s.dists, s.use)
+	// The entropy split of ensemble.Split, with each wording's entropy kept for leave-one-out
+	// (options computed it with the softmax).
+	if s.samples {
+		s.rowH = grow(s.rowH, s.n)
+		for i := 0; i < s.n; i++ {
+			s.rowH[i] = ensemble.Entropy(s.dists[i*s.k : (i+1)*s.k])
+		}
+	}
+	s.a = 0
+	for i := 0; i < s.n; i++ {
+		if s.use[i] {
+			s.a += s.rowH[i]
+		}
+	}
+	s.a /= float64(s.pooled)
+	s.h = ensemble.Entropy(s.pbar)
+	s.w = math.Max(s.h-s.a, 0)
 	s.v = ensemble.Variance(s.dists, s.k, s.top, s.pbar[s.top], s.use)
 	if s.samples {
 		s.poolTokenConfidence()
@@ -143,19 +162,13 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 		}
 		copy(s.dists[i*s.k:(i+1)*s.k], s.z)
 	}
+	s.rowH = grow(s.rowH, s.n)
 	m := p.Temperature
-	if m.Identity() {
-		for i := 0; i < s.n; i++ {
-			row := s.dists[i*s.k : (i+1)*s.k]
-			temperature.Softmax(row, row, 1)
-		}
-		return
-	}
 	if !m.Adaptive() {
 		t := m.At(nil)
 		for i := 0; i < s.n; i++ {
 			row := s.dists[i*s.k : (i+1)*s.k]
-			temperature.Softmax(row, row, t)
+			s.rowH[i] = temperature.SoftmaxEntropy(row, row, t)
 		}
 		return
 	}
@@ -165,7 +178,7 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 	for i := 0; i < s.n; i++ {
 		row := s.dists[i*s.k : (i+1)*s.k]
 		temperature.AdaptiveFeatures(s.phi, row, w)
-		temperature.Softmax(row, row, m.At(s.phi))
+		s.rowH[i] = temperature.SoftmaxEntropy(row, row, m.At(s.phi))
 	}
 }
 
@@ -342,8 +355,8 @@ func sampleConfidence(tokens []Token, t float64) float64 {
 	return math.Exp(sum / float64(len(tokens)))
 }
 
-func logit(p float64) float64 {
-	p = math.Min(math.Max(p, logitClip), 1-logitClip)
+func logit(p, clip float64) float64 {
+	p = math.Min(math.Max(p, clip), 1-clip)
 	return math.Log(p / (1 - p))
 }
 
@@ -351,12 +364,29 @@ func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // mapFeatures fills f with the confidence-map features [1, logit π̄(k*), W, √V, logit tc(k*)]
 // (the last only when tokens is true) and returns it.
-func mapFeatures(f []float64, top, w, v, tc float64, tokens bool) []float64 {
-	f = append(f[:0], 1, logit(top), w, math.Sqrt(v))
+func mapFeatures(f []float64, top, clip, w, v, tc float64, tokens bool) []float64 {
+	f = append(f[:0], 1, logit(top, clip), w, math.Sqrt(v))
 	if tokens {
-		f = append(f, logit(tc))
+		f = append(f, logit(tc, logitClip))
 	}
 	return f
+}
+
+// clip returns the bound of the logit of π̄(k*): logitClip for options, half a pooled sample
+// for samples.
+func (s *analysis) clip() float64 {
+	if !s.samples {
+		return logitClip
+	}
+	m := 0
+	for i := 0; i < s.n; i++ {
+		if s.use[i] {
+			for c := 0; c < s.k; c++ {
+				m += s.count[i*s.k+c]
+			}
+		}
+	}
+	return 0.5 / float64(m)
 }
 
 // confidence returns c for the analysed question: σ(w·f) under the profile's map, else π̄(k*).
@@ -372,7 +402,7 @@ func (s *analysis) confidenceOf(p *Profile, top, w, v float64, tc []float64, k i
 	if s.tokens && len(tc) > k {
 		tck = tc[k]
 	}
-	s.features = mapFeatures(s.features, top, w, v, tck, s.tokens)
+	s.features = mapFeatures(s.features, top, s.clip(), w, v, tck, s.tokens)
 	var x float64
 	for i, f := range s.features {
 		if i < len(p.Map) {
@@ -382,31 +412,46 @@ func (s *analysis) confidenceOf(p *Profile, top, w, v float64, tc []float64, k i
 	return sigmoid(x)
 }
 
-// sensitivity returns max over pooled p of |c − c₋ₚ|, recomputing the pool, split, variance and
-// token confidence without wording p, or 0 with fewer than 3 pooled wordings.
+// sensitivity returns max over pooled p of |c − c₋ₚ|, with the pool, split, variance and token
+// confidence recomputed without wording p (from running sums, O(k) per wording), or 0 with
+// fewer than 3 pooled wordings.
 func (s *analysis) sensitivity(p *Profile, c float64) float64 {
 	if s.pooled < 3 {
 		return 0
 	}
 	k := s.k
-	s.loo = grow(s.loo, 2*k)
-	pb, tcs := s.loo[:k], s.loo[k:]
+	s.loo = grow(s.loo, 4*k)
+	pb, tcs, s1, s2 := s.loo[:k], s.loo[k:2*k], s.loo[2*k:3*k], s.loo[3*k:]
+	var sumH float64
+	for i := 0; i < s.n; i++ {
+		if !s.use[i] {
+			continue
+		}
+		sumH += s.rowH[i]
+		for j, v := range s.dists[i*k : (i+1)*k] {
+			s1[j] += v
+			s2[j] += v * v
+		}
+	}
+	m := float64(s.pooled - 1)
 	var worst float64
 	for skip := 0; skip < s.n; skip++ {
 		if !s.use[skip] {
 			continue
 		}
-		ensemble.LeaveOneOut(pb, s.pbar, s.dists, s.pooled, skip)
+		row := s.dists[skip*k : (skip+1)*k]
+		for j := range pb {
+			pb[j] = (s1[j] - row[j]) / m
+		}
 		top := ensemble.Argmax(pb[:s.kPool])
-		s.use[skip] = false
-		_, _, w := ensemble.Split(pb, s.dists, s.use)
-		v := ensemble.Variance(s.dists, k, top, pb[top], s.use)
+		w := math.Max(ensemble.Entropy(pb)-(sumH-s.rowH[skip])/m, 0)
+		v := math.Max((s2[top]-row[top]*row[top])/m-pb[top]*pb[top], 0)
 		if s.tokens {
 			for cl := 0; cl < k; cl++ {
 				var sum float64
 				var n int
 				for i := 0; i < s.n; i++ {
-					if s.use[i] {
+					if s.use[i] && i != skip {
 						sum += s.tcSum[i*k+cl]
 						n += s.count[i*k+cl]
 					}
@@ -417,7 +462,6 @@ func (s *analysis) sensitivity(p *Profile, c float64) float64 {
 				}
 			}
 		}
-		s.use[skip] = true
 		worst = math.Max(worst, math.Abs(c-s.confidenceOf(p, pb[top], w, v, tcs, top)))
 	}
 	return worst
@@ -494,8 +538,20 @@ func (s *analysis) result(p *Profile, q *Question, lambda, risk float64) Result 
 	s.rank = grow(s.rank, s.kPool)
 	conformal.Rank(s.rank, s.pbar[:s.kPool])
 	r.Candidates = make([]Candidate, s.kPool)
+	if !s.samples {
+		// Options: a candidate's count is the pooled wordings whose top answer it is.
+		s.ord = grow(s.ord, s.kPool)
+		for w := 0; w < s.n; w++ {
+			if s.use[w] {
+				s.ord[ensemble.Argmax(s.dists[w*s.k:(w+1)*s.k])]++
+			}
+		}
+	}
 	for i, k := range s.rank {
 		cand := Candidate{Answer: s.answer(k), Probability: s.pbar[k]}
+		if !s.samples {
+			cand.Count = s.ord[k]
+		}
 		if s.tokens {
 			cand.TokenConfidence = s.tc[k]
 		}
@@ -503,12 +559,6 @@ func (s *analysis) result(p *Profile, q *Question, lambda, risk float64) Result 
 			for w := 0; w < s.n; w++ {
 				if s.use[w] {
 					cand.Count += s.count[w*s.k+k]
-				}
-			}
-		} else {
-			for w := 0; w < s.n; w++ {
-				if s.use[w] && ensemble.Argmax(s.dists[w*s.k:(w+1)*s.k]) == k {
-					cand.Count++
 				}
 			}
 		}
@@ -610,7 +660,7 @@ func (s *analysis) predictionSet(p *Profile, group string, set *PredictionSet) i
 	conformal.Scores(s.scores, s.pbar[:s.kPool], p.Score, &p.RAPS, s.ord)
 	size := 0
 	for i, k := range s.rank {
-		if i == 0 || s.scores[k] <= q {
+		if i == 0 || s.scores[k] <= q+conformal.Tie {
 			size = i + 1
 		}
 	}

@@ -302,13 +302,13 @@ type Profile struct {
 	Quantiles conformal.Mondrian
 
 	// Lambda is the abstention threshold for Risk, chosen by Learn-then-Test at Delta from Curve.
-	Lambda   float64
-	Risk     float64
-	Delta    float64
-	RiskMin  float64 // the bounds a request's policy.risk must lie within
-	RiskMax  float64
-	Curve    []conformal.RiskPoint
-	Syco     float64 // sycophancy threshold
+	Lambda      float64
+	Risk        float64
+	Delta       float64
+	RiskMin     float64 // the bounds a request's policy.risk must lie within
+	RiskMax     float64
+	Curve       []conformal.RiskPoint
+	Syco        float64 // sycophancy threshold
 	Equivalence Equivalence
 
 	Report *Report

@@ -83,7 +83,7 @@ func Scores(dst, probs []float64, kind Score, raps *RAPSSettings, order []int) [
 }
 
 // Rank fills order with the candidate indices by probability descending, index ascending on
-// ties. It panics if the lengths differ.
+// ties (within Tie). It panics if the lengths differ.
 func Rank(order []int, probs []float64) {
 	if len(order) != len(probs) {
 		panic("conformal: slice length mismatch")
@@ -99,7 +99,13 @@ func Rank(order []int, probs []float64) {
 	}
 }
 
-func before(p []float64, a, b int) bool { return p[a] > p[b] || p[a] == p[b] && a < b }
+// Tie is the difference below which two probabilities or scores count as equal, so that sums
+// taken in another order (the wordings permuted) rank and threshold alike.
+const Tie = 1e-12
+
+func before(p []float64, a, b int) bool {
+	return p[a] > p[b]+Tie || p[a] >= p[b]-Tie && a < b
+}
 
 // QuantileKind selects the rank of the conformal quantile.
 type QuantileKind int
@@ -146,11 +152,11 @@ func Quantile(alpha float64, kind QuantileKind, sorted []float64) float64 {
 	return sorted[r-1]
 }
 
-// Set appends to dst the candidates k with scores[k] ≤ qhat, plus top (the set is never empty),
+// Set appends to dst the candidates k with scores[k] ≤ qhat (+Tie), plus top (the set is never empty),
 // in index order, and returns it.
 func Set(dst []int, scores []float64, qhat float64, top int) []int {
 	for k, s := range scores {
-		if s <= qhat || k == top {
+		if s <= qhat+Tie || k == top {
 			dst = append(dst, k)
 		}
 	}

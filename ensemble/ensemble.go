@@ -114,12 +114,12 @@ func Variance(dists []float64, k, j int, mean float64, use []bool) float64 {
 	return s / float64(m)
 }
 
-// Argmax returns the index of the largest value, the first one on ties, and −1 for an empty
-// slice.
+// Argmax returns the index of the largest value, the first one on ties (values within 1e-12
+// count as tied, so that sums in another order agree), and −1 for an empty slice.
 func Argmax(p []float64) int {
 	best := -1
 	for j, v := range p {
-		if best < 0 || v > p[best] {
+		if best < 0 || v > p[best]+1e-12 {
 			best = j
 		}
 	}

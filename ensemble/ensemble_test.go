@@ -113,7 +113,7 @@ func TestNormalize(t *testing.T) {
 		{"$1,000.50!", "1000.5"},
 		{"-0.0", "0"},
 		{"1,00", "100"}, // not a thousands grouping: the comma is punctuation and is dropped
-		{"ＡＢＣ", "abc"}, // NFKC folds full-width letters
+		{"ＡＢＣ", "abc"},  // NFKC folds full-width letters
 		{"Paris", "paris"},
 		{"50%", "50"}, // % is punctuation (Unicode Po)
 		{"", ""},

@@ -87,6 +87,32 @@ func Softmax(dst, z []float64, t float64) []float64 {
 	return dst
 }
 
+// SoftmaxEntropy fills dst (which may be z) with softmax(z/t) like Softmax and returns its
+// entropy in nats,
+// computed with one logarithm as H = log Σ_j e^{u_j − m} − Σ_j p_j (u_j − m), u = z/t,
+// m = max u. It panics as Softmax does.
+func SoftmaxEntropy(dst, z []float64, t float64) float64 {
+	dst = prepare(dst, z, t)
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, v)
+	}
+	// One pass, so that dst may alias z: Σ e_j and Σ e_j (u_j − m).
+	var s, eu float64
+	for i, v := range z {
+		u := (v - m) / t
+		e := math.Exp(u)
+		dst[i] = e
+		s += e
+		eu += e * u
+	}
+	inv := 1 / s
+	for i := range dst {
+		dst[i] *= inv
+	}
+	return math.Max(math.Log(s)-eu*inv, 0)
+}
+
 func prepare(dst, z []float64, t float64) []float64 {
 	if !(t > 0) {
 		panic("temperature: non-positive temperature")

@@ -40,6 +40,36 @@ func TestLogSoftmax(t *testing.T) {
 	}
 }
 
+// TestSoftmaxEntropy checks the one-logarithm entropy against −Σ p log p of the same softmax.
+func TestSoftmaxEntropy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for trial := 0; trial < 1000; trial++ {
+		z := make([]float64, 2+rng.IntN(8))
+		for i := range z {
+			z[i] = rng.NormFloat64() * 5
+		}
+		tt := 0.1 + 3*rng.Float64()
+		p := make([]float64, len(z))
+		h := SoftmaxEntropy(p, z, tt)
+		var want float64
+		for i, v := range Softmax(nil, z, tt) {
+			if math.Abs(v-p[i]) > 1e-15 {
+				t.Fatalf("probabilities differ: %v vs %v", p[i], v)
+			}
+			if v > 0 {
+				want -= v * math.Log(v)
+			}
+		}
+		if math.Abs(h-want) > 1e-12 {
+			t.Fatalf("z=%v t=%v: entropy %.15g, want %.15g", z, tt, h, want)
+		}
+		// In place, as Score calls it.
+		if hh := SoftmaxEntropy(z, z, tt); hh != h {
+			t.Fatalf("in place: entropy %.15g, want %.15g", hh, h)
+		}
+	}
+}
+
 func TestTokenLogProb(t *testing.T) {
 	lp := []float64{math.Log(0.5), math.Log(0.3)} // residual 0.2
 	// At T = 1 the token's own logprob comes back unchanged.

@@ -1,0 +1,74 @@
+package calibrate_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/simulate"
+)
+
+func fitted(b *testing.B, cfg simulate.Config) (*calibrate.Profile, []calibrate.Example) {
+	b.Helper()
+	exs, _ := simulate.Generate(&cfg)
+	p, _, err := calibrate.Fit(exs, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p, exs
+}
+
+func benchScore(b *testing.B, p *calibrate.Profile, exs []calibrate.Example) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := calibrate.Score(p, &exs[i%len(exs)].Question); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScoreOptions: 4 options × {2, 10, 64} wordings under a fitted profile (adaptive or
+// global temperature, logistic map, conformal set). DESIGN.md target at 10: ≤ 5 µs, ≤ 20 allocs.
+func BenchmarkScoreOptions(b *testing.B) {
+	for _, w := range []int{2, 10, 64} {
+		b.Run(fmt.Sprintf("wordings=%d", w), func(b *testing.B) {
+			p, exs := fitted(b, simulate.Config{Questions: 2000, Seed: 1, Wordings: w})
+			benchScore(b, p, exs)
+		})
+	}
+}
+
+// BenchmarkScoreOptionsDefault: the same at 10 wordings under the uncalibrated default.
+func BenchmarkScoreOptionsDefault(b *testing.B) {
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 2000, Seed: 1})
+	benchScore(b, nil, exs)
+}
+
+// BenchmarkScoreSamples: {2, 5, 10} wordings × 10 samples × 32 tokens × top-5 under a fitted
+// profile (token temperature, logistic map). DESIGN.md target at 5 wordings: ≤ 100 µs.
+func BenchmarkScoreSamples(b *testing.B) {
+	for _, w := range []int{2, 5, 10} {
+		b.Run(fmt.Sprintf("wordings=%d", w), func(b *testing.B) {
+			p, exs := fitted(b, simulate.Config{Questions: 400, Seed: 2, Wordings: w, Samples: 10, Tokens: 32, TopK: 5})
+			benchScore(b, p, exs[:200])
+		})
+	}
+}
+
+// BenchmarkFit: the default fit (auto temperature, logistic map, LAC, LTT, report) on
+// {1 000, 10 000, 100 000} option questions of 10 wordings. DESIGN.md target at 100 000: ≤ 2 s.
+func BenchmarkFit(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("examples=%d", n), func(b *testing.B) {
+			exs, _ := simulate.Generate(&simulate.Config{Questions: n, Seed: 3})
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, _, err := calibrate.Fit(exs, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,141 @@
+package calibrate
+
+import (
+	"encoding/binary"
+	"github.com/plumbhq/plumb/conformal"
+	"math"
+	"testing"
+)
+
+// reader turns fuzz bytes into structure: small counts, labels and raw float64s (so NaN, ±Inf
+// and positive logprobs all occur).
+type reader struct{ b []byte }
+
+func (r *reader) byte() byte {
+	if len(r.b) == 0 {
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) float() float64 {
+	if len(r.b) < 8 {
+		return -float64(r.byte()) / 16
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) small() float64 { return -float64(r.byte()) / 32 }
+
+func (r *reader) label() string { return string(rune('A' + r.byte()%6)) }
+
+func (r *reader) text() string {
+	return [...]string{"Paris", "paris.", "The Paris", "1,000", "1000", "lyon", "", "ＰＡＲＩＳ"}[r.byte()%8]
+}
+
+// questionFrom builds a question, well-formed or not, from fuzz bytes.
+func questionFrom(data []byte) Question {
+	r := &reader{b: data}
+	q := Question{ID: "fuzz", Group: r.label(), Policy: Policy{Equivalence: Equivalence(r.byte() % 5)}}
+	if r.byte()%8 == 0 {
+		q.Policy.Risk = r.float()
+	}
+	n := int(r.byte() % 8)
+	for i := 0; i < n; i++ {
+		p := Paraphrase{Framing: Framing(r.byte() % 3)}
+		if p.Framing != Neutral {
+			p.Stance = r.label()
+		}
+		flags := r.byte()
+		raw := flags&4 != 0
+		val := func() float64 {
+			if raw {
+				return r.float()
+			}
+			return r.small()
+		}
+		if flags&1 != 0 {
+			for k := int(r.byte() % 6); k > 0; k-- {
+				p.Options = append(p.Options, Option{Label: r.label(), Logprob: val()})
+			}
+		}
+		if flags&2 != 0 {
+			for k := int(r.byte() % 5); k > 0; k-- {
+				s := Sample{Text: r.text()}
+				for t := int(r.byte() % 4); t > 0; t-- {
+					tok := Token{Token: r.label(), Logprob: val()}
+					for a := int(r.byte() % 3); a > 0; a-- {
+						tok.TopLogprobs = append(tok.TopLogprobs, TopLogprob{Token: r.label(), Logprob: val()})
+					}
+					s.Tokens = append(s.Tokens, tok)
+				}
+				for e := int(r.byte() % 3); e > 0; e-- {
+					s.Embedding = append(s.Embedding, float32(val()))
+				}
+				p.Samples = append(p.Samples, s)
+			}
+		}
+		q.Paraphrases = append(q.Paraphrases, p)
+	}
+	return q
+}
+
+// fuzzProfile is a fitted-looking profile with every knob set, so Score's calibrated paths run:
+// adaptive temperature for options, a global token temperature for samples (as Fit makes them).
+func fuzzProfile(e Evidence) *Profile {
+	p := Default()
+	p.Name, p.Version, p.Calibrated, p.Evidence = "fuzz", 1, true, e
+	p.Map = []float64{0.1, 0.9, -0.5, -0.3, 0.4}
+	p.Temperature.Theta = []float64{0.2, -0.1, 0.3, 0.05}
+	if e == EvidenceSamples {
+		p.Temperature.Theta = []float64{0.4}
+	}
+	p.Quantiles.Global = 0.6
+	p.Quantiles.Groups = map[string]float64{"A": math.Inf(1), "B": 0.2}
+	p.RiskMin, p.RiskMax = 0.01, 0.5
+	p.Curve = []conformal.RiskPoint{{Lambda: 0.9, Answered: 50, Errors: 1}, {Lambda: 0.5, Answered: 90, Errors: 9}}
+	return p
+}
+
+// FuzzScore: Validate and Score never panic, Score refuses exactly what Validate refuses, and
+// every accepted result is well-formed. Run: go test ./calibrate -run '^$' -fuzz FuzzScore -fuzztime 2m
+func FuzzScore(f *testing.F) {
+	f.Add([]byte{0, 1, 1, 3, 0, 1, 4, 0, 10, 1, 20, 2, 30, 3, 40, 0, 1, 4, 0, 12, 1, 22, 2, 32, 3, 42})
+	f.Add([]byte{1, 2, 1, 2, 0, 2, 3, 1, 2, 0, 5, 1, 0, 0, 2, 3, 2, 1, 1, 0})
+	f.Add([]byte{2, 3, 0, 2, 1, 1, 5, 3, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0, 1, 3, 0, 1, 1, 2, 2, 3})
+	f.Add(append([]byte{0, 0, 1, 1, 0, 5, 2, 0}, make([]byte, 40)...))
+	nan := binary.LittleEndian.AppendUint64(nil, math.Float64bits(math.NaN()))
+	f.Add(append([]byte{0, 0, 1, 1, 0, 5, 2, 0}, nan...))
+	profiles := []*Profile{nil, fuzzProfile(EvidenceOptions), fuzzProfile(EvidenceSamples)}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		q := questionFrom(data)
+		verr := q.Validate()
+		for _, p := range profiles {
+			r, err := Score(p, &q)
+			if err != nil {
+				if KindOf(err) == 0 {
+					t.Fatalf("untyped error %v", err)
+				}
+				continue
+			}
+			if verr != nil && q.Policy.Equivalence != EquivalenceDefault {
+				t.Fatalf("Validate refused (%v) what Score accepted", verr)
+			}
+			if math.IsNaN(r.Confidence) || r.Confidence < 0 || r.Confidence > 1 {
+				t.Fatalf("confidence %v", r.Confidence)
+			}
+			if len(r.Set.Answers) == 0 || r.Set.Answers[0] != r.Answer || r.Action == ActionUnspecified || r.Badge.Label == "" {
+				t.Fatalf("malformed result %+v", r)
+			}
+			for _, c := range r.Candidates {
+				if math.IsNaN(c.Probability) {
+					t.Fatalf("NaN probability in %+v", r)
+				}
+			}
+		}
+	})
+}
