@@ -502,8 +502,8 @@ func fitMap(p *Profile, examples []Example, tune, gold []int, c FitConfig) error
 		Func: func(w []float64) float64 { return obj(w, nil) },
 		Grad: func(g, w []float64) { obj(w, g) },
 	}, init, &optimize.Settings{
-		GradientThreshold: 1e-9,
-		Converger:         &optimize.FunctionConverge{Absolute: 1e-12, Relative: 1e-12, Iterations: 20},
+		GradientThreshold: 1e-7,
+		Converger:         &optimize.FunctionConverge{Absolute: 1e-10, Relative: 1e-10, Iterations: 3},
 		MajorIterations:   500,
 	}, &optimize.LBFGS{})
 	if err != nil && res == nil {

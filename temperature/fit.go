@@ -213,11 +213,15 @@ func FitGlobal(d *Pooled) (Model, error) {
 // L-BFGS with the analytic gradient, started from the global fit. Every question must have
 // been added with features.
 func FitAdaptive(d *Pooled, s *Settings) (Model, error) {
-	set := s.orDefault()
 	g, err := FitGlobal(d)
 	if err != nil {
 		return Model{}, err
 	}
+	return fitAdaptiveFrom(d, g, s)
+}
+
+func fitAdaptiveFrom(d *Pooled, g Model, s *Settings) (Model, error) {
+	set := s.orDefault()
 	for _, q := range d.qs {
 		if q.features < 0 {
 			panic("temperature: adaptive fit on questions without features")
@@ -242,8 +246,8 @@ func fit(d *Pooled, init []float64, l2 float64) (Model, error) {
 		},
 	}
 	res, err := optimize.Minimize(p, init, &optimize.Settings{
-		GradientThreshold: 1e-9,
-		Converger:         &optimize.FunctionConverge{Absolute: 1e-12, Relative: 1e-12, Iterations: 20},
+		GradientThreshold: 1e-7,
+		Converger:         &optimize.FunctionConverge{Absolute: 1e-10, Relative: 1e-10, Iterations: 3},
 		MajorIterations:   500,
 	}, &optimize.LBFGS{})
 	if err != nil && res == nil {
@@ -272,8 +276,12 @@ const (
 	Auto
 )
 
+// CVLimit caps the questions FitAuto cross-validates on; the chosen method is then fitted on
+// all of them.
+const CVLimit = 20000
+
 // FitAuto chooses between global and adaptive scaling by 2-fold cross-validation on d (the
-// folds are the even and odd positions of d, so shuffle d first), choosing adaptive only when
+// folds are the even and odd positions among d's first CVLimit questions, so shuffle d first), choosing adaptive only when
 // its held-out NLL is below global's by at least MinImprovement (relative), and returns the
 // chosen method refitted on all of d.
 func FitAuto(d *Pooled, s *Settings) (Model, Method, error) {
@@ -282,8 +290,9 @@ func FitAuto(d *Pooled, s *Settings) (Model, Method, error) {
 		m, err := FitGlobal(d)
 		return m, GlobalMethod, err
 	}
+	// The choice needs no more than CVLimit questions: the folds take the first CVLimit.
 	var even, odd []int
-	for i := 0; i < d.Len(); i++ {
+	for i := 0; i < min(d.Len(), CVLimit); i++ {
 		if i%2 == 0 {
 			even = append(even, i)
 		} else {
@@ -298,7 +307,7 @@ func FitAuto(d *Pooled, s *Settings) (Model, Method, error) {
 		if err != nil {
 			return Model{}, None, err
 		}
-		a, err := FitAdaptive(train, &set)
+		a, err := fitAdaptiveFrom(train, g, &set)
 		if err != nil {
 			return Model{}, None, err
 		}

@@ -181,8 +181,8 @@ func FitTokens(d *Tokens) (Model, error) {
 		Grad: func(g, x []float64) { _, g[0] = d.objective(x[0]) },
 	}
 	res, err := optimize.Minimize(p, []float64{0}, &optimize.Settings{
-		GradientThreshold: 1e-9,
-		Converger:         &optimize.FunctionConverge{Absolute: 1e-12, Relative: 1e-12, Iterations: 20},
+		GradientThreshold: 1e-7,
+		Converger:         &optimize.FunctionConverge{Absolute: 1e-10, Relative: 1e-10, Iterations: 3},
 		MajorIterations:   200,
 	}, &optimize.LBFGS{})
 	if err != nil && res == nil {
