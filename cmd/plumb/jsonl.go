@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/server"
+)
+
+// maxLine is the longest JSONL line read (a request may carry 100 000 tokens).
+const maxLine = 64 << 20
+
+var (
+	unmarshal = protojson.UnmarshalOptions{}
+	marshal   = protojson.MarshalOptions{}
+	indented  = protojson.MarshalOptions{Multiline: true, Indent: "  "}
+)
+
+// lineError is a bad line of an input file.
+type lineError struct {
+	file string
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.file, e.line, describe(e.err)) }
+
+// describe renders an error the same way in-process and through a server: "Code: message".
+func describe(err error) string {
+	if st, ok := status.FromError(server.Status(err)); ok && st.Code() != 0 {
+		return st.Code().String() + ": " + st.Message()
+	}
+	return err.Error()
+}
+
+// input opens a named file, or stdin for "-" or "".
+func input(name string, stdin io.Reader) (io.Reader, string, func(), error) {
+	if name == "" || name == "-" {
+		return stdin, "<stdin>", func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return f, name, func() { f.Close() }, nil
+}
+
+// lines yields the numbered non-blank lines of r, decoded into new messages by newMsg. A line
+// that does not decode is yielded as a *lineError; with keepGoing it is also reported on
+// stderr and the next line follows.
+func lines[T proto.Message](r io.Reader, file string, newMsg func() T, keepGoing bool, stderr io.Writer, prog *progress) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<16), maxLine)
+		n := 0
+		for sc.Scan() {
+			n++
+			b := sc.Bytes()
+			if len(trimSpace(b)) == 0 {
+				continue
+			}
+			m := newMsg()
+			if err := unmarshal.Unmarshal(b, m); err != nil {
+				le := &lineError{file: file, line: n, err: err}
+				if keepGoing {
+					fmt.Fprintln(stderr, "plumb:", le, "(skipped)")
+					continue
+				}
+				yield(zero, le)
+				return
+			}
+			prog.tick()
+			if !yield(m, nil) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			yield(zero, fmt.Errorf("%s:%d: %w", file, n+1, err))
+		}
+	}
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}
+
+// examplesFrom reads LabeledExamples, numbering errors by file and line.
+func examplesFrom(r io.Reader, file string, keepGoing bool, stderr io.Writer, prog *progress) iter.Seq2[*plumbv1.LabeledExample, error] {
+	return lines(r, file, func() *plumbv1.LabeledExample { return new(plumbv1.LabeledExample) }, keepGoing, stderr, prog)
+}
+
+// writeLine writes m as one protojson line.
+func writeLine(w *bufio.Writer, m proto.Message) error {
+	b, err := marshal.Marshal(m)
+	if err != nil {
+		return err
+	}
+	w.Write(b)
+	return w.WriteByte('\n')
+}
+
+// progress shows a count on stderr while a long run goes on, on a terminal only.
+type progress struct {
+	w     io.Writer
+	what  string
+	n     int
+	last  time.Time
+	start time.Time
+}
+
+func newProgress(stderr io.Writer, what string) *progress {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return &progress{w: stderr, what: what, start: time.Now()}
+}
+
+func (p *progress) tick() {
+	if p == nil {
+		return
+	}
+	p.n++
+	if p.n%1000 != 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(p.last) > 200*time.Millisecond {
+		p.last = now
+		rate := float64(p.n) / now.Sub(p.start).Seconds()
+		fmt.Fprintf(p.w, "\r%s: %d (%.0f/s)   ", p.what, p.n, rate)
+	}
+}
+
+func (p *progress) done() {
+	if p == nil || p.n < 1000 {
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s: %d in %s          \n", p.what, p.n, time.Since(p.start).Round(time.Millisecond))
+}

@@ -1,0 +1,386 @@
+// Package server is plumb's gRPC service: ConfidenceService and ProfileService over the engine,
+// with grpc health and reflection, the go-grpc-middleware v2 interceptor chain of DESIGN.md
+// (Prometheus metrics → slog logging → bearer-token auth → rate limit → recovery), domain errors
+// mapped to status codes with the field at fault, and graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/plumbhq/plumb/calibrate"
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/store"
+)
+
+// Config is the server's configuration; cmd/plumb fills it from flags.
+type Config struct {
+	MaxMessageBytes int                              // largest request message (default 16 MiB)
+	AuthTokens      []string                         // accepted bearer tokens; none means no auth
+	RateLimit       float64                          // requests per second across the server (default 0: unlimited)
+	RateBurst       int                              // burst of the rate limiter (default 2× RateLimit, at least 1)
+	Logger          *slog.Logger                     // default slog.Default()
+	TLS             credentials.TransportCredentials // nil: plaintext
+	ShutdownGrace   time.Duration                    // how long GracefulStop may drain before Stop (default 10 s)
+}
+
+// Server implements both services over an Engine.
+type Server struct {
+	plumbv1.UnimplementedConfidenceServiceServer
+	plumbv1.UnimplementedProfileServiceServer
+
+	engine  *Engine
+	grpc    *grpc.Server
+	health  *health.Server
+	metrics *grpcprom.ServerMetrics
+	reg     *prometheus.Registry
+	cfg     Config
+
+	// scoreHook runs before every Score; tests use it to inject a panic.
+	scoreHook func()
+}
+
+var (
+	_ plumbv1.ConfidenceServiceServer = (*Server)(nil)
+	_ plumbv1.ProfileServiceServer    = (*Server)(nil)
+)
+
+// New builds a server over the store s.
+func New(s store.Store, cfg Config) *Server {
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = 16 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
+	srv := &Server{engine: NewEngine(s), cfg: cfg, health: health.NewServer(), reg: prometheus.NewRegistry()}
+	srv.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	srv.reg.MustRegister(srv.metrics)
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+	}
+	opts = append(opts, srv.interceptors()...)
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(cfg.TLS))
+	}
+	srv.grpc = grpc.NewServer(opts...)
+	plumbv1.RegisterConfidenceServiceServer(srv.grpc, srv)
+	plumbv1.RegisterProfileServiceServer(srv.grpc, srv)
+	healthpb.RegisterHealthServer(srv.grpc, srv.health)
+	reflection.Register(srv.grpc)
+	srv.metrics.InitializeMetrics(srv.grpc)
+	for _, name := range []string{"", plumbv1.ConfidenceService_ServiceDesc.ServiceName, plumbv1.ProfileService_ServiceDesc.ServiceName} {
+		srv.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	return srv
+}
+
+// Engine returns the server's engine.
+func (s *Server) Engine() *Engine { return s.engine }
+
+// exempt reports whether a method is open without a token: health and reflection.
+func exempt(_ context.Context, c interceptors.CallMeta) bool {
+	return !strings.HasPrefix(c.Service, "grpc.health.") && !strings.HasPrefix(c.Service, "grpc.reflection.")
+}
+
+// interceptors builds the chain in DESIGN.md's order: metrics → logging → auth → rate limit →
+// recovery (innermost, so a handler's panic becomes codes.Internal before anything else sees it).
+func (s *Server) interceptors() []grpc.ServerOption {
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		s.cfg.Logger.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	authFn := func(ctx context.Context) (context.Context, error) {
+		tok, err := auth.AuthFromMD(ctx, "bearer")
+		if err != nil {
+			return nil, err
+		}
+		for _, want := range s.cfg.AuthTokens {
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
+				return ctx, nil
+			}
+		}
+		return nil, status.Error(codes.Unauthenticated, "invalid bearer token")
+	}
+	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		s.cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
+		return status.Errorf(codes.Internal, "internal error: %v", p)
+	})
+	unary := []grpc.UnaryServerInterceptor{
+		s.metrics.UnaryServerInterceptor(),
+		logging.UnaryServerInterceptor(logger, logOpts...),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		s.metrics.StreamServerInterceptor(),
+		logging.StreamServerInterceptor(logger, logOpts...),
+	}
+	if len(s.cfg.AuthTokens) > 0 {
+		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), selector.MatchFunc(exempt)))
+		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), selector.MatchFunc(exempt)))
+	}
+	if s.cfg.RateLimit > 0 {
+		burst := s.cfg.RateBurst
+		if burst <= 0 {
+			burst = max(1, int(2*s.cfg.RateLimit))
+		}
+		l := &limiter{rate.NewLimiter(rate.Limit(s.cfg.RateLimit), burst)}
+		unary = append(unary, ratelimit.UnaryServerInterceptor(l))
+		stream = append(stream, ratelimit.StreamServerInterceptor(l))
+	}
+	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt))
+	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+}
+
+type limiter struct{ l *rate.Limiter }
+
+func (l *limiter) Limit(context.Context) error {
+	if !l.l.Allow() {
+		return status.Error(codes.ResourceExhausted, "rate limit exceeded: retry later")
+	}
+	return nil
+}
+
+// Serve serves on lis until ctx is done, then shuts down gracefully: health NOT_SERVING, drain
+// in-flight calls for up to ShutdownGrace, then stop.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.Shutdown()
+	return <-errc
+}
+
+// Shutdown marks every service NOT_SERVING, then stops gracefully, forcing a stop after the
+// grace period.
+func (s *Server) Shutdown() {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.grpc.Stop()
+	}
+}
+
+// MetricsHandler serves the Prometheus metrics.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+}
+
+// Status converts an engine, store or context error to a gRPC status with the field at fault
+// (as an errdetails.BadRequest when there is one).
+func Status(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var de *calibrate.Error
+	switch {
+	case errors.As(err, &de):
+		code := map[calibrate.ErrorKind]codes.Code{
+			calibrate.InvalidInput: codes.InvalidArgument,
+			calibrate.NotFound:     codes.NotFound,
+			calibrate.Exhausted:    codes.ResourceExhausted,
+			calibrate.Precondition: codes.FailedPrecondition,
+		}[de.Kind]
+		if code == codes.OK {
+			code = codes.Internal
+		}
+		st := status.New(code, de.Error())
+		if de.Field != "" {
+			if d, e := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: de.Field, Description: de.Msg}}}); e == nil {
+				st = d
+			}
+		}
+		return st.Err()
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrActive):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, store.ErrBadName):
+		return status.Error(codes.InvalidArgument, "name: "+err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// Score implements ConfidenceService.Score.
+func (s *Server) Score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
+	if s.scoreHook != nil {
+		s.scoreHook()
+	}
+	resp, err := s.engine.Score(ctx, r)
+	return resp, Status(err)
+}
+
+// ScoreStream implements ConfidenceService.ScoreStream: in order, ids echoed, a bad request
+// answered with an ItemError while the stream goes on.
+func (s *Server) ScoreStream(stream grpc.BidiStreamingServer[plumbv1.ScoreRequest, plumbv1.ScoreResponse]) error {
+	ctx := stream.Context()
+	for {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		resp, err := s.engine.Score(ctx, r)
+		if err != nil {
+			resp = &plumbv1.ScoreResponse{Id: r.GetId(), Error: ItemError(err)}
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// ItemError converts an error to the per-item error of a stream: its status code, the field at
+// fault and the message.
+func ItemError(err error) *plumbv1.ItemError {
+	st, _ := status.FromError(Status(err))
+	item := &plumbv1.ItemError{Code: int32(st.Code()), Message: st.Message()}
+	var de *calibrate.Error
+	if errors.As(err, &de) {
+		item.Field = de.Field
+	}
+	return item
+}
+
+// examples reads the labelled examples that follow the config message of a client stream.
+func examples[T any](recv func() (*T, error), pick func(*T) (*plumbv1.LabeledExample, bool)) iter.Seq2[*plumbv1.LabeledExample, error] {
+	return func(yield func(*plumbv1.LabeledExample, error) bool) {
+		for i := 0; ; i++ {
+			m, err := recv()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			ex, ok := pick(m)
+			if !ok {
+				yield(nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: fmt.Sprintf("messages[%d]", i+1), Msg: "a config after the first message; send it once, first"})
+				return
+			}
+			if !yield(ex, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Fit implements ProfileService.Fit.
+func (s *Server) Fit(stream grpc.ClientStreamingServer[plumbv1.FitRequest, plumbv1.FitResponse]) error {
+	first, err := stream.Recv()
+	if err != nil {
+		if err == io.EOF {
+			return status.Error(codes.InvalidArgument, "config: the first message must be a FitConfig")
+		}
+		return err
+	}
+	cfg := first.GetConfig()
+	if cfg == nil {
+		return status.Error(codes.InvalidArgument, "config: the first message must be a FitConfig")
+	}
+	exs := examples(stream.Recv, func(m *plumbv1.FitRequest) (*plumbv1.LabeledExample, bool) {
+		ex := m.GetExample()
+		return ex, m.GetConfig() == nil
+	})
+	resp, err := s.engine.Fit(stream.Context(), cfg, exs)
+	if err != nil {
+		return Status(err)
+	}
+	return stream.SendAndClose(resp)
+}
+
+// Evaluate implements ProfileService.Evaluate.
+func (s *Server) Evaluate(stream grpc.ClientStreamingServer[plumbv1.EvaluateRequest, plumbv1.Report]) error {
+	first, err := stream.Recv()
+	if err != nil {
+		if err == io.EOF {
+			return status.Error(codes.InvalidArgument, "config: the first message must be an EvaluateConfig")
+		}
+		return err
+	}
+	cfg := first.GetConfig()
+	if cfg == nil {
+		return status.Error(codes.InvalidArgument, "config: the first message must be an EvaluateConfig")
+	}
+	exs := examples(stream.Recv, func(m *plumbv1.EvaluateRequest) (*plumbv1.LabeledExample, bool) {
+		return m.GetExample(), m.GetConfig() == nil
+	})
+	rep, err := s.engine.Evaluate(stream.Context(), cfg, exs)
+	if err != nil {
+		return Status(err)
+	}
+	return stream.SendAndClose(rep)
+}
+
+// GetProfile implements ProfileService.GetProfile.
+func (s *Server) GetProfile(ctx context.Context, r *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error) {
+	resp, err := s.engine.GetProfile(ctx, r)
+	return resp, Status(err)
+}
+
+// ListProfiles implements ProfileService.ListProfiles.
+func (s *Server) ListProfiles(ctx context.Context, r *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error) {
+	resp, err := s.engine.ListProfiles(ctx, r)
+	return resp, Status(err)
+}
+
+// ActivateProfile implements ProfileService.ActivateProfile.
+func (s *Server) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error) {
+	resp, err := s.engine.ActivateProfile(ctx, r)
+	return resp, Status(err)
+}
+
+// DeleteProfile implements ProfileService.DeleteProfile.
+func (s *Server) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
+	resp, err := s.engine.DeleteProfile(ctx, r)
+	return resp, Status(err)
+}

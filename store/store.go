@@ -1,0 +1,54 @@
+// Package store persists calibration profiles: immutable numbered versions per name, one of
+// them active, behind the Store interface. Open returns the embedded bbolt implementation, whose
+// every change is one transaction, so a crash or a failed fit leaves the file as it was.
+//
+// The store keeps profiles as opaque bytes (the server writes protobuf-encoded plumb.v1.Profile
+// messages); it knows names, versions and which version is active.
+package store
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"time"
+)
+
+// Errors of the store.
+var (
+	// ErrNotFound: no such name or version.
+	ErrNotFound = errors.New("store: not found")
+	// ErrActive: the version is active and cannot be deleted alone.
+	ErrActive = errors.New("store: version is active")
+	// ErrBadName: the name does not match NamePattern.
+	ErrBadName = errors.New("store: bad profile name")
+)
+
+// NamePattern is what a profile name must match.
+var NamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// Record is one stored profile version.
+type Record struct {
+	Name    string
+	Version int64
+	Active  bool
+	Created time.Time
+	Data    []byte
+}
+
+// Store persists profile versions. Implementations are safe for concurrent use.
+type Store interface {
+	// Put stores data as the next version of name and returns it. The version becomes active
+	// when activate is true or when name has no active version.
+	Put(ctx context.Context, name string, data []byte, activate bool) (Record, error)
+	// Get returns a version of name; version 0 means the active one.
+	Get(ctx context.Context, name string, version int64) (Record, error)
+	// List returns every version (of name, when not empty), by name then version.
+	List(ctx context.Context, name string) ([]Record, error)
+	// Activate makes a stored version the active one of its name.
+	Activate(ctx context.Context, name string, version int64) (Record, error)
+	// Delete deletes one version (ErrActive if it is the active one), or every version of name
+	// when version is 0, and returns how many it deleted.
+	Delete(ctx context.Context, name string, version int64) (int, error)
+	// Close releases the store.
+	Close() error
+}
