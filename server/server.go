@@ -184,7 +184,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.Shutdown()
-	return <-errc
+	if err := <-errc; !errors.Is(err, grpc.ErrServerStopped) {
+		return err // nil after a graceful stop
+	}
+	return nil // stopped before Serve began
 }
 
 // Shutdown marks every service NOT_SERVING, then stops gracefully, forcing a stop after the
