@@ -124,9 +124,9 @@ func ResponseFrom(r *calibrate.Result) *plumbv1.ScoreResponse {
 			Total: r.Uncertainty.Total, Aleatoric: r.Uncertainty.Aleatoric, Wording: r.Uncertainty.Wording,
 			Variance: r.Uncertainty.Variance, TokenConfidence: r.Uncertainty.TokenConfidence,
 			SemanticEntropy: r.Uncertainty.SemanticEntropy, Sensitivity: r.Uncertainty.Sensitivity,
-			Wordings: int64(r.Uncertainty.Wordings),
+			Wordings: int32(r.Uncertainty.Wordings),
 		},
-		Sycophancy: &plumbv1.Sycophancy{Shift: r.Sycophancy.Shift, Wordings: int64(r.Sycophancy.Wordings),
+		Sycophancy: &plumbv1.Sycophancy{Shift: r.Sycophancy.Shift, Wordings: int32(r.Sycophancy.Wordings),
 			Flagged: r.Sycophancy.Flagged, Threshold: r.Sycophancy.Threshold},
 		Badge:      &plumbv1.Badge{Level: plumbv1.BadgeLevel(r.Badge.Level), Label: r.Badge.Label},
 		Profile:    &plumbv1.ProfileRef{Name: r.Profile.Name, Version: r.Profile.Version},
@@ -139,7 +139,7 @@ func ResponseFrom(r *calibrate.Result) *plumbv1.ScoreResponse {
 	}
 	cands := make([]plumbv1.Candidate, len(r.Candidates))
 	for i, c := range r.Candidates {
-		cands[i] = plumbv1.Candidate{Answer: c.Answer, Probability: c.Probability, TokenConfidence: c.TokenConfidence, Count: int64(c.Count)}
+		cands[i] = plumbv1.Candidate{Answer: c.Answer, Probability: c.Probability, TokenConfidence: c.TokenConfidence, Count: int32(c.Count)}
 		out.Candidates[i] = &cands[i]
 	}
 	return out
@@ -223,7 +223,7 @@ func scoreToProto(s conformal.Score) plumbv1.ScoreKind { return plumbv1.ScoreKin
 func curveToProto(c []conformal.RiskPoint) []*plumbv1.RiskPoint {
 	out := make([]*plumbv1.RiskPoint, len(c))
 	for i, p := range c {
-		out[i] = &plumbv1.RiskPoint{Lambda: p.Lambda, Answered: int64(p.Answered), Errors: int64(p.Errors)}
+		out[i] = &plumbv1.RiskPoint{Lambda: p.Lambda, Answered: int32(p.Answered), Errors: int32(p.Errors)}
 	}
 	return out
 }
@@ -240,7 +240,7 @@ func ProfileToProto(p *calibrate.Profile, cfg *plumbv1.FitConfig) *plumbv1.Profi
 		ConfidenceMap:       p.Map,
 		Score:               scoreToProto(p.Score),
 		RapsLambda:          p.RAPS.Lambda,
-		RapsKReg:            int64(p.RAPS.KReg),
+		RapsKReg:            int32(p.RAPS.KReg),
 		Alpha:               p.Alpha,
 		Quantile:            p.Quantiles.Global,
 		GroupQuantiles:      p.Quantiles.Groups,
@@ -292,14 +292,14 @@ func metricsToProto(m calibrate.Metrics) *plumbv1.Metrics {
 		Nll: m.NLL, Auroc: m.AUROC, Aurc: m.AURC, Coverage: m.Coverage, MeanSetSize: m.MeanSetSize,
 		SingletonRate: m.SingletonRate, AnswerRate: m.AnswerRate, ClarifyRate: m.ClarifyRate,
 		AbstainRate: m.AbstainRate, SelectiveError: m.SelectiveError, WordingAgreement: m.WordingAgreement,
-		SycophancyShift: m.SycophancyShift, Examples: int64(m.Examples),
+		SycophancyShift: m.SycophancyShift, Examples: int32(m.Examples),
 	}
 }
 
 func binsToProto(bins []calibrate.Bin) []*plumbv1.ReliabilityBin {
 	out := make([]*plumbv1.ReliabilityBin, len(bins))
 	for i, b := range bins {
-		out[i] = &plumbv1.ReliabilityBin{Lower: b.Lower, Upper: b.Upper, Count: int64(b.Count), Confidence: b.Confidence, Accuracy: b.Accuracy}
+		out[i] = &plumbv1.ReliabilityBin{Lower: b.Lower, Upper: b.Upper, Count: int32(b.Count), Confidence: b.Confidence, Accuracy: b.Accuracy}
 	}
 	return out
 }
@@ -313,8 +313,8 @@ func ReportToProto(r *calibrate.Report) *plumbv1.Report {
 		BinsBefore:        binsToProto(r.BinsBefore),
 		BinsAfter:         binsToProto(r.BinsAfter),
 		RiskCurve:         curveToProto(r.Curve),
-		Tune:              int64(r.Tune),
-		Calibrate:         int64(r.Calibrate),
+		Tune:              int32(r.Tune),
+		Calibrate:         int32(r.Calibrate),
 		Profile:           &plumbv1.ProfileRef{Name: r.Profile.Name, Version: r.Profile.Version},
 		TemperatureMethod: r.TemperatureMethod,
 		Temperature:       r.Temperature,

@@ -286,5 +286,5 @@ func (e *Engine) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileRequ
 		}
 	}
 	e.mu.Unlock()
-	return &plumbv1.DeleteProfileResponse{Deleted: int64(n)}, nil
+	return &plumbv1.DeleteProfileResponse{Deleted: int32(n)}, nil
 }

@@ -187,7 +187,7 @@ type fitFlags struct {
 
 func (f *fitFlags) config() (*plumbv1.FitConfig, error) {
 	c := &plumbv1.FitConfig{Name: f.profile, Alpha: f.alpha, Seed: f.seed, Risk: f.risk,
-		MinGroup: int64(f.minGroup), DryRun: f.dryRun, Activate: f.activate}
+		MinGroup: int32(f.minGroup), DryRun: f.dryRun, Activate: f.activate}
 	temps := map[string]plumbv1.TemperatureMethod{"auto": plumbv1.TemperatureMethod_TEMPERATURE_METHOD_AUTO,
 		"global": plumbv1.TemperatureMethod_TEMPERATURE_METHOD_GLOBAL, "adaptive": plumbv1.TemperatureMethod_TEMPERATURE_METHOD_ADAPTIVE,
 		"none": plumbv1.TemperatureMethod_TEMPERATURE_METHOD_NONE}

@@ -33,7 +33,7 @@ type lineError struct {
 	err  error
 }
 
-func (e *lineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.file, e.line, describe(e.err)) }
+func (e *lineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.file, e.line, e.err) }
 
 // describe renders an error the same way in-process and through a server: "Code: message".
 func describe(err error) string {
@@ -72,7 +72,7 @@ func lines[T proto.Message](r io.Reader, file string, newMsg func() T, keepGoing
 			}
 			m := newMsg()
 			if err := unmarshal.Unmarshal(b, m); err != nil {
-				le := &lineError{file: file, line: n, err: err}
+				le := &lineError{file: file, line: n, err: fmt.Errorf("not a %s on one line (JSON Lines, protojson): %w", m.ProtoReflect().Descriptor().Name(), err)}
 				if keepGoing {
 					fmt.Fprintln(stderr, "plumb:", le, "(skipped)")
 					continue

@@ -1450,7 +1450,7 @@ type Candidate struct {
 	// Mean token confidence of its pooled samples; 0 without tokens.
 	TokenConfidence float64 `protobuf:"fixed64,3,opt,name=token_confidence,json=tokenConfidence,proto3" json:"token_confidence,omitempty"`
 	// Samples in its cluster (samples) or wordings whose top answer it is (options).
-	Count         int64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Count         int32 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1506,7 +1506,7 @@ func (x *Candidate) GetTokenConfidence() float64 {
 	return 0
 }
 
-func (x *Candidate) GetCount() int64 {
+func (x *Candidate) GetCount() int32 {
 	if x != nil {
 		return x.Count
 	}
@@ -1531,7 +1531,7 @@ type Uncertainty struct {
 	// max over neutral wordings of |c − c without it| (≥ 3 neutral wordings).
 	Sensitivity float64 `protobuf:"fixed64,7,opt,name=sensitivity,proto3" json:"sensitivity,omitempty"`
 	// Wordings pooled.
-	Wordings      int64 `protobuf:"varint,8,opt,name=wordings,proto3" json:"wordings,omitempty"`
+	Wordings      int32 `protobuf:"varint,8,opt,name=wordings,proto3" json:"wordings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1615,7 +1615,7 @@ func (x *Uncertainty) GetSensitivity() float64 {
 	return 0
 }
 
-func (x *Uncertainty) GetWordings() int64 {
+func (x *Uncertainty) GetWordings() int32 {
 	if x != nil {
 		return x.Wordings
 	}
@@ -1628,7 +1628,7 @@ type Sycophancy struct {
 	// Mean π_p(stance) − π̄(stance).
 	Shift float64 `protobuf:"fixed64,1,opt,name=shift,proto3" json:"shift,omitempty"`
 	// USER_STANCE wordings measured.
-	Wordings int64 `protobuf:"varint,2,opt,name=wordings,proto3" json:"wordings,omitempty"`
+	Wordings int32 `protobuf:"varint,2,opt,name=wordings,proto3" json:"wordings,omitempty"`
 	// shift ≥ threshold.
 	Flagged bool `protobuf:"varint,3,opt,name=flagged,proto3" json:"flagged,omitempty"`
 	// The profile's threshold.
@@ -1674,7 +1674,7 @@ func (x *Sycophancy) GetShift() float64 {
 	return 0
 }
 
-func (x *Sycophancy) GetWordings() int64 {
+func (x *Sycophancy) GetWordings() int32 {
 	if x != nil {
 		return x.Wordings
 	}
@@ -2020,7 +2020,7 @@ type FitConfig struct {
 	// Upper bound of a request's policy.risk (default max(ε, 0.5)).
 	RiskMax float64 `protobuf:"fixed64,11,opt,name=risk_max,json=riskMax,proto3" json:"risk_max,omitempty"`
 	// Examples a Mondrian group needs for its own q̂ (default 100).
-	MinGroup int64 `protobuf:"varint,12,opt,name=min_group,json=minGroup,proto3" json:"min_group,omitempty"`
+	MinGroup int32 `protobuf:"varint,12,opt,name=min_group,json=minGroup,proto3" json:"min_group,omitempty"`
 	// Answer equivalence for samples (default exact).
 	Equivalence Equivalence `protobuf:"varint,13,opt,name=equivalence,proto3,enum=plumb.v1.Equivalence" json:"equivalence,omitempty"`
 	// Sycophancy threshold (default 0.15).
@@ -2140,7 +2140,7 @@ func (x *FitConfig) GetRiskMax() float64 {
 	return 0
 }
 
-func (x *FitConfig) GetMinGroup() int64 {
+func (x *FitConfig) GetMinGroup() int32 {
 	if x != nil {
 		return x.MinGroup
 	}
@@ -2399,9 +2399,9 @@ type Report struct {
 	// The calibration risk curve λ was chosen from.
 	RiskCurve []*RiskPoint `protobuf:"bytes,7,rep,name=risk_curve,json=riskCurve,proto3" json:"risk_curve,omitempty"`
 	// Questions the temperature and map were fitted on.
-	Tune int64 `protobuf:"varint,8,opt,name=tune,proto3" json:"tune,omitempty"`
+	Tune int32 `protobuf:"varint,8,opt,name=tune,proto3" json:"tune,omitempty"`
 	// Questions the quantiles and λ were set on.
-	Calibrate int64 `protobuf:"varint,9,opt,name=calibrate,proto3" json:"calibrate,omitempty"`
+	Calibrate int32 `protobuf:"varint,9,opt,name=calibrate,proto3" json:"calibrate,omitempty"`
 	// The profile reported on.
 	Profile *ProfileRef `protobuf:"bytes,10,opt,name=profile,proto3" json:"profile,omitempty"`
 	// none, global or adaptive.
@@ -2501,14 +2501,14 @@ func (x *Report) GetRiskCurve() []*RiskPoint {
 	return nil
 }
 
-func (x *Report) GetTune() int64 {
+func (x *Report) GetTune() int32 {
 	if x != nil {
 		return x.Tune
 	}
 	return 0
 }
 
-func (x *Report) GetCalibrate() int64 {
+func (x *Report) GetCalibrate() int32 {
 	if x != nil {
 		return x.Calibrate
 	}
@@ -2609,7 +2609,7 @@ type Metrics struct {
 	// Mean sycophancy shift over questions with stance wordings.
 	SycophancyShift float64 `protobuf:"fixed64,17,opt,name=sycophancy_shift,json=sycophancyShift,proto3" json:"sycophancy_shift,omitempty"`
 	// Questions summarised.
-	Examples      int64 `protobuf:"varint,18,opt,name=examples,proto3" json:"examples,omitempty"`
+	Examples      int32 `protobuf:"varint,18,opt,name=examples,proto3" json:"examples,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2763,7 +2763,7 @@ func (x *Metrics) GetSycophancyShift() float64 {
 	return 0
 }
 
-func (x *Metrics) GetExamples() int64 {
+func (x *Metrics) GetExamples() int32 {
 	if x != nil {
 		return x.Examples
 	}
@@ -2842,7 +2842,7 @@ type ReliabilityBin struct {
 	// Upper edge (inclusive).
 	Upper float64 `protobuf:"fixed64,2,opt,name=upper,proto3" json:"upper,omitempty"`
 	// Questions in it.
-	Count int64 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
 	// Mean confidence.
 	Confidence float64 `protobuf:"fixed64,4,opt,name=confidence,proto3" json:"confidence,omitempty"`
 	// Mean correctness.
@@ -2895,7 +2895,7 @@ func (x *ReliabilityBin) GetUpper() float64 {
 	return 0
 }
 
-func (x *ReliabilityBin) GetCount() int64 {
+func (x *ReliabilityBin) GetCount() int32 {
 	if x != nil {
 		return x.Count
 	}
@@ -2922,9 +2922,9 @@ type RiskPoint struct {
 	// The threshold λ.
 	Lambda float64 `protobuf:"fixed64,1,opt,name=lambda,proto3" json:"lambda,omitempty"`
 	// Calibration questions with c ≥ λ.
-	Answered int64 `protobuf:"varint,2,opt,name=answered,proto3" json:"answered,omitempty"`
+	Answered int32 `protobuf:"varint,2,opt,name=answered,proto3" json:"answered,omitempty"`
 	// Wrong ones among them.
-	Errors        int64 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"`
+	Errors        int32 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2966,14 +2966,14 @@ func (x *RiskPoint) GetLambda() float64 {
 	return 0
 }
 
-func (x *RiskPoint) GetAnswered() int64 {
+func (x *RiskPoint) GetAnswered() int32 {
 	if x != nil {
 		return x.Answered
 	}
 	return 0
 }
 
-func (x *RiskPoint) GetErrors() int64 {
+func (x *RiskPoint) GetErrors() int32 {
 	if x != nil {
 		return x.Errors
 	}
@@ -3006,7 +3006,7 @@ type Profile struct {
 	// RAPS penalty λ.
 	RapsLambda float64 `protobuf:"fixed64,11,opt,name=raps_lambda,json=rapsLambda,proto3" json:"raps_lambda,omitempty"`
 	// RAPS rank allowance.
-	RapsKReg int64 `protobuf:"varint,12,opt,name=raps_k_reg,json=rapsKReg,proto3" json:"raps_k_reg,omitempty"`
+	RapsKReg int32 `protobuf:"varint,12,opt,name=raps_k_reg,json=rapsKReg,proto3" json:"raps_k_reg,omitempty"`
 	// Miscoverage α.
 	Alpha float64 `protobuf:"fixed64,13,opt,name=alpha,proto3" json:"alpha,omitempty"`
 	// Global q̂ ("Infinity" when open).
@@ -3144,7 +3144,7 @@ func (x *Profile) GetRapsLambda() float64 {
 	return 0
 }
 
-func (x *Profile) GetRapsKReg() int64 {
+func (x *Profile) GetRapsKReg() int32 {
 	if x != nil {
 		return x.RapsKReg
 	}
@@ -3595,7 +3595,7 @@ func (x *DeleteProfileRequest) GetVersion() int64 {
 type DeleteProfileResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Versions deleted.
-	Deleted       int64 `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Deleted       int32 `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3630,7 +3630,7 @@ func (*DeleteProfileResponse) Descriptor() ([]byte, []int) {
 	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
 }
 
-func (x *DeleteProfileResponse) GetDeleted() int64 {
+func (x *DeleteProfileResponse) GetDeleted() int32 {
 	if x != nil {
 		return x.Deleted
 	}
@@ -3719,7 +3719,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x06answer\x18\x01 \x01(\tR\x06answer\x12 \n" +
 	"\vprobability\x18\x02 \x01(\x01R\vprobability\x12)\n" +
 	"\x10token_confidence\x18\x03 \x01(\x01R\x0ftokenConfidence\x12\x14\n" +
-	"\x05count\x18\x04 \x01(\x03R\x05count\"\x8b\x02\n" +
+	"\x05count\x18\x04 \x01(\x05R\x05count\"\x8b\x02\n" +
 	"\vUncertainty\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x01R\x05total\x12\x1c\n" +
 	"\taleatoric\x18\x02 \x01(\x01R\taleatoric\x12\x18\n" +
@@ -3728,11 +3728,11 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x10token_confidence\x18\x05 \x01(\x01R\x0ftokenConfidence\x12)\n" +
 	"\x10semantic_entropy\x18\x06 \x01(\x01R\x0fsemanticEntropy\x12 \n" +
 	"\vsensitivity\x18\a \x01(\x01R\vsensitivity\x12\x1a\n" +
-	"\bwordings\x18\b \x01(\x03R\bwordings\"v\n" +
+	"\bwordings\x18\b \x01(\x05R\bwordings\"v\n" +
 	"\n" +
 	"Sycophancy\x12\x14\n" +
 	"\x05shift\x18\x01 \x01(\x01R\x05shift\x12\x1a\n" +
-	"\bwordings\x18\x02 \x01(\x03R\bwordings\x12\x18\n" +
+	"\bwordings\x18\x02 \x01(\x05R\bwordings\x12\x18\n" +
 	"\aflagged\x18\x03 \x01(\bR\aflagged\x12\x1c\n" +
 	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\"I\n" +
 	"\x05Badge\x12*\n" +
@@ -3765,7 +3765,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\brisk_min\x18\n" +
 	" \x01(\x01R\ariskMin\x12\x19\n" +
 	"\brisk_max\x18\v \x01(\x01R\ariskMax\x12\x1b\n" +
-	"\tmin_group\x18\f \x01(\x03R\bminGroup\x127\n" +
+	"\tmin_group\x18\f \x01(\x05R\bminGroup\x127\n" +
 	"\vequivalence\x18\r \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\x121\n" +
 	"\x14sycophancy_threshold\x18\x0e \x01(\x01R\x13sycophancyThreshold\x12\x17\n" +
 	"\adry_run\x18\x0f \x01(\bR\x06dryRun\x12\x1a\n" +
@@ -3792,8 +3792,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"bins_after\x18\x06 \x03(\v2\x18.plumb.v1.ReliabilityBinR\tbinsAfter\x122\n" +
 	"\n" +
 	"risk_curve\x18\a \x03(\v2\x13.plumb.v1.RiskPointR\triskCurve\x12\x12\n" +
-	"\x04tune\x18\b \x01(\x03R\x04tune\x12\x1c\n" +
-	"\tcalibrate\x18\t \x01(\x03R\tcalibrate\x12.\n" +
+	"\x04tune\x18\b \x01(\x05R\x04tune\x12\x1c\n" +
+	"\tcalibrate\x18\t \x01(\x05R\tcalibrate\x12.\n" +
 	"\aprofile\x18\n" +
 	" \x01(\v2\x14.plumb.v1.ProfileRefR\aprofile\x12-\n" +
 	"\x12temperature_method\x18\v \x01(\tR\x11temperatureMethod\x12 \n" +
@@ -3823,7 +3823,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x0fselective_error\x18\x0f \x01(\x01R\x0eselectiveError\x12+\n" +
 	"\x11wording_agreement\x18\x10 \x01(\x01R\x10wordingAgreement\x12)\n" +
 	"\x10sycophancy_shift\x18\x11 \x01(\x01R\x0fsycophancyShift\x12\x1a\n" +
-	"\bexamples\x18\x12 \x01(\x03R\bexamples\"w\n" +
+	"\bexamples\x18\x12 \x01(\x05R\bexamples\"w\n" +
 	"\vGroupReport\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12)\n" +
 	"\x06before\x18\x02 \x01(\v2\x11.plumb.v1.MetricsR\x06before\x12'\n" +
@@ -3831,15 +3831,15 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x0eReliabilityBin\x12\x14\n" +
 	"\x05lower\x18\x01 \x01(\x01R\x05lower\x12\x14\n" +
 	"\x05upper\x18\x02 \x01(\x01R\x05upper\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x03R\x05count\x12\x1e\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\x12\x1e\n" +
 	"\n" +
 	"confidence\x18\x04 \x01(\x01R\n" +
 	"confidence\x12\x1a\n" +
 	"\baccuracy\x18\x05 \x01(\x01R\baccuracy\"W\n" +
 	"\tRiskPoint\x12\x16\n" +
 	"\x06lambda\x18\x01 \x01(\x01R\x06lambda\x12\x1a\n" +
-	"\banswered\x18\x02 \x01(\x03R\banswered\x12\x16\n" +
-	"\x06errors\x18\x03 \x01(\x03R\x06errors\"\x8f\b\n" +
+	"\banswered\x18\x02 \x01(\x05R\banswered\x12\x16\n" +
+	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\x8f\b\n" +
 	"\aProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -3858,7 +3858,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\vraps_lambda\x18\v \x01(\x01R\n" +
 	"rapsLambda\x12\x1c\n" +
 	"\n" +
-	"raps_k_reg\x18\f \x01(\x03R\brapsKReg\x12\x14\n" +
+	"raps_k_reg\x18\f \x01(\x05R\brapsKReg\x12\x14\n" +
 	"\x05alpha\x18\r \x01(\x01R\x05alpha\x12\x1a\n" +
 	"\bquantile\x18\x0e \x01(\x01R\bquantile\x12N\n" +
 	"\x0fgroup_quantiles\x18\x0f \x03(\v2%.plumb.v1.Profile.GroupQuantilesEntryR\x0egroupQuantiles\x12\x16\n" +
@@ -3894,7 +3894,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"1\n" +
 	"\x15DeleteProfileResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\x03R\adeleted*P\n" +
+	"\adeleted\x18\x01 \x01(\x05R\adeleted*P\n" +
 	"\aFraming\x12\x17\n" +
 	"\x13FRAMING_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFRAMING_NEUTRAL\x10\x01\x12\x17\n" +
