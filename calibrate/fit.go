@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -58,7 +59,7 @@ type FitConfig struct {
 	MinGroup    int // examples a Mondrian group needs for its own q̂ (default 100)
 	Equivalence Equivalence
 	Sycophancy  float64 // sycophancy threshold (default 0.15)
-	L2          float64 // confidence-map ridge penalty (default 1e-3)
+	L2          float64 // confidence-map ridge penalty toward the identity map (default 1e-3)
 }
 
 func (c *FitConfig) withDefaults() FitConfig {
@@ -463,6 +464,11 @@ func fitMap(p *Profile, examples []Example, tune, gold []int, c FitConfig) error
 		dim = max(dim, len(f))
 	}
 	nf := float64(len(tune))
+	// The ridge pulls toward the identity map w₀ = [0, 1, 0, 0(, 0)], σ(logit π̄(k*)) = π̄(k*):
+	// with little data the map stays near the uncalibrated confidence instead of flattening
+	// toward the intercept.
+	identity := make([]float64, dim)
+	identity[1] = 1
 	obj := func(w, grad []float64) float64 {
 		var loss float64
 		if grad != nil {
@@ -484,20 +490,19 @@ func fitMap(p *Profile, examples []Example, tune, gold []int, c FitConfig) error
 		}
 		loss /= nf
 		for d := 1; d < dim; d++ {
-			loss += 0.5 * c.L2 * w[d] * w[d]
+			loss += 0.5 * c.L2 * (w[d] - identity[d]) * (w[d] - identity[d])
 		}
 		if grad != nil {
 			for d := range grad {
 				grad[d] /= nf
 				if d > 0 {
-					grad[d] += c.L2 * w[d]
+					grad[d] += c.L2 * (w[d] - identity[d])
 				}
 			}
 		}
 		return loss
 	}
-	init := make([]float64, dim)
-	init[1] = 1
+	init := slices.Clone(identity)
 	res, err := optimize.Minimize(optimize.Problem{
 		Func: func(w []float64) float64 { return obj(w, nil) },
 		Grad: func(g, w []float64) { obj(w, g) },

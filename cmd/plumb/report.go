@@ -43,14 +43,22 @@ var metricRows = []struct {
 
 // summary prints the before/after table of a report.
 func summary(w io.Writer, r *plumbv1.Report) {
-	fmt.Fprintf(w, "report on %d held-out examples (tune %d, calibrate %d); temperature %s, α = %.2f, λ = %.2f for ε = %.2f\n",
-		r.GetExamples(), r.GetTune(), r.GetCalibrate(), orDash(r.GetTemperatureMethod()), r.GetAlpha(), r.GetLambda(), r.GetRisk())
+	fmt.Fprintf(w, "report on %d %s; temperature %s, α = %.2f, λ = %.2f for ε = %.2f\n",
+		r.GetExamples(), splitNote(r), orDash(r.GetTemperatureMethod()), r.GetAlpha(), r.GetLambda(), r.GetRisk())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "metric\tbefore\tafter\t")
 	for _, m := range metricRows {
 		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t\n", m.name, m.get(r.GetBefore()), m.get(r.GetAfter()))
 	}
 	tw.Flush()
+}
+
+// splitNote says where a report's examples came from: a fit's held-out split, or evaluation.
+func splitNote(r *plumbv1.Report) string {
+	if r.GetTune() == 0 && r.GetCalibrate() == 0 {
+		return "examples (evaluation)"
+	}
+	return fmt.Sprintf("held-out examples (tune %d, calibrate %d)", r.GetTune(), r.GetCalibrate())
 }
 
 func orDash(s string) string {
@@ -91,8 +99,8 @@ func writeReport(dir string, r *plumbv1.Report) error {
 func markdown(r *plumbv1.Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# plumb report: %s v%d\n\n", orDash(r.GetProfile().GetName()), r.GetProfile().GetVersion())
-	fmt.Fprintf(&b, "%d held-out examples (tune %d, calibrate %d). Temperature: %s. α = %.3g, global q̂ = %.4g, λ = %.2f for selective risk ε = %.3g.\n\n",
-		r.GetExamples(), r.GetTune(), r.GetCalibrate(), orDash(r.GetTemperatureMethod()), r.GetAlpha(), r.GetQuantile(), r.GetLambda(), r.GetRisk())
+	fmt.Fprintf(&b, "%d %s. Temperature: %s. α = %.3g, global q̂ = %.4g, λ = %.2f for selective risk ε = %.3g.\n\n",
+		r.GetExamples(), splitNote(r), orDash(r.GetTemperatureMethod()), r.GetAlpha(), r.GetQuantile(), r.GetLambda(), r.GetRisk())
 	b.WriteString("Before: the uncalibrated default (T = 1, c = π̄(k*)). After: the profile.\n\n")
 	b.WriteString("| metric | before | after |\n|---|---:|---:|\n")
 	for _, m := range metricRows {
