@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -443,6 +444,26 @@ func TestStatusMapping(t *testing.T) {
 	} {
 		if got := status.Code(Status(tc.err)); got != tc.code {
 			t.Errorf("Status(%v) = %v, want %v", tc.err, got, tc.code)
+		}
+	}
+}
+
+// TestMetrics: the Prometheus handler counts handled calls by method and code.
+func TestMetrics(t *testing.T) {
+	h := start(t, Config{}, nil)
+	req := &plumbv1.ScoreRequest{Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B", -0.2, -1.8))}}
+	h.c.Score(context.Background(), req)
+	h.c.Score(context.Background(), &plumbv1.ScoreRequest{})
+	rec := httptest.NewRecorder()
+	h.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="Score",grpc_service="plumb.v1.ConfidenceService",grpc_type="unary"} 1`,
+		`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="Score",grpc_service="plumb.v1.ConfidenceService",grpc_type="unary"} 1`,
+		`grpc_server_handling_seconds_bucket`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }
