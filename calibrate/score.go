@@ -45,6 +45,7 @@ type analysis struct {
 	top     int
 	h, a, w float64
 	rowH    []float64 // per wording: H(π_p)
+	rowH1   []float64 // per wording: H(π_p) at T = 1 (adaptive temperature)
 	v       float64
 
 	tokens   bool      // any pooled sample has tokens
@@ -172,28 +173,27 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 		}
 		return
 	}
-	// Adaptive: φ_p needs W of the question at T = 1, so pool at T = 1 first.
-	w := s.wordingAtOne()
+	// Adaptive: φ_p needs each wording's distribution at T = 1 and the question's W at T = 1.
+	k := s.k
+	at1 := grow(s.loo, s.n*k)
+	s.rowH1 = grow(s.rowH1, s.n)
+	var a float64
+	for i := 0; i < s.n; i++ {
+		s.rowH1[i] = temperature.SoftmaxEntropy(at1[i*k:(i+1)*k], s.dists[i*k:(i+1)*k], 1)
+		if s.use[i] {
+			a += s.rowH1[i]
+		}
+	}
+	s.pbar = grow(s.pbar, k)
+	ensemble.Pool(s.pbar, at1, s.use)
+	w := math.Max(ensemble.Entropy(s.pbar)-a/float64(s.pooled), 0)
 	s.phi = grow(s.phi, temperature.FeatureDim)
 	for i := 0; i < s.n; i++ {
-		row := s.dists[i*s.k : (i+1)*s.k]
-		temperature.AdaptiveFeatures(s.phi, row, w)
+		row := s.dists[i*k : (i+1)*k]
+		temperature.FeaturesFromProbs(s.phi, at1[i*k:(i+1)*k], s.rowH1[i], w)
 		s.rowH[i] = temperature.SoftmaxEntropy(row, row, m.At(s.phi))
 	}
-}
-
-// wordingAtOne returns W of the pooled wordings at T = 1; dists holds the raw logits and is left
-// unchanged.
-func (s *analysis) wordingAtOne() float64 {
-	tmp := grow(s.loo, s.n*s.k)
-	for i := 0; i < s.n; i++ {
-		temperature.Softmax(tmp[i*s.k:(i+1)*s.k], s.dists[i*s.k:(i+1)*s.k], 1)
-	}
-	s.pbar = grow(s.pbar, s.k)
-	ensemble.Pool(s.pbar, tmp, s.use)
-	_, _, w := ensemble.Split(s.pbar, tmp, s.use)
-	s.loo = tmp
-	return w
+	s.loo = at1
 }
 
 func modeOf(e Equivalence) ensemble.Mode {

@@ -161,8 +161,17 @@ func validateOptions(p, first *Paraphrase, i int) error {
 		return invalid(paraField(i)+".options", "%d option, at least 2", len(p.Options))
 	}
 	of := func(j int) string { return f() + ".options[" + strconv.Itoa(j) + "]" }
+	// The usual case: the labels of paraphrases[0] (already checked) in the same order.
+	sameOrder := p != first && len(p.Options) == len(first.Options)
 	for j := range p.Options {
 		o := &p.Options[j]
+		if m := logprobFault(o.Logprob); m != "" {
+			return invalid(of(j)+".logprob", "%s", m)
+		}
+		if sameOrder && o.Label == first.Options[j].Label {
+			continue
+		}
+		sameOrder = false
 		if o.Label == "" {
 			return invalid(of(j)+".label", "empty label")
 		}
@@ -171,9 +180,9 @@ func validateOptions(p, first *Paraphrase, i int) error {
 				return invalid(of(j)+".label", "duplicate label %q", o.Label)
 			}
 		}
-		if m := logprobFault(o.Logprob); m != "" {
-			return invalid(of(j)+".logprob", "%s", m)
-		}
+	}
+	if sameOrder {
+		return checkStance(p, f)
 	}
 	if p != first {
 		if len(p.Options) != len(first.Options) {
@@ -185,8 +194,12 @@ func validateOptions(p, first *Paraphrase, i int) error {
 			}
 		}
 	}
+	return checkStance(p, f)
+}
+
+func checkStance(p *Paraphrase, f func() string) error {
 	if p.Framing == UserStance && indexOf(p.Options, p.Stance) < 0 {
-		return invalid(paraField(i)+".stance", "stance %q is not one of the option labels", p.Stance)
+		return invalid(f()+".stance", "stance %q is not one of the option labels", p.Stance)
 	}
 	return nil
 }

@@ -168,35 +168,31 @@ func AdaptiveFeatures(dst, z []float64, wording float64) []float64 {
 	if len(z) < 2 {
 		panic("temperature: fewer than two logits")
 	}
+	p := make([]float64, len(z))
+	h := SoftmaxEntropy(p, z, 1)
+	return FeaturesFromProbs(dst, p, h, wording)
+}
+
+// FeaturesFromProbs is AdaptiveFeatures given the wording's distribution p = softmax(z) and
+// its entropy h, for callers that have them already.
+func FeaturesFromProbs(dst, p []float64, h, wording float64) []float64 {
 	if dst == nil {
 		dst = make([]float64, FeatureDim)
 	}
 	if len(dst) != FeatureDim {
 		panic("temperature: feature slice length mismatch")
 	}
-	m := math.Inf(-1)
-	for _, v := range z {
-		m = math.Max(m, v)
-	}
-	var s float64
-	for _, v := range z {
-		s += math.Exp(v - m)
-	}
-	var h, p1, p2 float64
-	for _, v := range z {
-		p := math.Exp(v-m) / s
-		if p > 0 {
-			h -= p * math.Log(p)
-		}
+	var p1, p2 float64
+	for _, v := range p {
 		switch {
-		case p > p1:
-			p1, p2 = p, p1
-		case p > p2:
-			p2 = p
+		case v > p1:
+			p1, p2 = v, p1
+		case v > p2:
+			p2 = v
 		}
 	}
 	dst[0] = 1
-	dst[1] = h / math.Log(float64(len(z)))
+	dst[1] = h / math.Log(float64(len(p)))
 	dst[2] = p1 - p2
 	dst[3] = wording
 	return dst
