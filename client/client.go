@@ -166,7 +166,7 @@ func (c *Client) ScoreAll(ctx context.Context, reqs iter.Seq[*plumbv1.ScoreReque
 }
 
 // Fit streams cfg and then every example to ProfileService.Fit. An error from examples stops
-// the fit (the server writes nothing) and is returned.
+// the fit (the stream is cancelled; the server writes nothing) and is returned.
 func (c *Client) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.FitResponse, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -174,20 +174,10 @@ func (c *Client) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.
 	if err != nil {
 		return nil, err
 	}
-	if err := stream.Send(&plumbv1.FitRequest{Message: &plumbv1.FitRequest_Config{Config: cfg}}); err != nil {
-		_, err = stream.CloseAndRecv()
-		return nil, err
-	}
-	for ex, err := range examples {
-		if err != nil {
-			return nil, err // cancel() aborts the stream: nothing is stored
-		}
-		if err := stream.Send(&plumbv1.FitRequest{Message: &plumbv1.FitRequest_Example{Example: ex}}); err != nil {
-			_, err = stream.CloseAndRecv()
-			return nil, err
-		}
-	}
-	return stream.CloseAndRecv()
+	return sendLabeled(stream, &plumbv1.FitRequest{Message: &plumbv1.FitRequest_Config{Config: cfg}}, examples,
+		func(ex *plumbv1.LabeledExample) *plumbv1.FitRequest {
+			return &plumbv1.FitRequest{Message: &plumbv1.FitRequest_Example{Example: ex}}
+		})
 }
 
 // Evaluate streams cfg and every example to ProfileService.Evaluate.
@@ -198,15 +188,25 @@ func (c *Client) Evaluate(ctx context.Context, cfg *plumbv1.EvaluateConfig, exam
 	if err != nil {
 		return nil, err
 	}
-	if err := stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Config{Config: cfg}}); err != nil {
+	return sendLabeled(stream, &plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Config{Config: cfg}}, examples,
+		func(ex *plumbv1.LabeledExample) *plumbv1.EvaluateRequest {
+			return &plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Example{Example: ex}}
+		})
+}
+
+// sendLabeled sends the config message, then one message per example, and returns the reply.
+// On a send error the reply's status says why.
+func sendLabeled[Req, Resp any](stream grpc.ClientStreamingClient[Req, Resp], first *Req,
+	examples iter.Seq2[*plumbv1.LabeledExample, error], wrap func(*plumbv1.LabeledExample) *Req) (*Resp, error) {
+	if err := stream.Send(first); err != nil {
 		_, err = stream.CloseAndRecv()
 		return nil, err
 	}
 	for ex, err := range examples {
 		if err != nil {
-			return nil, err
+			return nil, err // the caller's cancel aborts the stream
 		}
-		if err := stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Example{Example: ex}}); err != nil {
+		if err := stream.Send(wrap(ex)); err != nil {
 			_, err = stream.CloseAndRecv()
 			return nil, err
 		}

@@ -317,22 +317,31 @@ func examples[T any](recv func() (*T, error), pick func(*T) (*plumbv1.LabeledExa
 	}
 }
 
+// firstConfig receives a client stream's first message and returns its config, or
+// InvalidArgument when the stream does not start with one.
+func firstConfig[M, C any](recv func() (*M, error), config func(*M) *C, what string) (*C, error) {
+	first, err := recv()
+	if err == io.EOF {
+		return nil, status.Errorf(codes.InvalidArgument, "config: the first message must be a %s", what)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg := config(first)
+	if cfg == nil {
+		return nil, status.Errorf(codes.InvalidArgument, "config: the first message must be a %s", what)
+	}
+	return cfg, nil
+}
+
 // Fit implements ProfileService.Fit.
 func (s *Server) Fit(stream grpc.ClientStreamingServer[plumbv1.FitRequest, plumbv1.FitResponse]) error {
-	first, err := stream.Recv()
+	cfg, err := firstConfig(stream.Recv, (*plumbv1.FitRequest).GetConfig, "FitConfig")
 	if err != nil {
-		if err == io.EOF {
-			return status.Error(codes.InvalidArgument, "config: the first message must be a FitConfig")
-		}
 		return err
 	}
-	cfg := first.GetConfig()
-	if cfg == nil {
-		return status.Error(codes.InvalidArgument, "config: the first message must be a FitConfig")
-	}
 	exs := examples(stream.Recv, func(m *plumbv1.FitRequest) (*plumbv1.LabeledExample, bool) {
-		ex := m.GetExample()
-		return ex, m.GetConfig() == nil
+		return m.GetExample(), m.GetConfig() == nil
 	})
 	resp, err := s.engine.Fit(stream.Context(), cfg, exs)
 	if err != nil {
@@ -343,16 +352,9 @@ func (s *Server) Fit(stream grpc.ClientStreamingServer[plumbv1.FitRequest, plumb
 
 // Evaluate implements ProfileService.Evaluate.
 func (s *Server) Evaluate(stream grpc.ClientStreamingServer[plumbv1.EvaluateRequest, plumbv1.Report]) error {
-	first, err := stream.Recv()
+	cfg, err := firstConfig(stream.Recv, (*plumbv1.EvaluateRequest).GetConfig, "EvaluateConfig")
 	if err != nil {
-		if err == io.EOF {
-			return status.Error(codes.InvalidArgument, "config: the first message must be an EvaluateConfig")
-		}
 		return err
-	}
-	cfg := first.GetConfig()
-	if cfg == nil {
-		return status.Error(codes.InvalidArgument, "config: the first message must be an EvaluateConfig")
 	}
 	exs := examples(stream.Recv, func(m *plumbv1.EvaluateRequest) (*plumbv1.LabeledExample, bool) {
 		return m.GetExample(), m.GetConfig() == nil

@@ -180,11 +180,7 @@ func FitTokens(d *Tokens) (Model, error) {
 		Func: func(x []float64) float64 { v, _ := d.objective(x[0]); return v },
 		Grad: func(g, x []float64) { _, g[0] = d.objective(x[0]) },
 	}
-	res, err := optimize.Minimize(p, []float64{0}, &optimize.Settings{
-		GradientThreshold: 1e-7,
-		Converger:         &optimize.FunctionConverge{Absolute: 1e-10, Relative: 1e-10, Iterations: 3},
-		MajorIterations:   200,
-	}, &optimize.LBFGS{})
+	res, err := optimize.Minimize(p, []float64{0}, lbfgsSettings(), &optimize.LBFGS{})
 	if err != nil && res == nil {
 		return Model{}, err
 	}

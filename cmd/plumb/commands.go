@@ -248,25 +248,13 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 	if err != nil {
 		return err
 	}
-	r, name, closeIn, err := input(f.data, io.in)
-	if err != nil {
+	var resp *plumbv1.FitResponse
+	err = withLabeled(f.data, f.keepGoing, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
+		resp, err = b.Fit(ctx, cfg, exs)
 		return err
-	}
-	defer closeIn()
-	b, err := t.open()
+	})
 	if err != nil {
-		return err
-	}
-	defer b.Close()
-	prog := newProgress(io.err, "read")
-	resp, err := b.Fit(ctx, cfg, examplesFrom(r, name, f.keepGoing, io.err, prog))
-	prog.done()
-	if err != nil {
-		var le *lineError
-		if errors.As(err, &le) {
-			return le
-		}
-		return fmt.Errorf("fit %s: %s", name, describe(err))
+		return fmt.Errorf("fit: %w", err)
 	}
 	if f.reportDir != "" {
 		if err := writeReport(f.reportDir, resp.GetReport()); err != nil {
@@ -306,25 +294,13 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 		fmt.Fprintln(io.err, "plumb eval: --data is required")
 		return errUsage
 	}
-	r, name, closeIn, err := input(*data, io.in)
-	if err != nil {
+	var rep *plumbv1.Report
+	err := withLabeled(*data, *keepGoing, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
+		rep, err = b.Evaluate(ctx, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version}, exs)
 		return err
-	}
-	defer closeIn()
-	b, err := t.open()
+	})
 	if err != nil {
-		return err
-	}
-	defer b.Close()
-	prog := newProgress(io.err, "read")
-	rep, err := b.Evaluate(ctx, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version}, examplesFrom(r, name, *keepGoing, io.err, prog))
-	prog.done()
-	if err != nil {
-		var le *lineError
-		if errors.As(err, &le) {
-			return le
-		}
-		return fmt.Errorf("eval %s: %s", name, describe(err))
+		return fmt.Errorf("eval: %w", err)
 	}
 	if *reportDir != "" {
 		if err := writeReport(*reportDir, rep); err != nil {
@@ -336,6 +312,29 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	}
 	summary(io.out, rep)
 	return nil
+}
+
+// withLabeled opens the labelled-example file and the backend and runs f on them; a bad line
+// comes back as its *lineError, anything else described as the server would.
+func withLabeled(data string, keepGoing bool, t *target, io ios, f func(backend, iter.Seq2[*plumbv1.LabeledExample, error]) error) error {
+	r, name, closeIn, err := input(data, io.in)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	b, err := t.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	prog := newProgress(io.err, "read")
+	err = f(b, examplesFrom(r, name, keepGoing, io.err, prog))
+	prog.done()
+	var le *lineError
+	if err == nil || errors.As(err, &le) {
+		return err
+	}
+	return fmt.Errorf("%s: %s", name, describe(err))
 }
 
 func cmdProfiles(ctx context.Context, args []string, io ios) error {
