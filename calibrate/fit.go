@@ -156,7 +156,7 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	if err := c.check(); err != nil {
 		return nil, nil, err
 	}
-	if err := validateExamples(examples, c.Equivalence); err != nil {
+	if err := validateExamples(examples, 0, c.Equivalence); err != nil {
 		return nil, nil, err
 	}
 	samples := len(examples[0].Question.Paraphrases[0].Samples) > 0
@@ -250,29 +250,29 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	// 5. Report on the held-out split.
 	before := Default()
 	before.Alpha, before.Equivalence, before.Syco = c.Alpha, c.Equivalence, c.Sycophancy
-	r, err := report(before, p, examples, rep, gold, c.Equivalence)
-	if err != nil {
-		return nil, nil, err
-	}
+	ev := newEvaluator(before, p, c.Equivalence)
+	ev.add(examples, rep, gold)
+	r := ev.Report()
 	r.Tune, r.Calibrate = len(tune), len(cal)
 	p.Report = r
 	return p, r, nil
 }
 
-func validateExamples(examples []Example, mode Equivalence) error {
+// validateExamples validates examples whose first is examples[offset] of the whole input.
+func validateExamples(examples []Example, offset int, mode Equivalence) error {
 	if len(examples) == 0 {
 		return &Error{Kind: Precondition, Field: "examples", Msg: "no examples"}
 	}
 	samples := len(examples[0].Question.Paraphrases) > 0 && len(examples[0].Question.Paraphrases[0].Samples) > 0
 	for i := range examples {
 		ex := &examples[i]
-		f := "examples[" + strconv.Itoa(i) + "]"
+		f := "examples[" + strconv.Itoa(offset+i) + "]"
 		if err := ex.Question.validate(mode); err != nil {
 			e := err.(*Error)
 			return &Error{Kind: e.Kind, Field: f + ".request." + e.Field, Msg: e.Msg}
 		}
 		if s := len(ex.Question.Paraphrases[0].Samples) > 0; s != samples {
-			return invalid(f+".request.paraphrases", "%s, but examples[0] has %s: a profile is fitted on one kind", kindName(!s), kindName(s))
+			return invalid(f+".request.paraphrases", "%s, but examples[%d] has %s: one profile scores one kind", kindName(!s), offset, kindName(s))
 		}
 		if len(ex.Label.Answers) == 0 {
 			return invalid(f+".label.answers", "no acceptable answer")
@@ -526,8 +526,8 @@ func (s *analysis) scoreRecord(p *Profile, ex *Example, gold int, mode Equivalen
 		gold = s.gold(&ex.Label, mode)
 	}
 	r := s.result(p, q, p.Lambda, p.Risk)
-	rec := record{conf: r.Confidence, correct: gold == s.top, size: len(r.Set.Answers), action: r.Action,
-		agree: s.splitHalf(), shift: r.Sycophancy.Shift, hasStance: r.Sycophancy.Wordings > 0, group: q.Group}
+	rec := record{conf: r.Confidence, correct: gold == s.top, size: int32(len(r.Set.Answers)), action: int8(r.Action),
+		agree: int8(s.splitHalf()), shift: r.Sycophancy.Shift, hasStance: r.Sycophancy.Wordings > 0}
 	for _, k := range s.rank[:len(r.Set.Answers)] {
 		if k == gold {
 			rec.covered = true
@@ -564,77 +564,7 @@ func (s *analysis) splitHalf() int {
 	return 0
 }
 
-// report scores the examples at idx under before and after and summarises them.
-func report(before, after *Profile, examples []Example, idx, gold []int, mode Equivalence) (*Report, error) {
-	rb := make([]record, len(idx))
-	ra := make([]record, len(idx))
-	parallel(len(idx), func(s *analysis, j int) {
-		i := idx[j]
-		g := -2
-		if gold != nil {
-			g = gold[i]
-		}
-		rb[j] = s.scoreRecord(before, &examples[i], g, mode)
-		ra[j] = s.scoreRecord(after, &examples[i], g, mode)
-	})
-	r := &Report{
-		Examples: len(idx),
-		Before:   summarize(rb),
-		After:    summarize(ra),
-		Profile:  ProfileRef{Name: after.Name, Version: after.Version},
-		Curve:    after.Curve,
-		Map:      after.Map,
-		Alpha:    after.Alpha,
-		Quantile: after.Quantiles.Global,
-		Lambda:   after.Lambda,
-		Risk:     after.Risk,
-	}
-	r.TemperatureMethod = methodName(after.TemperatureMethod)
-	r.Temperature = after.Temperature.Theta
-	conf := func(rs []record) ([]float64, []bool) {
-		c := make([]float64, len(rs))
-		y := make([]bool, len(rs))
-		for i, x := range rs {
-			c[i], y[i] = x.conf, x.correct
-		}
-		return c, y
-	}
-	r.BinsBefore = ReliabilityBins(conf(rb))
-	r.BinsAfter = ReliabilityBins(conf(ra))
-	names, byB := groupRecords(rb)
-	_, byA := groupRecords(ra)
-	for _, g := range names {
-		r.Groups = append(r.Groups, GroupReport{Group: g, Before: summarize(byB[g]), After: summarize(byA[g])})
-	}
-	return r, nil
-}
-
 func methodName(m temperature.Method) string {
 	return [...]string{"none", "global", "adaptive", "auto"}[m]
 }
 
-// Evaluate scores labelled examples under profile p (and the uncalibrated default as
-// "before") and reports; it writes nothing. Errors are as for Fit's validation.
-func Evaluate(p *Profile, examples []Example) (*Report, error) {
-	if p == nil {
-		p = Default()
-	}
-	mode := p.Equivalence
-	if err := validateExamples(examples, mode); err != nil {
-		return nil, err
-	}
-	for i := range examples {
-		if err := checkEvidence(p, &examples[i].Question); err != nil {
-			e := err.(*Error)
-			e.Field = "examples[" + strconv.Itoa(i) + "].request." + e.Field
-			return nil, e
-		}
-	}
-	idx := make([]int, len(examples))
-	for i := range idx {
-		idx[i] = i
-	}
-	before := Default()
-	before.Alpha, before.Equivalence, before.Syco = p.Alpha, mode, p.Syco
-	return report(before, p, examples, idx, nil, mode)
-}

@@ -2,7 +2,6 @@ package calibrate
 
 import (
 	"math"
-	"slices"
 	"sort"
 
 	"github.com/plumbhq/plumb/conformal"
@@ -42,16 +41,17 @@ type Bin struct {
 }
 
 // record is what one scored, labelled question contributes to the metrics.
+// It is kept small (32 bytes): an evaluation holds two per question.
 type record struct {
 	conf      float64
+	shift     float64
+	size      int32
+	group     int32 // index into the evaluation's group names; −1 for none
+	action    int8
+	agree     int8 // 1 agree, 0 disagree, −1 fewer than 4 pooled wordings
 	correct   bool
 	covered   bool
-	size      int
-	action    Action
-	agree     int // 1 agree, 0 disagree, −1 fewer than 4 pooled wordings
-	shift     float64
 	hasStance bool
-	group     string
 }
 
 // binOf returns the equal-width bin of c: [0,1/15] is bin 0, ((i−1)/15, i/15] bin i−1.
@@ -216,7 +216,7 @@ func summarize(rs []record) Metrics {
 		if r.size == 1 {
 			m.SingletonRate++
 		}
-		switch r.action {
+		switch Action(r.action) {
 		case Answer:
 			m.AnswerRate++
 			answered++
@@ -230,7 +230,7 @@ func summarize(rs []record) Metrics {
 		}
 		if r.agree >= 0 {
 			agreeN++
-			agree += r.agree
+			agree += int(r.agree)
 		}
 		if r.hasStance {
 			stanceN++
@@ -289,18 +289,3 @@ type Report struct {
 	Risk              float64
 }
 
-// groupRecords splits records by group, in sorted group order; records without a group are
-// left out.
-func groupRecords(rs []record) (names []string, by map[string][]record) {
-	by = map[string][]record{}
-	for _, r := range rs {
-		if r.group != "" {
-			by[r.group] = append(by[r.group], r)
-		}
-	}
-	for g := range by {
-		names = append(names, g)
-	}
-	slices.Sort(names)
-	return names, by
-}

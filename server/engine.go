@@ -186,21 +186,47 @@ func (e *Engine) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.
 	return resp, nil
 }
 
-// Evaluate reports a profile on labelled examples; it writes nothing.
+// evalBatch is how many examples Evaluate converts and scores at a time.
+const evalBatch = 4096
+
+// Evaluate reports a profile on labelled examples; it writes nothing. Examples stream through
+// in batches: memory grows by a small record per question, not by the questions.
 func (e *Engine) Evaluate(ctx context.Context, cfg *plumbv1.EvaluateConfig, examples iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.Report, error) {
 	p, err := e.Profile(ctx, cfg.GetProfile(), cfg.GetVersion())
 	if err != nil {
 		return nil, err
 	}
-	exs, err := collect(examples)
-	if err != nil {
+	ev := calibrate.NewEvaluator(p)
+	batch := make([]calibrate.Example, 0, evalBatch)
+	flush := func() error {
+		err := ev.Add(batch)
+		batch = batch[:0]
+		return err
+	}
+	for ex, err := range examples {
+		if err != nil {
+			return nil, err
+		}
+		if ex == nil {
+			return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "examples[" + strconv.Itoa(ev.Len()+len(batch)) + "]", Msg: "empty example"}
+		}
+		batch = append(batch, ExampleFrom(ex))
+		if len(batch) == evalBatch {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
 		return nil, err
 	}
-	rep, err := calibrate.Evaluate(p, exs)
-	if err != nil {
-		return nil, err
+	if ev.Len() == 0 {
+		return nil, &calibrate.Error{Kind: calibrate.Precondition, Field: "examples", Msg: "no examples"}
 	}
-	return ReportToProto(rep), nil
+	return ReportToProto(ev.Report()), nil
 }
 
 func (e *Engine) record(rec store.Record, full bool) (*plumbv1.Profile, error) {

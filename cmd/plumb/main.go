@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -35,7 +36,18 @@ Run "plumb COMMAND --help" for a command's flags. Files are JSON Lines in protoj
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// PLUMB_CPUPROFILE=FILE writes a CPU profile of the command, for `go tool pprof`.
+	if path := os.Getenv("PLUMB_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "plumb:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		pprof.StopCPUProfile()
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "plumb:", err)
 		}
