@@ -567,4 +567,3 @@ func (s *analysis) splitHalf() int {
 func methodName(m temperature.Method) string {
 	return [...]string{"none", "global", "adaptive", "auto"}[m]
 }
-

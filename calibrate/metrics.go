@@ -288,4 +288,3 @@ type Report struct {
 	Lambda            float64
 	Risk              float64
 }
-
