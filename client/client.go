@@ -213,3 +213,131 @@ func sendLabeled[Req, Resp any](stream grpc.ClientStreamingClient[Req, Resp], fi
 	}
 	return stream.CloseAndRecv()
 }
+
+// scoreJob is one batch of a ScoreConcurrent call.
+type scoreJob struct {
+	reqs  []*plumbv1.ScoreRequest
+	resps []*plumbv1.ScoreResponse
+	err   error
+	done  chan struct{}
+}
+
+// ScoreConcurrent scores reqs over `streams` concurrent ScoreStream calls, in batches of
+// `batch` requests dealt to the streams in turn, and yields the responses in request order
+// (each stream answers in order, so a batch's responses are its next len(batch) messages). A
+// refused request yields its response with Error set; a failed stream ends the sequence with its
+// error. Breaking out of the loop cancels every stream. streams and batch below 1 mean 1 and 256.
+func (c *Client) ScoreConcurrent(ctx context.Context, reqs iter.Seq[*plumbv1.ScoreRequest], streams, batch int) iter.Seq2[*plumbv1.ScoreResponse, error] {
+	streams, batch = max(streams, 1), max(batch, 1)
+	if batch == 1 && streams == 1 {
+		batch = 256
+	}
+	return func(yield func(*plumbv1.ScoreResponse, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		queues := make([]chan *scoreJob, streams)
+		for i := range queues {
+			queues[i] = make(chan *scoreJob, 2)
+			go c.scoreWorker(ctx, queues[i])
+		}
+		order := make(chan *scoreJob, 2*streams)
+		go func() {
+			defer func() {
+				for _, q := range queues {
+					close(q)
+				}
+				close(order)
+			}()
+			i := 0
+			cur := &scoreJob{done: make(chan struct{})}
+			dispatch := func() bool {
+				select {
+				case order <- cur:
+				case <-ctx.Done():
+					return false
+				}
+				select {
+				case queues[i%streams] <- cur:
+				case <-ctx.Done():
+					return false
+				}
+				i++
+				cur = &scoreJob{done: make(chan struct{})}
+				return true
+			}
+			for r := range reqs {
+				cur.reqs = append(cur.reqs, r)
+				if len(cur.reqs) == batch && !dispatch() {
+					return
+				}
+			}
+			if len(cur.reqs) > 0 {
+				dispatch()
+			}
+		}()
+		for j := range order {
+			select {
+			case <-j.done:
+			case <-ctx.Done():
+				yield(nil, ctx.Err())
+				return
+			}
+			if j.err != nil {
+				yield(nil, j.err)
+				return
+			}
+			for _, resp := range j.resps {
+				if !yield(resp, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// scoreWorker runs one ScoreStream: it sends each job's requests as they come, and a receiver
+// (the only caller of Recv) fills the job's responses in order.
+func (c *Client) scoreWorker(ctx context.Context, jobs <-chan *scoreJob) {
+	stream, openErr := c.Confidence.ScoreStream(ctx)
+	inflight := make(chan *scoreJob, 4)
+	go func() {
+		var broken error
+		for j := range inflight {
+			switch {
+			case j.err != nil: // the stream never opened
+			case broken != nil:
+				j.err = broken
+			default:
+				j.resps = make([]*plumbv1.ScoreResponse, len(j.reqs))
+				for k := range j.reqs {
+					if j.resps[k], j.err = stream.Recv(); j.err != nil {
+						if j.err == io.EOF {
+							j.err = errors.New("client: ScoreStream ended before answering every request")
+						}
+						broken = j.err
+						break
+					}
+				}
+			}
+			close(j.done)
+		}
+	}()
+	defer close(inflight)
+	sendOK := openErr == nil
+	for j := range jobs {
+		if openErr != nil {
+			j.err = openErr
+		}
+		for _, r := range j.reqs {
+			if !sendOK {
+				break
+			}
+			// A failed Send means the stream is broken; the receiver gets its status.
+			sendOK = stream.Send(r) == nil
+		}
+		inflight <- j
+	}
+	if sendOK {
+		stream.CloseSend()
+	}
+}

@@ -181,6 +181,45 @@ func TestEndToEnd(t *testing.T) {
 	if i != 1000 {
 		t.Fatalf("%d responses, want 1000", i)
 	}
+	// The same over 3 concurrent streams in batches of 7: still in order, still the engine's.
+	i = 0
+	for resp, err := range h.c.ScoreConcurrent(ctx, func(yield func(*plumbv1.ScoreRequest) bool) {
+		for _, r := range reqs {
+			if !yield(r) {
+				return
+			}
+		}
+	}, 3, 7) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetId() != reqs[i].GetId() || i != 500 && !proto.Equal(resp, want(reqs[i])) || i == 500 && resp.GetError() == nil {
+			t.Fatalf("concurrent response %d: %v", i, resp)
+		}
+		i++
+	}
+	if i != 1000 {
+		t.Fatalf("%d concurrent responses, want 1000", i)
+	}
+	// Leaving the loop early cancels the streams; the client goes on working.
+	n := 0
+	for _, err := range h.c.ScoreConcurrent(ctx, func(yield func(*plumbv1.ScoreRequest) bool) {
+		for _, r := range reqs {
+			if !yield(r) {
+				return
+			}
+		}
+	}, 2, 5) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 12 {
+			break
+		}
+	}
+	if _, err := h.c.Score(ctx, req); err != nil {
+		t.Fatalf("after an early break: %v", err)
+	}
 
 	// Evaluate writes nothing and agrees with the engine.
 	rep, err := h.c.Evaluate(ctx, &plumbv1.EvaluateConfig{Profile: "mmlu"}, seq(exs[:400]))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"iter"
 	"os"
+	"runtime"
+	"sync"
 	"strings"
 
 	"github.com/plumbhq/plumb/client"
@@ -30,12 +32,14 @@ type backend interface {
 // target holds the flags that choose a backend.
 type target struct {
 	server, store, token string
+	streams              int
 }
 
 func (t *target) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.server, "server", "", "address of a plumb server (host:port); empty works in-process on --store")
 	fs.StringVar(&t.store, "store", envOr("PLUMB_STORE", "plumb.db"), "profile store file for in-process work ($PLUMB_STORE)")
 	fs.StringVar(&t.token, "token", os.Getenv("PLUMB_TOKEN"), "bearer token for --server ($PLUMB_TOKEN)")
+	fs.IntVar(&t.streams, "streams", 2, "concurrent ScoreStream calls with --server")
 }
 
 func envOr(key, def string) string {
@@ -51,7 +55,7 @@ func (t *target) open() (backend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("client.Dial %s: %w", t.server, err)
 		}
-		return remote{c}, nil
+		return remote{c, t.streams}, nil
 	}
 	s, err := store.Open(t.store, 0)
 	if err != nil {
@@ -60,7 +64,16 @@ func (t *target) open() (backend, error) {
 	return local{server.NewEngine(s), s}, nil
 }
 
-type remote struct{ *client.Client }
+// remote works through a server; ScoreAll spreads the requests over `streams` concurrent
+// ScoreStream calls.
+type remote struct {
+	*client.Client
+	streams int
+}
+
+func (r remote) ScoreAll(ctx context.Context, reqs iter.Seq[*plumbv1.ScoreRequest]) iter.Seq2[*plumbv1.ScoreResponse, error] {
+	return r.ScoreConcurrent(ctx, reqs, r.streams, 256)
+}
 
 func (r remote) GetProfile(ctx context.Context, q *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error) {
 	return r.Profiles.GetProfile(ctx, q)
@@ -87,16 +100,48 @@ type local struct {
 
 func (l local) Close() error { return l.st.Close() }
 
+// scoreBatch is how many requests the in-process ScoreAll scores at a time over the cores.
+const scoreBatch = 1024
+
+// ScoreAll scores in batches over the machine's cores and yields in request order; memory is
+// bounded by one batch.
 func (l local) ScoreAll(ctx context.Context, reqs iter.Seq[*plumbv1.ScoreRequest]) iter.Seq2[*plumbv1.ScoreResponse, error] {
 	return func(yield func(*plumbv1.ScoreResponse, error) bool) {
-		for r := range reqs {
-			resp, err := l.Engine.Score(ctx, r)
-			if err != nil {
-				resp, err = itemError(r.GetId(), err), nil
+		batch := make([]*plumbv1.ScoreRequest, 0, scoreBatch)
+		resps := make([]*plumbv1.ScoreResponse, scoreBatch)
+		workers := runtime.GOMAXPROCS(0)
+		flush := func() bool {
+			var wg sync.WaitGroup
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for i := w; i < len(batch); i += workers {
+						resp, err := l.Engine.Score(ctx, batch[i])
+						if err != nil {
+							resp = itemError(batch[i].GetId(), err)
+						}
+						resps[i] = resp
+					}
+				}(w)
 			}
-			if !yield(resp, err) {
+			wg.Wait()
+			for _, r := range resps[:len(batch)] {
+				if !yield(r, nil) {
+					return false
+				}
+			}
+			batch = batch[:0]
+			return ctx.Err() == nil
+		}
+		for r := range reqs {
+			batch = append(batch, r)
+			if len(batch) == scoreBatch && !flush() {
 				return
 			}
+		}
+		if len(batch) > 0 {
+			flush()
 		}
 	}
 }
