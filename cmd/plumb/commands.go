@@ -121,11 +121,16 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 	var t target
 	t.register(fs)
 	profile := fs.String("profile", "", "profile for requests that name none (default: the active \"default\")")
-	keepGoing := fs.Bool("keep-going", false, "report a bad line on stderr and go on (a refused request yields a response with error set)")
+	var in inputOptions
+	in.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
+	if err := in.check(); err != nil {
+		return err
+	}
+	keepGoing := &in.keepGoing
 	file := ""
 	if len(pos) > 0 {
 		file = pos[0]
@@ -147,7 +152,7 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 
 	var readErr error
 	reqs := func(yield func(*plumbv1.ScoreRequest) bool) {
-		for req, err := range lines(r, name, func() *plumbv1.ScoreRequest { return new(plumbv1.ScoreRequest) }, *keepGoing, io.err, prog) {
+		for req, err := range lines(r, name, func() *plumbv1.ScoreRequest { return new(plumbv1.ScoreRequest) }, in, io.err, prog) {
 			if err != nil {
 				readErr = err
 				return
@@ -182,7 +187,8 @@ type fitFlags struct {
 	alpha, risk                                               float64
 	seed                                                      uint64
 	minGroup                                                  int
-	jsonOut, dryRun, activate, keepGoing                      bool
+	jsonOut, dryRun, activate                                 bool
+	in                                                        inputOptions
 }
 
 func (f *fitFlags) config() (*plumbv1.FitConfig, error) {
@@ -236,8 +242,11 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 	fs.BoolVar(&f.jsonOut, "json", false, "print the protojson Report, and nothing else, on stdout")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "fit and report without storing the profile")
 	fs.BoolVar(&f.activate, "activate", true, "make the new version active")
-	fs.BoolVar(&f.keepGoing, "keep-going", false, "skip bad lines (reported on stderr) instead of stopping")
+	f.in.register(fs)
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := f.in.check(); err != nil {
 		return err
 	}
 	if f.data == "" {
@@ -249,7 +258,7 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	var resp *plumbv1.FitResponse
-	err = withLabeled(f.data, f.keepGoing, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
+	err = withLabeled(f.data, f.in, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
 		resp, err = b.Fit(ctx, cfg, exs)
 		return err
 	})
@@ -286,8 +295,12 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	version := fs.Int64("version", 0, "profile version (0: the active one)")
 	jsonOut := fs.Bool("json", false, "print the protojson Report, and nothing else, on stdout")
 	reportDir := fs.String("report-dir", "", "write report.json, report.md and the reliability diagram here")
-	keepGoing := fs.Bool("keep-going", false, "skip bad lines (reported on stderr) instead of stopping")
+	var in inputOptions
+	in.register(fs)
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := in.check(); err != nil {
 		return err
 	}
 	if *data == "" {
@@ -295,7 +308,7 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 		return errUsage
 	}
 	var rep *plumbv1.Report
-	err := withLabeled(*data, *keepGoing, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
+	err := withLabeled(*data, in, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
 		rep, err = b.Evaluate(ctx, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version}, exs)
 		return err
 	})
@@ -316,7 +329,7 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 
 // withLabeled opens the labelled-example file and the backend and runs f on them; a bad line
 // comes back as its *lineError, anything else described as the server would.
-func withLabeled(data string, keepGoing bool, t *target, io ios, f func(backend, iter.Seq2[*plumbv1.LabeledExample, error]) error) error {
+func withLabeled(data string, in inputOptions, t *target, io ios, f func(backend, iter.Seq2[*plumbv1.LabeledExample, error]) error) error {
 	r, name, closeIn, err := input(data, io.in)
 	if err != nil {
 		return err
@@ -328,7 +341,7 @@ func withLabeled(data string, keepGoing bool, t *target, io ios, f func(backend,
 	}
 	defer b.Close()
 	prog := newProgress(io.err, "read")
-	err = f(b, examplesFrom(r, name, keepGoing, io.err, prog))
+	err = f(b, examplesFrom(r, name, in, io.err, prog))
 	prog.done()
 	var le *lineError
 	if err == nil || errors.As(err, &le) {

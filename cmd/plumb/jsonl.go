@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"flag"
 	"bytes"
 	"runtime"
 	"sync"
@@ -68,7 +69,14 @@ const batchLines = 2048
 // (the fast decoder, protojson for what it does not take). A line that does not decode is
 // yielded as a *lineError; with keepGoing it is also reported on stderr and the next line
 // follows. Memory is bounded by one batch.
-func lines[T proto.Message](r io.Reader, file string, newMsg func() T, keepGoing bool, stderr io.Writer, prog *progress) iter.Seq2[T, error] {
+func lines[T proto.Message](r io.Reader, file string, newMsg func() T, in inputOptions, stderr io.Writer, prog *progress) iter.Seq2[T, error] {
+	keepGoing := in.keepGoing
+	decode := func(p *fastjson.Parser, b []byte, m proto.Message) error { return decodeLine(p, b, m) }
+	format := "on one line (JSON Lines, protojson)"
+	if in.from == "openai" {
+		decode = func(_ *fastjson.Parser, b []byte, m proto.Message) error { return decodeOpenAI(b, m) }
+		format = "in the --from openai format"
+	}
 	return func(yield func(T, error) bool) {
 		var zero T
 		sc := bufio.NewScanner(r)
@@ -95,14 +103,14 @@ func lines[T proto.Message](r io.Reader, file string, newMsg func() T, keepGoing
 					defer wg.Done()
 					for i := w; i < len(raw); i += workers {
 						msgs[i] = newMsg()
-						errs[i] = decodeLine(&parsers[w], raw[i], msgs[i])
+						errs[i] = decode(&parsers[w], raw[i], msgs[i])
 					}
 				}(w)
 			}
 			wg.Wait()
 			for i, m := range msgs {
 				if errs[i] != nil {
-					le := &lineError{file: file, line: at[i], err: fmt.Errorf("not a %s on one line (JSON Lines, protojson): %w", m.ProtoReflect().Descriptor().Name(), errs[i])}
+					le := &lineError{file: file, line: at[i], err: fmt.Errorf("not a %s %s: %w", m.ProtoReflect().Descriptor().Name(), format, errs[i])}
 					if keepGoing {
 						fmt.Fprintln(stderr, "plumb:", le, "(skipped)")
 						continue
@@ -132,9 +140,27 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
+// inputOptions say how to read an input file.
+type inputOptions struct {
+	keepGoing bool   // report a bad line and go on
+	from      string // "" (plumb's protojson lines) or "openai"
+}
+
+func (o *inputOptions) register(fs *flag.FlagSet) {
+	fs.BoolVar(&o.keepGoing, "keep-going", false, "report a bad line on stderr and go on, instead of stopping")
+	fs.StringVar(&o.from, "from", "", `input format: "" (plumb's protojson lines) or "openai" (raw chat-completions responses per wording; see README)`)
+}
+
+func (o *inputOptions) check() error {
+	if o.from != "" && o.from != "openai" {
+		return fmt.Errorf("--from %q: want openai, or nothing for plumb's own lines", o.from)
+	}
+	return nil
+}
+
 // examplesFrom reads LabeledExamples, numbering errors by file and line.
-func examplesFrom(r io.Reader, file string, keepGoing bool, stderr io.Writer, prog *progress) iter.Seq2[*plumbv1.LabeledExample, error] {
-	return lines(r, file, func() *plumbv1.LabeledExample { return new(plumbv1.LabeledExample) }, keepGoing, stderr, prog)
+func examplesFrom(r io.Reader, file string, in inputOptions, stderr io.Writer, prog *progress) iter.Seq2[*plumbv1.LabeledExample, error] {
+	return lines(r, file, func() *plumbv1.LabeledExample { return new(plumbv1.LabeledExample) }, in, stderr, prog)
 }
 
 // writeLine writes m as one protojson line.

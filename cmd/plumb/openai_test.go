@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+)
+
+// TestFromOpenAI: testdata/openai-example.jsonl (raw chat-completions responses, n = 3 and 2
+// choices, logprobs with top_logprobs) becomes sample wordings with their tokens, scores, and
+// evaluates; a response without content is named by file, line and path.
+func TestFromOpenAI(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/openai-example.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := strings.SplitN(string(b), "\n", 2)[0]
+	r, ex, err := fromOpenAI([]byte(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.GetParaphrases()) != 4 || ex.GetLabel().GetAnswers()[0] != "Canberra" {
+		t.Fatalf("converted %d wordings, label %v", len(r.GetParaphrases()), ex.GetLabel())
+	}
+	stance := r.GetParaphrases()[3]
+	if stance.GetFraming() != plumbv1.Framing_FRAMING_USER_STANCE || stance.GetStance() != "Sydney" || len(stance.GetSamples()) != 3 {
+		t.Fatalf("stance wording: %v", stance)
+	}
+	tok := r.GetParaphrases()[0].GetSamples()[0].GetTokens()[0]
+	if tok.GetToken() != "Can" || len(tok.GetTopLogprobs()) != 3 || tok.GetTopLogprobs()[0].GetToken() != "Can" {
+		t.Fatalf("first token: %v", tok)
+	}
+
+	db := filepath.Join(t.TempDir(), "plumb.db")
+	out, stderr, err := plumb(t, "", "score", "--from", "openai", "../../testdata/openai-example.jsonl", "--store", db)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var resp plumbv1.ScoreResponse
+	if len(lines) != 2 || protojson.Unmarshal([]byte(lines[0]), &resp) != nil {
+		t.Fatalf("output: %s", out)
+	}
+	// Neutral samples: 8 of 9 say Canberra; the stance wording pulls toward Sydney.
+	if resp.GetAnswer() != "Canberra" || resp.GetCandidates()[0].GetCount() != 8 || !resp.GetSycophancy().GetFlagged() || resp.GetUncertainty().GetTokenConfidence() == 0 {
+		t.Fatalf("score: %v", &resp)
+	}
+	if out, stderr, err := plumb(t, "", "eval", "--from", "openai", "--data", "../../testdata/openai-example.jsonl", "--json", "--store", db); err != nil || !strings.Contains(out, `"accuracy": 1`) {
+		t.Fatalf("eval: %v %s %s", err, out, stderr)
+	}
+
+	bad := strings.Replace(first, `"content": "Canberra"`, `"content": null`, 1)
+	_, _, err = plumb(t, bad+"\n", "score", "--from", "openai", "--store", db)
+	if err == nil || !strings.Contains(err.Error(), "<stdin>:1:") || !strings.Contains(err.Error(), "wordings[0].response.choices[0].message.content") {
+		t.Fatalf("missing content: %v", err)
+	}
+	if _, _, err := plumb(t, first+"\n", "score", "--from", "anthropic", "--store", db); err == nil || !strings.Contains(err.Error(), "--from") {
+		t.Fatalf("unknown format: %v", err)
+	}
+}
