@@ -7,8 +7,8 @@ import (
 	"iter"
 	"os"
 	"runtime"
-	"sync"
 	"strings"
+	"sync"
 
 	"github.com/plumbhq/plumb/client"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"

@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"bytes"
+	"flag"
 	"runtime"
 	"sync"
 
