@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/plumbhq/plumb/calibrate"
+	benchv1 "github.com/plumbhq/plumb/proto/plumb/bench/v1"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/store"
 )
@@ -50,6 +51,8 @@ type Config struct {
 	Logger          *slog.Logger                     // default slog.Default()
 	TLS             credentials.TransportCredentials // nil: plaintext
 	ShutdownGrace   time.Duration                    // how long GracefulStop may drain before Stop (default 10 s)
+	// Baseline registers plumb.bench.v1.BaselineService, the no-op floor of bench/load.sh.
+	Baseline bool
 }
 
 // Server implements both services over an Engine.
@@ -98,6 +101,9 @@ func New(s store.Store, cfg Config) *Server {
 	srv.grpc = grpc.NewServer(opts...)
 	plumbv1.RegisterConfidenceServiceServer(srv.grpc, srv)
 	plumbv1.RegisterProfileServiceServer(srv.grpc, srv)
+	if cfg.Baseline {
+		benchv1.RegisterBaselineServiceServer(srv.grpc, baseline{})
+	}
 	healthpb.RegisterHealthServer(srv.grpc, srv.health)
 	reflection.Register(srv.grpc)
 	srv.metrics.InitializeMetrics(srv.grpc)
@@ -105,6 +111,16 @@ func New(s store.Store, cfg Config) *Server {
 		srv.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	return srv
+}
+
+// baseline does nothing with a ScoreRequest: the gRPC floor the Score throughput is measured
+// against.
+type baseline struct {
+	benchv1.UnimplementedBaselineServiceServer
+}
+
+func (baseline) Noop(context.Context, *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
+	return &plumbv1.ScoreResponse{}, nil
 }
 
 // Engine returns the server's engine.

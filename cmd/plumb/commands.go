@@ -61,11 +61,17 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 	rateLimit := fs.Float64("rate-limit", 0, "requests per second across the server (0: unlimited)")
 	maxMsg := fs.Int("max-message-bytes", 16<<20, "largest request message")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long to drain in-flight calls on SIGTERM")
+	baseline := fs.Bool("baseline", false, "also serve plumb.bench.v1.BaselineService/Noop, the no-op floor of bench/load.sh")
+	logLevel := fs.String("log-level", "info", "debug, info (one line per call), warn or error")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg := server.Config{MaxMessageBytes: *maxMsg, RateLimit: *rateLimit, ShutdownGrace: *grace,
-		Logger: slog.New(slog.NewTextHandler(io.err, nil))}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	cfg := server.Config{MaxMessageBytes: *maxMsg, RateLimit: *rateLimit, ShutdownGrace: *grace, Baseline: *baseline,
+		Logger: slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: level}))}
 	if *tokens != "" {
 		b, err := os.ReadFile(*tokens)
 		if err != nil {

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Load test of a real `plumb serve` with ghz (pinned, installed here), all in one run:
+#   (a) Score, 4 options × 10 wordings, fitted profile
+#   (b) Score, 5 wordings × 10 samples × 32 tokens × top-5, fitted profile
+#   (c) the no-op baseline (plumb.bench.v1.BaselineService/Noop) with the same request bytes as
+#       (a) and as (b): the gRPC floor of this machine
+# It prints throughput and p50/p99 for each and the ratios (a)/(c) and (b)/(c), then runs a soak
+# of (a) at the same concurrency and prints the server's RSS after warm-up and at the end.
+#
+# Usage: bench/load.sh            (env: C=concurrency, default 16; N=requests per run, default
+#                                  20000; SOAK=soak seconds, default 60)
+# The soak is a request count sized from (a)'s throughput to last about SOAK seconds (ghz's
+# -z ends by cancelling the calls in flight, which it counts as errors), after a warm-up soak of
+# a sixth of that.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+C="${C:-16}"
+N="${N:-20000}"
+SOAK="${SOAK:-60}"
+GHZ_VERSION=v0.120.0
+BIN="$(pwd)/bench/.bin"
+mkdir -p "$BIN"
+
+GOBIN="$BIN" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+go build -o "$BIN/plumb" ./cmd/plumb
+
+work=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Per-call logging is off (--log-level warn): the run measures plumb and gRPC, not log I/O.
+"$BIN/plumb" serve --baseline --log-level warn --addr 127.0.0.1:0 --store "$work/plumb.db" 2> "$work/serve.log" &
+pid=$!
+addr=""
+for _ in $(seq 1 100); do
+  addr=$(sed -n 's/.*serving on \([^ ]*\).*/\1/p' "$work/serve.log" | head -1)
+  [ -n "$addr" ] && break
+  sleep 0.1
+done
+[ -n "$addr" ] || { cat "$work/serve.log"; exit 1; }
+
+echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3-), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "server: $addr (pid $pid); ghz $GHZ_VERSION, concurrency $C, $N requests per run"
+
+# Fitted profiles, through the server.
+"$BIN/plumb" simulate --labeled --questions 3000 --seed 1 > "$work/opt.jsonl"
+"$BIN/plumb" fit --server "$addr" --data "$work/opt.jsonl" --profile bench-options > /dev/null
+"$BIN/plumb" simulate --labeled --questions 400 --seed 2 --samples 10 --wordings 5 --tokens 32 > "$work/smp.jsonl"
+"$BIN/plumb" fit --server "$addr" --data "$work/smp.jsonl" --profile bench-samples > /dev/null
+
+# One request of each shape.
+"$BIN/plumb" simulate --questions 1 --seed 9 | sed 's/^{/{"profile":"bench-options",/' > "$work/a.json"
+"$BIN/plumb" simulate --questions 1 --seed 9 --samples 10 --wordings 5 --tokens 32 | sed 's/^{/{"profile":"bench-samples",/' > "$work/b.json"
+echo "payloads: (a) $(wc -c < "$work/a.json") bytes of JSON, (b) $(wc -c < "$work/b.json") bytes of JSON"
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+
+# ghz NAME METHOD PAYLOAD [ghz flags]: runs ghz and prints one line of results.
+run() {
+  local name=$1 method=$2 payload=$3
+  shift 3
+  "$BIN/ghz" --insecure --call "$method" -D "$payload" -c "$C" "$@" "$addr" > "$work/$name.txt"
+  local rps p50 p99 ok total
+  rps=$(awk -F'\t' '/Requests\/sec:/ {print $2}' "$work/$name.txt" | tr -d ' ')
+  p50=$(awk '/ 50 % in/ {print $4, $5}' "$work/$name.txt")
+  p99=$(awk '/ 99 % in/ {print $4, $5}' "$work/$name.txt")
+  ok=$(awk '/\[OK\]/ {print $2}' "$work/$name.txt")
+  total=$(awk -F'\t' '/Count:/ {print $2}' "$work/$name.txt" | tr -d ' ')
+  printf '%-34s %10s req/s   p50 %-10s p99 %-10s ok %s/%s\n' "$name" "$rps" "$p50" "$p99" "${ok:-0}" "$total"
+  echo "$rps" > "$work/$name.rps"
+  if [ "${ok:-0}" != "$total" ]; then sed -n '/Error distribution/,$p' "$work/$name.txt"; fi
+}
+
+score=plumb.v1.ConfidenceService.Score
+noop=plumb.bench.v1.BaselineService.Noop
+run "warm-up" "$score" "$work/a.json" -n "$N" > /dev/null
+echo
+run "(a) Score options 4x10" "$score" "$work/a.json" -n "$N"
+run "(c) Noop, payload (a)" "$noop" "$work/a.json" -n "$N"
+run "(b) Score samples 5x10x32x5" "$score" "$work/b.json" -n "$((N / 10))"
+run "(c) Noop, payload (b)" "$noop" "$work/b.json" -n "$((N / 10))"
+ratio() { awk -v a="$(cat "$work/$1.rps")" -v c="$(cat "$work/$2.rps")" 'BEGIN { printf "%.1f %%", 100 * a / c }'; }
+echo
+echo "(a)/(c): $(ratio '(a) Score options 4x10' '(c) Noop, payload (a)')   target >= 70 %"
+echo "(b)/(c): $(ratio '(b) Score samples 5x10x32x5' '(c) Noop, payload (b)')   target >= 50 %"
+
+echo
+soak_n=$(awk -v r="$(cat "$work/(a) Score options 4x10.rps")" -v s="$SOAK" 'BEGIN { printf "%d", r * s }')
+run "warm-up soak (a), $((soak_n / 6)) requests" "$score" "$work/a.json" -n "$((soak_n / 6))"
+warm=$(rss)
+start=$(date +%s)
+run "soak (a), $soak_n requests" "$score" "$work/a.json" -n "$soak_n"
+end=$(rss)
+echo "soak took $(( $(date +%s) - start )) s"
+awk -v w="$warm" -v e="$end" 'BEGIN { printf "server RSS: %.1f MiB after the warm-up soak, %.1f MiB after the soak (%+.1f %%; target within 10 %%)\n", w / 1024, e / 1024, 100 * (e - w) / w }'
