@@ -15,9 +15,13 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/internal/mmlu"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/server"
+	"github.com/plumbhq/plumb/simulate"
 	"github.com/plumbhq/plumb/store"
 )
 
@@ -249,5 +253,38 @@ func TestScoreServerMatchesLocal(t *testing.T) {
 	srv.Process.Signal(syscall.SIGTERM)
 	if err := srv.Wait(); err != nil {
 		t.Fatalf("serve after SIGTERM: %v\n%s", err, serr.String())
+	}
+}
+
+// TestEvalMatchesLibrary: `plumb eval --json` on a file of 20 000 simulated questions (read in
+// batches over the cores, streamed into the evaluator) reports exactly what the library's
+// calibrate.Evaluate reports on the same questions in memory.
+func TestEvalMatchesLibrary(t *testing.T) {
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 20000, Seed: 12, Stance: 1})
+	var b bytes.Buffer
+	for i := range exs {
+		line, err := marshal.Marshal(server.LabeledFrom(&exs[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	file := filepath.Join(t.TempDir(), "sim.jsonl")
+	os.WriteFile(file, b.Bytes(), 0o644)
+	out, stderr, err := plumb(t, "", "eval", "--data", file, "--json", "--store", filepath.Join(t.TempDir(), "plumb.db"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var got plumbv1.Report
+	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	want, err := calibrate.Evaluate(nil, exs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&got, server.ReportToProto(want)) {
+		t.Fatalf("plumb eval and calibrate.Evaluate differ:\n%v\n%v", &got, server.ReportToProto(want))
 	}
 }
