@@ -113,7 +113,8 @@ func TestBadLines(t *testing.T) {
 	// snake_case and OpenAI's field names are read as they are.
 	snake := `{"id":"s","paraphrases":[{"samples":[{"text":"Paris","tokens":[{"token":"Paris","logprob":-0.1,"bytes":[80],"top_logprobs":[{"token":"Paris","logprob":-0.1,"bytes":[80]}]}]}]}]}`
 	out, _, err = plumb(t, snake+"\n", "score", "--store", db)
-	if err != nil || !strings.Contains(out, `"answer":"Paris"`) {
+	var resp plumbv1.ScoreResponse
+	if err != nil || protojson.Unmarshal([]byte(out), &resp) != nil || resp.GetAnswer() != "Paris" {
 		t.Fatalf("snake_case/OpenAI line: %v %s", err, out)
 	}
 }

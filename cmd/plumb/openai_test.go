@@ -50,7 +50,9 @@ func TestFromOpenAI(t *testing.T) {
 	if resp.GetAnswer() != "Canberra" || resp.GetCandidates()[0].GetCount() != 8 || !resp.GetSycophancy().GetFlagged() || resp.GetUncertainty().GetTokenConfidence() == 0 {
 		t.Fatalf("score: %v", &resp)
 	}
-	if out, stderr, err := plumb(t, "", "eval", "--from", "openai", "--data", "../../testdata/openai-example.jsonl", "--json", "--store", db); err != nil || !strings.Contains(out, `"accuracy": 1`) {
+	out, stderr, err = plumb(t, "", "eval", "--from", "openai", "--data", "../../testdata/openai-example.jsonl", "--json", "--store", db)
+	var rep plumbv1.Report
+	if err != nil || protojson.Unmarshal([]byte(out), &rep) != nil || rep.GetExamples() != 2 || rep.GetAfter().GetAccuracy() != 1 {
 		t.Fatalf("eval: %v %s %s", err, out, stderr)
 	}
 
