@@ -112,18 +112,32 @@ func (e *Evaluator) Report() *Report {
 	}
 	r.BinsBefore = ReliabilityBins(confidences(e.rb))
 	r.BinsAfter = ReliabilityBins(confidences(e.ra))
-	byB, byA := make([][]record, len(e.groups)), make([][]record, len(e.groups))
-	for i := range e.ra {
-		if g := e.ra[i].group; g >= 0 {
-			byB[g] = append(byB[g], e.rb[i])
-			byA[g] = append(byA[g], e.ra[i])
-		}
-	}
+	// One group at a time, in name order, through an index sorted by group: the copies never
+	// exceed the largest group.
+	rank := make([]int32, len(e.groups)) // group index → position in name order
 	names := slices.Clone(e.groups)
 	slices.Sort(names)
-	for _, g := range names {
-		gi := e.index[g]
-		r.Groups = append(r.Groups, GroupReport{Group: g, Before: summarize(byB[gi]), After: summarize(byA[gi])})
+	for pos, g := range names {
+		rank[e.index[g]] = int32(pos)
+	}
+	var idx []int32
+	for i := range e.ra {
+		if e.ra[i].group >= 0 {
+			idx = append(idx, int32(i))
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int { return int(rank[e.ra[a].group] - rank[e.ra[b].group]) })
+	var gb, ga []record
+	for start := 0; start < len(idx); {
+		gi := e.ra[idx[start]].group
+		gb, ga = gb[:0], ga[:0]
+		end := start
+		for ; end < len(idx) && e.ra[idx[end]].group == gi; end++ {
+			gb = append(gb, e.rb[idx[end]])
+			ga = append(ga, e.ra[idx[end]])
+		}
+		r.Groups = append(r.Groups, GroupReport{Group: e.groups[gi], Before: summarize(gb), After: summarize(ga)})
+		start = end
 	}
 	return r
 }
