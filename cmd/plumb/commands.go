@@ -136,7 +136,6 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 	if err := in.check(); err != nil {
 		return err
 	}
-	keepGoing := &in.keepGoing
 	file := ""
 	if len(pos) > 0 {
 		file = pos[0]
@@ -176,7 +175,7 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 		if err != nil {
 			return fmt.Errorf("%s: %s", name, describe(err))
 		}
-		if e := resp.GetError(); e != nil && !*keepGoing {
+		if e := resp.GetError(); e != nil && !in.keepGoing {
 			return fmt.Errorf("%s: request %d (id %q): %s", name, i+1, resp.GetId(), e.GetMessage())
 		}
 		if err := writeLine(out, resp); err != nil {
