@@ -372,7 +372,6 @@ func fitTemperature(p *Profile, examples []Example, tune, gold []int, c FitConfi
 			return
 		}
 		q := &examples[i].Question
-		rows[j] = row{k: -1}
 		id := Default()
 		s.analyze(id, q, c.Equivalence)
 		var logits, feats []float64
