@@ -413,15 +413,15 @@ func (s *analysis) confidenceOf(p *Profile, top, w, v float64, tc []float64, k i
 }
 
 // sensitivity returns max over pooled p of |c − c₋ₚ|, with the pool, split, variance and token
-// confidence recomputed without wording p (from running sums, O(k) per wording), or 0 with
-// fewer than 3 pooled wordings.
+// confidence recomputed without wording p (from totals over the pooled wordings, O(k) per
+// wording), or 0 with fewer than 3 pooled wordings.
 func (s *analysis) sensitivity(p *Profile, c float64) float64 {
 	if s.pooled < 3 {
 		return 0
 	}
 	k := s.k
-	s.loo = grow(s.loo, 4*k)
-	pb, tcs, s1, s2 := s.loo[:k], s.loo[k:2*k], s.loo[2*k:3*k], s.loo[3*k:]
+	s.loo = grow(s.loo, 5*k)
+	pb, tcs, s2, tcTot, nTot := s.loo[:k], s.loo[k:2*k], s.loo[2*k:3*k], s.loo[3*k:4*k], s.loo[4*k:]
 	var sumH float64
 	for i := 0; i < s.n; i++ {
 		if !s.use[i] {
@@ -429,8 +429,13 @@ func (s *analysis) sensitivity(p *Profile, c float64) float64 {
 		}
 		sumH += s.rowH[i]
 		for j, v := range s.dists[i*k : (i+1)*k] {
-			s1[j] += v
 			s2[j] += v * v
+		}
+		if s.tokens {
+			for j := 0; j < k; j++ {
+				tcTot[j] += s.tcSum[i*k+j]
+				nTot[j] += float64(s.count[i*k+j])
+			}
 		}
 	}
 	m := float64(s.pooled - 1)
@@ -440,25 +445,15 @@ func (s *analysis) sensitivity(p *Profile, c float64) float64 {
 			continue
 		}
 		row := s.dists[skip*k : (skip+1)*k]
-		for j := range pb {
-			pb[j] = (s1[j] - row[j]) / m
-		}
+		ensemble.LeaveOneOut(pb, s.pbar, s.dists, s.pooled, skip)
 		top := ensemble.Argmax(pb[:s.kPool])
 		w := math.Max(ensemble.Entropy(pb)-(sumH-s.rowH[skip])/m, 0)
 		v := math.Max((s2[top]-row[top]*row[top])/m-pb[top]*pb[top], 0)
 		if s.tokens {
 			for cl := 0; cl < k; cl++ {
-				var sum float64
-				var n int
-				for i := 0; i < s.n; i++ {
-					if s.use[i] && i != skip {
-						sum += s.tcSum[i*k+cl]
-						n += s.count[i*k+cl]
-					}
-				}
 				tcs[cl] = 0
-				if n > 0 {
-					tcs[cl] = sum / float64(n)
+				if n := nTot[cl] - float64(s.count[skip*k+cl]); n > 0 {
+					tcs[cl] = (tcTot[cl] - s.tcSum[skip*k+cl]) / n
 				}
 			}
 		}

@@ -213,16 +213,6 @@ func Global(t float64) Model { return Model{Theta: []float64{math.Log(t)}} }
 // Adaptive reports whether the model uses the wording features.
 func (m Model) Adaptive() bool { return len(m.Theta) > 1 }
 
-// Identity reports whether the model is T = 1 everywhere.
-func (m Model) Identity() bool {
-	for _, v := range m.Theta {
-		if v != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // At returns the temperature for features phi. Global and identity models ignore phi.
 // It panics if the model is adaptive and len(phi) != len(Theta).
 func (m Model) At(phi []float64) float64 {

@@ -16,19 +16,6 @@ type Token struct {
 	ChosenAt int
 }
 
-// SampleConfidence returns tc = exp(mean over tokens of log p_t(token)) for one sample, and 1
-// for a sample without tokens.
-func SampleConfidence(tokens []Token, t float64) float64 {
-	if len(tokens) == 0 {
-		return 1
-	}
-	var s float64
-	for _, tok := range tokens {
-		s += TokenLogProb(tok.Logprob, tok.Top, tok.ChosenAt, t)
-	}
-	return math.Exp(s / float64(len(tokens)))
-}
-
 // Tokens holds labelled sampled answers for fitting a global temperature on the binary NLL of
 // the token confidence against correctness: for each question, the samples of its chosen
 // answer (each a token list) and whether that answer was right. The confidence of a question is

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	stdio "io"
 	"iter"
 	"log/slog"
 	"net"
@@ -140,16 +141,11 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 	if len(pos) > 0 {
 		file = pos[0]
 	}
-	r, name, closeIn, err := input(file, io.in)
+	r, name, b, closeAll, err := openWork(file, &t, io)
 	if err != nil {
 		return err
 	}
-	defer closeIn()
-	b, err := t.open()
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer closeAll()
 	prog := newProgress(io.err, "scored")
 	defer prog.done()
 	out := bufio.NewWriterSize(io.out, 1<<16)
@@ -332,19 +328,27 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	return nil
 }
 
+// openWork opens a command's input file (or stdin) and its backend; closeAll releases both.
+func openWork(file string, t *target, io ios) (r stdio.Reader, name string, b backend, closeAll func(), err error) {
+	r, name, closeIn, err := input(file, io.in)
+	if err != nil {
+		return nil, "", nil, nil, err
+	}
+	if b, err = t.open(); err != nil {
+		closeIn()
+		return nil, "", nil, nil, err
+	}
+	return r, name, b, func() { b.Close(); closeIn() }, nil
+}
+
 // withLabeled opens the labelled-example file and the backend and runs f on them; a bad line
 // comes back as its *lineError, anything else described as the server would.
 func withLabeled(data string, in inputOptions, t *target, io ios, f func(backend, iter.Seq2[*plumbv1.LabeledExample, error]) error) error {
-	r, name, closeIn, err := input(data, io.in)
+	r, name, b, closeAll, err := openWork(data, t, io)
 	if err != nil {
 		return err
 	}
-	defer closeIn()
-	b, err := t.open()
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer closeAll()
 	prog := newProgress(io.err, "read")
 	err = f(b, examplesFrom(r, name, in, io.err, prog))
 	prog.done()
