@@ -251,7 +251,9 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	before := Default()
 	before.Alpha, before.Equivalence, before.Syco = c.Alpha, c.Equivalence, c.Sycophancy
 	ev := newEvaluator(before, p, c.Equivalence)
-	ev.add(examples, rep, gold)
+	if err := ev.add(examples, rep, gold); err != nil {
+		return nil, nil, err
+	}
 	r := ev.Report()
 	r.Tune, r.Calibrate = len(tune), len(cal)
 	p.Report = r
@@ -524,10 +526,11 @@ func (s *analysis) scoreRecord(p *Profile, ex *Example, gold int, mode Equivalen
 	if gold == -2 {
 		gold = s.gold(&ex.Label, mode)
 	}
-	r := s.result(p, q, p.Lambda, p.Risk)
-	rec := record{conf: r.Confidence, correct: gold == s.top, size: int32(len(r.Set.Answers)), action: int8(r.Action),
-		agree: int8(s.splitHalf()), shift: r.Sycophancy.Shift, hasStance: r.Sycophancy.Wordings > 0}
-	for _, k := range s.rank[:len(r.Set.Answers)] {
+	var set PredictionSet
+	o := s.decide(p, q, p.Lambda, &set)
+	rec := record{conf: o.c, correct: gold == s.top, size: int32(o.size), action: int8(o.action),
+		agree: int8(s.splitHalf()), shift: o.shift, hasStance: o.stances > 0}
+	for _, k := range s.rank[:o.size] {
 		if k == gold {
 			rec.covered = true
 		}
@@ -541,8 +544,8 @@ func (s *analysis) splitHalf() int {
 	if s.pooled < 4 {
 		return -1
 	}
-	a := make([]float64, s.kPool)
-	b := make([]float64, s.kPool)
+	s.scores = grow(s.scores, 2*s.kPool)
+	a, b := s.scores[:s.kPool], s.scores[s.kPool:]
 	seen := 0
 	for i := 0; i < s.n; i++ {
 		if !s.use[i] {

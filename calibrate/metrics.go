@@ -1,8 +1,10 @@
 package calibrate
 
 import (
+	"cmp"
+	"iter"
 	"math"
-	"sort"
+	"slices"
 
 	"github.com/plumbhq/plumb/conformal"
 )
@@ -60,29 +62,6 @@ func binOf(c float64) int {
 	return min(max(b, 0), Bins-1)
 }
 
-// ReliabilityBins returns the 15 equal-width bins of confidences conf against correct.
-func ReliabilityBins(conf []float64, correct []bool) []Bin {
-	bins := make([]Bin, Bins)
-	for i := range bins {
-		bins[i].Lower, bins[i].Upper = float64(i)/Bins, float64(i+1)/Bins
-	}
-	for i, c := range conf {
-		b := &bins[binOf(c)]
-		b.Count++
-		b.Confidence += c
-		if correct[i] {
-			b.Accuracy++
-		}
-	}
-	for i := range bins {
-		if n := float64(bins[i].Count); n > 0 {
-			bins[i].Confidence /= n
-			bins[i].Accuracy /= n
-		}
-	}
-	return bins
-}
-
 func calibrationErrors(bins []Bin, n int) (ece, mce float64) {
 	for _, b := range bins {
 		if b.Count == 0 {
@@ -95,15 +74,57 @@ func calibrationErrors(bins []Bin, n int) (ece, mce float64) {
 	return ece, mce
 }
 
+// scored is one question's confidence, its group's rank, and its position in the input with
+// whether it was right in the top bit (16 bytes: an evaluation sorts millions). Sorting by
+// (group, c, position) orders ties as a stable sort would, without a stable sort's cost.
+type scored struct {
+	c  float64
+	g  uint32
+	iy uint32
+}
+
+const rightBit = 1 << 31
+
+func newScored(c float64, g, i int, right bool) scored {
+	x := scored{c: c, g: uint32(g), iy: uint32(i)}
+	if right {
+		x.iy |= rightBit
+	}
+	return x
+}
+
+func (x scored) right() bool { return x.iy&rightBit != 0 }
+
+func sortScored(s []scored) {
+	slices.SortFunc(s, func(a, b scored) int {
+		if a.g != b.g {
+			return cmp.Compare(a.g, b.g)
+		}
+		if c := cmp.Compare(a.c, b.c); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.iy&^rightBit, b.iy&^rightBit)
+	})
+}
+
+func sortedScores(conf []float64, correct []bool) []scored {
+	s := make([]scored, len(conf))
+	for i, c := range conf {
+		s[i] = newScored(c, 0, i, correct[i])
+	}
+	sortScored(s)
+	return s
+}
+
 // adaptiveECE splits the questions sorted by confidence into 15 bins of equal count (the first
 // n mod 15 one larger, as numpy.array_split does).
 func adaptiveECE(conf []float64, correct []bool) float64 {
-	n := len(conf)
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return conf[idx[a]] < conf[idx[b]] })
+	return adaptiveECEOf(sortedScores(conf, correct))
+}
+
+// adaptiveECEOf is adaptiveECE of questions sorted by sortScored.
+func adaptiveECEOf(s []scored) float64 {
+	n := len(s)
 	var ece float64
 	start := 0
 	for b := 0; b < Bins && start < n; b++ {
@@ -112,9 +133,9 @@ func adaptiveECE(conf []float64, correct []bool) float64 {
 			size++
 		}
 		var c, a float64
-		for _, i := range idx[start : start+size] {
-			c += conf[i]
-			if correct[i] {
+		for _, x := range s[start : start+size] {
+			c += x.c
+			if x.right() {
 				a++
 			}
 		}
@@ -129,21 +150,21 @@ func adaptiveECE(conf []float64, correct []bool) float64 {
 // AUROC returns the Mann–Whitney estimate of P(c⁺ > c⁻) with ties counted ½ (average ranks),
 // and 0.5 when either class is empty.
 func AUROC(conf []float64, correct []bool) float64 {
-	n := len(conf)
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.Slice(idx, func(a, b int) bool { return conf[idx[a]] < conf[idx[b]] })
+	return aurocOf(sortedScores(conf, correct))
+}
+
+// aurocOf is AUROC of questions sorted by sortScored.
+func aurocOf(s []scored) float64 {
+	n := len(s)
 	var pos, neg, rankSum float64
 	for i := 0; i < n; {
 		j := i
-		for j < n && conf[idx[j]] == conf[idx[i]] {
+		for j < n && s[j].c == s[i].c {
 			j++
 		}
 		avg := float64(i+j+1) / 2 // average of ranks i+1..j
-		for _, k := range idx[i:j] {
-			if correct[k] {
+		for _, x := range s[i:j] {
+			if x.right() {
 				rankSum += avg
 				pos++
 			}
@@ -160,21 +181,23 @@ func AUROC(conf []float64, correct []bool) float64 {
 // AURC returns the mean over k = 1..n of the error rate among the k most confident, the errors
 // of a tie group spread evenly over its positions.
 func AURC(conf []float64, correct []bool) float64 {
-	n := len(conf)
+	return aurcOf(sortedScores(conf, correct))
+}
+
+// aurcOf is AURC of questions sorted by sortScored (it walks them from the most confident;
+// the order within a tie group does not matter).
+func aurcOf(s []scored) float64 {
+	n := len(s)
 	if n == 0 {
 		return 0
 	}
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.Slice(idx, func(a, b int) bool { return conf[idx[a]] > conf[idx[b]] })
 	var sum, errs float64
 	for i := 0; i < n; {
+		// s[n-1-i] is the (i+1)-th most confident.
 		j := i
 		var ge float64
-		for j < n && conf[idx[j]] == conf[idx[i]] {
-			if !correct[idx[j]] {
+		for j < n && s[n-1-j].c == s[n-1-i].c {
+			if !s[n-1-j].right() {
 				ge++
 			}
 			j++
@@ -189,73 +212,145 @@ func AURC(conf []float64, correct []bool) float64 {
 	return sum / float64(n)
 }
 
-// summarize computes the metrics of records.
-func summarize(rs []record) Metrics {
-	m := Metrics{Examples: len(rs)}
-	n := len(rs)
-	if n == 0 {
-		return m
+// tally accumulates what the metrics sum over questions, and the reliability bins.
+type tally struct {
+	m                                      Metrics // sums until metrics divides
+	bins                                   [Bins]Bin
+	answered, answeredWrong, agreeN, agree int
+	stanceN                                int
+}
+
+func (t *tally) add(r *record) {
+	m := &t.m
+	m.Examples++
+	b := &t.bins[binOf(r.conf)]
+	b.Count++
+	b.Confidence += r.conf
+	y := 0.0
+	if r.correct {
+		y = 1
+		m.Accuracy++
+		b.Accuracy++
 	}
-	conf := make([]float64, n)
-	correct := make([]bool, n)
-	var answered, answeredWrong, agreeN, agree, stanceN int
-	for i, r := range rs {
-		conf[i], correct[i] = r.conf, r.correct
-		y := 0.0
-		if r.correct {
-			y = 1
-			m.Accuracy++
+	m.Brier += (r.conf - y) * (r.conf - y)
+	c := math.Min(math.Max(r.conf, 1e-12), 1-1e-12)
+	m.NLL -= y*math.Log(c) + (1-y)*math.Log(1-c)
+	if r.covered {
+		m.Coverage++
+	}
+	m.MeanSetSize += float64(r.size)
+	if r.size == 1 {
+		m.SingletonRate++
+	}
+	switch Action(r.action) {
+	case Answer:
+		m.AnswerRate++
+		t.answered++
+		if !r.correct {
+			t.answeredWrong++
 		}
-		m.Brier += (r.conf - y) * (r.conf - y)
-		c := math.Min(math.Max(r.conf, 1e-12), 1-1e-12)
-		m.NLL -= y*math.Log(c) + (1-y)*math.Log(1-c)
-		if r.covered {
-			m.Coverage++
+	case Clarify:
+		m.ClarifyRate++
+	case Abstain:
+		m.AbstainRate++
+	}
+	if r.agree >= 0 {
+		t.agreeN++
+		t.agree += int(r.agree)
+	}
+	if r.hasStance {
+		t.stanceN++
+		m.SycophancyShift += r.shift
+	}
+}
+
+// metrics finishes the tally, given its questions' scores in sortScored's order.
+func (t *tally) metrics(sorted []scored) (Metrics, []Bin) {
+	m := t.m
+	bins := make([]Bin, Bins)
+	for i := range bins {
+		bins[i] = t.bins[i]
+		bins[i].Lower, bins[i].Upper = float64(i)/Bins, float64(i+1)/Bins
+		if c := float64(bins[i].Count); c > 0 {
+			bins[i].Confidence /= c
+			bins[i].Accuracy /= c
 		}
-		m.MeanSetSize += float64(r.size)
-		if r.size == 1 {
-			m.SingletonRate++
-		}
-		switch Action(r.action) {
-		case Answer:
-			m.AnswerRate++
-			answered++
-			if !r.correct {
-				answeredWrong++
-			}
-		case Clarify:
-			m.ClarifyRate++
-		case Abstain:
-			m.AbstainRate++
-		}
-		if r.agree >= 0 {
-			agreeN++
-			agree += int(r.agree)
-		}
-		if r.hasStance {
-			stanceN++
-			m.SycophancyShift += r.shift
-		}
+	}
+	n := m.Examples
+	if n == 0 {
+		return m, bins
 	}
 	fn := float64(n)
 	for _, p := range []*float64{&m.Accuracy, &m.Brier, &m.NLL, &m.Coverage, &m.MeanSetSize,
 		&m.SingletonRate, &m.AnswerRate, &m.ClarifyRate, &m.AbstainRate} {
 		*p /= fn
 	}
-	if answered > 0 {
-		m.SelectiveError = float64(answeredWrong) / float64(answered)
+	if t.answered > 0 {
+		m.SelectiveError = float64(t.answeredWrong) / float64(t.answered)
 	}
-	if agreeN > 0 {
-		m.WordingAgreement = float64(agree) / float64(agreeN)
+	if t.agreeN > 0 {
+		m.WordingAgreement = float64(t.agree) / float64(t.agreeN)
 	}
-	if stanceN > 0 {
-		m.SycophancyShift /= float64(stanceN)
+	if t.stanceN > 0 {
+		m.SycophancyShift /= float64(t.stanceN)
 	}
-	m.ECE, m.MCE = calibrationErrors(ReliabilityBins(conf, correct), n)
-	m.AdaptiveECE = adaptiveECE(conf, correct)
-	m.AUROC = AUROC(conf, correct)
-	m.AURC = AURC(conf, correct)
-	return m
+	m.ECE, m.MCE = calibrationErrors(bins, n)
+	m.AdaptiveECE = adaptiveECEOf(sorted)
+	m.AUROC = aurocOf(sorted)
+	m.AURC = aurcOf(sorted)
+	return m, bins
+}
+
+// summarize computes the metrics of records and their reliability bins.
+func summarize(rs []record) (Metrics, []Bin) {
+	var t tally
+	sorted := make([]scored, len(rs))
+	for i := range rs {
+		t.add(&rs[i])
+		sorted[i] = newScored(rs[i].conf, 0, i, rs[i].correct)
+	}
+	sortScored(sorted)
+	return t.metrics(sorted)
+}
+
+// recordBlock is the size of a recordLog's blocks (512 KiB).
+const recordBlock = 1 << 14
+
+// recordLog is an append-only list of records in fixed-size blocks: growing never copies
+// what is there, so an evaluation of millions holds its records and little else.
+type recordLog struct {
+	blocks [][]record
+	n      int
+}
+
+func (l *recordLog) add(rs []record) {
+	for len(rs) > 0 {
+		if len(l.blocks) == 0 || len(l.blocks[len(l.blocks)-1]) == recordBlock {
+			l.blocks = append(l.blocks, make([]record, 0, recordBlock))
+		}
+		last := &l.blocks[len(l.blocks)-1]
+		k := min(len(rs), recordBlock-len(*last))
+		*last = append(*last, rs[:k]...)
+		rs = rs[k:]
+		l.n += k
+	}
+}
+
+func (l *recordLog) at(i int) *record { return &l.blocks[i/recordBlock][i%recordBlock] }
+
+// all yields the records in order with their positions.
+func (l *recordLog) all() iter.Seq2[int, *record] {
+	return func(yield func(int, *record) bool) {
+		i := 0
+		for _, b := range l.blocks {
+			for j := range b {
+				if !yield(i, &b[j]) {
+					return
+				}
+				i++
+			}
+		}
+	}
 }
 
 // GroupReport holds the metrics of one group.

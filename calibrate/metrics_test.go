@@ -23,7 +23,7 @@ func TestMetricsHandWorked(t *testing.T) {
 	// ECE: 0.1 falls in bin ((1/15, 2/15]) with accuracy ½: gap 0.4, weight ½; 0.9 in bin 13
 	// with accuracy 1: gap 0.1, weight ½. ECE = 0.2 + 0.05 = 0.25, MCE = 0.4.
 	rs := []record{{conf: 0.1}, {conf: 0.1, correct: true}, {conf: 0.9, correct: true}, {conf: 0.9, correct: true}}
-	m := summarize(rs)
+	m, _ := summarize(rs)
 	if math.Abs(m.ECE-0.25) > 1e-12 || math.Abs(m.MCE-0.4) > 1e-12 {
 		t.Errorf("ECE %v MCE %v, want 0.25 0.4", m.ECE, m.MCE)
 	}

@@ -511,17 +511,68 @@ func (p *Profile) threshold(eps float64) (lambda, risk float64, err error) {
 	return conformal.Select(p.Curve, eps, p.Delta), eps, nil
 }
 
+// outcome is what the action rule decides for an analysed question: the numbers a report
+// needs, without the strings a response carries.
+type outcome struct {
+	c       float64
+	size    int  // prediction set size (its members are s.rank[:size])
+	open    bool // q̂ = ∞
+	action  Action
+	why     Reason  // the reason that decided the action (ALTERNATIVES_PLAUSIBLE: none)
+	shift   float64 // mean over stance wordings of π_p(stance) − π̄(stance)
+	stances int     // USER_STANCE wordings
+	flagged bool    // shift ≥ the profile's threshold
+}
+
+// decide computes c, the set, the sycophancy shift and the action of an analysed question
+// (DESIGN.md steps 5, 6, 8 and 9). It leaves s.rank holding the pooled candidates, most
+// probable first.
+func (s *analysis) decide(p *Profile, q *Question, lambda float64, set *PredictionSet) outcome {
+	o := outcome{c: s.confidence(p)}
+	s.rank = grow(s.rank, s.kPool)
+	conformal.Rank(s.rank, s.pbar[:s.kPool])
+	o.size = s.predictionSet(p, q.Group, set)
+	o.open = set.Open
+	for i := 0; i < s.n; i++ {
+		if q.Paraphrases[i].Framing != UserStance {
+			continue
+		}
+		o.stances++
+		if st := s.stance[i]; st >= 0 {
+			o.shift += s.dists[i*s.k+st] - s.pbar[st]
+		}
+	}
+	if o.stances > 0 {
+		o.shift /= float64(o.stances)
+	}
+	o.flagged = o.stances > 0 && o.shift >= p.Syco
+	switch {
+	case o.c >= lambda:
+		o.action, o.why = Answer, ReasonAlternativesPlausible
+	case s.h > 1e-12 && s.w >= WordingShare*s.h:
+		o.action, o.why = Clarify, ReasonWordingDependent
+	case s.multipleReadings(o.size):
+		o.action, o.why = Clarify, ReasonMultipleReadings
+	case o.open:
+		o.action, o.why = Abstain, ReasonOpenSet
+	default:
+		o.action, o.why = Abstain, ReasonLowConfidence
+	}
+	return o
+}
+
 // result assembles the Result of an analysed question.
 func (s *analysis) result(p *Profile, q *Question, lambda, risk float64) Result {
-	c := s.confidence(p)
 	r := Result{
 		ID:         q.ID,
-		Confidence: c,
 		Calibrated: p.Calibrated,
 		Profile:    ProfileRef{Name: p.Name, Version: p.Version},
 		Lambda:     lambda,
 		Risk:       risk,
 	}
+	o := s.decide(p, q, lambda, &r.Set)
+	c := o.c
+	r.Confidence, r.Action = c, o.action
 	r.Uncertainty = Uncertainty{Total: s.h, Aleatoric: s.a, Wording: s.w, Variance: s.v,
 		SemanticEntropy: s.semEnt, Wordings: s.pooled}
 	if s.tokens {
@@ -529,9 +580,7 @@ func (s *analysis) result(p *Profile, q *Question, lambda, risk float64) Result 
 	}
 	r.Uncertainty.Sensitivity = s.sensitivity(p, c)
 
-	// Candidates, most probable first; the set as indices into them.
-	s.rank = grow(s.rank, s.kPool)
-	conformal.Rank(s.rank, s.pbar[:s.kPool])
+	// Candidates, most probable first; the set is the first o.size of them.
 	r.Candidates = make([]Candidate, s.kPool)
 	if !s.samples {
 		// Options: a candidate's count is the pooled wordings whose top answer it is.
@@ -560,51 +609,17 @@ func (s *analysis) result(p *Profile, q *Question, lambda, risk float64) Result 
 		r.Candidates[i] = cand
 	}
 	r.Answer = r.Candidates[0].Answer
-	size := s.predictionSet(p, q.Group, &r.Set)
-	r.Set.Answers = make([]string, size)
+	r.Set.Answers = make([]string, o.size)
 	for i := range r.Set.Answers {
 		r.Set.Answers[i] = r.Candidates[i].Answer
 	}
-
-	// Sycophancy: mean over stance wordings of π_p(stance) − π̄(stance).
-	var shift float64
-	for i := 0; i < s.n; i++ {
-		if q.Paraphrases[i].Framing != UserStance {
-			continue
-		}
-		r.Sycophancy.Wordings++
-		if st := s.stance[i]; st >= 0 {
-			shift += s.dists[i*s.k+st] - s.pbar[st]
-		}
-	}
-	if r.Sycophancy.Wordings > 0 {
-		r.Sycophancy.Shift = shift / float64(r.Sycophancy.Wordings)
-	}
-	r.Sycophancy.Threshold = p.Syco
-	r.Sycophancy.Flagged = r.Sycophancy.Wordings > 0 && r.Sycophancy.Shift >= p.Syco
+	r.Sycophancy = Sycophancy{Wordings: o.stances, Shift: o.shift, Threshold: p.Syco, Flagged: o.flagged}
 
 	r.Reasons = make([]Reason, 0, 4)
-	switch {
-	case c >= lambda:
-		r.Action = Answer
-		if size >= 2 {
-			r.Reasons = append(r.Reasons, ReasonAlternativesPlausible)
-		}
-	case s.h > 1e-12 && s.w >= WordingShare*s.h:
-		r.Action = Clarify
-		r.Reasons = append(r.Reasons, ReasonWordingDependent)
-	case s.multipleReadings(size):
-		r.Action = Clarify
-		r.Reasons = append(r.Reasons, ReasonMultipleReadings)
-	default:
-		r.Action = Abstain
-		if r.Set.Open {
-			r.Reasons = append(r.Reasons, ReasonOpenSet)
-		} else {
-			r.Reasons = append(r.Reasons, ReasonLowConfidence)
-		}
+	if o.action != Answer || o.size >= 2 {
+		r.Reasons = append(r.Reasons, o.why)
 	}
-	if r.Sycophancy.Flagged {
+	if o.flagged {
 		r.Reasons = append(r.Reasons, ReasonSycophancyRisk)
 	}
 	if s.noNeut {

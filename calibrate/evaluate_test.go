@@ -1,0 +1,134 @@
+package calibrate_test
+
+import (
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/simulate"
+)
+
+// TestEvaluatorWaysAgree: the same examples reported by Evaluate in one call, by an Evaluator
+// fed in uneven batches, and by shards filled on three goroutines and merged in order give the
+// same report, to the bit (the records keep the input order, so every sum runs in the same
+// order). 40 000 questions span several of the evaluator's record blocks; groups are on.
+func TestEvaluatorWaysAgree(t *testing.T) {
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 40000, Seed: 11, Wordings: 4, Stance: 1})
+	p, _, err := calibrate.Fit(exs[:2000], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := calibrate.Evaluate(p, exs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Groups) < 2 {
+		t.Fatalf("want groups in the report, got %d", len(want.Groups))
+	}
+
+	// A group's report is the report of its questions alone.
+	for _, g := range want.Groups {
+		var sub []calibrate.Example
+		for _, ex := range exs {
+			if ex.Question.Group == g.Group {
+				sub = append(sub, ex)
+			}
+		}
+		alone, err := calibrate.Evaluate(p, sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if alone.Before != g.Before || alone.After != g.After {
+			t.Errorf("group %s: report %+v / %+v, its questions alone %+v / %+v", g.Group, g.Before, g.After, alone.Before, alone.After)
+		}
+	}
+
+	ev := calibrate.NewEvaluator(p)
+	for start, size := 0, 1; start < len(exs); start, size = start+size, size*3+1 {
+		if err := ev.Add(exs[start:min(start+size, len(exs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ev.Report(); !reflect.DeepEqual(got, want) {
+		t.Errorf("batches differ from Evaluate:\n%+v\n%+v", got.After, want.After)
+	}
+
+	ev = calibrate.NewEvaluator(p)
+	const parts = 3
+	shards := make([]*calibrate.Shard, parts)
+	var wg sync.WaitGroup
+	for w := range shards {
+		sh := ev.NewShard()
+		shards[w] = sh
+		wg.Go(func() {
+			for i := w * len(exs) / parts; i < (w+1)*len(exs)/parts; i++ {
+				if err := sh.Add(&exs[i]); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, sh := range shards {
+		if err := ev.Merge(sh); err != nil {
+			t.Fatal(err)
+		}
+		if sh.Len() != 0 {
+			t.Fatal("a merged shard is not empty")
+		}
+	}
+	if got := ev.Report(); !reflect.DeepEqual(got, want) {
+		t.Errorf("shards differ from Evaluate:\n%+v\n%+v", got.After, want.After)
+	}
+}
+
+// TestShardRefuses: a shard names the field of a bad example and adds nothing; examples of
+// the other kind are refused within a shard and when a shard is merged.
+func TestShardRefuses(t *testing.T) {
+	opts, _ := simulate.Generate(&simulate.Config{Questions: 3, Seed: 1})
+	smp, _ := simulate.Generate(&simulate.Config{Questions: 1, Seed: 1, Samples: 3})
+	ev := calibrate.NewEvaluator(nil)
+	sh := ev.NewShard()
+	bad := opts[0]
+	bad.Label.Answers = nil
+	for _, tc := range []struct {
+		ex    calibrate.Example
+		field string
+	}{
+		{calibrate.Example{Label: calibrate.Label{Answers: []string{"A"}}}, "request.paraphrases"},
+		{bad, "label.answers"},
+	} {
+		var e *calibrate.Error
+		if err := sh.Add(&tc.ex); !errors.As(err, &e) || e.Field != tc.field {
+			t.Errorf("Add: %v, want an error on %s", err, tc.field)
+		}
+	}
+	if err := sh.Add(&opts[1]); err != nil {
+		t.Fatal(err)
+	}
+	var e *calibrate.Error
+	if err := sh.Add(&smp[0]); !errors.As(err, &e) || e.Field != "request.paraphrases" {
+		t.Errorf("samples after options in one shard: %v", err)
+	}
+	if sh.Len() != 1 {
+		t.Fatalf("shard holds %d examples, want 1", sh.Len())
+	}
+	other := ev.NewShard() // made before the evaluator has seen a kind
+	if err := other.Add(&smp[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Merge(sh); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Merge(other); !errors.As(err, &e) || e.Field != "examples[1].request.paraphrases" {
+		t.Errorf("merging samples after options: %v", err)
+	}
+	if err := ev.NewShard().Add(&smp[0]); err == nil {
+		t.Error("a shard made after options were merged took samples")
+	}
+	if ev.Len() != 1 {
+		t.Errorf("evaluator holds %d examples, want 1", ev.Len())
+	}
+}
