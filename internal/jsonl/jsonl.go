@@ -1,0 +1,364 @@
+// Package jsonl decodes plumb's JSON Lines straight into the engine's types, without building
+// protobuf messages on the way, for the commands that read millions of lines (plumb eval).
+//
+// It takes the shape plumb's lines usually have — the protojson mapping of a ScoreRequest or
+// LabeledExample with numbers as JSON numbers, enums by name or number, proto or
+// lowerCamelCase field names — and refuses everything else with ErrUnsupported: an unknown
+// field, a null, a number written as a string ("NaN", "1.5"), a repeated field, an escaped
+// key, an unknown enum value. Callers send a refused line to protojson, which accepts exactly
+// what the proto3 JSON mapping allows and words the errors. What the decoder accepts, it
+// decodes as protojson followed by server.ExampleFrom does; a test and a fuzz target check it.
+//
+// A Decoder reuses the slices of the Example it decodes into and interns short strings
+// (labels, prompts, answers, tokens), so decoding a line allocates nothing in the steady
+// state but its id.
+package jsonl
+
+import (
+	"errors"
+
+	"github.com/plumbhq/plumb/calibrate"
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+)
+
+// ErrUnsupported says a line is not in the decoder's subset (it may or may not be valid
+// protojson).
+var ErrUnsupported = errors.New("jsonl: line outside the fast decoder's subset")
+
+// A Decoder decodes lines. The zero value is ready; a Decoder is not safe for concurrent use.
+type Decoder struct {
+	// Lean leaves out what scoring does not read: request ids and prompts are checked but
+	// not kept. plumb eval sets it.
+	Lean bool
+
+	s       scanner
+	strs    map[string]string
+	answers []string
+}
+
+// internMax and internEntries bound the interned strings.
+const (
+	internMax     = 64
+	internEntries = 1 << 13
+)
+
+// intern returns b as a string, shared with earlier equal short strings.
+func (d *Decoder) intern(b []byte) string {
+	if len(b) > internMax {
+		return string(b)
+	}
+	if s, ok := d.strs[string(b)]; ok {
+		return s
+	}
+	if d.strs == nil || len(d.strs) >= internEntries {
+		d.strs = make(map[string]string, 256)
+	}
+	s := string(b)
+	d.strs[s] = s
+	return s
+}
+
+// reuse returns b as a string: old when it is equal (a reused element's previous value, often
+// the same label as the line before), else interned.
+func (d *Decoder) reuse(old string, b []byte) string {
+	if old == string(b) {
+		return old
+	}
+	return d.intern(b)
+}
+
+// Example decodes one LabeledExample line into ex, reusing ex's memory. On ErrUnsupported ex
+// holds a partial decoding.
+func (d *Decoder) Example(line []byte, ex *calibrate.Example) error {
+	s := &d.s
+	s.reset(line)
+	q := &ex.Question
+	resetQuestion(q)
+	ex.Label.Answers = ex.Label.Answers[:0]
+	var seen uint32
+	for ok := s.open('{', '}'); ok; ok = s.next('}') {
+		switch string(s.key()) {
+		case "request":
+			if s.once(&seen, 1) {
+				d.request(q)
+			}
+		case "label":
+			if !s.once(&seen, 2) {
+				break
+			}
+			var lseen uint32
+			for ok := s.open('{', '}'); ok; ok = s.next('}') {
+				if string(s.key()) != "answers" || !s.once(&lseen, 1) {
+					s.bad = true
+					break
+				}
+				for ok := s.open('[', ']'); ok; ok = s.next(']') {
+					ex.Label.Answers = append(ex.Label.Answers, d.intern(s.str()))
+				}
+			}
+		default:
+			s.bad = true
+		}
+	}
+	return d.finish()
+}
+
+// Question decodes one ScoreRequest line into q, reusing q's memory.
+func (d *Decoder) Question(line []byte, q *calibrate.Question) error {
+	d.s.reset(line)
+	resetQuestion(q)
+	d.request(q)
+	return d.finish()
+}
+
+func (d *Decoder) finish() error {
+	if d.s.bad || !d.s.end() {
+		return ErrUnsupported
+	}
+	return nil
+}
+
+func resetQuestion(q *calibrate.Question) {
+	ps := q.Paraphrases[:0]
+	*q = calibrate.Question{Paraphrases: ps}
+}
+
+// grow extends s by one element, reusing the one beyond its length (and that element's own
+// slices) when the capacity allows.
+func grow[T any](s []T) ([]T, *T) {
+	if len(s) < cap(s) {
+		s = s[:len(s)+1]
+	} else {
+		var zero T
+		s = append(s, zero)
+	}
+	return s, &s[len(s)-1]
+}
+
+// Field bits for repeated-field detection, per message.
+const (
+	fID = 1 << iota
+	fProfile
+	fGroup
+	fParaphrases
+	fPolicy
+	fKind
+	fVersion
+)
+
+func (d *Decoder) request(q *calibrate.Question) {
+	s := &d.s
+	var seen uint32
+	for ok := s.open('{', '}'); ok; ok = s.next('}') {
+		switch string(s.key()) {
+		case "id":
+			if s.once(&seen, fID) {
+				if id := s.str(); !d.Lean {
+					q.ID = string(id)
+				}
+			}
+		case "profile":
+			if s.once(&seen, fProfile) {
+				q.Profile = d.intern(s.str())
+			}
+		case "group":
+			if s.once(&seen, fGroup) {
+				q.Group = d.intern(s.str())
+			}
+		case "kind":
+			if s.once(&seen, fKind) {
+				q.Kind = calibrate.QueryKind(s.enum(plumbv1.QueryKind_value))
+			}
+		case "profile_version", "profileVersion":
+			// The engine reads the version from the command, not the line.
+			if s.once(&seen, fVersion) {
+				s.int(64)
+			}
+		case "policy":
+			if s.once(&seen, fPolicy) {
+				d.policy(&q.Policy)
+			}
+		case "paraphrases":
+			if !s.once(&seen, fParaphrases) {
+				break
+			}
+			for ok := s.open('[', ']'); ok; ok = s.next(']') {
+				var p *calibrate.Paraphrase
+				q.Paraphrases, p = grow(q.Paraphrases)
+				d.paraphrase(p)
+			}
+		default:
+			s.bad = true
+		}
+	}
+}
+
+func (d *Decoder) policy(p *calibrate.Policy) {
+	s := &d.s
+	var seen uint32
+	for ok := s.open('{', '}'); ok; ok = s.next('}') {
+		switch string(s.key()) {
+		case "risk":
+			if s.once(&seen, 1) {
+				p.Risk = s.float(64)
+			}
+		case "equivalence":
+			if s.once(&seen, 2) {
+				p.Equivalence = calibrate.Equivalence(s.enum(plumbv1.Equivalence_value))
+			}
+		default:
+			s.bad = true
+		}
+	}
+}
+
+func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
+	*p = calibrate.Paraphrase{Options: p.Options[:0], Samples: p.Samples[:0]}
+	s := &d.s
+	var seen uint32
+	for ok := s.open('{', '}'); ok; ok = s.next('}') {
+		switch string(s.key()) {
+		case "prompt":
+			if s.once(&seen, 1) {
+				if prompt := s.str(); !d.Lean {
+					p.Prompt = d.intern(prompt)
+				}
+			}
+		case "framing":
+			if s.once(&seen, 2) && s.enum(plumbv1.Framing_value) == int32(plumbv1.Framing_FRAMING_USER_STANCE) {
+				p.Framing = calibrate.UserStance
+			}
+		case "stance":
+			if s.once(&seen, 4) {
+				p.Stance = d.intern(s.str())
+			}
+		case "options":
+			if !s.once(&seen, 8) {
+				break
+			}
+			for ok := s.open('[', ']'); ok; ok = s.next(']') {
+				var o *calibrate.Option
+				p.Options, o = grow(p.Options)
+				old := o.Label
+				*o = calibrate.Option{}
+				var oseen uint32
+				for ok := s.open('{', '}'); ok; ok = s.next('}') {
+					switch string(s.key()) {
+					case "label":
+						if s.once(&oseen, 1) {
+							o.Label = d.reuse(old, s.str())
+						}
+					case "logprob":
+						if s.once(&oseen, 2) {
+							o.Logprob = s.float(64)
+						}
+					default:
+						s.bad = true
+					}
+				}
+			}
+		case "samples":
+			if !s.once(&seen, 16) {
+				break
+			}
+			for ok := s.open('[', ']'); ok; ok = s.next(']') {
+				var sm *calibrate.Sample
+				p.Samples, sm = grow(p.Samples)
+				d.sample(sm)
+			}
+		default:
+			s.bad = true
+		}
+	}
+}
+
+func (d *Decoder) sample(sm *calibrate.Sample) {
+	*sm = calibrate.Sample{Tokens: sm.Tokens[:0], Embedding: sm.Embedding[:0]}
+	s := &d.s
+	var seen uint32
+	for ok := s.open('{', '}'); ok; ok = s.next('}') {
+		switch string(s.key()) {
+		case "text":
+			if s.once(&seen, 1) {
+				sm.Text = d.intern(s.str())
+			}
+		case "embedding":
+			if !s.once(&seen, 2) {
+				break
+			}
+			for ok := s.open('[', ']'); ok; ok = s.next(']') {
+				sm.Embedding = append(sm.Embedding, float32(s.float(32)))
+			}
+		case "tokens":
+			if !s.once(&seen, 4) {
+				break
+			}
+			for ok := s.open('[', ']'); ok; ok = s.next(']') {
+				var t *calibrate.Token
+				sm.Tokens, t = grow(sm.Tokens)
+				d.token(t)
+			}
+		default:
+			s.bad = true
+		}
+	}
+}
+
+func (d *Decoder) token(t *calibrate.Token) {
+	*t = calibrate.Token{TopLogprobs: t.TopLogprobs[:0]}
+	s := &d.s
+	var seen uint32
+	for ok := s.open('{', '}'); ok; ok = s.next('}') {
+		switch string(s.key()) {
+		case "token":
+			if s.once(&seen, 1) {
+				t.Token = d.intern(s.str())
+			}
+		case "logprob":
+			if s.once(&seen, 2) {
+				t.Logprob = s.float(64)
+			}
+		case "bytes":
+			if s.once(&seen, 4) {
+				d.bytes()
+			}
+		case "top_logprobs", "topLogprobs":
+			if !s.once(&seen, 8) {
+				break
+			}
+			for ok := s.open('[', ']'); ok; ok = s.next(']') {
+				var tl *calibrate.TopLogprob
+				t.TopLogprobs, tl = grow(t.TopLogprobs)
+				*tl = calibrate.TopLogprob{}
+				var tseen uint32
+				for ok := s.open('{', '}'); ok; ok = s.next('}') {
+					switch string(s.key()) {
+					case "token":
+						if s.once(&tseen, 1) {
+							tl.Token = d.intern(s.str())
+						}
+					case "logprob":
+						if s.once(&tseen, 2) {
+							tl.Logprob = s.float(64)
+						}
+					case "bytes":
+						if s.once(&tseen, 4) {
+							d.bytes()
+						}
+					default:
+						s.bad = true
+					}
+				}
+			}
+		default:
+			s.bad = true
+		}
+	}
+}
+
+// bytes checks a token's UTF-8 bytes (int32s); the engine does not read them.
+func (d *Decoder) bytes() {
+	for ok := d.s.open('[', ']'); ok; ok = d.s.next(']') {
+		d.s.int(32)
+	}
+}
