@@ -20,12 +20,18 @@
 //     one of several surface forms that normalise alike ("The Nile", "nile", "Nile."), each
 //     with Tokens tokens whose geometric-mean probability is the answer's probability, and with
 //     probability MissRate the gold is an answer the model never produces.
+//
+// Logprobs are written as LLM APIs serve them: a model computes them in float32 and an API
+// prints the float32's shortest decimal (the shared MMLU file has 7 or 8 significant digits),
+// so every simulated logprob is the float64 nearest to that decimal.
 package simulate
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"math/rand/v2"
+	"strconv"
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/temperature"
@@ -111,14 +117,27 @@ type Truth struct {
 
 // Generate returns cfg.Questions labelled questions and their truths.
 func Generate(cfg *Config) ([]calibrate.Example, []Truth) {
-	c := cfg.withDefaults()
-	rng := rand.New(rand.NewPCG(c.Seed, 0x73696d))
-	exs := make([]calibrate.Example, c.Questions)
-	truths := make([]Truth, c.Questions)
-	for i := range exs {
-		exs[i], truths[i] = question(rng, &c, i)
+	exs := make([]calibrate.Example, 0, cfg.withDefaults().Questions)
+	var truths []Truth
+	for ex, t := range All(cfg) {
+		exs = append(exs, ex)
+		truths = append(truths, t)
 	}
 	return exs, truths
+}
+
+// All yields the questions Generate returns, one at a time, so that a large set can be
+// written out without being held in memory.
+func All(cfg *Config) iter.Seq2[calibrate.Example, Truth] {
+	c := cfg.withDefaults()
+	return func(yield func(calibrate.Example, Truth) bool) {
+		rng := rand.New(rand.NewPCG(c.Seed, 0x73696d))
+		for i := 0; i < c.Questions; i++ {
+			if !yield(question(rng, &c, i)) {
+				return
+			}
+		}
+	}
 }
 
 var labels = []string{"A", "B", "C", "D", "E", "F", "G", "H", "I", "J"}
@@ -241,7 +260,7 @@ func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
 		}
 		if c.Samples == 0 {
 			for j, v := range pi {
-				para.Options = append(para.Options, calibrate.Option{Label: labels[j], Logprob: math.Log(math.Max(v, 1e-300))})
+				para.Options = append(para.Options, calibrate.Option{Label: labels[j], Logprob: float32Decimal(math.Log(math.Max(v, 1e-300)))})
 			}
 		} else {
 			off := rng.IntN(len(answerForms))
@@ -268,6 +287,16 @@ func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
 	return calibrate.Example{Question: q, Label: calibrate.Label{Answers: []string{t.Gold}}}, t
 }
 
+// float32Decimal returns the float64 nearest to the shortest decimal of float32(x), the value
+// an API that prints a float32 logprob serves.
+func float32Decimal(x float64) float64 {
+	v, err := strconv.ParseFloat(strconv.FormatFloat(x, 'g', -1, 32), 64)
+	if err != nil {
+		panic(err) // a finite float32's decimal always parses
+	}
+	return v
+}
+
 func indexOfForm(s string) int {
 	for i, f := range answerForms {
 		if f[0] == s {
@@ -284,14 +313,14 @@ func tokens(rng *rand.Rand, c *Config, prob float64) []calibrate.Token {
 	base := math.Log(math.Max(prob, 1e-6)) / float64(c.Tokens)
 	for i := range out {
 		// Jitter around the per-token share, kept in (0, 1).
-		lp := math.Min(base+0.05*rng.NormFloat64()*math.Abs(base), -1e-9)
+		lp := float32Decimal(math.Min(base+0.05*rng.NormFloat64()*math.Abs(base), -1e-9))
 		q := math.Exp(lp)
 		tok := calibrate.Token{Token: tokenNames[i%len(tokenNames)], Logprob: lp}
 		tok.TopLogprobs = make([]calibrate.TopLogprob, 1, c.TopK)
 		tok.TopLogprobs[0] = calibrate.TopLogprob{Token: tok.Token, Logprob: lp}
 		share := 0.5
 		for a := 1; a < c.TopK; a++ {
-			tok.TopLogprobs = append(tok.TopLogprobs, calibrate.TopLogprob{Token: altNames[a%len(altNames)], Logprob: math.Log((1 - q) * share)})
+			tok.TopLogprobs = append(tok.TopLogprobs, calibrate.TopLogprob{Token: altNames[a%len(altNames)], Logprob: float32Decimal(math.Log((1 - q) * share))})
 			share /= 2
 		}
 		out[i] = tok
