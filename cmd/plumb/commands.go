@@ -309,10 +309,15 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 		return errUsage
 	}
 	var rep *plumbv1.Report
-	err := withLabeled(*data, in, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
-		rep, err = b.Evaluate(ctx, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version}, exs)
-		return err
-	})
+	var err error
+	if t.server == "" {
+		rep, err = evalLocal(ctx, *data, *profile, *version, in, &t, io)
+	} else {
+		err = withLabeled(*data, in, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
+			rep, err = b.Evaluate(ctx, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version}, exs)
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
@@ -326,6 +331,31 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	}
 	summary(io.out, rep)
 	return nil
+}
+
+// evalLocal evaluates in-process: the file streams over all cores into an Evaluator
+// (evaluateFile); the report is the one the engine's Evaluate gives.
+func evalLocal(ctx context.Context, data, profile string, version int64, in inputOptions, t *target, io ios) (*plumbv1.Report, error) {
+	r, name, b, closeAll, err := openWork(data, t, io)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	p, err := b.(local).Profile(ctx, profile, version)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", name, describe(err))
+	}
+	prog := newProgress(io.err, "read")
+	rep, err := evaluateFile(ctx, p, r, name, in, io.err, prog)
+	prog.done()
+	var le *lineError
+	switch {
+	case errors.As(err, &le):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%s: %s", name, describe(err))
+	}
+	return server.ReportToProto(rep), nil
 }
 
 // openWork opens a command's input file (or stdin) and its backend; closeAll releases both.
@@ -474,15 +504,14 @@ func cmdSimulate(_ context.Context, args []string, io ios) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	exs, _ := simulate.Generate(&simulate.Config{Questions: *n, Seed: *seed, Samples: *samples, Wordings: *wordings, Stance: *stance, Tokens: *tokens})
 	out := bufio.NewWriterSize(io.out, 1<<16)
 	defer out.Flush()
-	for i := range exs {
+	for ex := range simulate.All(&simulate.Config{Questions: *n, Seed: *seed, Samples: *samples, Wordings: *wordings, Stance: *stance, Tokens: *tokens}) {
 		var err error
 		if *labeled {
-			err = writeLine(out, server.LabeledFrom(&exs[i]))
+			err = writeLine(out, server.LabeledFrom(&ex))
 		} else {
-			err = writeLine(out, server.RequestFrom(&exs[i].Question))
+			err = writeLine(out, server.RequestFrom(&ex.Question))
 		}
 		if err != nil {
 			return err

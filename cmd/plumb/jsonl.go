@@ -72,11 +72,10 @@ const batchLines = 2048
 func lines[T proto.Message](r io.Reader, file string, newMsg func() T, in inputOptions, stderr io.Writer, prog *progress) iter.Seq2[T, error] {
 	keepGoing := in.keepGoing
 	decode := func(p *fastjson.Parser, b []byte, m proto.Message) error { return decodeLine(p, b, m) }
-	format := "on one line (JSON Lines, protojson)"
 	if in.from == "openai" {
 		decode = func(_ *fastjson.Parser, b []byte, m proto.Message) error { return decodeOpenAI(b, m) }
-		format = "in the --from openai format"
 	}
+	format := formatName(in.from)
 	return func(yield func(T, error) bool) {
 		var zero T
 		sc := bufio.NewScanner(r)
@@ -131,6 +130,14 @@ func lines[T proto.Message](r io.Reader, file string, newMsg func() T, in inputO
 			yield(zero, fmt.Errorf("%s:%d: %w", file, n+1, err))
 		}
 	}
+}
+
+// formatName names an input format in errors.
+func formatName(from string) string {
+	if from == "openai" {
+		return "in the --from openai format"
+	}
+	return "on one line (JSON Lines, protojson)"
 }
 
 func trimSpace(b []byte) []byte {
@@ -190,12 +197,16 @@ func newProgress(stderr io.Writer, what string) *progress {
 	return &progress{w: stderr, what: what, start: time.Now()}
 }
 
-func (p *progress) tick() {
-	if p == nil {
+func (p *progress) tick() { p.add(1) }
+
+// add counts n more.
+func (p *progress) add(n int) {
+	if p == nil || n == 0 {
 		return
 	}
-	p.n++
-	if p.n%1000 != 0 {
+	before := p.n
+	p.n += n
+	if p.n/1000 == before/1000 {
 		return
 	}
 	if now := time.Now(); now.Sub(p.last) > 200*time.Millisecond {
