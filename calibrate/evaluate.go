@@ -88,6 +88,9 @@ func (sh *Shard) Add(ex *Example) error {
 func (sh *Shard) add(ex *Example, gold int) {
 	e := sh.e
 	sh.rb = append(sh.rb, sh.s.scoreRecord(e.before, ex, gold, e.mode))
+	if e.before.Temperature.At(nil) == 1 && e.after.Temperature.Adaptive() {
+		sh.s.keepAt1()
+	}
 	sh.ra = append(sh.ra, sh.s.scoreRecord(e.after, ex, gold, e.mode))
 	sh.groups = append(sh.groups, ex.Question.Group)
 }

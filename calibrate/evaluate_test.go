@@ -132,3 +132,21 @@ func TestShardRefuses(t *testing.T) {
 		t.Errorf("evaluator holds %d examples, want 1", ev.Len())
 	}
 }
+
+// TestKeepAt1: under an adaptive profile the evaluator computes the features' T = 1 analysis
+// once for before and after; the records are exactly those of scoring each alone.
+func TestKeepAt1(t *testing.T) {
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 3000, Seed: 8, Stance: 1})
+	p, _, err := calibrate.Fit(exs[:2000], &calibrate.FitConfig{Temperature: calibrate.TemperatureAdaptive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Temperature.Adaptive() {
+		t.Fatal("want an adaptive profile")
+	}
+	for i := 2000; i < len(exs); i++ {
+		if !calibrate.KeptAt1Agrees(p, &exs[i]) {
+			t.Fatalf("question %d: records differ", i)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plumbhq/plumb/conformal"
 	"github.com/plumbhq/plumb/ensemble"
+	"github.com/plumbhq/plumb/internal/fmath"
 	"github.com/plumbhq/plumb/temperature"
 )
 
@@ -481,7 +482,7 @@ func fitMap(p *Profile, examples []Example, tune, gold []int, c FitConfig) error
 				x += w[d] * v
 			}
 			// log(1 + e^x) − y·x, stably.
-			loss += math.Max(x, 0) + math.Log1p(math.Exp(-math.Abs(x))) - ys[j]*x
+			loss += math.Max(x, 0) + math.Log1p(fmath.Exp(-math.Abs(x))) - ys[j]*x
 			if grad != nil {
 				r := sigmoid(x) - ys[j]
 				for d, v := range f {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/plumbhq/plumb/conformal"
 	"github.com/plumbhq/plumb/ensemble"
+	"github.com/plumbhq/plumb/internal/fmath"
 	"github.com/plumbhq/plumb/temperature"
 )
 
@@ -46,6 +47,9 @@ type analysis struct {
 	h, a, w float64
 	rowH    []float64 // per wording: H(π_p)
 	rowH1   []float64 // per wording: H(π_p) at T = 1 (adaptive temperature)
+	at1     []float64 // per wording: π_p at T = 1 (adaptive temperature)
+	w1      float64   // W at T = 1 (adaptive temperature)
+	haveAt1 bool      // at1, rowH1 and w1 hold the question's analysis at T = 1 (keepAt1)
 	v       float64
 
 	tokens   bool      // any pooled sample has tokens
@@ -173,27 +177,43 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 		}
 		return
 	}
-	// Adaptive: φ_p needs each wording's distribution at T = 1 and the question's W at T = 1.
+	// Adaptive: φ_p needs each wording's distribution at T = 1 and the question's W at T = 1,
+	// which an analysis at T = 1 of the same question may have kept (keepAt1).
 	k := s.k
-	at1 := grow(s.loo, s.n*k)
-	s.rowH1 = grow(s.rowH1, s.n)
-	var a float64
-	for i := 0; i < s.n; i++ {
-		s.rowH1[i] = temperature.SoftmaxEntropy(at1[i*k:(i+1)*k], s.dists[i*k:(i+1)*k], 1)
-		if s.use[i] {
-			a += s.rowH1[i]
+	if !s.haveAt1 {
+		s.at1 = grow(s.at1, s.n*k)
+		s.rowH1 = grow(s.rowH1, s.n)
+		var a float64
+		for i := 0; i < s.n; i++ {
+			s.rowH1[i] = temperature.SoftmaxEntropy(s.at1[i*k:(i+1)*k], s.dists[i*k:(i+1)*k], 1)
+			if s.use[i] {
+				a += s.rowH1[i]
+			}
 		}
+		s.pbar = grow(s.pbar, k)
+		ensemble.Pool(s.pbar, s.at1, s.use)
+		s.w1 = math.Max(ensemble.Entropy(s.pbar)-a/float64(s.pooled), 0)
 	}
-	s.pbar = grow(s.pbar, k)
-	ensemble.Pool(s.pbar, at1, s.use)
-	w := math.Max(ensemble.Entropy(s.pbar)-a/float64(s.pooled), 0)
+	s.haveAt1 = false
 	s.phi = grow(s.phi, temperature.FeatureDim)
 	for i := 0; i < s.n; i++ {
 		row := s.dists[i*k : (i+1)*k]
-		temperature.FeaturesFromProbs(s.phi, at1[i*k:(i+1)*k], s.rowH1[i], w)
+		temperature.FeaturesFromProbs(s.phi, s.at1[i*k:(i+1)*k], s.rowH1[i], s.w1)
 		s.rowH[i] = temperature.SoftmaxEntropy(row, row, m.At(s.phi))
 	}
-	s.loo = at1
+}
+
+// keepAt1 keeps an analysis of options at T = 1 (the uncalibrated profile's) for the next
+// analysis of the same question under an adaptive temperature, whose features are read at
+// T = 1: the same numbers as recomputing them, computed once.
+func (s *analysis) keepAt1() {
+	if s.samples {
+		return
+	}
+	s.at1 = append(s.at1[:0], s.dists[:s.n*s.k]...)
+	s.rowH1 = append(s.rowH1[:0], s.rowH[:s.n]...)
+	s.w1 = s.w
+	s.haveAt1 = true
 }
 
 func modeOf(e Equivalence) ensemble.Mode {
@@ -352,7 +372,7 @@ func sampleConfidence(tokens []Token, t float64) float64 {
 		}
 		sum += temperature.TokenLogProb(tok.Logprob, tops, at, t)
 	}
-	return math.Exp(sum / float64(len(tokens)))
+	return fmath.Exp(sum / float64(len(tokens)))
 }
 
 func logit(p, clip float64) float64 {
@@ -360,7 +380,7 @@ func logit(p, clip float64) float64 {
 	return math.Log(p / (1 - p))
 }
 
-func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+func sigmoid(x float64) float64 { return 1 / (1 + fmath.Exp(-x)) }
 
 // mapFeatures fills f with the confidence-map features [1, logit π̄(k*), W, √V, logit tc(k*)]
 // (the last only when tokens is true) and returns it.

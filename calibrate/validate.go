@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/plumbhq/plumb/internal/fmath"
 )
 
 // Limits of one request.
@@ -244,7 +246,7 @@ func checkToken(t *Token) (field, msg string) {
 		if m := logprobFault(lp); m != "" {
 			return ".top_logprobs[" + strconv.Itoa(i) + "].logprob", m
 		}
-		mass += math.Exp(lp)
+		mass += fmath.Exp(lp)
 	}
 	if mass > 1+LogprobSlack {
 		return ".top_logprobs", fmt.Sprintf("probability mass %.6f exceeds 1", mass)

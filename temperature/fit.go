@@ -8,6 +8,8 @@ import (
 
 	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/optimize"
+
+	"github.com/plumbhq/plumb/internal/fmath"
 )
 
 // ErrNoData is returned by the fits when they are given no questions.
@@ -149,7 +151,7 @@ func (d *Pooled) partial(theta, g []float64, lo, hi int, wantGrad bool) float64 
 				phi = d.features[q.features+p*FeatureDim : q.features+(p+1)*FeatureDim]
 				lt = floats.Dot(theta, phi)
 			}
-			t := math.Exp(lt)
+			t := fmath.Exp(lt)
 			clamped := t < MinTemperature || t > MaxTemperature
 			t = Clamp(t)
 			Softmax(probs, z, t)
@@ -253,7 +255,7 @@ func fit(d *Pooled, init []float64, l2 float64) (Model, error) {
 	// floating-point floor; the location it returns is still the best found.
 	theta := append([]float64(nil), res.X...)
 	if len(theta) == 1 {
-		theta[0] = math.Log(Clamp(math.Exp(theta[0])))
+		theta[0] = math.Log(Clamp(fmath.Exp(theta[0])))
 	}
 	return Model{Theta: theta}, nil
 }

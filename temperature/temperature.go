@@ -33,6 +33,8 @@ package temperature
 
 import (
 	"math"
+
+	"github.com/plumbhq/plumb/internal/fmath"
 )
 
 // Temperatures outside [MinTemperature, MaxTemperature] are clamped to the bounds.
@@ -57,7 +59,7 @@ func LogSoftmax(dst, z []float64, t float64) []float64 {
 	var s float64
 	for i, v := range z {
 		dst[i] = (v - m) / t
-		s += math.Exp(dst[i])
+		s += fmath.Exp(dst[i])
 	}
 	ls := math.Log(s)
 	for i := range dst {
@@ -76,7 +78,7 @@ func Softmax(dst, z []float64, t float64) []float64 {
 	}
 	var s float64
 	for i, v := range z {
-		e := math.Exp((v - m) / t)
+		e := fmath.Exp((v - m) / t)
 		dst[i] = e
 		s += e
 	}
@@ -101,7 +103,7 @@ func SoftmaxEntropy(dst, z []float64, t float64) float64 {
 	var s, eu float64
 	for i, v := range z {
 		u := (v - m) / t
-		e := math.Exp(u)
+		e := fmath.Exp(u)
 		dst[i] = e
 		s += e
 		eu += e * u
@@ -140,22 +142,22 @@ func TokenLogProb(chosen float64, top []float64, chosenAt int, t float64) float6
 	m := chosen
 	mass := 0.0
 	if chosenAt < 0 {
-		mass = math.Exp(chosen)
+		mass = fmath.Exp(chosen)
 	}
 	for _, l := range top {
 		m = math.Max(m, l)
-		mass += math.Exp(l)
+		mass += fmath.Exp(l)
 	}
 	inv := 1 / t
 	var s float64
 	if chosenAt < 0 {
-		s = math.Exp((chosen - m) * inv)
+		s = fmath.Exp((chosen - m) * inv)
 	}
 	for _, l := range top {
-		s += math.Exp((l - m) * inv)
+		s += fmath.Exp((l - m) * inv)
 	}
 	if r := 1 - mass; r > 1e-12 {
-		s += math.Exp((math.Log(r) - m) * inv)
+		s += fmath.Exp((math.Log(r) - m) * inv)
 	}
 	return (chosen-m)*inv - math.Log(s)
 }
@@ -220,7 +222,7 @@ func (m Model) At(phi []float64) float64 {
 	case 0:
 		return 1
 	case 1:
-		return Clamp(math.Exp(m.Theta[0]))
+		return Clamp(fmath.Exp(m.Theta[0]))
 	}
 	if len(phi) != len(m.Theta) {
 		panic("temperature: feature length mismatch")
@@ -229,5 +231,5 @@ func (m Model) At(phi []float64) float64 {
 	for i, v := range m.Theta {
 		lt += v * phi[i]
 	}
-	return Clamp(math.Exp(lt))
+	return Clamp(fmath.Exp(lt))
 }

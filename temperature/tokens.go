@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"gonum.org/v1/gonum/optimize"
+
+	"github.com/plumbhq/plumb/internal/fmath"
 )
 
 // Token is one generated token: its logprob, the logprobs of its top alternatives and the index
@@ -44,11 +46,11 @@ func (d *Tokens) Add(samples [][]Token, correct bool) {
 			mass := 0.0
 			if tok.ChosenAt < 0 {
 				d.entries = append(d.entries, tok.Logprob)
-				mass += math.Exp(tok.Logprob)
+				mass += fmath.Exp(tok.Logprob)
 			}
 			for _, l := range tok.Top {
 				d.entries = append(d.entries, l)
-				mass += math.Exp(l)
+				mass += fmath.Exp(l)
 			}
 			if r := 1 - mass; r > 1e-12 {
 				d.entries = append(d.entries, math.Log(r))
@@ -79,7 +81,7 @@ func (d *Tokens) sampleEnd(j int) int {
 // objective returns the mean binary NLL at log T = x and its derivative, over the machine's
 // cores.
 func (d *Tokens) objective(x float64) (float64, float64) {
-	t := math.Exp(x)
+	t := fmath.Exp(x)
 	clamped := t < MinTemperature || t > MaxTemperature
 	t = Clamp(t)
 	workers := runtime.GOMAXPROCS(0)
@@ -125,7 +127,7 @@ func (d *Tokens) partial(t float64, lo, hi int) (loss, grad float64) {
 				}
 				var s, sl float64
 				for _, l := range es {
-					w := math.Exp((l - m) * inv)
+					w := fmath.Exp((l - m) * inv)
 					s += w
 					sl += w * l
 				}
@@ -133,7 +135,7 @@ func (d *Tokens) partial(t float64, lo, hi int) (loss, grad float64) {
 				dlp += (sl/s - d.chosen[i]) * inv
 			}
 			n := float64(te - ts)
-			tc := math.Exp(lp / n)
+			tc := fmath.Exp(lp / n)
 			c += tc
 			dc += tc * dlp / n
 		}
@@ -171,5 +173,5 @@ func FitTokens(d *Tokens) (Model, error) {
 	if err != nil && res == nil {
 		return Model{}, err
 	}
-	return Global(Clamp(math.Exp(res.X[0]))), nil
+	return Global(Clamp(fmath.Exp(res.X[0]))), nil
 }
