@@ -58,7 +58,7 @@ func (sh *Shard) Len() int { return len(sh.ra) }
 // Add validates ex and scores it. An invalid example is not added; the error is an *Error
 // whose field is relative to the example (request.paraphrases[0]…, label.answers).
 func (sh *Shard) Add(ex *Example) error {
-	if err := ex.Question.validate(sh.e.mode); err != nil {
+	if err := sh.s.check(&ex.Question, sh.e.mode); err != nil {
 		e := err.(*Error)
 		return &Error{Kind: e.Kind, Field: "request." + e.Field, Msg: e.Msg}
 	}
@@ -88,9 +88,7 @@ func (sh *Shard) Add(ex *Example) error {
 func (sh *Shard) add(ex *Example, gold int) {
 	e := sh.e
 	sh.rb = append(sh.rb, sh.s.scoreRecord(e.before, ex, gold, e.mode))
-	if e.before.Temperature.At(nil) == 1 && e.after.Temperature.Adaptive() {
-		sh.s.keepAt1()
-	}
+	sh.s.again(e.before.Temperature.At(nil) == 1 && e.after.Temperature.Adaptive())
 	sh.ra = append(sh.ra, sh.s.scoreRecord(e.after, ex, gold, e.mode))
 	sh.groups = append(sh.groups, ex.Question.Group)
 }
@@ -234,34 +232,31 @@ func (e *Evaluator) Report() *Report {
 
 // side summarises one side (before or after): all questions, and each group in name order
 // (rank maps a group's index to its position in names). One pass tallies the sums; the
-// rank-based metrics sort the scores once for all questions and once by group, in one buffer.
+// rank-based metrics sort the scores once, and a counting sort by group, which keeps that
+// order, gives each group's.
 func (e *Evaluator) side(log *recordLog, rank []int, names []string) (Metrics, []Bin, []GroupReport) {
 	var all tally
 	groups := make([]tally, len(rank))
 	sorted := make([]scored, 0, log.n)
 	for i, r := range log.all() {
 		all.add(r)
-		sorted = append(sorted, newScored(r.conf, 0, i, r.correct))
+		g := len(rank) // none
 		if r.group >= 0 {
-			groups[rank[r.group]].add(r)
+			g = rank[r.group]
+			groups[g].add(r)
 		}
+		sorted = append(sorted, newScored(r.conf, g, i, r.correct))
 	}
 	sortScored(sorted)
 	m, bins := all.metrics(sorted)
 
-	sorted = sorted[:0]
-	for i, r := range log.all() {
-		if r.group >= 0 {
-			sorted = append(sorted, newScored(r.conf, rank[r.group], i, r.correct))
-		}
-	}
-	sortScored(sorted)
+	grouped, counts := byGroup(sorted, len(rank))
+	sorted = nil
 	reports := make([]GroupReport, len(groups))
-	for g := range groups {
-		n := groups[g].m.Examples
+	for g, n := range counts {
 		reports[g].Group = names[g]
-		reports[g].After, _ = groups[g].metrics(sorted[:n])
-		sorted = sorted[n:]
+		reports[g].After, _ = groups[g].metrics(grouped[:n])
+		grouped = grouped[n:]
 	}
 	return m, bins, reports
 }

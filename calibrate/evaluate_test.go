@@ -133,20 +133,33 @@ func TestShardRefuses(t *testing.T) {
 	}
 }
 
-// TestKeepAt1: under an adaptive profile the evaluator computes the features' T = 1 analysis
-// once for before and after; the records are exactly those of scoring each alone.
+// TestKeepAt1: the evaluator scores each question twice (before, after) and keeps what the
+// second analysis can reuse: the label order, and under an adaptive profile the features'
+// analysis at T = 1, and for samples the token masses validation summed. The records are
+// exactly those of scoring each alone, for adaptive and global profiles and for samples.
 func TestKeepAt1(t *testing.T) {
 	exs, _ := simulate.Generate(&simulate.Config{Questions: 3000, Seed: 8, Stance: 1})
-	p, _, err := calibrate.Fit(exs[:2000], &calibrate.FitConfig{Temperature: calibrate.TemperatureAdaptive})
+	for _, choice := range []calibrate.TemperatureChoice{calibrate.TemperatureAdaptive, calibrate.TemperatureGlobal} {
+		p, _, err := calibrate.Fit(exs[:2000], &calibrate.FitConfig{Temperature: choice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Temperature.Adaptive() != (choice == calibrate.TemperatureAdaptive) {
+			t.Fatalf("choice %v gave %v", choice, p.Temperature)
+		}
+		if i := calibrate.KeptAgrees(p, exs[2000:]); i >= 0 {
+			t.Fatalf("choice %v, question %d: records differ", choice, 2000+i)
+		}
+	}
+	smp, _ := simulate.Generate(&simulate.Config{Questions: 1500, Seed: 9, Samples: 5, Tokens: 6, TopK: 3, Stance: 1})
+	p, _, err := calibrate.Fit(smp[:1000], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Temperature.Adaptive() {
-		t.Fatal("want an adaptive profile")
+	if p.Temperature.At(nil) == 1 {
+		t.Fatal("want a token temperature ≠ 1")
 	}
-	for i := 2000; i < len(exs); i++ {
-		if !calibrate.KeptAt1Agrees(p, &exs[i]) {
-			t.Fatalf("question %d: records differ", i)
-		}
+	if i := calibrate.KeptAgrees(p, smp[1000:]); i >= 0 {
+		t.Fatalf("samples, question %d: records differ", 1000+i)
 	}
 }

@@ -1,7 +1,6 @@
 package calibrate
 
 import (
-	"cmp"
 	"iter"
 	"math"
 	"slices"
@@ -76,7 +75,7 @@ func calibrationErrors(bins []Bin, n int) (ece, mce float64) {
 
 // scored is one question's confidence, its group's rank, and its position in the input with
 // whether it was right in the top bit (16 bytes: an evaluation sorts millions). Sorting by
-// (group, c, position) orders ties as a stable sort would, without a stable sort's cost.
+// (c, position) orders ties as a stable sort would, without a stable sort's cost.
 type scored struct {
 	c  float64
 	g  uint32
@@ -95,16 +94,43 @@ func newScored(c float64, g, i int, right bool) scored {
 
 func (x scored) right() bool { return x.iy&rightBit != 0 }
 
+// sortScored sorts by (c, position), the group left out.
 func sortScored(s []scored) {
 	slices.SortFunc(s, func(a, b scored) int {
-		if a.g != b.g {
-			return cmp.Compare(a.g, b.g)
+		switch {
+		case a.c < b.c:
+			return -1
+		case a.c > b.c:
+			return 1
 		}
-		if c := cmp.Compare(a.c, b.c); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.iy&^rightBit, b.iy&^rightBit)
+		return int(a.iy&^rightBit) - int(b.iy&^rightBit)
 	})
+}
+
+// byGroup returns the scores of s that have a group (g < groups), grouped in group order and
+// keeping s's order within each group (a counting sort), and each group's count.
+func byGroup(s []scored, groups int) ([]scored, []int) {
+	counts := make([]int, groups+1)
+	for _, x := range s {
+		if int(x.g) < groups {
+			counts[x.g+1]++
+		}
+	}
+	for g := 1; g <= groups; g++ {
+		counts[g] += counts[g-1]
+	}
+	out := make([]scored, counts[groups])
+	next := slices.Clone(counts[:groups])
+	for _, x := range s {
+		if int(x.g) < groups {
+			out[next[x.g]] = x
+			next[x.g]++
+		}
+	}
+	for g := range groups {
+		counts[g] = counts[g+1] - counts[g]
+	}
+	return out, counts[:groups]
 }
 
 func sortedScores(conf []float64, correct []bool) []scored {
@@ -226,15 +252,16 @@ func (t *tally) add(r *record) {
 	b := &t.bins[binOf(r.conf)]
 	b.Count++
 	b.Confidence += r.conf
-	y := 0.0
+	c := math.Min(math.Max(r.conf, 1e-12), 1-1e-12)
 	if r.correct {
-		y = 1
 		m.Accuracy++
 		b.Accuracy++
+		m.Brier += (r.conf - 1) * (r.conf - 1)
+		m.NLL -= math.Log(c)
+	} else {
+		m.Brier += r.conf * r.conf
+		m.NLL -= math.Log(1 - c)
 	}
-	m.Brier += (r.conf - y) * (r.conf - y)
-	c := math.Min(math.Max(r.conf, 1e-12), 1-1e-12)
-	m.NLL -= y*math.Log(c) + (1-y)*math.Log(1-c)
 	if r.covered {
 		m.Coverage++
 	}

@@ -35,22 +35,27 @@ type analysis struct {
 	n, k    int // wordings, candidates (all clusters for samples)
 	kPool   int // candidates with pooled mass (options: k)
 
-	labels  []string // option labels in canonical (sorted) order
-	order   []int    // per wording, per canonical label: index into its options
-	dists   []float64
-	pbar    []float64
-	use     []bool // pooled wordings
-	stance  []int  // per wording: stance candidate, −1 when neutral or unknown
-	noNeut  bool
-	pooled  int
-	top     int
-	h, a, w float64
-	rowH    []float64 // per wording: H(π_p)
-	rowH1   []float64 // per wording: H(π_p) at T = 1 (adaptive temperature)
-	at1     []float64 // per wording: π_p at T = 1 (adaptive temperature)
-	w1      float64   // W at T = 1 (adaptive temperature)
-	haveAt1 bool      // at1, rowH1 and w1 hold the question's analysis at T = 1 (keepAt1)
-	v       float64
+	labels    []string // option labels in canonical (sorted) order
+	order     []int    // per wording, per canonical label: index into its options
+	dists     []float64
+	pbar      []float64
+	use       []bool // pooled wordings
+	stance    []int  // per wording: stance candidate, −1 when neutral or unknown
+	noNeut    bool
+	pooled    int
+	top       int
+	h, a, w   float64
+	rowH      []float64 // per wording: H(π_p)
+	rowH1     []float64 // per wording: H(π_p) at T = 1 (adaptive temperature)
+	at1       []float64 // per wording: π_p at T = 1 (adaptive temperature)
+	w1        float64   // W at T = 1 (adaptive temperature)
+	haveAt1   bool      // at1, rowH1 and w1 hold the question's analysis at T = 1 (again)
+	sameOrder bool      // labels, order and stance hold for the question (again)
+
+	masses     []float64 // per token of the question: its top_logprobs mass (validation's)
+	haveMasses bool      // masses holds the question's (check) for the next analysis
+	usedMasses bool      // the last analysis used masses (again keeps them for the next)
+	v          float64
 
 	tokens   bool      // any pooled sample has tokens
 	tc       []float64 // per candidate: mean tc of its pooled samples
@@ -137,36 +142,20 @@ func (s *analysis) analyze(p *Profile, q *Question, mode Equivalence) {
 func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 	first := q.Paraphrases[0].Options
 	s.k, s.kPool = len(first), len(first)
-	s.labels = grow(s.labels, s.k)
-	for i := range first {
-		s.labels[i] = first[i].Label
-	}
-	// Insertion sort: few labels, no allocation.
-	for i := 1; i < s.k; i++ {
-		for j := i; j > 0 && s.labels[j] < s.labels[j-1]; j-- {
-			s.labels[j], s.labels[j-1] = s.labels[j-1], s.labels[j]
-		}
-	}
-	s.order = grow(s.order, s.n*s.k)
 	s.dists = grow(s.dists, s.n*s.k)
-	s.z = grow(s.z, s.k)
-	s.stance = grow(s.stance, s.n)
-	for i := range q.Paraphrases {
-		para := &q.Paraphrases[i]
-		s.stance[i] = -1
-		for j, l := range s.labels {
-			o := j
-			if o >= len(para.Options) || para.Options[o].Label != l {
-				o = indexOf(para.Options, l)
-			}
-			s.order[i*s.k+j] = o
-			s.z[j] = para.Options[o].Logprob
-			if para.Framing == UserStance && l == para.Stance {
-				s.stance[i] = j
+	if s.sameOrder {
+		// The same question as the last analysis: its labels, order and stances hold.
+		for i := range q.Paraphrases {
+			opts := q.Paraphrases[i].Options
+			row := s.dists[i*s.k : (i+1)*s.k]
+			for j, o := range s.order[i*s.k : (i+1)*s.k] {
+				row[j] = opts[o].Logprob
 			}
 		}
-		copy(s.dists[i*s.k:(i+1)*s.k], s.z)
+	} else {
+		s.orderOptions(q)
 	}
+	s.sameOrder = false
 	s.rowH = grow(s.rowH, s.n)
 	m := p.Temperature
 	if !m.Adaptive() {
@@ -178,7 +167,7 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 		return
 	}
 	// Adaptive: φ_p needs each wording's distribution at T = 1 and the question's W at T = 1,
-	// which an analysis at T = 1 of the same question may have kept (keepAt1).
+	// which an analysis at T = 1 of the same question may have kept (again).
 	k := s.k
 	if !s.haveAt1 {
 		s.at1 = grow(s.at1, s.n*k)
@@ -203,11 +192,52 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 	}
 }
 
-// keepAt1 keeps an analysis of options at T = 1 (the uncalibrated profile's) for the next
-// analysis of the same question under an adaptive temperature, whose features are read at
-// T = 1: the same numbers as recomputing them, computed once.
-func (s *analysis) keepAt1() {
+// orderOptions sorts the labels and finds, per wording, where each is among its options and
+// which is its stance; dists gets the logprobs in that order.
+func (s *analysis) orderOptions(q *Question) {
+	first := q.Paraphrases[0].Options
+	s.labels = grow(s.labels, s.k)
+	for i := range first {
+		s.labels[i] = first[i].Label
+	}
+	// Insertion sort: few labels, no allocation.
+	for i := 1; i < s.k; i++ {
+		for j := i; j > 0 && s.labels[j] < s.labels[j-1]; j-- {
+			s.labels[j], s.labels[j-1] = s.labels[j-1], s.labels[j]
+		}
+	}
+	s.order = grow(s.order, s.n*s.k)
+	s.stance = grow(s.stance, s.n)
+	for i := range q.Paraphrases {
+		para := &q.Paraphrases[i]
+		s.stance[i] = -1
+		row := s.dists[i*s.k : (i+1)*s.k]
+		for j, l := range s.labels {
+			o := j
+			if o >= len(para.Options) || para.Options[o].Label != l {
+				o = indexOf(para.Options, l)
+			}
+			s.order[i*s.k+j] = o
+			row[j] = para.Options[o].Logprob
+			if para.Framing == UserStance && l == para.Stance {
+				s.stance[i] = j
+			}
+		}
+	}
+}
+
+// again says the next analysis is of the same question: with samples, the validated token
+// masses are kept; with options, the label order is, and with at1
+// (an analysis at T = 1, the uncalibrated profile's, before one under an adaptive temperature
+// whose features are read at T = 1) so are the distributions at T = 1. The numbers are those
+// of recomputing them.
+func (s *analysis) again(at1 bool) {
 	if s.samples {
+		s.haveMasses = s.usedMasses
+		return
+	}
+	s.sameOrder = true
+	if !at1 {
 		return
 	}
 	s.at1 = append(s.at1[:0], s.dists[:s.n*s.k]...)
@@ -238,7 +268,8 @@ func (s *analysis) analyzeSamples(p *Profile, q *Question, mode Equivalence) {
 	s.sampleTC = grow(s.sampleTC, total)
 	s.tokens = false
 	t := p.Temperature.At(nil)
-	idx := 0
+	idx, tok := 0, 0
+	s.usedMasses, s.haveMasses = s.haveMasses, false
 	for i := range q.Paraphrases {
 		para := &q.Paraphrases[i]
 		for j := range para.Samples {
@@ -250,7 +281,12 @@ func (s *analysis) analyzeSamples(p *Profile, q *Question, mode Equivalence) {
 				if s.use[i] {
 					s.tokens = true
 				}
-				s.sampleTC[idx] = sampleConfidence(sm.Tokens, t)
+				var masses []float64
+				if s.usedMasses {
+					masses = s.masses[tok : tok+len(sm.Tokens)]
+				}
+				s.sampleTC[idx] = sampleConfidence(sm.Tokens, t, masses)
+				tok += len(sm.Tokens)
 			}
 			idx++
 		}
@@ -350,14 +386,20 @@ func (s *analysis) poolTokenConfidence() {
 	}
 }
 
-func sampleConfidence(tokens []Token, t float64) float64 {
+// sampleConfidence returns tc = exp(mean over tokens of log p_t(token)). masses holds each
+// token's top_logprobs mass as validation summed it (nil: computed here).
+func sampleConfidence(tokens []Token, t float64, masses []float64) float64 {
 	var sum float64
+	if t == 1 {
+		for i := range tokens {
+			sum += tokens[i].Logprob
+		}
+		return fmath.Exp(sum / float64(len(tokens)))
+	}
+	// Σ log p = Σ a − log Π s, with the product folded into the sum before it could overflow.
+	prod := 1.0
 	for i := range tokens {
 		tok := &tokens[i]
-		if t == 1 {
-			sum += tok.Logprob
-			continue
-		}
 		var top [20]float64
 		tops := top[:0]
 		at := -1
@@ -370,8 +412,18 @@ func sampleConfidence(tokens []Token, t float64) float64 {
 			}
 			tops = append(tops, tl.Logprob)
 		}
-		sum += temperature.TokenLogProb(tok.Logprob, tops, at, t)
+		mass := -1.0
+		if masses != nil && len(tok.TopLogprobs) <= len(top) {
+			mass = masses[i]
+		}
+		a, s := temperature.TokenTerms(tok.Logprob, tops, at, mass, t)
+		sum += a
+		if prod *= s; prod > 1e250 {
+			sum -= math.Log(prod)
+			prod = 1
+		}
 	}
+	sum -= math.Log(prod)
 	return fmath.Exp(sum / float64(len(tokens)))
 }
 
@@ -492,7 +544,9 @@ func Score(p *Profile, q *Question) (Result, error) {
 	if mode == EquivalenceDefault {
 		mode = p.Equivalence
 	}
-	if err := q.validate(mode); err != nil {
+	s := scratchPool.Get().(*analysis)
+	defer scratchPool.Put(s)
+	if err := s.check(q, mode); err != nil {
 		return Result{}, err
 	}
 	if err := checkEvidence(p, q); err != nil {
@@ -502,10 +556,17 @@ func Score(p *Profile, q *Question) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	s := scratchPool.Get().(*analysis)
-	defer scratchPool.Put(s)
 	s.analyze(p, q, mode)
 	return s.result(p, q, lambda, risk), nil
+}
+
+// check validates q and keeps, for the analysis of q that follows, each token's top_logprobs
+// mass, which validation sums to check it and token confidences need.
+func (s *analysis) check(q *Question, mode Equivalence) error {
+	s.masses = s.masses[:0]
+	err := q.validateInto(mode, &s.masses)
+	s.haveMasses = err == nil
+	return err
 }
 
 func checkEvidence(p *Profile, q *Question) error {

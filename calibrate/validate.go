@@ -69,7 +69,11 @@ func (q *Question) Validate() error {
 
 func paraField(i int) string { return "paraphrases[" + strconv.Itoa(i) + "]" }
 
-func (q *Question) validate(mode Equivalence) error {
+func (q *Question) validate(mode Equivalence) error { return q.validateInto(mode, nil) }
+
+// validateInto is validate that also appends each token's top_logprobs mass to masses (when
+// not nil), in the order of the paraphrases, samples and tokens.
+func (q *Question) validateInto(mode Equivalence, masses *[]float64) error {
 	n := len(q.Paraphrases)
 	if n == 0 {
 		return invalid("paraphrases", "no paraphrases: at least one wording is required")
@@ -141,8 +145,12 @@ func (q *Question) validate(mode Equivalence) error {
 				return &Error{Kind: Exhausted, Field: "paraphrases", Msg: fmt.Sprintf("more than %d tokens in one request", MaxTokens)}
 			}
 			for t := range s.Tokens {
-				if sub, msg := checkToken(&s.Tokens[t]); msg != "" {
+				mass, sub, msg := checkToken(&s.Tokens[t])
+				if msg != "" {
 					return invalid(sf()+".tokens["+strconv.Itoa(t)+"]"+sub, "%s", msg)
+				}
+				if masses != nil {
+					*masses = append(*masses, mass)
 				}
 			}
 		}
@@ -234,22 +242,22 @@ func logprobFault(v float64) string {
 	return ""
 }
 
-// checkToken returns the sub-field and message of a token's first fault, or "", "". Paths are
-// built only on a fault: this runs for every token of every request.
-func checkToken(t *Token) (field, msg string) {
+// checkToken returns the mass of a token's top_logprobs, and the sub-field and message of its
+// first fault, or "", "". Paths are built only on a fault: this runs for every token of every
+// request.
+func checkToken(t *Token) (mass float64, field, msg string) {
 	if m := logprobFault(t.Logprob); m != "" {
-		return ".logprob", m
+		return 0, ".logprob", m
 	}
-	var mass float64
 	for i := range t.TopLogprobs {
 		lp := t.TopLogprobs[i].Logprob
 		if m := logprobFault(lp); m != "" {
-			return ".top_logprobs[" + strconv.Itoa(i) + "].logprob", m
+			return 0, ".top_logprobs[" + strconv.Itoa(i) + "].logprob", m
 		}
 		mass += fmath.Exp(lp)
 	}
 	if mass > 1+LogprobSlack {
-		return ".top_logprobs", fmt.Sprintf("probability mass %.6f exceeds 1", mass)
+		return 0, ".top_logprobs", fmt.Sprintf("probability mass %.6f exceeds 1", mass)
 	}
-	return "", ""
+	return mass, "", ""
 }

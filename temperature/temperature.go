@@ -54,7 +54,9 @@ func LogSoftmax(dst, z []float64, t float64) []float64 {
 	dst = prepare(dst, z, t)
 	m := math.Inf(-1)
 	for _, v := range z {
-		m = math.Max(m, v)
+		if v > m {
+			m = v
+		}
 	}
 	var s float64
 	for i, v := range z {
@@ -74,7 +76,9 @@ func Softmax(dst, z []float64, t float64) []float64 {
 	dst = prepare(dst, z, t)
 	m := math.Inf(-1)
 	for _, v := range z {
-		m = math.Max(m, v)
+		if v > m {
+			m = v
+		}
 	}
 	var s float64
 	for i, v := range z {
@@ -97,16 +101,28 @@ func SoftmaxEntropy(dst, z []float64, t float64) float64 {
 	dst = prepare(dst, z, t)
 	m := math.Inf(-1)
 	for _, v := range z {
-		m = math.Max(m, v)
+		if v > m {
+			m = v
+		}
 	}
 	// One pass, so that dst may alias z: Σ e_j and Σ e_j (u_j − m).
 	var s, eu float64
-	for i, v := range z {
-		u := (v - m) / t
-		e := fmath.Exp(u)
-		dst[i] = e
-		s += e
-		eu += e * u
+	if t == 1 {
+		for i, v := range z {
+			u := v - m
+			e := fmath.Exp(u)
+			dst[i] = e
+			s += e
+			eu += e * u
+		}
+	} else {
+		for i, v := range z {
+			u := (v - m) / t
+			e := fmath.Exp(u)
+			dst[i] = e
+			s += e
+			eu += e * u
+		}
 	}
 	inv := 1 / s
 	for i := range dst {
@@ -139,18 +155,31 @@ func TokenLogProb(chosen float64, top []float64, chosenAt int, t float64) float6
 	if t == 1 {
 		return chosen
 	}
+	a, s := TokenTerms(chosen, top, chosenAt, -1, t)
+	return a - math.Log(s)
+}
+
+// TokenTerms returns a and s with log p_t(chosen) = a − log s (TokenLogProb), for callers
+// that sum the log-probabilities of many tokens: s lies in [1, len(top)+2], so they can
+// multiply the s of many tokens and take one logarithm. topMass is Σ exp(top) when the caller
+// has it (validation sums it to check it), or negative. t must be positive.
+func TokenTerms(chosen float64, top []float64, chosenAt int, topMass, t float64) (a, s float64) {
 	m := chosen
-	mass := 0.0
-	if chosenAt < 0 {
-		mass = fmath.Exp(chosen)
-	}
 	for _, l := range top {
-		m = math.Max(m, l)
-		mass += fmath.Exp(l)
+		if l > m {
+			m = l
+		}
 	}
+	if topMass < 0 {
+		topMass = 0
+		for _, l := range top {
+			topMass += fmath.Exp(l)
+		}
+	}
+	mass := topMass
 	inv := 1 / t
-	var s float64
 	if chosenAt < 0 {
+		mass += fmath.Exp(chosen)
 		s = fmath.Exp((chosen - m) * inv)
 	}
 	for _, l := range top {
@@ -159,7 +188,7 @@ func TokenLogProb(chosen float64, top []float64, chosenAt int, t float64) float6
 	if r := 1 - mass; r > 1e-12 {
 		s += fmath.Exp((math.Log(r) - m) * inv)
 	}
-	return (chosen-m)*inv - math.Log(s)
+	return (chosen - m) * inv, s
 }
 
 // AdaptiveFeatures fills dst with the adaptive-temperature features of one wording,
@@ -194,10 +223,25 @@ func FeaturesFromProbs(dst, p []float64, h, wording float64) []float64 {
 		}
 	}
 	dst[0] = 1
-	dst[1] = h / math.Log(float64(len(p)))
+	dst[1] = h / logOf(len(p))
 	dst[2] = p1 - p2
 	dst[3] = wording
 	return dst
+}
+
+// logs holds log k for the label counts a question may have (the same numbers math.Log gives).
+var logs = func() (l [65]float64) {
+	for k := range l {
+		l[k] = math.Log(float64(k))
+	}
+	return l
+}()
+
+func logOf(k int) float64 {
+	if k < len(logs) {
+		return logs[k]
+	}
+	return math.Log(float64(k))
 }
 
 // FeatureDim is the length of the adaptive-temperature feature vector.

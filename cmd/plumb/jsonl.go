@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"runtime"
 	"sync"
@@ -170,14 +171,21 @@ func examplesFrom(r io.Reader, file string, in inputOptions, stderr io.Writer, p
 	return lines(r, file, func() *plumbv1.LabeledExample { return new(plumbv1.LabeledExample) }, in, stderr, prog)
 }
 
-// writeLine writes m as one protojson line.
+// writeLine writes m as one protojson line without white space. (protojson adds spaces at
+// random, differently in each build, so that nobody relies on its bytes; plumb's lines are
+// the same from every build.)
 func writeLine(w *bufio.Writer, m proto.Message) error {
 	b, err := marshal.Marshal(m)
 	if err != nil {
 		return err
 	}
-	w.Write(b)
-	return w.WriteByte('\n')
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
+	return err
 }
 
 // progress shows a count on stderr while a long run goes on, on a terminal only.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -287,5 +288,51 @@ func TestEvalMatchesLibrary(t *testing.T) {
 	}
 	if !proto.Equal(&got, server.ReportToProto(want)) {
 		t.Fatalf("plumb eval and calibrate.Evaluate differ:\n%v\n%v", &got, server.ReportToProto(want))
+	}
+}
+
+// TestEvalLines: in-process eval reads lines as the other commands do — blank lines skipped,
+// CRLF endings and a last line without a newline taken, a line longer than the reader's 1 MiB
+// chunks read whole — names a bad line (JSON or a refused example) by file and line, and with
+// --keep-going skips the bad lines and reports on the rest exactly as the library does.
+func TestEvalLines(t *testing.T) {
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 4, Seed: 3, Stance: 1})
+	exs[2].Question.Paraphrases[0].Prompt = strings.Repeat("a long prompt ", 200000) // 2.8 MB
+	line := func(i int) string {                                                     // compact, as writeLine writes it
+		var b bytes.Buffer
+		w := bufio.NewWriter(&b)
+		if err := writeLine(w, server.LabeledFrom(&exs[i])); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		return strings.TrimSuffix(b.String(), "\n")
+	}
+	refused := strings.Replace(line(1), `"logprob":-`, `"logprob":`, 1) // a positive logprob
+	text := line(0) + "\n\n{not json\n" + refused + "\n" + line(2) + "\r\n" + line(3)
+	file := filepath.Join(t.TempDir(), "mixed.jsonl")
+	os.WriteFile(file, []byte(text), 0o644)
+	db := filepath.Join(t.TempDir(), "plumb.db")
+
+	_, _, err := plumb(t, "", "eval", "--data", file, "--store", db)
+	if err == nil || !strings.Contains(err.Error(), file+":3:") {
+		t.Fatalf("bad JSON: %v, want %s:3:", err, file)
+	}
+	out, stderr, err := plumb(t, "", "eval", "--data", file, "--keep-going", "--json", "--store", db)
+	if err != nil {
+		t.Fatalf("--keep-going: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, file+":3:") || !strings.Contains(stderr, file+":4: InvalidArgument: request.paraphrases[") {
+		t.Errorf("--keep-going stderr %q, want lines 3 and 4 named", stderr)
+	}
+	var got plumbv1.Report
+	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	want, err := calibrate.Evaluate(nil, []calibrate.Example{exs[0], exs[2], exs[3]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&got, server.ReportToProto(want)) {
+		t.Fatalf("eval of the good lines differs from the library:\n%v\n%v", &got, server.ReportToProto(want))
 	}
 }

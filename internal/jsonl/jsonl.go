@@ -239,23 +239,7 @@ func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 			for ok := s.open('[', ']'); ok; ok = s.next(']') {
 				var o *calibrate.Option
 				p.Options, o = grow(p.Options)
-				old := o.Label
-				*o = calibrate.Option{}
-				var oseen uint32
-				for ok := s.open('{', '}'); ok; ok = s.next('}') {
-					switch string(s.key()) {
-					case "label":
-						if s.once(&oseen, 1) {
-							o.Label = d.reuse(old, s.str())
-						}
-					case "logprob":
-						if s.once(&oseen, 2) {
-							o.Logprob = s.float(64)
-						}
-					default:
-						s.bad = true
-					}
-				}
+				d.option(o)
 			}
 		case "samples":
 			if !s.once(&seen, 16) {
@@ -265,6 +249,39 @@ func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 				var sm *calibrate.Sample
 				p.Samples, sm = grow(p.Samples)
 				d.sample(sm)
+			}
+		default:
+			s.bad = true
+		}
+	}
+}
+
+// The shapes of options and top_logprobs entries.
+var (
+	optionShape = newPairShape(`"label"`, `"logprob"`)
+	topShape    = newPairShape(`"token"`, `"logprob"`)
+)
+
+// option reads one option: the usual shape, {"label":"…","logprob":…} in that order (white
+// space allowed), directly; anything else through the general loop.
+func (d *Decoder) option(o *calibrate.Option) {
+	old := o.Label
+	*o = calibrate.Option{}
+	if label, lp, ok := d.s.pair(&optionShape); ok {
+		o.Label, o.Logprob = d.reuse(old, label), lp
+		return
+	}
+	s := &d.s
+	var seen uint32
+	for ok := s.open('{', '}'); ok; ok = s.next('}') {
+		switch string(s.key()) {
+		case "label":
+			if s.once(&seen, 1) {
+				o.Label = d.reuse(old, s.str())
+			}
+		case "logprob":
+			if s.once(&seen, 2) {
+				o.Logprob = s.float(64)
 			}
 		default:
 			s.bad = true
@@ -330,6 +347,10 @@ func (d *Decoder) token(t *calibrate.Token) {
 				var tl *calibrate.TopLogprob
 				t.TopLogprobs, tl = grow(t.TopLogprobs)
 				*tl = calibrate.TopLogprob{}
+				if token, lp, ok := s.pair(&topShape); ok {
+					tl.Token, tl.Logprob = d.intern(token), lp
+					continue
+				}
 				var tseen uint32
 				for ok := s.open('{', '}'); ok; ok = s.next('}') {
 					switch string(s.key()) {

@@ -1,6 +1,8 @@
 package jsonl
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -42,13 +44,40 @@ func agree(t *testing.T, d *Decoder, ex *calibrate.Example, b []byte) bool {
 	return true
 }
 
-func marshalLine(t *testing.T, ex *calibrate.Example) []byte {
-	t.Helper()
+// marshalLine writes ex as protojson without white space (protojson itself adds some at
+// random, differently in each build).
+func marshalLine(tb testing.TB, ex *calibrate.Example) []byte {
+	tb.Helper()
 	b, err := protojson.Marshal(server.LabeledFrom(ex))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return b
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		tb.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// spaced puts a space after every colon and comma outside strings: the line Python's
+// json.dumps writes by default.
+func spaced(b []byte) []byte {
+	var out []byte
+	in, esc := false, false
+	for _, c := range b {
+		out = append(out, c)
+		switch {
+		case esc:
+			esc = false
+		case in && c == '\\':
+			esc = true
+		case c == '"':
+			in = !in
+		case !in && (c == ':' || c == ','):
+			out = append(out, ' ')
+		}
+	}
+	return out
 }
 
 // TestAgreesWithProtojson: every line of the shared MMLU file and simulated options and
@@ -73,8 +102,10 @@ func TestAgreesWithProtojson(t *testing.T) {
 			exs[i].Question.Policy = calibrate.Policy{Risk: 0.05 * float64(i%3), Equivalence: calibrate.Equivalence(i % 4)}
 			exs[i].Question.Kind = calibrate.QueryKind(i % 5)
 			b := marshalLine(t, &exs[i])
-			if !agree(t, &d, &ex, b) {
-				t.Fatalf("decoder refused a simulated line: %s", b)
+			for _, line := range [][]byte{b, spaced(b)} {
+				if !agree(t, &d, &ex, line) {
+					t.Fatalf("decoder refused a simulated line: %s", line)
+				}
 			}
 		}
 	}
@@ -210,18 +241,23 @@ func BenchmarkDecode(b *testing.B) {
 		{"samples=5x10x32x5", simulate.Config{Questions: 1, Wordings: 5, Samples: 10, Tokens: 32, TopK: 5}},
 	} {
 		exs, _ := simulate.Generate(&cfg.sim)
-		line, _ := protojson.Marshal(server.LabeledFrom(&exs[0]))
-		b.Run(cfg.name+"/jsonl", func(b *testing.B) {
-			d := Decoder{Lean: true}
-			var ex calibrate.Example
-			b.SetBytes(int64(len(line)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := d.Example(line, &ex); err != nil {
-					b.Fatal(err)
+		line := marshalLine(b, &exs[0])
+		for _, form := range []struct {
+			name string
+			line []byte
+		}{{"jsonl", line}, {"jsonl-spaced", spaced(line)}} {
+			b.Run(cfg.name+"/"+form.name, func(b *testing.B) {
+				d := Decoder{Lean: true}
+				var ex calibrate.Example
+				b.SetBytes(int64(len(form.line)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := d.Example(form.line, &ex); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 		b.Run(cfg.name+"/protojson", func(b *testing.B) {
 			b.SetBytes(int64(len(line)))
 			b.ReportAllocs()
@@ -276,6 +312,27 @@ func TestFloat(t *testing.T) {
 		}
 		if s.bad || math.Float64bits(got) != math.Float64bits(want) {
 			t.Errorf("%s: scanner %v (bad %v), strconv %v", text, got, s.bad, want)
+		}
+	}
+}
+
+// TestPrefixes: every proper prefix of valid lines (options and samples, compact and spaced)
+// is refused without a panic, wherever it cuts a token.
+func TestPrefixes(t *testing.T) {
+	var d Decoder
+	var ex calibrate.Example
+	for _, cfg := range []simulate.Config{{Questions: 1, Wordings: 2, Stance: 1}, {Questions: 1, Wordings: 1, Samples: 2, Tokens: 2, TopK: 2}} {
+		exs, _ := simulate.Generate(&cfg)
+		b := marshalLine(t, &exs[0])
+		for _, line := range [][]byte{b, spaced(b)} {
+			for n := range len(line) {
+				if d.Example(line[:n:n], &ex) == nil {
+					t.Fatalf("took a prefix: %s", line[:n])
+				}
+			}
+			if !agree(t, &d, &ex, line) {
+				t.Fatalf("refused %s", line)
+			}
 		}
 	}
 }

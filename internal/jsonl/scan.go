@@ -3,6 +3,7 @@ package jsonl
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -102,6 +103,118 @@ func (s *scanner) key() []byte {
 	}
 	s.i++
 	return b[start:j]
+}
+
+// lit consumes x, after white space, if it comes next.
+func (s *scanner) lit(x string) bool {
+	s.peek()
+	if len(s.b)-s.i >= len(x) && string(s.b[s.i:s.i+len(x)]) == x {
+		s.i += len(x)
+		return true
+	}
+	return false
+}
+
+// hasAt reports whether b holds x at i.
+func hasAt(b []byte, i int, x string) bool {
+	return len(b)-i >= len(x) && string(b[i:i+len(x)]) == x
+}
+
+// char consumes c, after white space, if it comes next.
+func (s *scanner) char(c byte) bool {
+	if s.peek() == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// pairShape names the two fields of an object pair reads: keys k1 and k2 (quoted), and the
+// compact text around the string, head = {k1:" and mid = ",k2:.
+type pairShape struct {
+	k1, k2    string
+	head, mid word
+}
+
+func newPairShape(k1, k2 string) pairShape {
+	return pairShape{k1: k1, k2: k2, head: newWord("{" + k1 + `:"`), mid: newWord(`",` + k2 + ":")}
+}
+
+// word is a text of 9 to 16 bytes compared as two little-endian words.
+type word struct {
+	s             string
+	lo, hi, himsk uint64
+}
+
+func newWord(s string) word {
+	if len(s) <= 8 || len(s) > 16 {
+		panic("jsonl: word of " + strconv.Itoa(len(s)) + " bytes")
+	}
+	var buf [16]byte
+	copy(buf[:], s)
+	return word{s: s, lo: binary.LittleEndian.Uint64(buf[:8]), hi: binary.LittleEndian.Uint64(buf[8:]),
+		himsk: 1<<(8*(len(s)-8)) - 1}
+}
+
+// at reports whether b holds w at i.
+func (w *word) at(b []byte, i int) bool {
+	if i >= 0 && len(b)-i >= 16 {
+		return binary.LittleEndian.Uint64(b[i:]) == w.lo && binary.LittleEndian.Uint64(b[i+8:])&w.himsk == w.hi
+	}
+	return i >= 0 && len(b)-i >= len(w.s) && string(b[i:i+len(w.s)]) == w.s
+}
+
+// pair reads an object of exactly two fields in the order given, a plain string (printable
+// ASCII, no escapes) and a number: {k1:"…",k2:…}, the shape of options and top_logprobs. When
+// the object is anything else it consumes nothing and returns ok false, and the caller reads
+// it generally.
+func (s *scanner) pair(f *pairShape) (str []byte, num float64, ok bool) {
+	k1, k2 := f.k1, f.k2
+	if s.bad {
+		return nil, 0, false
+	}
+	at := s.i
+	// Compact, as plumb writes it: {k1:"…",k2:…} with no white space, read by index: the
+	// text from the brace to the string and from the string to the number compared as words.
+	if b, i := s.b, s.i; f.head.at(b, i) {
+		j := i + len(f.head.s)
+		for j < len(b) && b[j] > '"' && b[j] != '\\' && b[j] < 0x7f {
+			j++
+		}
+		if f.mid.at(b, j) {
+			s.i = j + len(f.mid.s)
+			if c := s.peek(); c == '-' || c >= '0' && c <= '9' {
+				num = s.float(64)
+				if !s.bad && s.i < len(b) && b[s.i] == '}' {
+					s.i++
+					return b[i+len(f.head.s) : j], num, true
+				}
+			}
+		}
+		s.i, s.bad = at, false
+	}
+	// The same with white space between the tokens.
+	if s.char('{') && s.lit(k1) && s.char(':') && s.peek() == '"' {
+		b := s.b
+		j := s.i + 1
+		for j < len(b) && b[j] > '"' && b[j] != '\\' && b[j] < 0x7f {
+			j++
+		}
+		if j < len(b) && b[j] == '"' {
+			str = b[s.i+1 : j]
+			s.i = j + 1
+			if s.char(',') && s.lit(k2) && s.char(':') {
+				if c := s.peek(); c == '-' || c >= '0' && c <= '9' {
+					num = s.float(64)
+					if !s.bad && s.char('}') {
+						return str, num, true
+					}
+				}
+			}
+		}
+	}
+	s.i, s.bad = at, false // read again by the general path, which finds any fault itself
+	return nil, 0, false
 }
 
 // once marks a field as seen; a repeated field (protojson refuses them) is bad.
@@ -252,7 +365,11 @@ func (s *scanner) number() (text []byte, integer bool, m uint64, e int, ok bool)
 	}
 	ok = true
 	first := j
-	j, m, ok = digits(b, j, m, ok)
+	if j+1 < len(b) && b[j] >= '0' && b[j] <= '9' && (b[j+1] < '0' || b[j+1] > '9') {
+		m, j = uint64(b[j]-'0'), j+1 // one digit before the point, as in most logprobs
+	} else {
+		j, m, ok = digits(b, j, m, ok)
+	}
 	if n := j - first; n == 0 || n > 1 && b[first] == '0' {
 		s.bad = true
 		return
@@ -300,25 +417,38 @@ func (s *scanner) number() (text []byte, integer bool, m uint64, e int, ok bool)
 }
 
 // digits reads the digits from b[j], accumulating them into the mantissa m; ok turns false
-// when m overflows. Eight digits at a time where there are eight.
+// when m overflows. Where eight bytes can be loaded it reads them at once: the run of digits
+// they begin with is found from a per-byte test and combined with three multiplications.
 func digits(b []byte, j int, m uint64, ok bool) (int, uint64, bool) {
 	for j+8 <= len(b) {
 		v := binary.LittleEndian.Uint64(b[j:])
-		// Each byte is in '0'..'9' exactly when its high nibble is 3 and adding 6 keeps it so.
-		if (v&0xF0F0F0F0F0F0F0F0)|(v+0x0606060606060606)&0xF0F0F0F0F0F0F0F0>>4 != 0x3333333333333333 {
+		// A byte is a digit when its high nibble is 3 and adding 6 keeps it 3; nonDigit has
+		// a non-zero byte for every other. (A carry out of a byte ≥ 0xFA can only spoil the
+		// bytes after it, past the first non-digit.)
+		nonDigit := (v&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | ((v+0x0606060606060606)&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030)
+		n := 8
+		if nonDigit != 0 {
+			n = bits.TrailingZeros64(nonDigit) / 8
+		}
+		if n == 0 {
 			break
 		}
-		// Combine the digit bytes pairwise, then the pairs, then the quads: the first byte is
-		// the most significant digit.
-		v -= 0x3030303030303030
+		// The n digits to the top bytes, as the last digits of an eight-digit number with
+		// leading zeros; then pairs, quads and the whole, the first byte most significant.
+		v = (v - 0x3030303030303030) << (8 * (8 - n))
 		v = (v*10 + v>>8) & 0x00FF00FF00FF00FF
 		v = (v*100 + v>>16) & 0x0000FFFF0000FFFF
 		v = (v*10000 + v>>32) & 0xFFFFFFFF
-		if m > (math.MaxUint64-v)/1e8 {
+		hi, lo := bits.Mul64(m, pow10u[n])
+		var carry uint64
+		m, carry = bits.Add64(lo, v, 0)
+		if hi|carry != 0 {
 			ok = false
 		}
-		m = m*1e8 + v
-		j += 8
+		j += n
+		if n < 8 {
+			return j, m, ok
+		}
 	}
 	for ; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
 		d := uint64(b[j] - '0')
@@ -330,6 +460,8 @@ func digits(b []byte, j int, m uint64, ok bool) (int, uint64, bool) {
 	return j, m, ok
 }
 
+var pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
+
 // exact10 holds the powers of ten a float64 represents exactly.
 var exact10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
@@ -340,6 +472,11 @@ var exact10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e1
 // correctly rounded because m and the power are exact (Clinger 1990); anything else goes to
 // strconv.ParseFloat.
 func (s *scanner) float(bitSize int) float64 {
+	if bitSize == 64 {
+		if f, ok := s.logprob(); ok {
+			return f
+		}
+	}
 	t, _, m, e, ok := s.number()
 	if s.bad {
 		return 0
@@ -364,6 +501,35 @@ func (s *scanner) float(bitSize int) float64 {
 		return 0
 	}
 	return f
+}
+
+// logprob reads the usual shape of a logprob, -?D.D… with one digit before the point, at most
+// 15 digits in all and no exponent: m/10^n exactly as float reads it, with less work. For
+// anything else it consumes nothing and returns false.
+func (s *scanner) logprob() (float64, bool) {
+	if s.bad {
+		return 0, false
+	}
+	s.peek()
+	b, i := s.b, s.i
+	neg := i < len(b) && b[i] == '-'
+	if neg {
+		i++
+	}
+	if i+2 >= len(b) || b[i] < '0' || b[i] > '9' || b[i+1] != '.' {
+		return 0, false
+	}
+	j, m, ok := digits(b, i+2, uint64(b[i]-'0'), true)
+	n := j - (i + 2)
+	if !ok || n == 0 || n > 14 || j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		return 0, false
+	}
+	f := float64(m) / exact10[n]
+	if neg {
+		f = -f
+	}
+	s.i = j
+	return f, true
 }
 
 // int reads a JSON integer (digits only) of bitSize bits.
