@@ -133,6 +133,10 @@ func (d *Pooled) partial(theta, g []float64, lo, hi int, wantGrad bool) float64 
 	dim := len(theta)
 	var probs []float64
 	var dq []float64 = make([]float64, dim)
+	// Global scaling: one temperature for every wording.
+	t0 := fmath.Exp(theta[0])
+	clamped0 := t0 < MinTemperature || t0 > MaxTemperature
+	t0 = Clamp(t0)
 	var loss float64
 	for _, q := range d.qs[lo:hi] {
 		if cap(probs) < q.k {
@@ -146,14 +150,13 @@ func (d *Pooled) partial(theta, g []float64, lo, hi int, wantGrad bool) float64 
 		for p := 0; p < q.n; p++ {
 			z := d.logits[q.logits+p*q.k : q.logits+(p+1)*q.k]
 			var phi []float64
-			lt := theta[0]
+			t, clamped := t0, clamped0
 			if dim > 1 {
 				phi = d.features[q.features+p*FeatureDim : q.features+(p+1)*FeatureDim]
-				lt = floats.Dot(theta, phi)
+				t = fmath.Exp(floats.Dot(theta, phi))
+				clamped = t < MinTemperature || t > MaxTemperature
+				t = Clamp(t)
 			}
-			t := fmath.Exp(lt)
-			clamped := t < MinTemperature || t > MaxTemperature
-			t = Clamp(t)
 			Softmax(probs, z, t)
 			py := probs[q.label]
 			pbar += py
@@ -238,16 +241,11 @@ func fit(d *Pooled, init []float64, l2 float64) (Model, error) {
 	if d.Len() == 0 {
 		return Model{}, ErrNoData
 	}
-	p := optimize.Problem{
-		Func: func(x []float64) float64 {
-			v, _ := d.objective(x, nil, l2)
-			return v
-		},
-		Grad: func(grad, x []float64) {
-			d.objective(x, grad, l2)
-		},
-	}
-	res, err := optimize.Minimize(p, init, lbfgsSettings(), &optimize.LBFGS{})
+	c := newOnce(len(init), func(x, grad []float64) float64 {
+		v, _ := d.objective(x, grad, l2)
+		return v
+	})
+	res, err := optimize.Minimize(c.problem(), init, lbfgsSettings(), &optimize.LBFGS{})
 	if err != nil && res == nil {
 		return Model{}, err
 	}
@@ -258,6 +256,36 @@ func fit(d *Pooled, init []float64, l2 float64) (Model, error) {
 		theta[0] = math.Log(Clamp(fmath.Exp(theta[0])))
 	}
 	return Model{Theta: theta}, nil
+}
+
+// once evaluates an objective and its gradient together and keeps the last point: gonum's
+// optimizers ask for the value and then the gradient at the same point, and both come from
+// one pass over the data.
+type once struct {
+	f       func(x, grad []float64) float64
+	x, grad []float64
+	v       float64
+	have    bool
+}
+
+func newOnce(dim int, f func(x, grad []float64) float64) *once {
+	return &once{f: f, x: make([]float64, dim), grad: make([]float64, dim)}
+}
+
+func (o *once) at(x []float64) {
+	if o.have && floats.Equal(x, o.x) {
+		return
+	}
+	o.v = o.f(x, o.grad)
+	copy(o.x, x)
+	o.have = true
+}
+
+func (o *once) problem() optimize.Problem {
+	return optimize.Problem{
+		Func: func(x []float64) float64 { o.at(x); return o.v },
+		Grad: func(grad, x []float64) { o.at(x); copy(grad, o.grad) },
+	}
 }
 
 // lbfgsSettings stops L-BFGS at a gradient norm of 1e-7 or when the objective has not moved by

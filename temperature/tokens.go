@@ -165,11 +165,12 @@ func FitTokens(d *Tokens) (Model, error) {
 	if d.Len() == 0 {
 		return Model{}, ErrNoData
 	}
-	p := optimize.Problem{
-		Func: func(x []float64) float64 { v, _ := d.objective(x[0]); return v },
-		Grad: func(g, x []float64) { _, g[0] = d.objective(x[0]) },
-	}
-	res, err := optimize.Minimize(p, []float64{0}, lbfgsSettings(), &optimize.LBFGS{})
+	c := newOnce(1, func(x, grad []float64) float64 {
+		v, g := d.objective(x[0])
+		grad[0] = g
+		return v
+	})
+	res, err := optimize.Minimize(c.problem(), []float64{0}, lbfgsSettings(), &optimize.LBFGS{})
 	if err != nil && res == nil {
 		return Model{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -258,36 +259,74 @@ func TestScoreServerMatchesLocal(t *testing.T) {
 	}
 }
 
-// TestEvalMatchesLibrary: `plumb eval --json` on a file of 20 000 simulated questions (read in
-// batches over the cores, streamed into the evaluator) reports exactly what the library's
-// calibrate.Evaluate reports on the same questions in memory.
+// TestEvalMatchesLibrary: `plumb eval --json` on a file of simulated questions (read in chunks
+// over the cores, scored into shards, merged in order) reports exactly what the library's
+// calibrate.Evaluate reports on the same questions in memory, under the uncalibrated default
+// and under a profile fitted (adaptive temperature) by `plumb fit` on other questions. 20 000
+// questions by default; PLUMB_EVAL_QUESTIONS=1000000 runs BENCHMARKS.md's million (about 3 GB
+// of memory for the library's side).
 func TestEvalMatchesLibrary(t *testing.T) {
-	exs, _ := simulate.Generate(&simulate.Config{Questions: 20000, Seed: 12, Stance: 1})
-	var b bytes.Buffer
-	for i := range exs {
-		line, err := marshal.Marshal(server.LabeledFrom(&exs[i]))
+	n := 20000
+	if v := os.Getenv("PLUMB_EVAL_QUESTIONS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("PLUMB_EVAL_QUESTIONS=%q: want a positive count", v)
+		}
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "plumb.db")
+	write := func(name string, cfg simulate.Config) string {
+		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Write(line)
-		b.WriteByte('\n')
+		w := bufio.NewWriter(f)
+		for ex := range simulate.All(&cfg) {
+			if err := writeLine(w, server.LabeledFrom(&ex)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		return f.Name()
 	}
-	file := filepath.Join(t.TempDir(), "sim.jsonl")
-	os.WriteFile(file, b.Bytes(), 0o644)
-	out, stderr, err := plumb(t, "", "eval", "--data", file, "--json", "--store", filepath.Join(t.TempDir(), "plumb.db"))
+	file := write("eval.jsonl", simulate.Config{Questions: n, Seed: 12, Stance: 1})
+	if _, stderr, err := plumb(t, "", "fit", "--data", write("fit.jsonl", simulate.Config{Questions: 5000, Seed: 13, Stance: 1}),
+		"--profile", "sim", "--temperature", "adaptive", "--store", db); err != nil {
+		t.Fatalf("fit: %v\n%s", err, stderr)
+	}
+	st, err := store.Open(db, 0)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, stderr)
-	}
-	var got plumbv1.Report
-	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
 	}
-	want, err := calibrate.Evaluate(nil, exs)
+	fitted, err := server.NewEngine(st).Profile(context.Background(), "sim", 0)
+	st.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(&got, server.ReportToProto(want)) {
-		t.Fatalf("plumb eval and calibrate.Evaluate differ:\n%v\n%v", &got, server.ReportToProto(want))
+	exs, _ := simulate.Generate(&simulate.Config{Questions: n, Seed: 12, Stance: 1})
+	for _, p := range []*calibrate.Profile{nil, fitted} {
+		name := "default"
+		if p != nil {
+			name = p.Name
+		}
+		out, stderr, err := plumb(t, "", "eval", "--data", file, "--profile", name, "--json", "--store", db)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		var got plumbv1.Report
+		if err := protojson.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatal(err)
+		}
+		want, err := calibrate.Evaluate(p, exs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&got, server.ReportToProto(want)) {
+			t.Fatalf("profile %s: plumb eval and calibrate.Evaluate differ:\n%v\n%v", name, &got, server.ReportToProto(want))
+		}
 	}
 }
 

@@ -80,3 +80,4 @@ func BenchmarkExp(b *testing.B) {
 		sink = s
 	})
 }
+
