@@ -9,9 +9,9 @@
 #
 # Usage: bench/load.sh            (env: C=concurrency, default 16; N=requests per run, default
 #                                  20000; SOAK=soak seconds, default 60)
-# The soak is a request count sized from (a)'s throughput to last about SOAK seconds (ghz's
-# -z ends by cancelling the calls in flight, which it counts as errors), after a warm-up soak of
-# a sixth of that.
+# The soak is a request count sized to last at least SOAK seconds at the rate of a warm-up soak
+# of a sixth of that (ghz's -z ends by cancelling the calls in flight, which it counts as
+# errors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C="${C:-16}"
@@ -86,9 +86,12 @@ echo "(a)/(c): $(ratio '(a) Score options 4x10' '(c) Noop, payload (a)')   targe
 echo "(b)/(c): $(ratio '(b) Score samples 5x10x32x5' '(c) Noop, payload (b)')   target >= 50 %"
 
 echo
-soak_n=$(awk -v r="$(cat "$work/(a) Score options 4x10.rps")" -v s="$SOAK" 'BEGIN { printf "%d", r * s }')
-run "warm-up soak (a), $((soak_n / 6)) requests" "$score" "$work/a.json" -n "$((soak_n / 6))"
+warm_n=$(awk -v r="$(cat "$work/(a) Score options 4x10.rps")" -v s="$SOAK" 'BEGIN { printf "%d", r * s / 6 }')
+warm_name="warm-up soak (a), $warm_n requests"
+run "$warm_name" "$score" "$work/a.json" -n "$warm_n"
 warm=$(rss)
+# Sized from the warm-up's rate with a tenth to spare, so that the soak lasts at least SOAK s.
+soak_n=$(awk -v r="$(cat "$work/$warm_name.rps")" -v s="$SOAK" 'BEGIN { printf "%d", r * s * 1.1 }')
 start=$(date +%s)
 run "soak (a), $soak_n requests" "$score" "$work/a.json" -n "$soak_n"
 end=$(rss)

@@ -80,4 +80,3 @@ func BenchmarkExp(b *testing.B) {
 		sink = s
 	})
 }
-

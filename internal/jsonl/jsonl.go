@@ -123,16 +123,20 @@ func resetQuestion(q *calibrate.Question) {
 	*q = calibrate.Question{Paraphrases: ps}
 }
 
-// grow extends s by one element, reusing the one beyond its length (and that element's own
-// slices) when the capacity allows.
-func grow[T any](s []T) ([]T, *T) {
-	if len(s) < cap(s) {
-		s = s[:len(s)+1]
-	} else {
-		var zero T
-		s = append(s, zero)
+// array reads a JSON array into list with one call of elem per element, reusing the elements
+// beyond list's length (and their own slices) when its capacity allows.
+func array[T any](d *Decoder, list []T, elem func(*Decoder, *T)) []T {
+	list = list[:0]
+	for ok := d.s.open('[', ']'); ok; ok = d.s.next(']') {
+		if len(list) < cap(list) {
+			list = list[:len(list)+1]
+		} else {
+			var zero T
+			list = append(list, zero)
+		}
+		elem(d, &list[len(list)-1])
 	}
-	return s, &s[len(s)-1]
+	return list
 }
 
 // Field bits for repeated-field detection, per message.
@@ -179,13 +183,8 @@ func (d *Decoder) request(q *calibrate.Question) {
 				d.policy(&q.Policy)
 			}
 		case "paraphrases":
-			if !s.once(&seen, fParaphrases) {
-				break
-			}
-			for ok := s.open('[', ']'); ok; ok = s.next(']') {
-				var p *calibrate.Paraphrase
-				q.Paraphrases, p = grow(q.Paraphrases)
-				d.paraphrase(p)
+			if s.once(&seen, fParaphrases) {
+				q.Paraphrases = array(d, q.Paraphrases, (*Decoder).paraphrase)
 			}
 		default:
 			s.bad = true
@@ -233,22 +232,12 @@ func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 				p.Stance = d.intern(s.str())
 			}
 		case "options":
-			if !s.once(&seen, 8) {
-				break
-			}
-			for ok := s.open('[', ']'); ok; ok = s.next(']') {
-				var o *calibrate.Option
-				p.Options, o = grow(p.Options)
-				d.option(o)
+			if s.once(&seen, 8) {
+				p.Options = array(d, p.Options, (*Decoder).option)
 			}
 		case "samples":
-			if !s.once(&seen, 16) {
-				break
-			}
-			for ok := s.open('[', ']'); ok; ok = s.next(']') {
-				var sm *calibrate.Sample
-				p.Samples, sm = grow(p.Samples)
-				d.sample(sm)
+			if s.once(&seen, 16) {
+				p.Samples = array(d, p.Samples, (*Decoder).sample)
 			}
 		default:
 			s.bad = true
@@ -307,13 +296,8 @@ func (d *Decoder) sample(sm *calibrate.Sample) {
 				sm.Embedding = append(sm.Embedding, float32(s.float(32)))
 			}
 		case "tokens":
-			if !s.once(&seen, 4) {
-				break
-			}
-			for ok := s.open('[', ']'); ok; ok = s.next(']') {
-				var t *calibrate.Token
-				sm.Tokens, t = grow(sm.Tokens)
-				d.token(t)
+			if s.once(&seen, 4) {
+				sm.Tokens = array(d, sm.Tokens, (*Decoder).token)
 			}
 		default:
 			s.bad = true
@@ -340,36 +324,36 @@ func (d *Decoder) token(t *calibrate.Token) {
 				d.bytes()
 			}
 		case "top_logprobs", "topLogprobs":
-			if !s.once(&seen, 8) {
-				break
+			if s.once(&seen, 8) {
+				t.TopLogprobs = array(d, t.TopLogprobs, (*Decoder).top)
 			}
-			for ok := s.open('[', ']'); ok; ok = s.next(']') {
-				var tl *calibrate.TopLogprob
-				t.TopLogprobs, tl = grow(t.TopLogprobs)
-				*tl = calibrate.TopLogprob{}
-				if token, lp, ok := s.pair(&topShape); ok {
-					tl.Token, tl.Logprob = d.intern(token), lp
-					continue
-				}
-				var tseen uint32
-				for ok := s.open('{', '}'); ok; ok = s.next('}') {
-					switch string(s.key()) {
-					case "token":
-						if s.once(&tseen, 1) {
-							tl.Token = d.intern(s.str())
-						}
-					case "logprob":
-						if s.once(&tseen, 2) {
-							tl.Logprob = s.float(64)
-						}
-					case "bytes":
-						if s.once(&tseen, 4) {
-							d.bytes()
-						}
-					default:
-						s.bad = true
-					}
-				}
+		default:
+			s.bad = true
+		}
+	}
+}
+
+func (d *Decoder) top(tl *calibrate.TopLogprob) {
+	*tl = calibrate.TopLogprob{}
+	s := &d.s
+	if token, lp, ok := s.pair(&topShape); ok {
+		tl.Token, tl.Logprob = d.intern(token), lp
+		return
+	}
+	var seen uint32
+	for ok := s.open('{', '}'); ok; ok = s.next('}') {
+		switch string(s.key()) {
+		case "token":
+			if s.once(&seen, 1) {
+				tl.Token = d.intern(s.str())
+			}
+		case "logprob":
+			if s.once(&seen, 2) {
+				tl.Logprob = s.float(64)
+			}
+		case "bytes":
+			if s.once(&seen, 4) {
+				d.bytes()
 			}
 		default:
 			s.bad = true
