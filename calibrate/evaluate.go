@@ -232,8 +232,8 @@ func (e *Evaluator) Report() *Report {
 
 // side summarises one side (before or after): all questions, and each group in name order
 // (rank maps a group's index to its position in names). One pass tallies the sums; the
-// rank-based metrics sort the scores once, and a counting sort by group, which keeps that
-// order, gives each group's.
+// rank-based metrics sort the scores once (a radix sort), and a counting sort by group, which
+// keeps that order, gives each group's.
 func (e *Evaluator) side(log *recordLog, rank []int, names []string) (Metrics, []Bin, []GroupReport) {
 	var all tally
 	groups := make([]tally, len(rank))
@@ -247,11 +247,14 @@ func (e *Evaluator) side(log *recordLog, rank []int, names []string) (Metrics, [
 		}
 		sorted = append(sorted, newScored(r.conf, g, i, r.correct))
 	}
-	sortScored(sorted)
+	// Two buffers: the sort's scratch, then the grouping's output.
+	other := make([]scored, len(sorted))
+	if s := sortPositions(sorted, other); len(s) > 0 && &s[0] != &sorted[0] {
+		sorted, other = s, sorted
+	}
 	m, bins := all.metrics(sorted)
 
-	grouped, counts := byGroup(sorted, len(rank))
-	sorted = nil
+	grouped, counts := byGroup(sorted, other, len(rank))
 	reports := make([]GroupReport, len(groups))
 	for g, n := range counts {
 		reports[g].Group = names[g]

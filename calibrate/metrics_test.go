@@ -2,6 +2,8 @@ package calibrate
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/plumbhq/plumb/internal/mmlu"
@@ -163,5 +165,38 @@ func TestPublishedTableThroughFit(t *testing.T) {
 	}
 	if c := allCov / allN; c < 0.9 {
 		t.Errorf("pooled coverage %.4f below 0.9", c)
+	}
+}
+
+// TestSortPositions: the radix sort orders scores exactly as the comparison sort does, by
+// (confidence, position), with many ties, zeros and ones, and with a negative confidence
+// (which it hands to the comparison sort).
+func TestSortPositions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{10, radixMin, 100000} {
+		for _, neg := range []bool{false, true} {
+			s := make([]scored, n)
+			for i := range s {
+				c := math.Round(rng.Float64()*1000) / 1000 // ties
+				switch rng.IntN(20) {
+				case 0:
+					c = 0
+				case 1:
+					c = 1
+				case 2:
+					c = rng.Float64() // distinct
+				}
+				s[i] = newScored(c, rng.IntN(3), i, rng.IntN(2) == 0)
+			}
+			if neg {
+				s[n/2].c = -0.5
+			}
+			want := slices.Clone(s)
+			sortScored(want)
+			got := sortPositions(s, make([]scored, n))
+			if !slices.Equal(got, want) {
+				t.Fatalf("n = %d, negative %v: radix and comparison sorts differ", n, neg)
+			}
+		}
 	}
 }
