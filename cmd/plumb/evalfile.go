@@ -153,17 +153,18 @@ func evalLines(c *chunk, d *jsonl.Decoder, ex *calibrate.Example, file string, i
 // decodeExample decodes one line into ex: the fast decoder, else protojson (or the OpenAI
 // shape with --from openai).
 func decodeExample(d *jsonl.Decoder, line []byte, ex *calibrate.Example, from string) error {
-	var m plumbv1.LabeledExample
-	if from == "openai" {
-		if err := decodeOpenAI(line, &m); err != nil {
-			return err
-		}
-	} else if d.Example(line, ex) == nil {
+	if from != "openai" && d.Example(line, ex) == nil {
 		return nil
-	} else if err := unmarshal.Unmarshal(line, &m); err != nil {
+	}
+	m := new(plumbv1.LabeledExample) // only here: on the fast path nothing is allocated
+	decode := unmarshal.Unmarshal
+	if from == "openai" {
+		decode = decodeOpenAI
+	}
+	if err := decode(line, m); err != nil {
 		return err
 	}
-	*ex = server.ExampleFrom(&m)
+	*ex = server.ExampleFrom(m)
 	return nil
 }
 
