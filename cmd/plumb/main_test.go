@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -373,5 +374,35 @@ func TestEvalLines(t *testing.T) {
 	}
 	if !proto.Equal(&got, server.ReportToProto(want)) {
 		t.Fatalf("eval of the good lines differs from the library:\n%v\n%v", &got, server.ReportToProto(want))
+	}
+}
+
+// TestEvalStopsEarly: a bad line near the start of a file of many chunks stops the evaluation
+// with that line's error, and every goroutine of the pipeline winds down (a deadlock here
+// would hang the test); a bad line in the last chunk is found too.
+func TestEvalStopsEarly(t *testing.T) {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	n := 0
+	for ex := range simulate.All(&simulate.Config{Questions: 6000, Seed: 4}) {
+		if err := writeLine(w, server.LabeledFrom(&ex)); err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 99 || n == 5990 {
+			w.WriteString("{not json\n") // lines 100 and 5992
+		}
+	}
+	w.Flush()
+	if b.Len() < 4*evalChunk {
+		t.Fatalf("%d bytes: want several chunks", b.Len())
+	}
+	_, err := evaluateFile(context.Background(), nil, bytes.NewReader(b.Bytes()), "many.jsonl", inputOptions{}, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "many.jsonl:100:") {
+		t.Fatalf("got %v, want many.jsonl:100", err)
+	}
+	var stderr bytes.Buffer
+	rep, err := evaluateFile(context.Background(), nil, bytes.NewReader(b.Bytes()), "many.jsonl", inputOptions{keepGoing: true}, &stderr, nil)
+	if err != nil || rep.Examples != 6000 || !strings.Contains(stderr.String(), "many.jsonl:5992:") {
+		t.Fatalf("--keep-going: %v, %v examples, stderr %q", err, rep, stderr.String())
 	}
 }
