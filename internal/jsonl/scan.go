@@ -115,11 +115,6 @@ func (s *scanner) lit(x string) bool {
 	return false
 }
 
-// hasAt reports whether b holds x at i.
-func hasAt(b []byte, i int, x string) bool {
-	return len(b)-i >= len(x) && string(b[i:i+len(x)]) == x
-}
-
 // char consumes c, after white space, if it comes next.
 func (s *scanner) char(c byte) bool {
 	if s.peek() == c {
@@ -467,10 +462,10 @@ var exact10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e1
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // float reads a JSON number as a float of bitSize bits; out of range is bad (protojson
-// refuses it too). A float64 of at most 15 digits with a power of ten within 10^±22 — the
-// logprobs LLM APIs print — is m·10^e or m/10^−e computed in floating point, which is
-// correctly rounded because m and the power are exact (Clinger 1990); anything else goes to
-// strconv.ParseFloat.
+// refuses it too). A float64 whose digits make an integer m below 2^53, with a power of ten
+// within 10^±22 — the logprobs LLM APIs print — is m·10^e or m/10^−e computed in floating
+// point, which is correctly rounded because m and the power are exact (Clinger 1990);
+// anything else goes to strconv.ParseFloat.
 func (s *scanner) float(bitSize int) float64 {
 	if bitSize == 64 {
 		if f, ok := s.logprob(); ok {
