@@ -150,6 +150,22 @@ func (e *Engine) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.
 	if err != nil {
 		return nil, err
 	}
+	return e.FitExamples(ctx, cfg, exs)
+}
+
+// FitExamples is Fit on examples already in the engine's types (the CLI decodes files
+// straight into them).
+func (e *Engine) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs []calibrate.Example) (*plumbv1.FitResponse, error) {
+	if cfg == nil {
+		cfg = &plumbv1.FitConfig{}
+	}
+	name := cfg.GetName()
+	if name == "" {
+		name = DefaultProfile
+	}
+	if !store.NamePattern.MatchString(name) {
+		return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.name", Msg: fmt.Sprintf("%q does not match %s", name, store.NamePattern)}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

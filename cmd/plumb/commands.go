@@ -259,10 +259,14 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	var resp *plumbv1.FitResponse
-	err = withLabeled(f.data, f.in, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
-		resp, err = b.Fit(ctx, cfg, exs)
-		return err
-	})
+	if t.server == "" {
+		resp, err = fitLocal(ctx, cfg, f.data, f.in, &t, io)
+	} else {
+		err = withLabeled(f.data, f.in, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
+			resp, err = b.Fit(ctx, cfg, exs)
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("fit: %w", err)
 	}
@@ -331,6 +335,30 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	}
 	summary(io.out, rep)
 	return nil
+}
+
+// fitLocal fits in-process: the file is decoded over all cores straight into the engine's
+// types (readExamples), then fitted and stored as the engine's Fit does.
+func fitLocal(ctx context.Context, cfg *plumbv1.FitConfig, data string, in inputOptions, t *target, io ios) (*plumbv1.FitResponse, error) {
+	r, name, b, closeAll, err := openWork(data, t, io)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	prog := newProgress(io.err, "read")
+	exs, err := readExamples(ctx, r, name, in, io.err, prog)
+	prog.done()
+	if err == nil {
+		var resp *plumbv1.FitResponse
+		if resp, err = b.(local).FitExamples(ctx, cfg, exs); err == nil {
+			return resp, nil
+		}
+	}
+	var le *lineError
+	if errors.As(err, &le) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%s: %s", name, describe(err))
 }
 
 // evalLocal evaluates in-process: the file streams over all cores into an Evaluator

@@ -24,30 +24,30 @@ import (
 // evalChunk is the size of the chunks the file is read in.
 const evalChunk = 1 << 20
 
-// chunk is a run of whole lines of the input.
-type chunk struct {
+// chunk is a run of whole lines of the input and what a worker made of them.
+type chunk[T any] struct {
 	data  []byte
 	first int // line number of data's first line
-	shard *calibrate.Shard
+	out   T
 	errs  []*lineError // bad lines, in order (only the first unless --keep-going)
 	done  chan struct{}
 }
 
-// evaluateFile reports profile p on the labelled examples of r.
-func evaluateFile(ctx context.Context, p *calibrate.Profile, r io.Reader, file string, in inputOptions, stderr io.Writer, prog *progress) (*calibrate.Report, error) {
+// streamLines runs the lines of r through the cores in chunks: for every chunk, a worker (each
+// with the state newWorker gives it) fills the chunk's out and bad lines, and then merge runs
+// on the caller's goroutine, chunk after chunk in file order. Bad lines are reported on stderr
+// (--keep-going) or stop the run, in file order too. outs are the chunk outputs to cycle
+// through (one per chunk in flight, inFlight()); merge leaves a chunk's out ready for reuse.
+func streamLines[T any](ctx context.Context, r io.Reader, file string, in inputOptions, stderr io.Writer, outs []T,
+	newWorker func() func(c *chunk[T]), merge func(c *chunk[T]) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ev := calibrate.NewEvaluator(p)
-	workers := runtime.GOMAXPROCS(0)
-	todo := make(chan *chunk, workers)
-	order := make(chan *chunk, 2*workers)
-	// Every chunk between the reader and the merge holds a shard and a buffer: at most
-	// cap(order) queued, one being merged and one the reader holds.
-	spare := cap(order) + 2
-	shards := make(chan *calibrate.Shard, spare)
-	bufs := make(chan []byte, spare)
-	for range spare {
-		shards <- ev.NewShard()
+	todo := make(chan *chunk[T], runtime.GOMAXPROCS(0))
+	order := make(chan *chunk[T], len(outs)-2)
+	free := make(chan T, len(outs))
+	bufs := make(chan []byte, len(outs))
+	for _, o := range outs {
+		free <- o
 		bufs <- make([]byte, 0, evalChunk)
 	}
 
@@ -56,9 +56,9 @@ func evaluateFile(ctx context.Context, p *calibrate.Profile, r io.Reader, file s
 		defer close(todo)
 		defer close(order)
 		readErr = readChunks(ctx, r, bufs, func(data []byte, first int) bool {
-			c := &chunk{data: data, first: first, done: make(chan struct{})}
+			c := &chunk[T]{data: data, first: first, done: make(chan struct{})}
 			select {
-			case c.shard = <-shards:
+			case c.out = <-free:
 			case <-ctx.Done():
 				return false
 			}
@@ -71,14 +71,12 @@ func evaluateFile(ctx context.Context, p *calibrate.Profile, r io.Reader, file s
 			return true
 		})
 	}()
-	for range workers {
+	for range cap(todo) {
 		go func() {
-			var d jsonl.Decoder
-			d.Lean = true
-			var ex calibrate.Example
+			work := newWorker()
 			for c := range todo {
 				if ctx.Err() == nil {
-					evalLines(c, &d, &ex, file, in)
+					work(c)
 				}
 				close(c.done)
 			}
@@ -89,11 +87,13 @@ func evaluateFile(ctx context.Context, p *calibrate.Profile, r io.Reader, file s
 	for c := range order {
 		<-c.done
 		if failed == nil {
-			if err := ev.Merge(c.shard); err != nil {
-				failed = fmt.Errorf("%s:%d: %s", file, c.first, describe(err))
+			if err := merge(c); err != nil {
+				failed = err
 			}
-			prog.add(c.shard.Len())
 			for _, le := range c.errs {
+				if failed != nil {
+					break
+				}
 				if !in.keepGoing {
 					failed = le
 					break
@@ -104,26 +104,24 @@ func evaluateFile(ctx context.Context, p *calibrate.Profile, r io.Reader, file s
 				cancel()
 			}
 		}
-		shards <- c.shard // merged (and so emptied) or, after a failure, never used again
+		free <- c.out // merged (and so ready again) or, after a failure, never used again
 		bufs <- c.data[:0]
 	}
 	if failed != nil {
-		return nil, failed
+		return failed
 	}
 	if readErr != nil {
-		return nil, fmt.Errorf("%s: %w", file, readErr)
+		return fmt.Errorf("%s: %w", file, readErr)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if ev.Len() == 0 {
-		return nil, &calibrate.Error{Kind: calibrate.Precondition, Field: "examples", Msg: "no examples"}
-	}
-	return ev.Report(), nil
+	return ctx.Err()
 }
 
-// evalLines decodes and scores the lines of c into c.shard.
-func evalLines(c *chunk, d *jsonl.Decoder, ex *calibrate.Example, file string, in inputOptions) {
+// inFlight is how many chunks streamLines has between the reader and the merge at most.
+func inFlight() int { return 2*runtime.GOMAXPROCS(0) + 2 }
+
+// eachLine calls f with each non-blank line of c and its number; a returned error is recorded
+// as the line's, and ends the chunk unless --keep-going.
+func eachLine[T any](c *chunk[T], file string, in inputOptions, f func(line []byte) error) {
 	data, n := c.data, c.first
 	for ; len(data) > 0; n++ {
 		line := data
@@ -135,19 +133,77 @@ func evalLines(c *chunk, d *jsonl.Decoder, ex *calibrate.Example, file string, i
 		if len(trimSpace(line)) == 0 {
 			continue
 		}
-		err := decodeExample(d, line, ex, in.from)
-		if err != nil {
-			err = fmt.Errorf("not a LabeledExample %s: %w", formatName(in.from), err)
-		} else if err = c.shard.Add(ex); err != nil {
-			err = errors.New(describe(err))
-		}
-		if err != nil {
+		if err := f(line); err != nil {
 			c.errs = append(c.errs, &lineError{file: file, line: n, err: err})
 			if !in.keepGoing {
 				return
 			}
 		}
 	}
+}
+
+// evaluateFile reports profile p on the labelled examples of r: each worker decodes a chunk's
+// lines and scores them into a calibrate.Shard, merged into one Evaluator in file order.
+func evaluateFile(ctx context.Context, p *calibrate.Profile, r io.Reader, file string, in inputOptions, stderr io.Writer, prog *progress) (*calibrate.Report, error) {
+	ev := calibrate.NewEvaluator(p)
+	shards := make([]*calibrate.Shard, inFlight())
+	for i := range shards {
+		shards[i] = ev.NewShard()
+	}
+	err := streamLines(ctx, r, file, in, stderr, shards, func() func(*chunk[*calibrate.Shard]) {
+		d := jsonl.Decoder{Lean: true}
+		var ex calibrate.Example
+		return func(c *chunk[*calibrate.Shard]) {
+			eachLine(c, file, in, func(line []byte) error {
+				if err := decodeExample(&d, line, &ex, in.from); err != nil {
+					return fmt.Errorf("not a LabeledExample %s: %w", formatName(in.from), err)
+				}
+				if err := c.out.Add(&ex); err != nil {
+					return errors.New(describe(err))
+				}
+				return nil
+			})
+		}
+	}, func(c *chunk[*calibrate.Shard]) error {
+		prog.add(c.out.Len())
+		if err := ev.Merge(c.out); err != nil {
+			return &lineError{file: file, line: c.first, err: errors.New(describe(err))}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ev.Len() == 0 {
+		return nil, &calibrate.Error{Kind: calibrate.Precondition, Field: "examples", Msg: "no examples"}
+	}
+	return ev.Report(), nil
+}
+
+// readExamples decodes the labelled examples of r over all cores, in file order: what an
+// in-process fit needs in memory, without protobuf messages on the way.
+func readExamples(ctx context.Context, r io.Reader, file string, in inputOptions, stderr io.Writer, prog *progress) ([]calibrate.Example, error) {
+	var all []calibrate.Example
+	err := streamLines(ctx, r, file, in, stderr, make([][]calibrate.Example, inFlight()), func() func(*chunk[[]calibrate.Example]) {
+		d := jsonl.Decoder{Lean: true}
+		return func(c *chunk[[]calibrate.Example]) {
+			eachLine(c, file, in, func(line []byte) error {
+				var ex calibrate.Example // its own memory: the fit keeps it
+				if err := decodeExample(&d, line, &ex, in.from); err != nil {
+					return fmt.Errorf("not a LabeledExample %s: %w", formatName(in.from), err)
+				}
+				c.out = append(c.out, ex)
+				return nil
+			})
+		}
+	}, func(c *chunk[[]calibrate.Example]) error {
+		prog.add(len(c.out))
+		all = append(all, c.out...)
+		clear(c.out)
+		c.out = c.out[:0]
+		return nil
+	})
+	return all, err
 }
 
 // decodeExample decodes one line into ex: the fast decoder, else protojson (or the OpenAI

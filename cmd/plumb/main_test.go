@@ -167,8 +167,8 @@ func buildPlumb(t *testing.T) string {
 	return bin
 }
 
-// TestFitKilled: a `plumb fit` killed with SIGKILL in the middle leaves the previous active
-// version readable and active.
+// TestFitKilled: a `plumb fit` killed with SIGKILL in the middle (at half the time its dry run
+// took) leaves the previous active version readable and active, and no other.
 func TestFitKilled(t *testing.T) {
 	bin := buildPlumb(t)
 	dir := t.TempDir()
@@ -186,13 +186,19 @@ func TestFitKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	// Killed halfway through: after half the time the same fit takes as a dry run here.
+	start := time.Now()
+	if out, err := exec.Command(bin, "fit", "--data", big, "--profile", "p", "--store", db, "--dry-run").CombinedOutput(); err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	half := time.Since(start) / 2
 	cmd := exec.Command(bin, "fit", "--data", big, "--profile", "p", "--store", db)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(half)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -404,5 +410,45 @@ func TestEvalStopsEarly(t *testing.T) {
 	rep, err := evaluateFile(context.Background(), nil, bytes.NewReader(b.Bytes()), "many.jsonl", inputOptions{keepGoing: true}, &stderr, nil)
 	if err != nil || rep.Examples != 6000 || !strings.Contains(stderr.String(), "many.jsonl:5992:") {
 		t.Fatalf("--keep-going: %v, %v examples, stderr %q", err, rep, stderr.String())
+	}
+}
+
+// TestFitMatchesLibrary: in-process `plumb fit` (the file decoded over the cores straight into
+// the engine's types, in file order) reports what calibrate.Fit reports on the same examples;
+// a bad line is named by file and line, and --keep-going skips it.
+func TestFitMatchesLibrary(t *testing.T) {
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 3000, Seed: 21, Stance: 1})
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	for i := range exs {
+		if err := writeLine(w, server.LabeledFrom(&exs[i])); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1499 {
+			w.WriteString("{not json\n") // line 1501
+		}
+	}
+	w.Flush()
+	file := filepath.Join(t.TempDir(), "fit.jsonl")
+	os.WriteFile(file, b.Bytes(), 0o644)
+	db := filepath.Join(t.TempDir(), "plumb.db")
+	if _, _, err := plumb(t, "", "fit", "--data", file, "--dry-run", "--store", db); err == nil || !strings.Contains(err.Error(), file+":1501:") {
+		t.Fatalf("bad line: %v, want %s:1501:", err, file)
+	}
+	out, stderr, err := plumb(t, "", "fit", "--data", file, "--dry-run", "--json", "--keep-going", "--seed", "4", "--store", db)
+	if err != nil || !strings.Contains(stderr, file+":1501:") {
+		t.Fatalf("--keep-going: %v\n%s", err, stderr)
+	}
+	var got plumbv1.Report
+	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	_, rep, err := calibrate.Fit(exs, &calibrate.FitConfig{Name: "default", Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := server.ReportToProto(rep)
+	if !proto.Equal(got.GetBefore(), want.GetBefore()) || !proto.Equal(got.GetAfter(), want.GetAfter()) || got.GetExamples() != want.GetExamples() {
+		t.Fatalf("plumb fit and calibrate.Fit differ:\n%v\n%v", &got, want)
 	}
 }
