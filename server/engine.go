@@ -136,15 +136,8 @@ func collect(examples iter.Seq2[*plumbv1.LabeledExample, error]) ([]calibrate.Ex
 // Fit fits a profile from examples, stores it unless cfg.dry_run, and returns it with its
 // report. Nothing is written unless the whole fit succeeds.
 func (e *Engine) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.FitResponse, error) {
-	if cfg == nil {
-		cfg = &plumbv1.FitConfig{}
-	}
-	name := cfg.GetName()
-	if name == "" {
-		name = DefaultProfile
-	}
-	if !store.NamePattern.MatchString(name) {
-		return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.name", Msg: fmt.Sprintf("%q does not match %s", name, store.NamePattern)}
+	if _, err := fitName(cfg); err != nil {
+		return nil, err // before reading the examples
 	}
 	exs, err := collect(examples)
 	if err != nil {
@@ -153,18 +146,28 @@ func (e *Engine) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.
 	return e.FitExamples(ctx, cfg, exs)
 }
 
-// FitExamples is Fit on examples already in the engine's types (the CLI decodes files
-// straight into them).
-func (e *Engine) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs []calibrate.Example) (*plumbv1.FitResponse, error) {
-	if cfg == nil {
-		cfg = &plumbv1.FitConfig{}
-	}
+// fitName returns the profile name a fit writes ("default" when the config names none), or
+// the error for a name the store refuses.
+func fitName(cfg *plumbv1.FitConfig) (string, error) {
 	name := cfg.GetName()
 	if name == "" {
 		name = DefaultProfile
 	}
 	if !store.NamePattern.MatchString(name) {
-		return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.name", Msg: fmt.Sprintf("%q does not match %s", name, store.NamePattern)}
+		return "", &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.name", Msg: fmt.Sprintf("%q does not match %s", name, store.NamePattern)}
+	}
+	return name, nil
+}
+
+// FitExamples is Fit on examples already in the engine's types (the CLI decodes files
+// straight into them).
+func (e *Engine) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs []calibrate.Example) (*plumbv1.FitResponse, error) {
+	name, err := fitName(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		cfg = &plumbv1.FitConfig{}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
