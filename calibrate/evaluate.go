@@ -62,10 +62,7 @@ func (sh *Shard) Add(ex *Example) error {
 		e := err.(*Error)
 		return &Error{Kind: e.Kind, Field: "request." + e.Field, Msg: e.Msg}
 	}
-	kind := EvidenceOptions
-	if len(ex.Question.Paraphrases[0].Samples) > 0 {
-		kind = EvidenceSamples
-	}
+	kind := kindOf(ex)
 	if sh.kind == EvidenceAny {
 		sh.kind = kind
 	}
@@ -163,6 +160,7 @@ func (e *Evaluator) add(exs []Example, idx, gold []int) error {
 	var wg sync.WaitGroup
 	for w := range shards {
 		sh := e.NewShard()
+		sh.kind = kindOf(&exs[0]) // all of exs are of one kind (validated)
 		shards[w] = sh
 		wg.Go(func() {
 			for j := w * chunk; j < min((w+1)*chunk, n); j++ {
@@ -180,9 +178,6 @@ func (e *Evaluator) add(exs []Example, idx, gold []int) error {
 	}
 	wg.Wait()
 	for _, sh := range shards {
-		if sh.Len() > 0 {
-			sh.kind = kindOf(&exs[0])
-		}
 		if err := e.Merge(sh); err != nil {
 			return err
 		}

@@ -143,6 +143,9 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 	first := q.Paraphrases[0].Options
 	s.k, s.kPool = len(first), len(first)
 	s.dists = grow(s.dists, s.n*s.k)
+	// What again kept is for this analysis only.
+	useAt1 := s.haveAt1
+	s.haveAt1, s.haveMasses = false, false
 	if s.sameOrder {
 		// The same question as the last analysis: its labels, order and stances hold.
 		for i := range q.Paraphrases {
@@ -169,7 +172,7 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 	// Adaptive: φ_p needs each wording's distribution at T = 1 and the question's W at T = 1,
 	// which an analysis at T = 1 of the same question may have kept (again).
 	k := s.k
-	if !s.haveAt1 {
+	if !useAt1 {
 		s.at1 = grow(s.at1, s.n*k)
 		s.rowH1 = grow(s.rowH1, s.n)
 		var a float64
@@ -183,7 +186,6 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 		ensemble.Pool(s.pbar, s.at1, s.use)
 		s.w1 = math.Max(ensemble.Entropy(s.pbar)-a/float64(s.pooled), 0)
 	}
-	s.haveAt1 = false
 	s.phi = grow(s.phi, temperature.FeatureDim)
 	for i := 0; i < s.n; i++ {
 		row := s.dists[i*k : (i+1)*k]

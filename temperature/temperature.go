@@ -107,22 +107,15 @@ func SoftmaxEntropy(dst, z []float64, t float64) float64 {
 	}
 	// One pass, so that dst may alias z: Σ e_j and Σ e_j (u_j − m).
 	var s, eu float64
-	if t == 1 {
-		for i, v := range z {
-			u := v - m
-			e := fmath.Exp(u)
-			dst[i] = e
-			s += e
-			eu += e * u
+	for i, v := range z {
+		u := v - m
+		if t != 1 { // no division at T = 1 (the result is the same)
+			u /= t
 		}
-	} else {
-		for i, v := range z {
-			u := (v - m) / t
-			e := fmath.Exp(u)
-			dst[i] = e
-			s += e
-			eu += e * u
-		}
+		e := fmath.Exp(u)
+		dst[i] = e
+		s += e
+		eu += e * u
 	}
 	inv := 1 / s
 	for i := range dst {

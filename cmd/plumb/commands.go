@@ -348,17 +348,11 @@ func fitLocal(ctx context.Context, cfg *plumbv1.FitConfig, data string, in input
 	prog := newProgress(io.err, "read")
 	exs, err := readExamples(ctx, r, name, in, io.err, prog)
 	prog.done()
-	if err == nil {
-		var resp *plumbv1.FitResponse
-		if resp, err = b.(local).FitExamples(ctx, cfg, exs); err == nil {
-			return resp, nil
-		}
+	if err != nil {
+		return nil, inFile(name, err)
 	}
-	var le *lineError
-	if errors.As(err, &le) {
-		return nil, err
-	}
-	return nil, fmt.Errorf("%s: %s", name, describe(err))
+	resp, err := b.(local).FitExamples(ctx, cfg, exs)
+	return resp, inFile(name, err)
 }
 
 // evalLocal evaluates in-process: the file streams over all cores into an Evaluator
@@ -371,17 +365,13 @@ func evalLocal(ctx context.Context, data, profile string, version int64, in inpu
 	defer closeAll()
 	p, err := b.(local).Profile(ctx, profile, version)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", name, describe(err))
+		return nil, inFile(name, err)
 	}
 	prog := newProgress(io.err, "read")
 	rep, err := evaluateFile(ctx, p, r, name, in, io.err, prog)
 	prog.done()
-	var le *lineError
-	switch {
-	case errors.As(err, &le):
-		return nil, err
-	case err != nil:
-		return nil, fmt.Errorf("%s: %s", name, describe(err))
+	if err != nil {
+		return nil, inFile(name, err)
 	}
 	return server.ReportToProto(rep), nil
 }
@@ -410,11 +400,17 @@ func withLabeled(data string, in inputOptions, t *target, io ios, f func(backend
 	prog := newProgress(io.err, "read")
 	err = f(b, examplesFrom(r, name, in, io.err, prog))
 	prog.done()
+	return inFile(name, err)
+}
+
+// inFile words an error of a command reading file: a bad line already names its file and
+// line; anything else is described as the server would, after the file's name.
+func inFile(file string, err error) error {
 	var le *lineError
 	if err == nil || errors.As(err, &le) {
 		return err
 	}
-	return fmt.Errorf("%s: %s", name, describe(err))
+	return fmt.Errorf("%s: %s", file, describe(err))
 }
 
 func cmdProfiles(ctx context.Context, args []string, io ios) error {

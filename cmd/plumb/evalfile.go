@@ -156,7 +156,7 @@ func evaluateFile(ctx context.Context, p *calibrate.Profile, r io.Reader, file s
 		return func(c *chunk[*calibrate.Shard]) {
 			eachLine(c, file, in, func(line []byte) error {
 				if err := decodeExample(&d, line, &ex, in.from); err != nil {
-					return fmt.Errorf("not a LabeledExample %s: %w", formatName(in.from), err)
+					return err
 				}
 				if err := c.out.Add(&ex); err != nil {
 					return errors.New(describe(err))
@@ -190,7 +190,7 @@ func readExamples(ctx context.Context, r io.Reader, file string, in inputOptions
 			eachLine(c, file, in, func(line []byte) error {
 				var ex calibrate.Example // its own memory: the fit keeps it
 				if err := decodeExample(&d, line, &ex, in.from); err != nil {
-					return fmt.Errorf("not a LabeledExample %s: %w", formatName(in.from), err)
+					return err
 				}
 				c.out = append(c.out, ex)
 				return nil
@@ -207,7 +207,7 @@ func readExamples(ctx context.Context, r io.Reader, file string, in inputOptions
 }
 
 // decodeExample decodes one line into ex: the fast decoder, else protojson (or the OpenAI
-// shape with --from openai).
+// shape with --from openai), whose error names the format the line is not in.
 func decodeExample(d *jsonl.Decoder, line []byte, ex *calibrate.Example, from string) error {
 	if from != "openai" && d.Example(line, ex) == nil {
 		return nil
@@ -218,7 +218,7 @@ func decodeExample(d *jsonl.Decoder, line []byte, ex *calibrate.Example, from st
 		decode = decodeOpenAI
 	}
 	if err := decode(line, m); err != nil {
-		return err
+		return fmt.Errorf("not a LabeledExample %s: %w", formatName(from), err)
 	}
 	*ex = server.ExampleFrom(m)
 	return nil
