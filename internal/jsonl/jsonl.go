@@ -1,8 +1,9 @@
 // Package jsonl decodes plumb's JSON Lines straight into the engine's types, without building
-// protobuf messages on the way, for the commands that read millions of lines (plumb eval).
+// protobuf messages on the way, for the commands that read millions of labelled lines
+// (plumb eval, plumb fit).
 //
-// It takes the shape plumb's lines usually have — the protojson mapping of a ScoreRequest or
-// LabeledExample with numbers as JSON numbers, enums by name or number, proto or
+// It takes the shape plumb's lines usually have — the protojson mapping of a LabeledExample
+// with numbers as JSON numbers, enums by name or number, proto or
 // lowerCamelCase field names — and refuses everything else with ErrUnsupported: an unknown
 // field, a null, a number written as a string ("NaN", "1.5"), a repeated field, an escaped
 // key, an unknown enum value. Callers send a refused line to protojson, which accepts exactly
@@ -100,14 +101,6 @@ func (d *Decoder) Example(line []byte, ex *calibrate.Example) error {
 			s.bad = true
 		}
 	}
-	return d.finish()
-}
-
-// Question decodes one ScoreRequest line into q, reusing q's memory.
-func (d *Decoder) Question(line []byte, q *calibrate.Question) error {
-	d.s.reset(line)
-	resetQuestion(q)
-	d.request(q)
 	return d.finish()
 }
 
