@@ -16,6 +16,7 @@
 package jsonl
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"github.com/plumbhq/plumb/calibrate"
@@ -226,7 +227,7 @@ func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 			}
 		case "options":
 			if s.once(&seen, 8) {
-				p.Options = array(d, p.Options, (*Decoder).option)
+				p.Options = d.options(p.Options)
 			}
 		case "samples":
 			if s.once(&seen, 16) {
@@ -243,6 +244,94 @@ var (
 	optionShape = newPairShape(`"label"`, `"logprob"`)
 	topShape    = newPairShape(`"token"`, `"logprob"`)
 )
+
+// options reads an options array into list, reusing its elements. Options as plumb writes
+// them, {"label":"…","logprob":-D.F} with no white space, are read in one pass here (compact);
+// any other through option.
+func (d *Decoder) options(list []calibrate.Option) []calibrate.Option {
+	s := &d.s
+	list = list[:0]
+	for ok := s.open('[', ']'); ok; {
+		if len(list) < cap(list) {
+			list = list[:len(list)+1]
+		} else {
+			list = append(list, calibrate.Option{})
+		}
+		if o := &list[len(list)-1]; !d.compact(o) {
+			d.option(o)
+		}
+		if s.i < len(s.b) && s.b[s.i] == ',' {
+			s.i++
+			continue
+		}
+		ok = s.next(']')
+	}
+	return list
+}
+
+// The compact option's text before its label, {"label":", and between its label and its
+// logprob, ","logprob":, as little-endian words (TestCompactWords checks them).
+const (
+	headLo = '{' | '"'<<8 | 'l'<<16 | 'a'<<24 | 'b'<<32 | 'e'<<40 | 'l'<<48 | '"'<<56
+	headHi = ':' | '"'<<8
+	midLo  = '"' | ','<<8 | '"'<<16 | 'l'<<24 | 'o'<<32 | 'g'<<40 | 'p'<<48 | 'r'<<56
+	midHi  = 'o' | 'b'<<8 | '"'<<16 | ':'<<24
+)
+
+// compact reads an option of the compact shape whose logprob shortFraction reads, or consumes
+// nothing and returns false.
+func (d *Decoder) compact(o *calibrate.Option) bool {
+	b := d.s.b[d.s.i:]
+	if len(b) < 10 || binary.LittleEndian.Uint64(b) != headLo || binary.LittleEndian.Uint16(b[8:]) != headHi {
+		return false
+	}
+	stop := 10 // the label's closing quote
+	for stop < len(b) && plain(b[stop]) {
+		stop++
+	}
+	t := b[stop:] // ","logprob": and the number: at least -D.D and the closing brace
+	if len(t) < 17 || binary.LittleEndian.Uint64(t) != midLo || binary.LittleEndian.Uint32(t[8:]) != midHi {
+		return false
+	}
+	j := 12
+	neg := t[12] == '-'
+	if neg {
+		j = 13
+	}
+	if t[j]-'0' > 9 || t[j+1] != '.' {
+		return false
+	}
+	f, end, ok := shortFraction(t, j)
+	if !ok || end >= len(t) || t[end] != '}' {
+		return false
+	}
+	if neg {
+		f = -f
+	}
+	if label := b[10:stop]; !same(o.Label, label) {
+		o.Label = d.intern(label)
+	}
+	o.Logprob = f
+	d.s.i += stop + end + 1
+	return true
+}
+
+// plain reports whether c may be in a label compact reads: printable ASCII but for '"', '\\'
+// and '!' (one comparison fewer).
+func plain(c byte) bool { return c > '"' && c != '\\' && c < 0x7f }
+
+// same reports whether s holds b's bytes; for labels, a loop is cheaper than a call.
+func same(s string, b []byte) bool {
+	if len(s) != len(b) {
+		return false
+	}
+	for i := range b {
+		if s[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // option reads one option: the usual shape, {"label":"…","logprob":…} in that order (white
 // space allowed), directly; anything else through the general loop.

@@ -2,6 +2,7 @@ package jsonl
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -124,6 +125,15 @@ func TestSubset(t *testing.T) {
 		{`{"request":{"paraphrases":[{"prompt":"x","framing":"FRAMING_NEUTRAL","options":[]}]}}`, true},
 		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":-0},{"label":"B","logprob":-1E-3},{"label":"C","logprob":-12.5e+2}]}]}}`, true},
 		{`{}`, true},
+		// The compact option path's edges: fractions of 1, 8, 9, 14 and 15 digits, a point at
+		// the end of a word, an exponent right after the digits, labels of several bytes and
+		// with characters it leaves to the general path, an option at the line's very end.
+		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":-0.5},{"label":"B","logprob":-0.12345678},{"label":"C","logprob":-0.123456789},{"label":"D","logprob":-1.23456789012345},{"label":"E","logprob":-1.234567890123456}]}]}}`, true},
+		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":-0.12345678e-3},{"label":"B","logprob":-1.5E2},{"label":"C","logprob":-1.00000000000000000001},{"label":"D","logprob":2.5},{"label":"E","logprob":-10.5}]}]}}`, true},
+		{`{"request":{"paraphrases":[{"options":[{"label":"(a) yes","logprob":-0.25},{"label":"x\"y","logprob":-0.5},{"label":"it's!","logprob":-0.75},{"label":"","logprob":-1.0}]}]}}`, true},
+		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":-0.5,"x":1}]}]}}`, false},
+		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":-0.5`, false},
+		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":-0.}]}]}}`, false},
 		{`{"request":{"id":"a","unknown":1}}`, false},
 		{`{"request":{"id":"a","id":"b"}}`, false},
 		{`{"request":{"profile_version":1,"profileVersion":2}}`, false},
@@ -333,6 +343,20 @@ func TestPrefixes(t *testing.T) {
 			if !agree(t, &d, &ex, line) {
 				t.Fatalf("refused %s", line)
 			}
+		}
+	}
+}
+
+// TestCompactWords: the constants compact compares with are the texts they stand for.
+func TestCompactWords(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		word uint64
+	}{{`{"label"`, headLo}, {`:"`, headHi}, {`","logpr`, midLo}, {`ob":`, midHi}} {
+		var buf [8]byte
+		copy(buf[:], c.text)
+		if got := binary.LittleEndian.Uint64(buf[:]); got != c.word {
+			t.Errorf("%q: word %#x, want %#x", c.text, c.word, got)
 		}
 	}
 }

@@ -84,7 +84,7 @@ func (s *scanner) key() []byte {
 	// of the caller's names and is refused there.
 	b := s.b
 	start := s.i + 1
-	j := start
+	j := plainRun(b, start)
 	for j < len(b) && b[j] != '"' {
 		j++
 	}
@@ -230,7 +230,7 @@ func (s *scanner) str() []byte {
 		return nil
 	}
 	start := s.i + 1
-	j := start
+	j := plainRun(s.b, start)
 	ascii := true
 	for j < len(s.b) {
 		c := s.b[j]
@@ -255,6 +255,24 @@ func (s *scanner) str() []byte {
 		return s.b[start:j]
 	}
 	return s.escaped(start, j)
+}
+
+// plainRun returns the index of the first byte from b[j] on that may end or escape a string
+// or need UTF-8 checking ('"', '\\', a control character, a byte ≥ 0x80), or a nearby index
+// before it; it reads eight bytes at a time where it can. The byte test is the classic
+// has-zero-byte one (Mycroft), whose lowest flagged byte is exact.
+func plainRun(b []byte, j int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for j+8 <= len(b) {
+		v := binary.LittleEndian.Uint64(b[j:])
+		q, bs := v^'"'*ones, v^'\\'*ones
+		stop := ((q-ones)&^q | (bs-ones)&^bs | (v - 0x20*ones) | v) & highs
+		if stop != 0 {
+			return j + bits.TrailingZeros64(stop)/8
+		}
+		j += 8
+	}
+	return j
 }
 
 // escaped decodes a string with escapes from start; the first backslash is at j.
@@ -417,26 +435,16 @@ func (s *scanner) number() (text []byte, integer bool, m uint64, e int, ok bool)
 func digits(b []byte, j int, m uint64, ok bool) (int, uint64, bool) {
 	for j+8 <= len(b) {
 		v := binary.LittleEndian.Uint64(b[j:])
-		// A byte is a digit when its high nibble is 3 and adding 6 keeps it 3; nonDigit has
-		// a non-zero byte for every other. (A carry out of a byte ≥ 0xFA can only spoil the
-		// bytes after it, past the first non-digit.)
-		nonDigit := (v&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | ((v+0x0606060606060606)&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030)
 		n := 8
-		if nonDigit != 0 {
-			n = bits.TrailingZeros64(nonDigit) / 8
+		if nd := nonDigits(v); nd != 0 {
+			n = bits.TrailingZeros64(nd) / 8
 		}
 		if n == 0 {
 			break
 		}
-		// The n digits to the top bytes, as the last digits of an eight-digit number with
-		// leading zeros; then pairs, quads and the whole, the first byte most significant.
-		v = (v - 0x3030303030303030) << (8 * (8 - n))
-		v = (v*10 + v>>8) & 0x00FF00FF00FF00FF
-		v = (v*100 + v>>16) & 0x0000FFFF0000FFFF
-		v = (v*10000 + v>>32) & 0xFFFFFFFF
 		hi, lo := bits.Mul64(m, pow10u[n])
 		var carry uint64
-		m, carry = bits.Add64(lo, v, 0)
+		m, carry = bits.Add64(lo, eightDigits(v, n), 0)
 		if hi|carry != 0 {
 			ok = false
 		}
@@ -514,6 +522,13 @@ func (s *scanner) logprob() (float64, bool) {
 	if i+2 >= len(b) || b[i] < '0' || b[i] > '9' || b[i+1] != '.' {
 		return 0, false
 	}
+	if f, j, ok := shortFraction(b, i); ok {
+		if neg {
+			f = -f
+		}
+		s.i = j
+		return f, true
+	}
 	j, m, ok := digits(b, i+2, uint64(b[i]-'0'), true)
 	n := j - (i + 2)
 	if !ok || n == 0 || n > 14 || j < len(b) && (b[j] == 'e' || b[j] == 'E') {
@@ -525,6 +540,60 @@ func (s *scanner) logprob() (float64, bool) {
 	}
 	s.i = j
 	return f, true
+}
+
+// shortFraction reads D.F at b[i] (a digit and a point checked by the caller) where F is one
+// to fourteen digits and no exponent follows: the common logprob, read without a loop from one
+// or two eight-byte words. It returns D.F (m/10^n, as logprob computes it) and the index after
+// it, or ok false for anything else.
+func shortFraction(b []byte, i int) (f float64, j int, ok bool) {
+	if len(b)-i < 11 {
+		return 0, 0, false
+	}
+	v := binary.LittleEndian.Uint64(b[i+2:])
+	var m uint64
+	var n int
+	var next byte // the byte after the digits
+	if nd := nonDigits(v); nd != 0 {
+		n = bits.TrailingZeros64(nd) / 8
+		m = uint64(b[i]-'0')*pow10u[n] + eightDigits(v, n)
+		next = byte(v >> (8 * n))
+	} else {
+		// Eight digits and more in the next word (the first six of them at most).
+		if len(b)-i < 18 {
+			return 0, 0, false
+		}
+		w := binary.LittleEndian.Uint64(b[i+10:])
+		nd := nonDigits(w)
+		k := bits.TrailingZeros64(nd) / 8 // 8 when nd is 0
+		if k > 6 {
+			return 0, 0, false
+		}
+		n = 8 + k
+		m = (uint64(b[i]-'0')*1e8+eightDigits(v, 8))*pow10u[k] + eightDigits(w, k)
+		next = byte(w >> (8 * k))
+	}
+	if n == 0 || next|0x20 == 'e' {
+		return 0, 0, false
+	}
+	return float64(m) / exact10[n], i + 2 + n, true
+}
+
+// nonDigits has a non-zero byte for every byte of v that is not an ASCII digit: a digit's high
+// nibble is 3 and adding 6 keeps it 3. (A carry out of a byte ≥ 0xFA can only spoil the bytes
+// after it, past the first non-digit.)
+func nonDigits(v uint64) uint64 {
+	return (v&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | ((v+0x0606060606060606)&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030)
+}
+
+// eightDigits returns the number the first n bytes of v (little-endian; all digits) write,
+// 0 for n = 0: the digits moved to the top bytes, as the last digits of an eight-digit number
+// with leading zeros, then combined in pairs, quads and the whole.
+func eightDigits(v uint64, n int) uint64 {
+	v = (v - 0x3030303030303030) << (8 * (8 - n)) // 0 when n is 0 (Go's shifts)
+	v = (v*10 + v>>8) & 0x00FF00FF00FF00FF
+	v = (v*100 + v>>16) & 0x0000FFFF0000FFFF
+	return (v*10000 + v>>32) & 0xFFFFFFFF
 }
 
 // int reads a JSON integer (digits only) of bitSize bits.
