@@ -216,12 +216,12 @@ func (s *analysis) orderOptions(q *Question) {
 		row := s.dists[i*s.k : (i+1)*s.k]
 		for j, l := range s.labels {
 			o := j
-			if o >= len(para.Options) || para.Options[o].Label != l {
+			if o >= len(para.Options) || !sameLabel(para.Options[o].Label, l) {
 				o = indexOf(para.Options, l)
 			}
 			s.order[i*s.k+j] = o
 			row[j] = para.Options[o].Logprob
-			if para.Framing == UserStance && l == para.Stance {
+			if para.Framing == UserStance && sameLabel(l, para.Stance) {
 				s.stance[i] = j
 			}
 		}
@@ -421,17 +421,17 @@ func sampleConfidence(tokens []Token, t float64, masses []float64) float64 {
 		a, s := temperature.TokenTerms(tok.Logprob, tops, at, mass, t)
 		sum += a
 		if prod *= s; prod > 1e250 {
-			sum -= math.Log(prod)
+			sum -= fmath.Log(prod)
 			prod = 1
 		}
 	}
-	sum -= math.Log(prod)
+	sum -= fmath.Log(prod)
 	return fmath.Exp(sum / float64(len(tokens)))
 }
 
 func logit(p, clip float64) float64 {
 	p = math.Min(math.Max(p, clip), 1-clip)
-	return math.Log(p / (1 - p))
+	return fmath.Log(p / (1 - p))
 }
 
 func sigmoid(x float64) float64 { return 1 / (1 + fmath.Exp(-x)) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unsafe"
 
 	"github.com/plumbhq/plumb/internal/fmath"
 )
@@ -175,10 +176,10 @@ func validateOptions(p, first *Paraphrase, i int) error {
 	sameOrder := p != first && len(p.Options) == len(first.Options)
 	for j := range p.Options {
 		o := &p.Options[j]
-		if m := logprobFault(o.Logprob); m != "" {
-			return invalid(of(j)+".logprob", "%s", m)
+		if !finiteLogprob(o.Logprob) {
+			return invalid(of(j)+".logprob", "%s", logprobFault(o.Logprob))
 		}
-		if sameOrder && o.Label == first.Options[j].Label {
+		if sameOrder && sameLabel(o.Label, first.Options[j].Label) {
 			continue
 		}
 		sameOrder = false
@@ -186,7 +187,7 @@ func validateOptions(p, first *Paraphrase, i int) error {
 			return invalid(of(j)+".label", "empty label")
 		}
 		for _, prev := range p.Options[:j] {
-			if prev.Label == o.Label {
+			if sameLabel(prev.Label, o.Label) {
 				return invalid(of(j)+".label", "duplicate label %q", o.Label)
 			}
 		}
@@ -216,7 +217,7 @@ func checkStance(p *Paraphrase, f func() string) error {
 
 func indexOf(opts []Option, label string) int {
 	for i := range opts {
-		if opts[i].Label == label {
+		if sameLabel(opts[i].Label, label) {
 			return i
 		}
 	}
@@ -228,6 +229,22 @@ func checkLogprob(v float64, field string) error {
 		return invalid(field, "%s", m)
 	}
 	return nil
+}
+
+// finiteLogprob reports whether v is a logprob logprobFault finds nothing wrong with: finite
+// and at most LogprobSlack (one comparison each way; NaN fails both).
+func finiteLogprob(v float64) bool { return v <= LogprobSlack && v >= -math.MaxFloat64 }
+
+// sameLabel is a == b without a call in the usual cases: one byte, or one string (the
+// decoder interns labels).
+func sameLabel(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 1 {
+		return a[0] == b[0]
+	}
+	return unsafe.StringData(a) == unsafe.StringData(b) || a == b
 }
 
 func logprobFault(v float64) string {
@@ -246,13 +263,13 @@ func logprobFault(v float64) string {
 // first fault, or "", "". Paths are built only on a fault: this runs for every token of every
 // request.
 func checkToken(t *Token) (mass float64, field, msg string) {
-	if m := logprobFault(t.Logprob); m != "" {
-		return 0, ".logprob", m
+	if !finiteLogprob(t.Logprob) {
+		return 0, ".logprob", logprobFault(t.Logprob)
 	}
 	for i := range t.TopLogprobs {
 		lp := t.TopLogprobs[i].Logprob
-		if m := logprobFault(lp); m != "" {
-			return 0, ".top_logprobs[" + strconv.Itoa(i) + "].logprob", m
+		if !finiteLogprob(lp) {
+			return 0, ".top_logprobs[" + strconv.Itoa(i) + "].logprob", logprobFault(lp)
 		}
 		mass += fmath.Exp(lp)
 	}

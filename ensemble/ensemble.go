@@ -21,14 +21,18 @@
 // entropy of the share of samples in each meaning cluster.
 package ensemble
 
-import "math"
+import (
+	"math"
+
+	"github.com/plumbhq/plumb/internal/fmath"
+)
 
 // Entropy returns −Σ p log p in nats, with 0 log 0 = 0.
 func Entropy(p []float64) float64 {
 	var h float64
 	for _, v := range p {
 		if v > 0 {
-			h -= v * math.Log(v)
+			h -= v * fmath.Log(v)
 		}
 	}
 	return h
@@ -173,7 +177,7 @@ func SemanticEntropy(counts []int) float64 {
 	for _, c := range counts {
 		if c > 0 {
 			p := float64(c) / float64(n)
-			h -= p * math.Log(p)
+			h -= p * fmath.Log(p)
 		}
 	}
 	return h

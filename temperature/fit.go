@@ -177,7 +177,7 @@ func (d *Pooled) partial(theta, g []float64, lo, hi int, wantGrad bool) float64 
 		}
 		pbar /= float64(q.n)
 		pbar = math.Max(pbar, 1e-300)
-		loss -= math.Log(pbar)
+		loss -= fmath.Log(pbar)
 		if wantGrad {
 			floats.AddScaled(g, -1/(pbar*float64(q.n)), dq)
 		}

@@ -63,7 +63,7 @@ func LogSoftmax(dst, z []float64, t float64) []float64 {
 		dst[i] = (v - m) / t
 		s += fmath.Exp(dst[i])
 	}
-	ls := math.Log(s)
+	ls := fmath.Log(s)
 	for i := range dst {
 		dst[i] -= ls
 	}
@@ -121,7 +121,7 @@ func SoftmaxEntropy(dst, z []float64, t float64) float64 {
 	for i := range dst {
 		dst[i] *= inv
 	}
-	return math.Max(math.Log(s)-eu*inv, 0)
+	return math.Max(fmath.Log(s)-eu*inv, 0)
 }
 
 func prepare(dst, z []float64, t float64) []float64 {
@@ -149,7 +149,7 @@ func TokenLogProb(chosen float64, top []float64, chosenAt int, t float64) float6
 		return chosen
 	}
 	a, s := TokenTerms(chosen, top, chosenAt, -1, t)
-	return a - math.Log(s)
+	return a - fmath.Log(s)
 }
 
 // TokenTerms returns a and s with log p_t(chosen) = a − log s (TokenLogProb), for callers
@@ -179,7 +179,7 @@ func TokenTerms(chosen float64, top []float64, chosenAt int, topMass, t float64)
 		s += fmath.Exp((l - m) * inv)
 	}
 	if r := 1 - mass; r > 1e-12 {
-		s += fmath.Exp((math.Log(r) - m) * inv)
+		s += fmath.Exp((fmath.Log(r) - m) * inv)
 	}
 	return (chosen - m) * inv, s
 }

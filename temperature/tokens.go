@@ -53,7 +53,7 @@ func (d *Tokens) Add(samples [][]Token, correct bool) {
 				mass += fmath.Exp(l)
 			}
 			if r := 1 - mass; r > 1e-12 {
-				d.entries = append(d.entries, math.Log(r))
+				d.entries = append(d.entries, fmath.Log(r))
 			}
 		}
 	}
@@ -131,7 +131,7 @@ func (d *Tokens) partial(t float64, lo, hi int) (loss, grad float64) {
 					s += w
 					sl += w * l
 				}
-				lp += (d.chosen[i]-m)*inv - math.Log(s)
+				lp += (d.chosen[i]-m)*inv - fmath.Log(s)
 				dlp += (sl/s - d.chosen[i]) * inv
 			}
 			n := float64(te - ts)

@@ -1,6 +1,8 @@
-// Package fmath holds the one elementary function plumb evaluates often enough to own: the
-// exponential. Scoring a question of sampled completions takes tens of thousands of them
-// (each token's distribution re-normalised at a temperature), and fitting millions.
+// Package fmath holds the two elementary functions plumb evaluates often enough to own: the
+// exponential and the logarithm. Scoring a question of sampled completions takes tens of
+// thousands of exponentials (each token's distribution re-normalised at a temperature), a
+// question of options dozens of logarithms (an entropy per wording and per left-out wording),
+// and fitting millions of both.
 package fmath
 
 import "math"
