@@ -59,8 +59,9 @@ func LogSoftmax(dst, z []float64, t float64) []float64 {
 		}
 	}
 	var s float64
+	it := 1 / t
 	for i, v := range z {
-		dst[i] = (v - m) / t
+		dst[i] = (v - m) * it
 		s += fmath.Exp(dst[i])
 	}
 	ls := fmath.Log(s)
@@ -81,8 +82,9 @@ func Softmax(dst, z []float64, t float64) []float64 {
 		}
 	}
 	var s float64
+	it := 1 / t
 	for i, v := range z {
-		e := fmath.Exp((v - m) / t)
+		e := fmath.Exp((v - m) * it)
 		dst[i] = e
 		s += e
 	}
@@ -107,11 +109,9 @@ func SoftmaxEntropy(dst, z []float64, t float64) float64 {
 	}
 	// One pass, so that dst may alias z: Σ e_j and Σ e_j (u_j − m).
 	var s, eu float64
+	it := 1 / t
 	for i, v := range z {
-		u := v - m
-		if t != 1 { // no division at T = 1 (the result is the same)
-			u /= t
-		}
+		u := (v - m) * it
 		e := fmath.Exp(u)
 		dst[i] = e
 		s += e

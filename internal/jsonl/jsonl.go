@@ -207,6 +207,9 @@ func (d *Decoder) policy(p *calibrate.Policy) {
 
 func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 	*p = calibrate.Paraphrase{Options: p.Options[:0], Samples: p.Samples[:0]}
+	if d.compactParaphrase(p) {
+		return
+	}
 	s := &d.s
 	var seen uint32
 	for ok := s.open('{', '}'); ok; ok = s.next('}') {
@@ -237,6 +240,32 @@ func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 			s.bad = true
 		}
 	}
+}
+
+// compactParaphrase reads a paraphrase as plumb writes it, {"prompt":"…","options":[…]} with
+// no white space, without looking its keys up; anything else it leaves to the general loop,
+// consuming nothing.
+func (d *Decoder) compactParaphrase(p *calibrate.Paraphrase) bool {
+	const head, mid = `{"prompt":`, `,"options":`
+	s := &d.s
+	at := s.i
+	if !s.lit(head) {
+		return false
+	}
+	prompt := s.str()
+	if s.bad || !s.lit(mid) {
+		s.i, s.bad = at, false
+		return false
+	}
+	if !d.Lean {
+		p.Prompt = d.intern(prompt)
+	}
+	if p.Options = d.options(p.Options); s.bad || !s.char('}') {
+		s.i, s.bad = at, false
+		p.Prompt, p.Options = "", p.Options[:0]
+		return false
+	}
+	return true
 }
 
 // The shapes of options and top_logprobs entries.
