@@ -242,18 +242,19 @@ func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 	}
 }
 
-// compactParaphrase reads a paraphrase as plumb writes it, {"prompt":"…","options":[…]} with
-// no white space, without looking its keys up; anything else it leaves to the general loop,
+// compactParaphrase reads a paraphrase of the usual shape, {"prompt":"…","options":[…]} (white
+// space allowed), without looking its keys up; anything else it leaves to the general loop,
 // consuming nothing.
 func (d *Decoder) compactParaphrase(p *calibrate.Paraphrase) bool {
-	const head, mid = `{"prompt":`, `,"options":`
 	s := &d.s
 	at := s.i
-	if !s.lit(head) {
+	// Each piece compact first, then token by token.
+	if !s.lit(`{"prompt":`) && !(s.char('{') && s.lit(`"prompt"`) && s.char(':')) {
+		s.i = at
 		return false
 	}
 	prompt := s.str()
-	if s.bad || !s.lit(mid) {
+	if s.bad || !s.lit(`,"options":`) && !(s.char(',') && s.lit(`"options"`) && s.char(':')) {
 		s.i, s.bad = at, false
 		return false
 	}
