@@ -482,7 +482,7 @@ func fitMap(p *Profile, examples []Example, tune, gold []int, c FitConfig) error
 				x += w[d] * v
 			}
 			// log(1 + e^x) − y·x, stably.
-			loss += math.Max(x, 0) + math.Log1p(fmath.Exp(-math.Abs(x))) - ys[j]*x
+			loss += max(x, 0) + math.Log1p(fmath.Exp(-math.Abs(x))) - ys[j]*x
 			if grad != nil {
 				r := sigmoid(x) - ys[j]
 				for d, v := range f {

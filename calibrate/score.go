@@ -51,6 +51,8 @@ type analysis struct {
 	w1        float64   // W at T = 1 (adaptive temperature)
 	haveAt1   bool      // at1, rowH1 and w1 hold the question's analysis at T = 1 (again)
 	sameOrder bool      // labels, order and stance hold for the question (again)
+	inOrder   bool      // every wording lists its labels in the first's order (check)
+	perm      []int     // canonical label j is the first wording's option perm[j]
 
 	masses     []float64 // per token of the question: its top_logprobs mass (validation's)
 	haveMasses bool      // masses holds the question's (check) for the next analysis
@@ -131,7 +133,7 @@ func (s *analysis) analyze(p *Profile, q *Question, mode Equivalence) {
 	}
 	s.a /= float64(s.pooled)
 	s.h = ensemble.Entropy(s.pbar)
-	s.w = math.Max(s.h-s.a, 0)
+	s.w = max(s.h-s.a, 0)
 	s.v = ensemble.Variance(s.dists, s.k, s.top, s.pbar[s.top], s.use)
 	if s.samples {
 		s.poolTokenConfidence()
@@ -184,7 +186,7 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 		}
 		s.pbar = grow(s.pbar, k)
 		ensemble.Pool(s.pbar, s.at1, s.use)
-		s.w1 = math.Max(ensemble.Entropy(s.pbar)-a/float64(s.pooled), 0)
+		s.w1 = max(ensemble.Entropy(s.pbar)-a/float64(s.pooled), 0)
 	}
 	s.phi = grow(s.phi, temperature.FeatureDim)
 	for i := 0; i < s.n; i++ {
@@ -195,34 +197,48 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 }
 
 // orderOptions sorts the labels and finds, per wording, where each is among its options and
-// which is its stance; dists gets the logprobs in that order.
+// which is its stance; dists gets the logprobs in that order. When validation found every
+// wording's labels in the first's order (inOrder), the first's order serves them all.
 func (s *analysis) orderOptions(q *Question) {
 	first := q.Paraphrases[0].Options
-	s.labels = grow(s.labels, s.k)
-	for i := range first {
-		s.labels[i] = first[i].Label
+	inOrder := s.inOrder
+	s.inOrder = false // for this analysis only
+	k := s.k
+	s.perm = grow(s.perm, k)
+	s.labels = grow(s.labels, k)
+	for i := range s.perm {
+		s.perm[i] = i
 	}
 	// Insertion sort: few labels, no allocation.
-	for i := 1; i < s.k; i++ {
-		for j := i; j > 0 && s.labels[j] < s.labels[j-1]; j-- {
-			s.labels[j], s.labels[j-1] = s.labels[j-1], s.labels[j]
+	for i := 1; i < k; i++ {
+		for j := i; j > 0 && first[s.perm[j]].Label < first[s.perm[j-1]].Label; j-- {
+			s.perm[j], s.perm[j-1] = s.perm[j-1], s.perm[j]
 		}
 	}
-	s.order = grow(s.order, s.n*s.k)
+	for j, o := range s.perm {
+		s.labels[j] = first[o].Label
+	}
+	s.order = grow(s.order, s.n*k)
 	s.stance = grow(s.stance, s.n)
+	perm, labels := s.perm, s.labels[:len(s.perm)]
 	for i := range q.Paraphrases {
 		para := &q.Paraphrases[i]
-		s.stance[i] = -1
-		row := s.dists[i*s.k : (i+1)*s.k]
-		for j, l := range s.labels {
-			o := j
-			if o >= len(para.Options) || !sameLabel(para.Options[o].Label, l) {
-				o = indexOf(para.Options, l)
+		opts := para.Options
+		row, order := s.dists[i*k:(i+1)*k:(i+1)*k], s.order[i*k:(i+1)*k:(i+1)*k]
+		row, order = row[:len(perm)], order[:len(perm)]
+		for j, o := range perm {
+			if !inOrder && (o >= len(opts) || !sameLabel(opts[o].Label, labels[j])) {
+				o = indexOf(opts, labels[j])
 			}
-			s.order[i*s.k+j] = o
-			row[j] = para.Options[o].Logprob
-			if para.Framing == UserStance && sameLabel(l, para.Stance) {
-				s.stance[i] = j
+			order[j] = o
+			row[j] = opts[o].Logprob
+		}
+		s.stance[i] = -1
+		if para.Framing == UserStance {
+			for j, l := range s.labels {
+				if sameLabel(l, para.Stance) {
+					s.stance[i] = j
+				}
 			}
 		}
 	}
@@ -430,7 +446,7 @@ func sampleConfidence(tokens []Token, t float64, masses []float64) float64 {
 }
 
 func logit(p, clip float64) float64 {
-	p = math.Min(math.Max(p, clip), 1-clip)
+	p = min(max(p, clip), 1-clip)
 	return fmath.Log(p / (1 - p))
 }
 
@@ -521,8 +537,8 @@ func (s *analysis) sensitivity(p *Profile, c float64) float64 {
 		row := s.dists[skip*k : (skip+1)*k]
 		ensemble.LeaveOneOut(pb, s.pbar, s.dists, s.pooled, skip)
 		top := ensemble.Argmax(pb[:s.kPool])
-		w := math.Max(ensemble.Entropy(pb)-(sumH-s.rowH[skip])/m, 0)
-		v := math.Max((s2[top]-row[top]*row[top])/m-pb[top]*pb[top], 0)
+		w := max(ensemble.Entropy(pb)-(sumH-s.rowH[skip])/m, 0)
+		v := max((s2[top]-row[top]*row[top])/m-pb[top]*pb[top], 0)
 		if s.tokens {
 			for cl := 0; cl < k; cl++ {
 				tcs[cl] = 0
@@ -531,7 +547,7 @@ func (s *analysis) sensitivity(p *Profile, c float64) float64 {
 				}
 			}
 		}
-		worst = math.Max(worst, math.Abs(c-s.confidenceOf(p, pb[top], w, v, tcs, top)))
+		worst = max(worst, math.Abs(c-s.confidenceOf(p, pb[top], w, v, tcs, top)))
 	}
 	return worst
 }
@@ -566,8 +582,9 @@ func Score(p *Profile, q *Question) (Result, error) {
 // mass, which validation sums to check it and token confidences need.
 func (s *analysis) check(q *Question, mode Equivalence) error {
 	s.masses = s.masses[:0]
-	err := q.validateInto(mode, &s.masses)
+	err := q.validateInto(mode, &s.masses, &s.inOrder)
 	s.haveMasses = err == nil
+	s.inOrder = s.inOrder && err == nil
 	return err
 }
 

@@ -70,11 +70,12 @@ func (q *Question) Validate() error {
 
 func paraField(i int) string { return "paraphrases[" + strconv.Itoa(i) + "]" }
 
-func (q *Question) validate(mode Equivalence) error { return q.validateInto(mode, nil) }
+func (q *Question) validate(mode Equivalence) error { return q.validateInto(mode, nil, nil) }
 
 // validateInto is validate that also appends each token's top_logprobs mass to masses (when
-// not nil), in the order of the paraphrases, samples and tokens.
-func (q *Question) validateInto(mode Equivalence, masses *[]float64) error {
+// not nil), in the order of the paraphrases, samples and tokens, and sets inOrder (when not
+// nil) to whether every paraphrase lists its options' labels in paraphrases[0]'s order.
+func (q *Question) validateInto(mode Equivalence, masses *[]float64, inOrder *bool) error {
 	n := len(q.Paraphrases)
 	if n == 0 {
 		return invalid("paraphrases", "no paraphrases: at least one wording is required")
@@ -90,6 +91,7 @@ func (q *Question) validateInto(mode Equivalence, masses *[]float64) error {
 	}
 	first := &q.Paraphrases[0]
 	tokens, embedDim := 0, -1
+	ordered := true
 	for i := range q.Paraphrases {
 		p := &q.Paraphrases[i]
 		hasO, hasS := len(p.Options) > 0, len(p.Samples) > 0
@@ -111,9 +113,11 @@ func (q *Question) validateInto(mode Equivalence, masses *[]float64) error {
 			return invalid(paraField(i)+".framing", "unknown framing %d", p.Framing)
 		}
 		if hasO {
-			if err := validateOptions(p, first, i); err != nil {
+			same, err := validateOptions(p, first, i)
+			if err != nil {
 				return err
 			}
+			ordered = ordered && same
 			continue
 		}
 		for j := range p.Samples {
@@ -156,6 +160,9 @@ func (q *Question) validateInto(mode Equivalence, masses *[]float64) error {
 			}
 		}
 	}
+	if inOrder != nil {
+		*inOrder = ordered && len(first.Options) > 0
+	}
 	return nil
 }
 
@@ -166,46 +173,48 @@ func kindName(options bool) string {
 	return "samples"
 }
 
-func validateOptions(p, first *Paraphrase, i int) error {
+// validateOptions checks paraphrase i's options and reports whether their labels are those of
+// first (already checked) in the same order.
+func validateOptions(p, first *Paraphrase, i int) (sameOrder bool, err error) {
 	f := func() string { return paraField(i) }
 	if len(p.Options) < 2 {
-		return invalid(paraField(i)+".options", "%d option, at least 2", len(p.Options))
+		return false, invalid(paraField(i)+".options", "%d option, at least 2", len(p.Options))
 	}
 	of := func(j int) string { return f() + ".options[" + strconv.Itoa(j) + "]" }
 	// The usual case: the labels of paraphrases[0] (already checked) in the same order.
-	sameOrder := p != first && len(p.Options) == len(first.Options)
+	sameOrder = p != first && len(p.Options) == len(first.Options)
 	for j := range p.Options {
 		o := &p.Options[j]
 		if !finiteLogprob(o.Logprob) {
-			return invalid(of(j)+".logprob", "%s", logprobFault(o.Logprob))
+			return false, invalid(of(j)+".logprob", "%s", logprobFault(o.Logprob))
 		}
 		if sameOrder && sameLabel(o.Label, first.Options[j].Label) {
 			continue
 		}
 		sameOrder = false
 		if o.Label == "" {
-			return invalid(of(j)+".label", "empty label")
+			return false, invalid(of(j)+".label", "empty label")
 		}
 		for _, prev := range p.Options[:j] {
 			if sameLabel(prev.Label, o.Label) {
-				return invalid(of(j)+".label", "duplicate label %q", o.Label)
+				return false, invalid(of(j)+".label", "duplicate label %q", o.Label)
 			}
 		}
 	}
 	if sameOrder {
-		return checkStance(p, f)
+		return true, checkStance(p, f)
 	}
 	if p != first {
 		if len(p.Options) != len(first.Options) {
-			return invalid(paraField(i)+".options", "%d labels, but paraphrases[0] has %d: label sets differ", len(p.Options), len(first.Options))
+			return false, invalid(paraField(i)+".options", "%d labels, but paraphrases[0] has %d: label sets differ", len(p.Options), len(first.Options))
 		}
 		for j := range p.Options {
 			if indexOf(first.Options, p.Options[j].Label) < 0 {
-				return invalid(paraField(i)+".options["+strconv.Itoa(j)+"].label", "label %q not among paraphrases[0]'s: label sets differ", p.Options[j].Label)
+				return false, invalid(paraField(i)+".options["+strconv.Itoa(j)+"].label", "label %q not among paraphrases[0]'s: label sets differ", p.Options[j].Label)
 			}
 		}
 	}
-	return checkStance(p, f)
+	return p == first, checkStance(p, f)
 }
 
 func checkStance(p *Paraphrase, f func() string) error {

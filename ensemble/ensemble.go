@@ -21,11 +21,7 @@
 // entropy of the share of samples in each meaning cluster.
 package ensemble
 
-import (
-	"math"
-
-	"github.com/plumbhq/plumb/internal/fmath"
-)
+import "github.com/plumbhq/plumb/internal/fmath"
 
 // Entropy returns −Σ p log p in nats, with 0 log 0 = 0.
 func Entropy(p []float64) float64 {
@@ -95,7 +91,7 @@ func Split(pbar, dists []float64, use []bool) (total, aleatoric, wording float64
 		aleatoric /= float64(m)
 	}
 	total = Entropy(pbar)
-	return total, aleatoric, math.Max(total-aleatoric, 0)
+	return total, aleatoric, max(total-aleatoric, 0)
 }
 
 // Variance returns the population variance over the selected rows of candidate j's probability,

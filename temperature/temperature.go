@@ -45,7 +45,7 @@ const (
 
 // Clamp returns t held to [MinTemperature, MaxTemperature].
 func Clamp(t float64) float64 {
-	return math.Min(math.Max(t, MinTemperature), MaxTemperature)
+	return min(max(t, MinTemperature), MaxTemperature)
 }
 
 // LogSoftmax fills dst with log softmax(z/t) and returns it. If dst is nil a new slice is
@@ -121,7 +121,7 @@ func SoftmaxEntropy(dst, z []float64, t float64) float64 {
 	for i := range dst {
 		dst[i] *= inv
 	}
-	return math.Max(fmath.Log(s)-eu*inv, 0)
+	return max(fmath.Log(s)-eu*inv, 0)
 }
 
 func prepare(dst, z []float64, t float64) []float64 {
