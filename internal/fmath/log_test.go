@@ -6,22 +6,6 @@ import (
 	"testing"
 )
 
-// signedUlps returns how many representable float64s lie between a and b, of either sign.
-func signedUlps(a, b float64) int64 {
-	key := func(x float64) int64 { // monotonic in x
-		u := int64(math.Float64bits(x))
-		if u < 0 {
-			u = math.MinInt64 - u
-		}
-		return u
-	}
-	d := key(a) - key(b)
-	if d < 0 {
-		d = -d
-	}
-	return d
-}
-
 // TestLogAgainstMath: Log is within 2 ulp of math.Log (itself within 1 ulp of log x) on random
 // points over all positive normal floats (uniform in the exponent), densely where plumb uses
 // it (softmax sums in [1, 64], probabilities in (0, 1], odds), around 1 on both sides, at
@@ -30,14 +14,8 @@ func signedUlps(a, b float64) int64 {
 // answers.
 func TestLogAgainstMath(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	var worst int64
-	var at float64
-	check := func(x float64) {
-		got, want := Log(x), math.Log(x)
-		if d := signedUlps(got, want); d > worst {
-			worst, at = d, x
-		}
-	}
+	w := within{name: "math.Log", f: Log, ref: math.Log}
+	check := w.check
 	for range 1_000_000 {
 		check(math.Ldexp(1+rng.Float64(), rng.IntN(2046)-1022))
 		check(1 + 63*rng.Float64())
@@ -56,22 +34,13 @@ func TestLogAgainstMath(t *testing.T) {
 			check(math.Nextafter(x, math.Inf(1)))
 		}
 	}
-	t.Logf("worst difference from math.Log: %d ulp at x = %v", worst, at)
-	if worst > 2 {
-		t.Errorf("Log differs from math.Log by %d ulp at x = %v", worst, at)
-	}
+	w.report(t, 2)
 
-	worst = 0
+	w1p := within{name: "math.Log1p(x − 1) on [0.5, 2)", f: Log, ref: func(x float64) float64 { return math.Log1p(x - 1) }}
 	for range 1_000_000 {
-		x := 0.5 + 1.5*rng.Float64()
-		if d := signedUlps(Log(x), math.Log1p(x-1)); d > worst {
-			worst, at = d, x
-		}
+		w1p.check(0.5 + 1.5*rng.Float64())
 	}
-	t.Logf("worst difference from math.Log1p(x − 1) on [0.5, 2): %d ulp at x = %v", worst, at)
-	if worst > 2 {
-		t.Errorf("Log differs from math.Log1p(x−1) by %d ulp at x = %v", worst, at)
-	}
+	w1p.report(t, 2)
 
 	for _, x := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0, math.Copysign(0, -1), -1,
 		math.SmallestNonzeroFloat64, 0x1p-1023, math.MaxFloat64} {
@@ -94,20 +63,8 @@ func BenchmarkLog(b *testing.B) {
 	for i := range xs {
 		xs[i] = 1 + 3*rng.Float64()
 	}
-	b.Run("fmath", func(b *testing.B) {
-		var s float64
-		for i := 0; b.Loop(); i++ {
-			s += Log(xs[i&1023])
-		}
-		sink = s
-	})
-	b.Run("math", func(b *testing.B) {
-		var s float64
-		for i := 0; b.Loop(); i++ {
-			s += math.Log(xs[i&1023])
-		}
-		sink = s
-	})
+	b.Run("fmath", func(b *testing.B) { throughput(b, xs, Log) })
+	b.Run("math", func(b *testing.B) { throughput(b, xs, math.Log) })
 	// Latency: each call waits for the one before, as a softmax's log of its sum waits for
 	// the sum.
 	b.Run("fmath-chain", func(b *testing.B) {
