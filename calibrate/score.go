@@ -145,9 +145,9 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 	first := q.Paraphrases[0].Options
 	s.k, s.kPool = len(first), len(first)
 	s.dists = grow(s.dists, s.n*s.k)
-	// What again kept is for this analysis only.
-	useAt1 := s.haveAt1
-	s.haveAt1, s.haveMasses = false, false
+	// What check and again kept is for this analysis only.
+	useAt1, inOrder := s.haveAt1, s.inOrder
+	s.haveAt1, s.haveMasses, s.inOrder = false, false, false
 	if s.sameOrder {
 		// The same question as the last analysis: its labels, order and stances hold.
 		for i := range q.Paraphrases {
@@ -158,7 +158,7 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 			}
 		}
 	} else {
-		s.orderOptions(q)
+		s.orderOptions(q, inOrder)
 	}
 	s.sameOrder = false
 	s.rowH = grow(s.rowH, s.n)
@@ -199,10 +199,8 @@ func (s *analysis) analyzeOptions(p *Profile, q *Question) {
 // orderOptions sorts the labels and finds, per wording, where each is among its options and
 // which is its stance; dists gets the logprobs in that order. When validation found every
 // wording's labels in the first's order (inOrder), the first's order serves them all.
-func (s *analysis) orderOptions(q *Question) {
+func (s *analysis) orderOptions(q *Question, inOrder bool) {
 	first := q.Paraphrases[0].Options
-	inOrder := s.inOrder
-	s.inOrder = false // for this analysis only
 	k := s.k
 	s.perm = grow(s.perm, k)
 	s.labels = grow(s.labels, k)
@@ -224,8 +222,8 @@ func (s *analysis) orderOptions(q *Question) {
 	for i := range q.Paraphrases {
 		para := &q.Paraphrases[i]
 		opts := para.Options
-		row, order := s.dists[i*k:(i+1)*k:(i+1)*k], s.order[i*k:(i+1)*k:(i+1)*k]
-		row, order = row[:len(perm)], order[:len(perm)]
+		row, order := s.dists[i*k:(i+1)*k], s.order[i*k:(i+1)*k]
+		row, order = row[:len(perm)], order[:len(perm)] // bounds known to the compiler
 		for j, o := range perm {
 			if !inOrder && (o >= len(opts) || !sameLabel(opts[o].Label, labels[j])) {
 				o = indexOf(opts, labels[j])
@@ -235,7 +233,7 @@ func (s *analysis) orderOptions(q *Question) {
 		}
 		s.stance[i] = -1
 		if para.Framing == UserStance {
-			for j, l := range s.labels {
+			for j, l := range labels {
 				if sameLabel(l, para.Stance) {
 					s.stance[i] = j
 				}

@@ -52,12 +52,7 @@ func Clamp(t float64) float64 {
 // allocated. It panics if t is not positive or len(dst) != len(z).
 func LogSoftmax(dst, z []float64, t float64) []float64 {
 	dst = prepare(dst, z, t)
-	m := math.Inf(-1)
-	for _, v := range z {
-		if v > m {
-			m = v
-		}
-	}
+	m := maxOf(z)
 	var s float64
 	it := 1 / t
 	for i, v := range z {
@@ -75,12 +70,7 @@ func LogSoftmax(dst, z []float64, t float64) []float64 {
 // allocated. It panics if t is not positive or len(dst) != len(z).
 func Softmax(dst, z []float64, t float64) []float64 {
 	dst = prepare(dst, z, t)
-	m := math.Inf(-1)
-	for _, v := range z {
-		if v > m {
-			m = v
-		}
-	}
+	m := maxOf(z)
 	var s float64
 	it := 1 / t
 	for i, v := range z {
@@ -101,12 +91,7 @@ func Softmax(dst, z []float64, t float64) []float64 {
 // m = max u. It panics as Softmax does.
 func SoftmaxEntropy(dst, z []float64, t float64) float64 {
 	dst = prepare(dst, z, t)
-	m := math.Inf(-1)
-	for _, v := range z {
-		if v > m {
-			m = v
-		}
-	}
+	m := maxOf(z)
 	// One pass, so that dst may alias z: Σ e_j and Σ e_j (u_j − m).
 	var s, eu float64
 	it := 1 / t
@@ -122,6 +107,17 @@ func SoftmaxEntropy(dst, z []float64, t float64) float64 {
 		dst[i] *= inv
 	}
 	return max(fmath.Log(s)-eu*inv, 0)
+}
+
+// maxOf returns the largest of z (−Inf for none).
+func maxOf(z []float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range z {
+		if v > m {
+			m = v
+		}
+	}
+	return m
 }
 
 func prepare(dst, z []float64, t float64) []float64 {

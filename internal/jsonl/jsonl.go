@@ -346,8 +346,8 @@ func (d *Decoder) compact(o *calibrate.Option) bool {
 	return true
 }
 
-// plain reports whether c may be in a label compact reads: printable ASCII but for '"', '\\'
-// and '!' (one comparison fewer).
+// plain reports whether c may be in a string the fast paths (compact, pair) read: printable
+// ASCII but for '"', '\\' and '!' (one comparison fewer).
 func plain(c byte) bool { return c > '"' && c != '\\' && c < 0x7f }
 
 // same reports whether s holds b's bytes; for labels, a loop is cheaper than a call.

@@ -173,7 +173,7 @@ func (s *scanner) pair(f *pairShape) (str []byte, num float64, ok bool) {
 	// text from the brace to the string and from the string to the number compared as words.
 	if b, i := s.b, s.i; f.head.at(b, i) {
 		j := i + len(f.head.s)
-		for j < len(b) && b[j] > '"' && b[j] != '\\' && b[j] < 0x7f {
+		for j < len(b) && plain(b[j]) {
 			j++
 		}
 		if f.mid.at(b, j) {
@@ -192,7 +192,7 @@ func (s *scanner) pair(f *pairShape) (str []byte, num float64, ok bool) {
 	if s.char('{') && s.lit(k1) && s.char(':') && s.peek() == '"' {
 		b := s.b
 		j := s.i + 1
-		for j < len(b) && b[j] > '"' && b[j] != '\\' && b[j] < 0x7f {
+		for j < len(b) && plain(b[j]) {
 			j++
 		}
 		if j < len(b) && b[j] == '"' {
