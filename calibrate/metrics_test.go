@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/internal/datasets"
 )
 
 func TestBinEdges(t *testing.T) {
@@ -71,9 +71,9 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// mmluExamples converts the shared file into labelled examples.
+// mmluExamples converts the MMLU file into labelled examples.
 func mmluExamples(t testing.TB) []Example {
-	qs := mmlu.Load(t)
+	qs := datasets.MMLU(t)
 	exs := make([]Example, len(qs))
 	for i, q := range qs {
 		ex := Example{Question: Question{ID: q.ID, Group: q.Group}, Label: Label{Answers: []string{q.Labels[q.Gold]}}}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/plumbhq/plumb/ensemble"
-	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/internal/datasets"
 	"github.com/plumbhq/plumb/temperature"
 )
 
@@ -123,9 +123,9 @@ func TestSelect(t *testing.T) {
 	}
 }
 
-// pooled returns π̄ at T = 1 for every line of the shared file.
+// pooled returns π̄ at T = 1 for every line of the MMLU file.
 func pooled(t *testing.T) ([][]float64, []int, []string) {
-	qs := mmlu.Load(t)
+	qs := datasets.MMLU(t)
 	var pbars [][]float64
 	var gold []int
 	var groups []string
@@ -175,7 +175,7 @@ func TestMMLUReferenceLAC(t *testing.T) {
 	}
 }
 
-// TestPublishedTable reproduces the table of ../shared/data/README.md (Kumar et al. 2023):
+// TestPublishedTable reproduces the table of testdata/README.md (Kumar et al. 2023):
 // per subject, LAC at α = 0.1, T = 1, 100 random 50/50 calibrate/test splits. With the paper's
 // quantile rank the mean set size is within ±0.1 of the table; with plumb's finite-sample rank
 // the sets are no larger (≤ table + 0.05) and mean coverage is ≥ 0.885 per subject and ≥ 0.9

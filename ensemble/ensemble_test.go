@@ -9,11 +9,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/internal/datasets"
 	"github.com/plumbhq/plumb/temperature"
 )
 
-func distributions(q mmlu.Question) []float64 {
+func distributions(q datasets.MMLUQuestion) []float64 {
 	k := len(q.Labels)
 	d := make([]float64, 0, len(q.Logits)*k)
 	for _, z := range q.Logits {
@@ -22,10 +22,10 @@ func distributions(q mmlu.Question) []float64 {
 	return d
 }
 
-// TestMMLUReference reproduces ../shared/data/REFERENCE.md: line 1 (anatomy-0000) to 1e-6 (its
+// TestMMLUReference reproduces testdata/mmlu-llama13b/REFERENCE.md: line 1 (anatomy-0000) to 1e-6 (its
 // π̄ to 1e-8, as printed) and the means over all 1 115 lines to 1e-6.
 func TestMMLUReference(t *testing.T) {
-	qs := mmlu.Load(t)
+	qs := datasets.MMLU(t)
 	q := qs[0]
 	d := distributions(q)
 	pbar := make([]float64, 4)

@@ -21,7 +21,7 @@ import (
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/client"
-	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/store"
 )
@@ -67,10 +67,10 @@ func start(t *testing.T, cfg Config, opts *client.Options) *harness {
 	return h
 }
 
-// mmluExamples reads the shared file as the protojson LabeledExamples it is.
+// mmluExamples reads the MMLU file as the protojson LabeledExamples it is.
 func mmluExamples(t *testing.T) []*plumbv1.LabeledExample {
 	var out []*plumbv1.LabeledExample
-	for _, q := range mmlu.Load(t) {
+	for _, q := range datasets.MMLU(t) {
 		var ex plumbv1.LabeledExample
 		if err := protojson.Unmarshal(q.RawLine, &ex); err != nil {
 			t.Fatal(err)

@@ -22,7 +22,7 @@
 //     probability MissRate the gold is an answer the model never produces.
 //
 // Logprobs are written as LLM APIs serve them: a model computes them in float32 and an API
-// prints the float32's shortest decimal (the shared MMLU file has 7 or 8 significant digits),
+// prints the float32's shortest decimal (the MMLU file in testdata has 7 or 8 significant digits),
 // so every simulated logprob is the float64 nearest to that decimal.
 package simulate
 

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/internal/datasets"
 )
 
 func TestLogSoftmax(t *testing.T) {
@@ -104,7 +104,7 @@ func TestTokenLogProb(t *testing.T) {
 }
 
 func loadPooled(t *testing.T, features bool) *Pooled {
-	qs := mmlu.Load(t)
+	qs := datasets.MMLU(t)
 	d := &Pooled{}
 	for _, q := range qs {
 		k := len(q.Labels)
@@ -122,7 +122,7 @@ func loadPooled(t *testing.T, features bool) *Pooled {
 	return d
 }
 
-// TestGlobalMMLU reproduces ../shared/data/REFERENCE.md on all 1 115 lines: the pooled NLL at
+// TestGlobalMMLU reproduces testdata/mmlu-llama13b/REFERENCE.md on all 1 115 lines: the pooled NLL at
 // T = 1 (1.193554) and the global T (0.756009, tolerance 1e-4) with its NLL (1.184861).
 func TestGlobalMMLU(t *testing.T) {
 	d := loadPooled(t, false)
@@ -148,7 +148,7 @@ func TestGlobalMMLU(t *testing.T) {
 // as its own question (so the pooled NLL is −mean_{i,p} log softmax(z_p/T)(gold)): NLL 1.202153
 // at T = 1 and 1.198137 at the fitted T = 0.831488 (tolerance 1e-4 on T, 1e-6 on the NLLs).
 func TestPerWordingMMLU(t *testing.T) {
-	qs := mmlu.Load(t)
+	qs := datasets.MMLU(t)
 	d := &Pooled{}
 	for _, q := range qs {
 		for _, z := range q.Logits {

@@ -6,7 +6,7 @@ import (
 	"github.com/valyala/fastjson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/server"
 	"github.com/plumbhq/plumb/simulate"
@@ -35,11 +35,11 @@ func agree(t *testing.T, b []byte, newMsg func() proto.Message) bool {
 func labeledMsg() proto.Message { return new(plumbv1.LabeledExample) }
 func requestMsg() proto.Message { return new(plumbv1.ScoreRequest) }
 
-// TestFastDecoderAgrees: on the shared MMLU file, simulated options and samples (with tokens,
+// TestFastDecoderAgrees: on the MMLU file in testdata, simulated options and samples (with tokens,
 // stance wordings) and hand-written variants, the fast path decodes the line exactly as
 // protojson does.
 func TestFastDecoderAgrees(t *testing.T) {
-	for _, q := range mmlu.Load(t) {
+	for _, q := range datasets.MMLU(t) {
 		if !agree(t, q.RawLine, labeledMsg) {
 			t.Fatalf("fast path refused an MMLU line: %s", q.RawLine)
 		}

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/plumbhq/plumb/calibrate"
-	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/server"
 	"github.com/plumbhq/plumb/simulate"
@@ -40,7 +40,7 @@ func plumb(t *testing.T, stdin string, args ...string) (string, string, error) {
 func subjectFile(t *testing.T, subject string) string {
 	t.Helper()
 	var b bytes.Buffer
-	for _, q := range mmlu.Load(t) {
+	for _, q := range datasets.MMLU(t) {
 		if subject == "" || q.Group == subject {
 			b.Write(q.RawLine)
 			b.WriteByte('\n')
@@ -56,7 +56,7 @@ func subjectFile(t *testing.T, subject string) string {
 // TestFitDryRunJSONMatchesTable: `plumb fit --data SUBJECT --temperature none --confidence-map
 // none --split 0,0.5,0.5 --alpha 0.1 --json --dry-run --seed S` prints only the protojson Report,
 // and over 50 seeds its after.coverage and after.meanSetSize meet the engine issue's bounds for
-// the subject (../shared/data/README.md table: mean size ≤ table + 0.05, coverage ≥ 0.885).
+// the subject (testdata/README.md table: mean size ≤ table + 0.05, coverage ≥ 0.885).
 func TestFitDryRunJSONMatchesTable(t *testing.T) {
 	for subject, table := range map[string]float64{"marketing": 2.4, "formal_logic": 3.7} {
 		t.Run(subject, func(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/plumbhq/plumb/calibrate"
-	"github.com/plumbhq/plumb/internal/mmlu"
+	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/server"
 	"github.com/plumbhq/plumb/simulate"
@@ -81,13 +81,13 @@ func spaced(b []byte) []byte {
 	return out
 }
 
-// TestAgreesWithProtojson: every line of the shared MMLU file and simulated options and
+// TestAgreesWithProtojson: every line of the MMLU file in testdata and simulated options and
 // samples (tokens, stance wordings) are taken and decoded as protojson decodes them, with
 // one Decoder and one Example reused across all of them (as plumb eval does).
 func TestAgreesWithProtojson(t *testing.T) {
 	var d Decoder
 	var ex calibrate.Example
-	for _, q := range mmlu.Load(t) {
+	for _, q := range datasets.MMLU(t) {
 		if !agree(t, &d, &ex, q.RawLine) {
 			t.Fatalf("decoder refused an MMLU line: %s", q.RawLine)
 		}
