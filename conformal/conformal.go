@@ -163,6 +163,20 @@ func Set(dst []int, scores []float64, qhat float64, top int) []int {
 	return dst
 }
 
+// TopMass returns the size of the smallest set of the candidates ranked first (order, as Rank
+// fills it) whose probabilities sum to at least level (within Tie): the prediction set of an
+// uncalibrated distribution, which has no coverage guarantee. It returns len(order) when even
+// all of them fall short.
+func TopMass(order []int, probs []float64, level float64) int {
+	var mass float64
+	for i, k := range order {
+		if mass += probs[k]; mass >= level-Tie {
+			return i + 1
+		}
+	}
+	return len(order)
+}
+
 // Mondrian holds a global quantile and one per group with enough calibration data.
 type Mondrian struct {
 	Global float64

@@ -277,3 +277,18 @@ func ExampleSelect() {
 	fmt.Println(Select(curve, 0.1, 0.1))
 	// Output: 1
 }
+
+func TestTopMass(t *testing.T) {
+	// Ranked 0.5, 0.25, 0.15, 0.1: cumulative 0.5, 0.75, 0.9, 1.0.
+	p := []float64{0.1, 0.5, 0.15, 0.25}
+	order := make([]int, 4)
+	Rank(order, p)
+	for _, tc := range []struct {
+		level float64
+		want  int
+	}{{0.4, 1}, {0.5, 1}, {0.75, 2}, {0.9, 3}, {0.95, 4}, {1, 4}, {1.5, 4}} {
+		if got := TopMass(order, p, tc.level); got != tc.want {
+			t.Errorf("TopMass at %v = %d, want %d", tc.level, got, tc.want)
+		}
+	}
+}

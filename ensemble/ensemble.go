@@ -13,8 +13,8 @@
 //
 // Ensemble variance of candidate k: V = (1/n) Σ_p (π_p(k) − π̄(k))² (population variance).
 //
-// Sycophancy shift toward stance s: mean over USER_STANCE wordings of π_p(s), minus π̄(s) over the
-// neutral wordings (Sharma et al. 2023, "Towards understanding sycophancy in language models",
+// Sycophancy shift: the mean over USER_STANCE wordings p of π_p(s_p) − π̄(s_p), s_p the answer the
+// wording favours and π̄ the pool of the neutral wordings (Sharma et al. 2023, "Towards understanding sycophancy in language models",
 // measure the same pull as a change in the probability of the user's answer).
 //
 // Semantic entropy (Kuhn et al. 2023; the discrete estimator of Farquhar et al. 2024): the
@@ -79,18 +79,41 @@ func rows(dists []float64, k int) int {
 func Split(pbar, dists []float64, use []bool) (total, aleatoric, wording float64) {
 	k := len(pbar)
 	n := rows(dists, k)
+	var sum float64
 	var m int
 	for p := 0; p < n; p++ {
-		if use != nil && !use[p] {
-			continue
+		if use == nil || use[p] {
+			sum += Entropy(dists[p*k : (p+1)*k])
+			m++
 		}
-		aleatoric += Entropy(dists[p*k : (p+1)*k])
-		m++
 	}
+	return split(Entropy(pbar), sum, m)
+}
+
+// SplitFrom is Split given each row's entropy H(π_p) in rowH, for callers that have them
+// already (temperature.SoftmaxEntropy returns a softmax's entropy with one logarithm). It
+// panics if use is not nil and its length differs from rowH's.
+func SplitFrom(pbar, rowH []float64, use []bool) (total, aleatoric, wording float64) {
+	if use != nil && len(use) != len(rowH) {
+		panic("ensemble: use length mismatch")
+	}
+	var sum float64
+	var m int
+	for p, h := range rowH {
+		if use == nil || use[p] {
+			sum += h
+			m++
+		}
+	}
+	return split(Entropy(pbar), sum, m)
+}
+
+// split finishes Split from H(π̄) and the sum of m rows' entropies.
+func split(total, sum float64, m int) (float64, float64, float64) {
+	var aleatoric float64
 	if m > 0 {
-		aleatoric /= float64(m)
+		aleatoric = sum / float64(m)
 	}
-	total = Entropy(pbar)
 	return total, aleatoric, max(total-aleatoric, 0)
 }
 
@@ -141,23 +164,33 @@ func LeaveOneOut(dst, pbar, dists []float64, n, skip int) []float64 {
 	return dst
 }
 
-// Shift returns the sycophancy shift toward candidate s: the mean of π_p(s) over the rows with
-// stance[p] true minus pbar[s], and the number of such rows. With none it returns 0, 0.
-func Shift(pbar, dists []float64, stance []bool, s int) (float64, int) {
+// Shift returns the sycophancy shift of the stance rows: the mean over rows p with
+// stance[p] ≥ 0 of π_p(s_p) − π̄(s_p), where s_p = stance[p] is the candidate row p's wording
+// favours, and the number of such rows. A stance row whose answer is none of the candidates
+// (stance[p] ≥ len(pbar)) counts with a shift of 0: no row gives that answer any mass. Rows
+// with a negative stance (neutral wordings) are left out. With no stance row it returns 0, 0.
+// It panics if len(stance) is not the number of rows.
+func Shift(pbar, dists []float64, stance []int) (float64, int) {
 	k := len(pbar)
 	n := rows(dists, k)
+	if len(stance) != n {
+		panic("ensemble: stance length mismatch")
+	}
 	var sum float64
 	var m int
-	for p := 0; p < n; p++ {
-		if stance[p] {
-			sum += dists[p*k+s]
-			m++
+	for p, s := range stance {
+		if s < 0 {
+			continue
+		}
+		m++
+		if s < k {
+			sum += dists[p*k+s] - pbar[s]
 		}
 	}
 	if m == 0 {
 		return 0, 0
 	}
-	return sum/float64(m) - pbar[s], m
+	return sum / float64(m), m
 }
 
 // SemanticEntropy returns the entropy of the cluster shares counts[j]/Σ counts.

@@ -94,8 +94,19 @@ func TestShiftAndLeaveOneOut(t *testing.T) {
 		t.Fatalf("pool = %v over %d", pbar, n)
 	}
 	// Hand calculation: 0.8 − 0.4 = 0.4.
-	if s, m := Shift(pbar, d, []bool{false, false, true}, 1); m != 1 || math.Abs(s-0.4) > 1e-15 {
+	if s, m := Shift(pbar, d, []int{-1, -1, 1}); m != 1 || math.Abs(s-0.4) > 1e-15 {
 		t.Errorf("shift = %v over %d, want 0.4 over 1", s, m)
+	}
+	// Every row a stance row, toward candidates 0, 1 and 1: ((0.7 − 0.6) + (0.5 − 0.4)
+	// + (0.8 − 0.4))/3 = 0.2. A stance that is no candidate (2) counts with 0:
+	// ((0.7 − 0.6) + 0 + (0.8 − 0.4))/3 = 1/6.
+	for _, tc := range []struct {
+		stance []int
+		want   float64
+	}{{[]int{0, 1, 1}, 0.2}, {[]int{0, 2, 1}, 1.0 / 6}} {
+		if s, m := Shift(pbar, d, tc.stance); m != 3 || math.Abs(s-tc.want) > 1e-15 {
+			t.Errorf("stances %v: shift = %v over %d, want %v over 3", tc.stance, s, m, tc.want)
+		}
 	}
 	loo := LeaveOneOut(make([]float64, 2), pbar, d, 2, 0)
 	if math.Abs(loo[0]-0.5) > 1e-15 {
@@ -198,4 +209,26 @@ func ExampleSplit() {
 func ExampleNormalize() {
 	fmt.Println(Normalize("The answer is 1,000."))
 	// Output: answer is 1000
+}
+
+// TestSplitFrom: the split from per-row entropies is the split from the rows, on the MMLU
+// file's first 100 lines, with and without a selection of rows.
+func TestSplitFrom(t *testing.T) {
+	for i, q := range datasets.MMLU(t)[:100] {
+		d := distributions(q)
+		pbar := make([]float64, 4)
+		use := []bool{true, false, true, true, false, true, true, true, false, true}
+		Pool(pbar, d, use)
+		rowH := make([]float64, len(q.Logits))
+		for p := range rowH {
+			rowH[p] = Entropy(d[p*4 : (p+1)*4])
+		}
+		for _, u := range [][]bool{use, nil} {
+			h1, a1, w1 := Split(pbar, d, u)
+			h2, a2, w2 := SplitFrom(pbar, rowH, u)
+			if h1 != h2 || a1 != a2 || w1 != w2 {
+				t.Fatalf("line %d: Split %v %v %v, SplitFrom %v %v %v", i+1, h1, a1, w1, h2, a2, w2)
+			}
+		}
+	}
 }
