@@ -1,11 +1,13 @@
 package calibrate
 
 import (
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/plumbhq/plumb/ensemble"
+	"github.com/plumbhq/plumb/internal/parallel"
 )
 
 // Evaluator accumulates a report of a profile (and of the uncalibrated default, as "before")
@@ -16,7 +18,7 @@ import (
 type Evaluator struct {
 	before, after *Profile
 	mode          Equivalence
-	kind          Evidence // of the examples so far (EvidenceAny before the first)
+	evidence      Evidence // of the examples so far (EvidenceAny before the first)
 	rb, ra        recordLog
 	groups        []string
 	index         map[string]int32
@@ -25,15 +27,21 @@ type Evaluator struct {
 // NewEvaluator returns an empty evaluation of p (nil means Default()).
 func NewEvaluator(p *Profile) *Evaluator {
 	if p == nil {
-		p = Default()
+		p = builtin
 	}
 	before := Default()
-	before.Alpha, before.Equivalence, before.Syco = p.Alpha, p.Equivalence, p.Syco
+	before.Alpha, before.Equivalence, before.SycophancyThreshold = p.Alpha, p.Equivalence, p.SycophancyThreshold
 	return newEvaluator(before, p, p.Equivalence)
 }
 
+// newEvaluator returns an empty evaluation of after against before, which must have no
+// temperature: its analysis of a question is the one at T = 1 an adaptive temperature reads
+// its features from.
 func newEvaluator(before, after *Profile, mode Equivalence) *Evaluator {
-	return &Evaluator{before: before, after: after, mode: mode, kind: after.Evidence, index: map[string]int32{}}
+	if before.Temperature.At(nil) != 1 {
+		panic("calibrate: the profile evaluated before has a temperature")
+	}
+	return &Evaluator{before: before, after: after, mode: mode, evidence: after.Evidence, index: map[string]int32{}}
 }
 
 // Len returns the number of questions added.
@@ -42,15 +50,15 @@ func (e *Evaluator) Len() int { return e.ra.n }
 // A Shard scores examples for its Evaluator on one goroutine; Evaluator.Merge adds them. Each
 // goroutine of a parallel evaluation has its own Shard.
 type Shard struct {
-	e      *Evaluator
-	s      analysis
-	kind   Evidence
-	rb, ra []record
-	groups []string
+	e        *Evaluator
+	s        scorer
+	evidence Evidence
+	rb, ra   []record
+	groups   []string
 }
 
 // NewShard returns an empty shard of e. It may be used on another goroutine than e's.
-func (e *Evaluator) NewShard() *Shard { return &Shard{e: e, kind: e.kind} }
+func (e *Evaluator) NewShard() *Shard { return &Shard{e: e, evidence: e.evidence} }
 
 // Len returns the number of examples the shard holds.
 func (sh *Shard) Len() int { return len(sh.ra) }
@@ -58,36 +66,73 @@ func (sh *Shard) Len() int { return len(sh.ra) }
 // Add validates ex and scores it. An invalid example is not added; the error is an *Error
 // whose field is relative to the example (request.paraphrases[0]…, label.answers).
 func (sh *Shard) Add(ex *Example) error {
-	if err := sh.s.check(&ex.Question, sh.e.mode); err != nil {
-		e := err.(*Error)
-		return &Error{Kind: e.Kind, Field: "request." + e.Field, Msg: e.Msg}
+	if err := ex.Question.validate(sh.e.mode); err != nil {
+		return within("request.", err)
 	}
-	kind := kindOf(ex)
-	if sh.kind == EvidenceAny {
-		sh.kind = kind
+	kind := evidenceOf(&ex.Question)
+	if sh.evidence == EvidenceAny {
+		sh.evidence = kind
 	}
-	if kind != sh.kind {
-		return invalid("request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", kind, sh.kind)
+	if kind != sh.evidence {
+		return invalid("request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", kind, sh.evidence)
 	}
 	if len(ex.Label.Answers) == 0 {
 		return invalid("label.answers", "no acceptable answer")
 	}
 	if err := checkEvidence(sh.e.after, &ex.Question); err != nil {
-		de := err.(*Error)
-		de.Field = "request." + de.Field
-		return de
+		return within("request.", err)
 	}
-	sh.add(ex, -2)
+	sh.s.prep.prepare(&ex.Question, sh.e.mode)
+	sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, sh.e.mode))
 	return nil
 }
 
-// add scores a valid example with gold candidate gold (−2: found from the label).
-func (sh *Shard) add(ex *Example, gold int) {
-	e := sh.e
-	sh.rb = append(sh.rb, sh.s.scoreRecord(e.before, ex, gold, e.mode))
-	sh.s.again(e.before.Temperature.At(nil) == 1 && e.after.Temperature.Adaptive())
-	sh.ra = append(sh.ra, sh.s.scoreRecord(e.after, ex, gold, e.mode))
-	sh.groups = append(sh.groups, ex.Question.Group)
+// add scores a prepared question with gold candidate gold, before and after: the analysis
+// before is at T = 1, which the analysis after reads when its temperature is adaptive.
+func (sh *Shard) add(e *prepared, q *Question, gold int) {
+	s := &sh.s
+	s.before.analyze(e, q, sh.e.before, nil)
+	s.after.analyze(e, q, sh.e.after, &s.before)
+	sh.rb = append(sh.rb, s.record(&s.before, sh.e.before, q.Group, gold))
+	sh.ra = append(sh.ra, s.record(&s.after, sh.e.after, q.Group, gold))
+	sh.groups = append(sh.groups, q.Group)
+}
+
+// record scores an analysed question under p into its metrics record.
+func (s *scorer) record(a *analysis, p *Profile, group string, gold int) record {
+	o := s.decide(a, p, group, p.Lambda)
+	return record{conf: o.c, correct: gold == a.top, size: int32(o.size), action: int8(o.action),
+		agree: int8(s.wordingAgreement(a)), shift: o.shift, hasStance: o.stances > 0,
+		covered: gold >= 0 && gold < len(s.inSet) && s.inSet[gold]}
+}
+
+// wordingAgreement returns 1 when the pools of the first and the second half of the pooled
+// wordings agree on k*, 0 when not, and −1 with fewer than 4 pooled wordings.
+func (s *scorer) wordingAgreement(a *analysis) int {
+	e := a.e
+	if e.pooled < 4 {
+		return -1
+	}
+	s.halves = grow(s.halves, 2*e.kPool)
+	first, second := s.halves[:e.kPool], s.halves[e.kPool:]
+	seen := 0
+	for i := 0; i < e.n; i++ {
+		if !e.use[i] {
+			continue
+		}
+		dst := first
+		if seen >= e.pooled/2 {
+			dst = second
+		}
+		for k := range dst {
+			dst[k] += a.dists[i*e.k+k]
+		}
+		seen++
+	}
+	if ensemble.Argmax(first) == ensemble.Argmax(second) {
+		return 1
+	}
+	return 0
 }
 
 // Merge appends the shard's examples, in the order the shard took them, and empties the shard
@@ -98,11 +143,11 @@ func (e *Evaluator) Merge(sh *Shard) error {
 	if sh.Len() == 0 {
 		return nil
 	}
-	if e.kind == EvidenceAny {
-		e.kind = sh.kind
+	if e.evidence == EvidenceAny {
+		e.evidence = sh.evidence
 	}
-	if sh.kind != e.kind {
-		return invalid("examples["+strconv.Itoa(e.Len())+"].request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", sh.kind, e.kind)
+	if sh.evidence != e.evidence {
+		return invalid("examples["+strconv.Itoa(e.Len())+"].request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", sh.evidence, e.evidence)
 	}
 	for j, g := range sh.groups {
 		gi := int32(-1)
@@ -125,7 +170,7 @@ func (e *Evaluator) Merge(sh *Shard) error {
 func (sh *Shard) reset() {
 	sh.rb, sh.ra, sh.groups = sh.rb[:0], sh.ra[:0], sh.groups[:0]
 	clear(sh.groups[:cap(sh.groups)])
-	sh.kind = sh.e.kind
+	sh.evidence = sh.e.evidence
 }
 
 // Add validates a batch and scores it over the machine's cores. Errors name the example by its
@@ -139,57 +184,51 @@ func (e *Evaluator) Add(exs []Example) error {
 	}
 	for i := range exs {
 		if err := checkEvidence(e.after, &exs[i].Question); err != nil {
-			de := err.(*Error)
-			de.Field = "examples[" + strconv.Itoa(e.Len()+i) + "].request." + de.Field
-			return de
+			return within("examples["+strconv.Itoa(e.Len()+i)+"].request.", err)
 		}
 	}
-	return e.add(exs, nil, nil)
+	return e.scoreRanges(len(exs), evidenceOf(&exs[0].Question), func(sh *Shard, j int) {
+		ex := &exs[j]
+		sh.s.prep.prepare(&ex.Question, e.mode)
+		sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, e.mode))
+	})
 }
 
-// add scores exs[idx[j]] (all of exs when idx is nil) with gold candidates gold[idx[j]] (found
-// from the labels when gold is nil): contiguous runs over the machine's cores, merged in order.
-func (e *Evaluator) add(exs []Example, idx, gold []int) error {
-	n := len(exs)
-	if idx != nil {
-		n = len(idx)
+// addItems scores the fit's prepared items[idx[j]], in order.
+func (e *Evaluator) addItems(items []fitItem, idx []int) {
+	if len(idx) == 0 {
+		return
 	}
-	workers := min(runtime.GOMAXPROCS(0), max(n/256, 1))
-	shards := make([]*Shard, workers)
-	chunk := (n + workers - 1) / workers
-	var wg sync.WaitGroup
+	// The fit's evaluator expects the items' evidence: merging cannot fail.
+	_ = e.scoreRanges(len(idx), evidenceOf(items[idx[0]].q), func(sh *Shard, j int) {
+		it := &items[idx[j]]
+		sh.add(&it.prep, it.q, it.gold)
+	})
+}
+
+// scoreRanges scores n valid examples of one kind of evidence with add, in contiguous ranges
+// over the machine's cores, each range into its own shard, merged in order. Examples of another
+// kind than those merged before are refused, and none is merged.
+func (e *Evaluator) scoreRanges(n int, evidence Evidence, add func(sh *Shard, j int)) error {
+	if e.evidence != EvidenceAny && evidence != e.evidence {
+		return invalid("examples["+strconv.Itoa(e.Len())+"].request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", evidence, e.evidence)
+	}
+	shards := make([]*Shard, parallel.Workers(n, grain))
 	for w := range shards {
-		sh := e.NewShard()
-		sh.kind = kindOf(&exs[0]) // all of exs are of one kind (validated)
-		shards[w] = sh
-		wg.Go(func() {
-			for j := w * chunk; j < min((w+1)*chunk, n); j++ {
-				i := j
-				if idx != nil {
-					i = idx[j]
-				}
-				g := -2
-				if gold != nil {
-					g = gold[i]
-				}
-				sh.add(&exs[i], g)
-			}
-		})
+		shards[w] = e.NewShard()
+		shards[w].evidence = evidence
 	}
-	wg.Wait()
+	parallel.Ranges(n, grain, func(w, lo, hi int) {
+		for j := lo; j < hi; j++ {
+			add(shards[w], j)
+		}
+	})
 	for _, sh := range shards {
 		if err := e.Merge(sh); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func kindOf(ex *Example) Evidence {
-	if len(ex.Question.Paraphrases) > 0 && len(ex.Question.Paraphrases[0].Samples) > 0 {
-		return EvidenceSamples
-	}
-	return EvidenceOptions
 }
 
 // Report summarises what was added, before and after concurrently.
@@ -204,7 +243,7 @@ func (e *Evaluator) Report() *Report {
 		Quantile:          p.Quantiles.Global,
 		Lambda:            p.Lambda,
 		Risk:              p.Risk,
-		TemperatureMethod: methodName(p.TemperatureMethod),
+		TemperatureMethod: p.TemperatureMethod.String(),
 		Temperature:       p.Temperature.Theta,
 	}
 	rank := make([]int, len(e.groups)) // group index → position in name order

@@ -8,6 +8,7 @@ import (
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/simulate"
+	"github.com/plumbhq/plumb/temperature"
 )
 
 // TestEvaluatorWaysAgree: the same examples reported by Evaluate in one call, by an Evaluator
@@ -139,15 +140,15 @@ func TestShardRefuses(t *testing.T) {
 // exactly those of scoring each alone, for adaptive and global profiles and for samples.
 func TestKeepAt1(t *testing.T) {
 	exs, _ := simulate.Generate(&simulate.Config{Questions: 3000, Seed: 8, Stance: 1})
-	for _, choice := range []calibrate.TemperatureChoice{calibrate.TemperatureAdaptive, calibrate.TemperatureGlobal} {
+	for _, choice := range []temperature.Method{temperature.MethodAdaptive, temperature.MethodGlobal} {
 		p, _, err := calibrate.Fit(exs[:2000], &calibrate.FitConfig{Temperature: choice})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Temperature.Adaptive() != (choice == calibrate.TemperatureAdaptive) {
+		if p.Temperature.Adaptive() != (choice == temperature.MethodAdaptive) {
 			t.Fatalf("choice %v gave %v", choice, p.Temperature)
 		}
-		if i := calibrate.KeptAgrees(p, exs[2000:]); i >= 0 {
+		if i := calibrate.SharedAgrees(p, exs[2000:]); i >= 0 {
 			t.Fatalf("choice %v, question %d: records differ", choice, 2000+i)
 		}
 	}
@@ -159,7 +160,7 @@ func TestKeepAt1(t *testing.T) {
 	if p.Temperature.At(nil) == 1 {
 		t.Fatal("want a token temperature ≠ 1")
 	}
-	if i := calibrate.KeptAgrees(p, smp[1000:]); i >= 0 {
+	if i := calibrate.SharedAgrees(p, smp[1000:]); i >= 0 {
 		t.Fatalf("samples, question %d: records differ", 1000+i)
 	}
 }

@@ -1,21 +1,25 @@
 package calibrate
 
-// KeptAgrees scores each example before (the uncalibrated profile) and after (p) the way an
-// Evaluator does, with one analysis across all of them that keeps the validated token masses,
-// the label order and (for an adaptive p) the analysis at T = 1 between the two, and returns the index of the first
-// example whose records differ from scoring each alone (−1 when none).
-func KeptAgrees(p *Profile, exs []Example) int {
+// SharedAgrees scores each example before (uncalibrated) and after (under p) as a Shard does,
+// the analysis after reading an adaptive temperature's features from the analysis before, and
+// returns the index of the first example whose records differ from scoring each alone, the
+// analysis after computing its own distributions at T = 1 (−1 when none differ).
+func SharedAgrees(p *Profile, exs []Example) int {
 	ev := NewEvaluator(p)
-	var shared, alone analysis
+	sh := ev.NewShard()
+	var alone scorer
 	for i := range exs {
-		ex := &exs[i]
-		if err := shared.check(&ex.Question, ev.mode); err != nil {
+		if err := sh.Add(&exs[i]); err != nil {
 			panic(err)
 		}
-		rb := shared.scoreRecord(ev.before, ex, -2, ev.mode)
-		shared.again(p.Temperature.Adaptive())
-		ra := shared.scoreRecord(ev.after, ex, -2, ev.mode)
-		if rb != alone.scoreRecord(ev.before, ex, -2, ev.mode) || ra != alone.scoreRecord(ev.after, ex, -2, ev.mode) {
+		q := &exs[i].Question
+		alone.prep.prepare(q, ev.mode)
+		gold := alone.prep.gold(&exs[i].Label, ev.mode)
+		alone.before.analyze(&alone.prep, q, ev.before, nil)
+		rb := alone.record(&alone.before, ev.before, q.Group, gold)
+		alone.after.analyze(&alone.prep, q, ev.after, nil)
+		ra := alone.record(&alone.after, ev.after, q.Group, gold)
+		if rb != sh.rb[i] || ra != sh.ra[i] {
 			return i
 		}
 	}

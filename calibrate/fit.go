@@ -4,36 +4,19 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"slices"
 	"strconv"
-	"sync"
-
-	"gonum.org/v1/gonum/optimize"
 
 	"github.com/plumbhq/plumb/conformal"
-	"github.com/plumbhq/plumb/ensemble"
-	"github.com/plumbhq/plumb/internal/fmath"
+	"github.com/plumbhq/plumb/internal/parallel"
 	"github.com/plumbhq/plumb/temperature"
 )
 
-// TemperatureChoice selects the temperature scaling of a fit.
-type TemperatureChoice int
-
-const (
-	// TemperatureAuto picks global or adaptive by 2-fold cross-validation. The default.
-	TemperatureAuto TemperatureChoice = iota
-	TemperatureNone
-	TemperatureGlobal
-	TemperatureAdaptive
-)
-
-// MapChoice selects the confidence map of a fit.
-type MapChoice int
+// MapMethod selects the confidence map of a fit.
+type MapMethod int
 
 const (
 	// MapLogistic fits c = σ(w·f) by L2 logistic regression. The default.
-	MapLogistic MapChoice = iota
+	MapLogistic MapMethod = iota
 	// MapNone keeps c = π̄(k*).
 	MapNone
 )
@@ -43,11 +26,11 @@ const MinSplit = 20
 
 // FitConfig configures Fit. A nil *FitConfig means every default.
 type FitConfig struct {
-	Name          string            // profile name (default "default")
-	Alpha         float64           // conformal miscoverage α (default 0.1)
-	Temperature   TemperatureChoice // default auto
-	ConfidenceMap MapChoice         // default logistic
-	Score         conformal.Score   // default LAC
+	Name          string             // profile name (default "default")
+	Alpha         float64            // conformal miscoverage α (default 0.1)
+	Temperature   temperature.Method // default auto
+	ConfidenceMap MapMethod          // default logistic
+	Score         conformal.Score    // default LAC
 	// Split is the tune / calibrate / report fractions (default 0.4, 0.4, 0.2). A zero tune
 	// fraction needs Temperature none and ConfidenceMap none; a zero report fraction writes no
 	// report metrics.
@@ -133,7 +116,7 @@ func (c *FitConfig) check() error {
 	if c.Split[1] == 0 {
 		return invalid("config.split", "the calibrate fraction must be positive")
 	}
-	if c.Temperature < TemperatureAuto || c.Temperature > TemperatureAdaptive {
+	if c.Temperature < temperature.MethodAuto || c.Temperature > temperature.MethodAdaptive {
 		return invalid("config.temperature", "unknown method %d", c.Temperature)
 	}
 	if c.ConfidenceMap < MapLogistic || c.ConfidenceMap > MapNone {
@@ -142,16 +125,30 @@ func (c *FitConfig) check() error {
 	if c.Score < conformal.LAC || c.Score > conformal.RAPS {
 		return invalid("config.score", "unknown score %d", c.Score)
 	}
+	if c.Equivalence < EquivalenceDefault || c.Equivalence > EquivalenceEmbedding {
+		return invalid("config.equivalence", "unknown mode %d", c.Equivalence)
+	}
 	if c.MinGroup < 1 {
 		return invalid("config.min_group", "%d, at least 1", c.MinGroup)
 	}
 	return nil
 }
 
-// Fit fits a profile on labelled examples (DESIGN.md "Fitting a profile") and returns it with
-// its report. It is deterministic for the same examples, config and seed. Errors: an *Error of
-// kind InvalidInput naming the example and field, or Precondition when a needed split has fewer
-// than MinSplit examples or no example's label matches one of its candidates.
+// fitItem is one labelled example as a fit holds it: prepared once, with its gold candidate,
+// which no fitted parameter changes.
+type fitItem struct {
+	prep prepared
+	q    *Question
+	gold int // −1: the label names no pooled candidate
+}
+
+// grain is the fewest questions worth a goroutine of a fit's per-question work.
+const grain = 256
+
+// Fit fits a profile on labelled examples (docs/DESIGN.md "Fitting a profile") and returns it
+// with its report. It is deterministic for the same examples, config and seed. Errors: an
+// *Error of kind InvalidInput naming the example and field, or Precondition when a needed split
+// has fewer than MinSplit examples or no example's label matches one of its candidates.
 func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	c := cfg.withDefaults()
 	if err := c.check(); err != nil {
@@ -160,7 +157,6 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	if err := validateExamples(examples, 0, c.Equivalence); err != nil {
 		return nil, nil, err
 	}
-	samples := len(examples[0].Question.Paraphrases[0].Samples) > 0
 
 	// Seeded split.
 	n := len(examples)
@@ -169,7 +165,7 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	nc := int(math.Round(float64(n) * c.Split[1]))
 	nc = min(nc, n-nt)
 	tune, cal, rep := perm[:nt], perm[nt:nt+nc], perm[nt+nc:]
-	needTune := c.Temperature != TemperatureNone || c.ConfidenceMap != MapNone
+	needTune := c.Temperature != temperature.MethodNone || c.ConfidenceMap != MapNone
 	for _, need := range []struct {
 		name  string
 		idx   []int
@@ -184,38 +180,35 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	p := Default()
 	p.Name = c.Name
 	p.Calibrated = true
-	p.Evidence = EvidenceOptions
-	if samples {
-		p.Evidence = EvidenceSamples
-	}
-	p.Alpha, p.Score, p.Equivalence, p.Syco = c.Alpha, c.Score, c.Equivalence, c.Sycophancy
+	p.Evidence = evidenceOf(&examples[0].Question)
+	p.Alpha, p.Score, p.Equivalence, p.SycophancyThreshold = c.Alpha, c.Score, c.Equivalence, c.Sycophancy
 	p.Risk, p.Delta, p.RiskMin, p.RiskMax = c.Risk, c.Delta, c.RiskMin, c.RiskMax
 	p.RAPS = conformal.RAPSSettings{Lambda: 0.01, KReg: 1}
 
-	// Gold candidates are fixed by the clustering, which no fitted parameter changes.
-	gold := make([]int, n)
-	matched := 0
-	parallel(n, func(s *analysis, i int) {
-		s.analyze(p, &examples[i].Question, c.Equivalence)
-		gold[i] = s.gold(&examples[i].Label, c.Equivalence)
-	})
-	for _, g := range gold {
-		if g >= 0 {
-			matched++
+	items := make([]fitItem, n)
+	parallel.Ranges(n, grain, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			it := &items[i]
+			it.q = &examples[i].Question
+			it.prep.prepare(it.q, c.Equivalence)
+			it.gold = it.prep.gold(&examples[i].Label, c.Equivalence)
 		}
+	})
+	matched := false
+	for i := range items {
+		matched = matched || items[i].gold >= 0
 	}
-	if matched == 0 {
+	if !matched {
 		return nil, nil, &Error{Kind: Precondition, Field: "examples",
 			Msg: "no example's label matches one of its candidates: check the labels against the option labels or sampled answers"}
 	}
 
-	// 1. Temperature on tune.
-	if err := fitTemperature(p, examples, tune, gold, c); err != nil {
+	// 1. Temperature and 2. confidence map on tune.
+	if err := fitTemperature(p, items, tune, c.Temperature); err != nil {
 		return nil, nil, err
 	}
-	// 2. Confidence map on tune.
 	if c.ConfidenceMap == MapLogistic {
-		if err := fitMap(p, examples, tune, gold, c); err != nil {
+		if err := fitMap(p, items, tune, c.L2); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -224,25 +217,11 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	groups := make([]string, len(cal))
 	conf := make([]float64, len(cal))
 	correct := make([]bool, len(cal))
-	parallel(len(cal), func(s *analysis, j int) {
-		i := cal[j]
-		q := &examples[i].Question
-		s.analyze(p, q, c.Equivalence)
-		groups[j] = q.Group
-		conf[j] = s.confidence(p)
-		correct[j] = gold[i] == s.top
-		// The set always holds k*, so a true k* is always covered: its score is 0. The set
-		// {k : s(k) ≤ q̂} ∪ {k*} is then exactly the conformal set of this score, and q̂ its
-		// finite-sample quantile (scoring k* by s(k*) instead over-covers).
-		scores[j] = math.Inf(1)
-		if g := gold[i]; g == s.top {
-			scores[j] = 0
-		} else if g >= 0 && g < s.kPool {
-			s.scores = grow(s.scores, s.kPool)
-			s.ord = grow(s.ord, s.kPool)
-			conformal.Scores(s.scores, s.pbar[:s.kPool], p.Score, &p.RAPS, s.ord)
-			scores[j] = s.scores[g]
-		}
+	forEach(items, cal, p, func(s *scorer, a *analysis, j int, it *fitItem) {
+		groups[j] = it.q.Group
+		conf[j] = a.confidence(p, &s.features)
+		correct[j] = it.gold == a.top
+		scores[j] = s.calibrationScore(a, p, it.gold)
 	})
 	p.Quantiles = conformal.FitMondrian(scores, groups, c.Alpha, conformal.FiniteSample, c.MinGroup)
 	p.Curve = conformal.RiskCurve(conf, correct)
@@ -250,15 +229,44 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 
 	// 5. Report on the held-out split.
 	before := Default()
-	before.Alpha, before.Equivalence, before.Syco = c.Alpha, c.Equivalence, c.Sycophancy
+	before.Alpha, before.Equivalence, before.SycophancyThreshold = c.Alpha, c.Equivalence, c.Sycophancy
 	ev := newEvaluator(before, p, c.Equivalence)
-	if err := ev.add(examples, rep, gold); err != nil {
-		return nil, nil, err
-	}
+	ev.addItems(items, rep)
 	r := ev.Report()
 	r.Tune, r.Calibrate = len(tune), len(cal)
 	p.Report = r
 	return p, r, nil
+}
+
+// calibrationScore returns the nonconformity score of the true answer of a calibration question:
+// 0 when it is k*, +Inf when the label names no pooled candidate. Every set holds k*, so a true
+// k* is always covered; scoring it 0 makes {k : s(k) ≤ q̂} ∪ {k*} exactly the conformal set of
+// this score, and q̂ its finite-sample quantile (scoring k* by s(k*) over-covers).
+func (s *scorer) calibrationScore(a *analysis, p *Profile, gold int) float64 {
+	switch {
+	case gold == a.top:
+		return 0
+	case gold < 0 || gold >= a.e.kPool:
+		return math.Inf(1)
+	}
+	kPool := a.e.kPool
+	s.scores = grow(s.scores, kPool)
+	s.order = grow(s.order, kPool)
+	conformal.Scores(s.scores, a.pbar[:kPool], p.Score, &p.RAPS, s.order)
+	return s.scores[gold]
+}
+
+// forEach analyses items[idx[j]] under p for every j over the machine's cores and calls f with
+// the worker's scorer, the analysis, j and the item.
+func forEach(items []fitItem, idx []int, p *Profile, f func(s *scorer, a *analysis, j int, it *fitItem)) {
+	parallel.Ranges(len(idx), grain, func(_, lo, hi int) {
+		s := new(scorer)
+		for j := lo; j < hi; j++ {
+			it := &items[idx[j]]
+			s.after.analyze(&it.prep, it.q, p, nil)
+			f(s, &s.after, j, it)
+		}
+	})
 }
 
 // validateExamples validates examples whose first is examples[offset] of the whole input.
@@ -266,131 +274,68 @@ func validateExamples(examples []Example, offset int, mode Equivalence) error {
 	if len(examples) == 0 {
 		return &Error{Kind: Precondition, Field: "examples", Msg: "no examples"}
 	}
-	samples := len(examples[0].Question.Paraphrases) > 0 && len(examples[0].Question.Paraphrases[0].Samples) > 0
+	kind := evidenceOf(&examples[0].Question)
 	for i := range examples {
-		ex := &examples[i]
-		f := "examples[" + strconv.Itoa(offset+i) + "]"
-		if err := ex.Question.validate(mode); err != nil {
-			e := err.(*Error)
-			return &Error{Kind: e.Kind, Field: f + ".request." + e.Field, Msg: e.Msg}
-		}
-		if s := len(ex.Question.Paraphrases[0].Samples) > 0; s != samples {
-			return invalid(f+".request.paraphrases", "%s, but examples[%d] has %s: one profile scores one kind", kindName(!s), offset, kindName(s))
-		}
-		if len(ex.Label.Answers) == 0 {
-			return invalid(f+".label.answers", "no acceptable answer")
+		if err := validateExample(&examples[i], mode, kind, offset); err != nil {
+			return within("examples["+strconv.Itoa(offset+i)+"].", err)
 		}
 	}
 	return nil
 }
 
-// gold returns the pooled candidate the label names, or −1.
-func (s *analysis) gold(l *Label, mode Equivalence) int {
-	for _, a := range l.Answers {
-		if !s.samples {
-			for k, lab := range s.labels {
-				if lab == a {
-					return k
-				}
-			}
-			continue
-		}
-		na := ensemble.Normalize(a)
-		for i, it := range s.items {
-			if s.assign[i] >= s.kPool {
-				continue
-			}
-			if it.Norm == na || mode == EquivalenceF1 && ensemble.TokenF1(it.Norm, na) >= ensemble.F1Threshold {
-				return s.assign[i]
-			}
-		}
+// validateExample validates one labelled example whose evidence must be kind, as the first
+// example of the input (examples[first]) has it. Fields are relative to the example.
+func validateExample(ex *Example, mode Equivalence, kind Evidence, first int) error {
+	if err := ex.Question.validate(mode); err != nil {
+		return within("request.", err)
 	}
-	return -1
+	if got := evidenceOf(&ex.Question); got != kind {
+		return invalid("request.paraphrases", "%s, but examples[%d] has %s: one profile scores one kind", got, first, kind)
+	}
+	if len(ex.Label.Answers) == 0 {
+		return invalid("label.answers", "no acceptable answer")
+	}
+	return nil
 }
 
-// parallel runs f(s, i) for i in [0, n) over the machine's cores, each worker with its own
-// scratch.
-func parallel(n int, f func(s *analysis, i int)) {
-	workers := min(runtime.GOMAXPROCS(0), max(n/256, 1))
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := new(analysis)
-			for i := lo; i < hi; i++ {
-				f(s, i)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-func fitTemperature(p *Profile, examples []Example, tune, gold []int, c FitConfig) error {
-	if c.Temperature == TemperatureNone {
-		p.TemperatureMethod = temperature.None
+func fitTemperature(p *Profile, items []fitItem, tune []int, method temperature.Method) error {
+	if method == temperature.MethodNone {
+		p.TemperatureMethod = temperature.MethodNone
 		return nil
 	}
 	if p.Evidence == EvidenceSamples {
-		// Token temperature: global only (one scalar on the binary NLL of tc).
-		d := &temperature.Tokens{}
-		var mu sync.Mutex
-		parallel(len(tune), func(s *analysis, j int) {
-			i := tune[j]
-			q := &examples[i].Question
-			s.analyze(p, q, c.Equivalence)
-			if !s.tokens {
-				return
-			}
-			toks := s.topTokens(q)
-			mu.Lock()
-			d.Add(toks, gold[i] == s.top)
-			mu.Unlock()
-		})
-		if d.Len() < MinSplit {
-			p.TemperatureMethod = temperature.None
-			return nil
-		}
-		m, err := temperature.FitTokens(d)
-		if err != nil {
-			return &Error{Kind: Precondition, Field: "examples", Msg: "temperature fit: " + err.Error()}
-		}
-		p.Temperature, p.TemperatureMethod = m, temperature.GlobalMethod
-		return nil
+		return fitTokenTemperature(p, items, tune)
 	}
-	// Options: the pooled NLL over tune examples whose gold is an option. Questions are
-	// added in tune order (already shuffled), so FitAuto's even/odd folds are random.
+	// Options: the pooled NLL over tune examples whose gold is an option, in tune order
+	// (already shuffled, so FitAuto's even and odd folds are random). The features are read at
+	// T = 1, under the uncalibrated profile.
 	type row struct {
 		k             int
 		logits, feats []float64
 		label         int
 	}
 	rows := make([]row, len(tune))
-	adaptive := c.Temperature != TemperatureGlobal
-	parallel(len(tune), func(s *analysis, j int) {
-		i := tune[j]
-		if gold[i] < 0 {
+	adaptive := method != temperature.MethodGlobal
+	forEach(items, tune, builtin, func(_ *scorer, a *analysis, j int, it *fitItem) {
+		if it.gold < 0 {
 			return
 		}
-		q := &examples[i].Question
-		id := Default()
-		s.analyze(id, q, c.Equivalence)
-		var logits, feats []float64
-		for w := range q.Paraphrases {
-			if !s.use[w] {
+		e := &it.prep
+		r := row{k: e.k, label: it.gold, logits: make([]float64, 0, e.pooled*e.k)}
+		if adaptive {
+			r.feats = make([]float64, e.pooled*temperature.FeatureDim)
+		}
+		for w, f := 0, 0; w < e.n; w++ {
+			if !e.use[w] {
 				continue
 			}
-			start := len(logits)
-			for kk := 0; kk < s.k; kk++ {
-				logits = append(logits, q.Paraphrases[w].Options[s.order[w*s.k+kk]].Logprob)
-			}
+			r.logits = append(r.logits, e.logits[w*e.k:(w+1)*e.k]...)
 			if adaptive {
-				feats = append(feats, temperature.AdaptiveFeatures(nil, logits[start:], s.w)...)
+				temperature.FeaturesFromProbs(r.feats[f:f+temperature.FeatureDim], a.dists[w*e.k:(w+1)*e.k], a.rowH[w], a.w)
+				f += temperature.FeatureDim
 			}
 		}
-		rows[j] = row{k: s.k, logits: logits, feats: feats, label: gold[i]}
+		rows[j] = r
 	})
 	d := &temperature.Pooled{}
 	for _, r := range rows {
@@ -399,14 +344,12 @@ func fitTemperature(p *Profile, examples []Example, tune, gold []int, c FitConfi
 		}
 	}
 	var m temperature.Model
-	method := temperature.GlobalMethod
 	var err error
-	switch c.Temperature {
-	case TemperatureGlobal:
+	switch method {
+	case temperature.MethodGlobal:
 		m, err = temperature.FitGlobal(d)
-	case TemperatureAdaptive:
+	case temperature.MethodAdaptive:
 		m, err = temperature.FitAdaptive(d, nil)
-		method = temperature.AdaptiveMethod
 	default:
 		m, method, err = temperature.FitAuto(d, nil)
 	}
@@ -417,21 +360,50 @@ func fitTemperature(p *Profile, examples []Example, tune, gold []int, c FitConfi
 	return nil
 }
 
-// topTokens returns the tokens of the pooled samples in the chosen cluster.
-func (s *analysis) topTokens(q *Question) [][]temperature.Token {
+// fitTokenTemperature fits the one token temperature of a samples profile on the binary NLL of
+// the token confidence of k* against its correctness (adaptive and auto mean global here).
+func fitTokenTemperature(p *Profile, items []fitItem, tune []int) error {
+	per := make([][][]temperature.Token, len(tune))
+	right := make([]bool, len(tune))
+	forEach(items, tune, p, func(_ *scorer, a *analysis, j int, it *fitItem) {
+		if a.tokens {
+			per[j], right[j] = topTokens(a, it.q), it.gold == a.top
+		}
+	})
+	d := &temperature.Tokens{}
+	for j, toks := range per {
+		if toks != nil {
+			d.Add(toks, right[j])
+		}
+	}
+	if d.Len() < MinSplit {
+		p.TemperatureMethod = temperature.MethodNone
+		return nil
+	}
+	m, err := temperature.FitTokens(d)
+	if err != nil {
+		return &Error{Kind: Precondition, Field: "examples", Msg: "temperature fit: " + err.Error()}
+	}
+	p.Temperature, p.TemperatureMethod = m, temperature.MethodGlobal
+	return nil
+}
+
+// topTokens returns the tokens of the pooled samples of k*.
+func topTokens(a *analysis, q *Question) [][]temperature.Token {
+	e := a.e
 	var out [][]temperature.Token
 	idx := 0
 	for w := range q.Paraphrases {
 		for j := range q.Paraphrases[w].Samples {
 			sm := &q.Paraphrases[w].Samples[j]
-			if s.use[w] && s.assign[idx] == s.top && len(sm.Tokens) > 0 {
+			if e.use[w] && e.assign[idx] == a.top && len(sm.Tokens) > 0 {
 				toks := make([]temperature.Token, len(sm.Tokens))
 				for t := range sm.Tokens {
 					tok := &sm.Tokens[t]
 					toks[t] = temperature.Token{Logprob: tok.Logprob, ChosenAt: -1}
-					for a, tl := range tok.TopLogprobs {
+					for i, tl := range tok.TopLogprobs {
 						if toks[t].ChosenAt < 0 && tl.Token == tok.Token {
-							toks[t].ChosenAt = a
+							toks[t].ChosenAt = i
 						}
 						toks[t].Top = append(toks[t].Top, tl.Logprob)
 					}
@@ -442,131 +414,4 @@ func (s *analysis) topTokens(q *Question) [][]temperature.Token {
 		}
 	}
 	return out
-}
-
-// fitMap fits the confidence map σ(w·f) by L2-regularised logistic regression of 1[k* correct]
-// on f, by L-BFGS from w = [0, 1, 0, 0(, 0)] (which is c = π̄(k*) up to clipping).
-func fitMap(p *Profile, examples []Example, tune, gold []int, c FitConfig) error {
-	feats := make([][]float64, len(tune))
-	ys := make([]float64, len(tune))
-	dim := 4
-	parallel(len(tune), func(s *analysis, j int) {
-		i := tune[j]
-		s.analyze(p, &examples[i].Question, c.Equivalence)
-		var tc float64
-		if s.tokens {
-			tc = s.tc[s.top]
-		}
-		feats[j] = mapFeatures(nil, s.pbar[s.top], s.clip(), s.w, s.v, tc, s.tokens)
-		if gold[i] == s.top {
-			ys[j] = 1
-		}
-	})
-	for _, f := range feats {
-		dim = max(dim, len(f))
-	}
-	nf := float64(len(tune))
-	// The ridge pulls toward the identity map w₀ = [0, 1, 0, 0(, 0)], σ(logit π̄(k*)) = π̄(k*):
-	// with little data the map stays near the uncalibrated confidence instead of flattening
-	// toward the intercept.
-	identity := make([]float64, dim)
-	identity[1] = 1
-	obj := func(w, grad []float64) float64 {
-		var loss float64
-		if grad != nil {
-			clear(grad)
-		}
-		for j, f := range feats {
-			var x float64
-			for d, v := range f {
-				x += w[d] * v
-			}
-			// log(1 + e^x) − y·x, stably.
-			loss += max(x, 0) + math.Log1p(fmath.Exp(-math.Abs(x))) - ys[j]*x
-			if grad != nil {
-				r := sigmoid(x) - ys[j]
-				for d, v := range f {
-					grad[d] += r * v
-				}
-			}
-		}
-		loss /= nf
-		for d := 1; d < dim; d++ {
-			loss += 0.5 * c.L2 * (w[d] - identity[d]) * (w[d] - identity[d])
-		}
-		if grad != nil {
-			for d := range grad {
-				grad[d] /= nf
-				if d > 0 {
-					grad[d] += c.L2 * (w[d] - identity[d])
-				}
-			}
-		}
-		return loss
-	}
-	init := slices.Clone(identity)
-	res, err := optimize.Minimize(optimize.Problem{
-		Func: func(w []float64) float64 { return obj(w, nil) },
-		Grad: func(g, w []float64) { obj(w, g) },
-	}, init, &optimize.Settings{
-		GradientThreshold: 1e-7,
-		Converger:         &optimize.FunctionConverge{Absolute: 1e-10, Relative: 1e-10, Iterations: 3},
-		MajorIterations:   500,
-	}, &optimize.LBFGS{})
-	if err != nil && res == nil {
-		return &Error{Kind: Precondition, Field: "examples", Msg: "confidence map fit: " + err.Error()}
-	}
-	p.Map = append([]float64(nil), res.X...)
-	return nil
-}
-
-// scoreRecord scores one labelled example under p and returns its metrics record.
-func (s *analysis) scoreRecord(p *Profile, ex *Example, gold int, mode Equivalence) record {
-	q := &ex.Question
-	s.analyze(p, q, mode)
-	if gold == -2 {
-		gold = s.gold(&ex.Label, mode)
-	}
-	var set PredictionSet
-	o := s.decide(p, q, p.Lambda, &set)
-	rec := record{conf: o.c, correct: gold == s.top, size: int32(o.size), action: int8(o.action),
-		agree: int8(s.splitHalf()), shift: o.shift, hasStance: o.stances > 0}
-	for _, k := range s.rank[:o.size] {
-		if k == gold {
-			rec.covered = true
-		}
-	}
-	return rec
-}
-
-// splitHalf returns 1 when the pools of the first and second half of the pooled wordings agree
-// on k*, 0 when not, and −1 with fewer than 4 pooled wordings.
-func (s *analysis) splitHalf() int {
-	if s.pooled < 4 {
-		return -1
-	}
-	s.scores = grow(s.scores, 2*s.kPool)
-	a, b := s.scores[:s.kPool], s.scores[s.kPool:]
-	seen := 0
-	for i := 0; i < s.n; i++ {
-		if !s.use[i] {
-			continue
-		}
-		dst := a
-		if seen >= s.pooled/2 {
-			dst = b
-		}
-		for k := range dst {
-			dst[k] += s.dists[i*s.k+k]
-		}
-		seen++
-	}
-	if ensemble.Argmax(a) == ensemble.Argmax(b) {
-		return 1
-	}
-	return 0
-}
-
-func methodName(m temperature.Method) string {
-	return [...]string{"none", "global", "adaptive", "auto"}[m]
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/simulate"
+	"github.com/plumbhq/plumb/temperature"
 )
 
 // invariant compares what DESIGN.md promises does not move: answer, confidence (1e-12) and set.
@@ -31,8 +32,8 @@ func TestInvariance(t *testing.T) {
 		fit  *calibrate.FitConfig
 	}{
 		{"options/default", simulate.Config{Questions: 200, Seed: 31, Stance: 2}, nil},
-		{"options/adaptive", simulate.Config{Questions: 600, Seed: 32, Stance: 2}, &calibrate.FitConfig{Temperature: calibrate.TemperatureAdaptive}},
-		{"options/aps", simulate.Config{Questions: 600, Seed: 33, Stance: 2}, &calibrate.FitConfig{Temperature: calibrate.TemperatureGlobal, Score: 1}},
+		{"options/adaptive", simulate.Config{Questions: 600, Seed: 32, Stance: 2}, &calibrate.FitConfig{Temperature: temperature.MethodAdaptive}},
+		{"options/aps", simulate.Config{Questions: 600, Seed: 33, Stance: 2}, &calibrate.FitConfig{Temperature: temperature.MethodGlobal, Score: 1}},
 		{"samples/default", simulate.Config{Questions: 200, Seed: 34, Stance: 2, Samples: 6, Wordings: 5, Tokens: 3}, nil},
 		{"samples/fitted", simulate.Config{Questions: 600, Seed: 35, Stance: 2, Samples: 6, Wordings: 5, Tokens: 3}, &calibrate.FitConfig{}},
 		{"samples/f1", simulate.Config{Questions: 600, Seed: 36, Stance: 2, Samples: 6, Wordings: 5, Tokens: 3}, &calibrate.FitConfig{Equivalence: calibrate.EquivalenceF1}},

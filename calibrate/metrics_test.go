@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/plumbhq/plumb/internal/datasets"
+	"github.com/plumbhq/plumb/temperature"
 )
 
 func TestBinEdges(t *testing.T) {
@@ -145,7 +146,7 @@ func TestPublishedTableThroughFit(t *testing.T) {
 		const seeds = 50
 		var size, cov float64
 		for seed := uint64(1); seed <= seeds; seed++ {
-			_, r, err := Fit(sub, &FitConfig{Temperature: TemperatureNone, ConfidenceMap: MapNone,
+			_, r, err := Fit(sub, &FitConfig{Temperature: temperature.MethodNone, ConfidenceMap: MapNone,
 				Split: [3]float64{0, 0.5, 0.5}, Alpha: 0.1, Seed: seed})
 			if err != nil {
 				t.Fatal(err)

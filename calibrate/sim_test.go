@@ -9,6 +9,7 @@ import (
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/ensemble"
 	"github.com/plumbhq/plumb/simulate"
+	"github.com/plumbhq/plumb/temperature"
 )
 
 // TestRecoversTemperature: on 20 000 simulated questions without wording noise (and no
@@ -19,7 +20,7 @@ func TestRecoversTemperature(t *testing.T) {
 		t.Run(fmt.Sprint(tStar), func(t *testing.T) {
 			exs, _ := simulate.Generate(&simulate.Config{Questions: 20000, Seed: 11, Temperature: tStar,
 				Noise: -1, Ambiguous: -1, Hopeless: -1})
-			p, _, err := calibrate.Fit(exs, &calibrate.FitConfig{Temperature: calibrate.TemperatureGlobal,
+			p, _, err := calibrate.Fit(exs, &calibrate.FitConfig{Temperature: temperature.MethodGlobal,
 				ConfidenceMap: calibrate.MapNone, Split: [3]float64{0.8, 0.2, 0}})
 			if err != nil {
 				t.Fatal(err)

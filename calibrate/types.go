@@ -59,12 +59,13 @@ const (
 
 // Question is one thing asked, in 1..MaxParaphrases wordings, with the model's evidence for each.
 type Question struct {
-	ID          string
-	Profile     string // profile name; empty means the active "default"
-	Group       string // Mondrian group (e.g. the subject); empty means none
-	Paraphrases []Paraphrase
-	Policy      Policy
-	Kind        QueryKind
+	ID             string
+	Profile        string // profile name; empty means the active "default"
+	ProfileVersion int64  // profile version; 0 means the active one
+	Group          string // Mondrian group (e.g. the subject); empty means none
+	Paraphrases    []Paraphrase
+	Policy         Policy
+	Kind           QueryKind
 }
 
 // Policy is what a request may ask of the profile.
@@ -277,8 +278,21 @@ const (
 	EvidenceSamples
 )
 
+var evidenceNames = [...]string{"any", "options", "samples"}
+
 func (e Evidence) String() string {
-	return [...]string{"any", "options", "samples"}[e]
+	if e >= 0 && int(e) < len(evidenceNames) {
+		return evidenceNames[e]
+	}
+	return "unknown"
+}
+
+// evidenceOf returns the kind of evidence a question carries (options when it has none).
+func evidenceOf(q *Question) Evidence {
+	if len(q.Paraphrases) > 0 && len(q.Paraphrases[0].Samples) > 0 {
+		return EvidenceSamples
+	}
+	return EvidenceOptions
 }
 
 // Profile is a fitted, immutable calibration for one model×domain. The zero value is not
@@ -290,7 +304,8 @@ type Profile struct {
 	Calibrated  bool
 	Evidence    Evidence
 
-	// Temperature of option logits (options) or of token logprobs (samples).
+	// Temperature of option logits (options) or of token logprobs (samples), and the method
+	// that fitted it (none, global or adaptive; never auto).
 	Temperature       temperature.Model
 	TemperatureMethod temperature.Method
 	// Map holds the confidence-map weights w of c = σ(w·f); nil means c = π̄(k*).
@@ -302,14 +317,14 @@ type Profile struct {
 	Quantiles conformal.Mondrian
 
 	// Lambda is the abstention threshold for Risk, chosen by Learn-then-Test at Delta from Curve.
-	Lambda      float64
-	Risk        float64
-	Delta       float64
-	RiskMin     float64 // the bounds a request's policy.risk must lie within
-	RiskMax     float64
-	Curve       []conformal.RiskPoint
-	Syco        float64 // sycophancy threshold
-	Equivalence Equivalence
+	Lambda              float64
+	Risk                float64
+	Delta               float64
+	RiskMin             float64 // the bounds a request's policy.risk must lie within
+	RiskMax             float64
+	Curve               []conformal.RiskPoint
+	SycophancyThreshold float64 // a shift at least this large is flagged
+	Equivalence         Equivalence
 
 	Report *Report
 }
@@ -318,15 +333,19 @@ type Profile struct {
 // sycophancy threshold 0.15, exact answer equivalence, the uncalibrated top-mass set.
 func Default() *Profile {
 	return &Profile{
-		Name:        "default",
-		Version:     0,
-		Alpha:       0.1,
-		Lambda:      0.5,
-		Risk:        0.1,
-		Delta:       0.1,
-		RiskMin:     0.1,
-		RiskMax:     0.1,
-		Syco:        0.15,
-		Equivalence: EquivalenceExact,
+		Name:                "default",
+		Version:             0,
+		TemperatureMethod:   temperature.MethodNone,
+		Alpha:               0.1,
+		Lambda:              0.5,
+		Risk:                0.1,
+		Delta:               0.1,
+		RiskMin:             0.1,
+		RiskMax:             0.1,
+		SycophancyThreshold: 0.15,
+		Equivalence:         EquivalenceExact,
 	}
 }
+
+// builtin is the profile Score and NewEvaluator use for a nil *Profile. It is never modified.
+var builtin = Default()

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
-	"unsafe"
 
 	"github.com/plumbhq/plumb/internal/fmath"
 )
@@ -18,7 +18,7 @@ const (
 	LogprobSlack = 1e-6
 )
 
-// ErrorKind classifies a domain error; the server maps it to a status code.
+// ErrorKind classifies a domain error; the service maps it to a status code.
 type ErrorKind int
 
 // The error kinds.
@@ -62,20 +62,25 @@ func invalid(field, format string, args ...any) *Error {
 	return &Error{Kind: InvalidInput, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Validate checks a question against every request row of DESIGN.md's bad-input table, with the
-// answer-equivalence mode of its policy (exact when unset). The error names the field.
+// within returns err with its field placed under prefix ("examples[3].request." + field).
+func within(prefix string, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	return &Error{Kind: e.Kind, Field: prefix + e.Field, Msg: e.Msg}
+}
+
+// Validate checks a question against every request row of the bad-input table (docs/DESIGN.md),
+// with the answer-equivalence mode of its policy (exact when unset). The error names the field.
 func (q *Question) Validate() error {
 	return q.validate(q.Policy.Equivalence)
 }
 
 func paraField(i int) string { return "paraphrases[" + strconv.Itoa(i) + "]" }
 
-func (q *Question) validate(mode Equivalence) error { return q.validateInto(mode, nil, nil) }
-
-// validateInto is validate that also appends each token's top_logprobs mass to masses (when
-// not nil), in the order of the paraphrases, samples and tokens, and sets inOrder (when not
-// nil) to whether every paraphrase lists its options' labels in paraphrases[0]'s order.
-func (q *Question) validateInto(mode Equivalence, masses *[]float64, inOrder *bool) error {
+// validate is Validate with the answer-equivalence mode the question will be scored with.
+func (q *Question) validate(mode Equivalence) error {
 	n := len(q.Paraphrases)
 	if n == 0 {
 		return invalid("paraphrases", "no paraphrases: at least one wording is required")
@@ -90,8 +95,9 @@ func (q *Question) validateInto(mode Equivalence, masses *[]float64, inOrder *bo
 		return invalid("policy.equivalence", "unknown mode %d", q.Policy.Equivalence)
 	}
 	first := &q.Paraphrases[0]
+	options := len(first.Options) > 0
+	var labels labelSet
 	tokens, embedDim := 0, -1
-	ordered := true
 	for i := range q.Paraphrases {
 		p := &q.Paraphrases[i]
 		hasO, hasS := len(p.Options) > 0, len(p.Samples) > 0
@@ -100,8 +106,8 @@ func (q *Question) validateInto(mode Equivalence, masses *[]float64, inOrder *bo
 			return invalid(paraField(i), "both options and samples; a paraphrase carries one kind")
 		case !hasO && !hasS:
 			return invalid(paraField(i), "neither options nor samples")
-		case i > 0 && hasO != (len(first.Options) > 0):
-			return invalid(paraField(i), "%s, but paraphrases[0] has %s: all paraphrases carry the same kind", kindName(hasO), kindName(!hasO))
+		case hasO != options:
+			return invalid(paraField(i), "%s, but paraphrases[0] has %s: all paraphrases carry the same kind", evidenceName(hasO), evidenceName(!hasO))
 		}
 		switch p.Framing {
 		case Neutral:
@@ -113,11 +119,14 @@ func (q *Question) validateInto(mode Equivalence, masses *[]float64, inOrder *bo
 			return invalid(paraField(i)+".framing", "unknown framing %d", p.Framing)
 		}
 		if hasO {
-			same, err := validateOptions(p, first, i)
-			if err != nil {
+			if i == 0 {
+				if err := labels.init(first.Options); err != nil {
+					return err
+				}
+			}
+			if err := labels.check(p, i); err != nil {
 				return err
 			}
-			ordered = ordered && same
 			continue
 		}
 		for j := range p.Samples {
@@ -127,22 +136,8 @@ func (q *Question) validateInto(mode Equivalence, masses *[]float64, inOrder *bo
 				return invalid(sf()+".text", "empty answer text")
 			}
 			if mode == EquivalenceEmbedding {
-				if len(s.Embedding) == 0 {
-					return invalid(sf()+".embedding", "missing; embedding equivalence needs one per sample")
-				}
-				if embedDim >= 0 && len(s.Embedding) != embedDim {
-					return invalid(sf()+".embedding", "length %d, but earlier samples have %d", len(s.Embedding), embedDim)
-				}
-				embedDim = len(s.Embedding)
-				var norm float64
-				for e, v := range s.Embedding {
-					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-						return invalid(sf()+".embedding["+strconv.Itoa(e)+"]", "not finite")
-					}
-					norm += float64(v) * float64(v)
-				}
-				if norm == 0 {
-					return invalid(sf()+".embedding", "zero vector")
+				if err := checkEmbedding(s.Embedding, &embedDim, sf); err != nil {
+					return err
 				}
 			}
 			tokens += len(s.Tokens)
@@ -150,92 +145,137 @@ func (q *Question) validateInto(mode Equivalence, masses *[]float64, inOrder *bo
 				return &Error{Kind: Exhausted, Field: "paraphrases", Msg: fmt.Sprintf("more than %d tokens in one request", MaxTokens)}
 			}
 			for t := range s.Tokens {
-				mass, sub, msg := checkToken(&s.Tokens[t])
-				if msg != "" {
+				if sub, msg := checkToken(&s.Tokens[t]); msg != "" {
 					return invalid(sf()+".tokens["+strconv.Itoa(t)+"]"+sub, "%s", msg)
 				}
-				if masses != nil {
-					*masses = append(*masses, mass)
-				}
 			}
 		}
-	}
-	if inOrder != nil {
-		*inOrder = ordered && len(first.Options) > 0
 	}
 	return nil
 }
 
-func kindName(options bool) string {
+func evidenceName(options bool) string {
 	if options {
-		return "options"
+		return EvidenceOptions.String()
 	}
-	return "samples"
+	return EvidenceSamples.String()
 }
 
-// validateOptions checks paraphrase i's options and reports whether their labels are those of
-// first (already checked) in the same order.
-func validateOptions(p, first *Paraphrase, i int) (sameOrder bool, err error) {
-	f := func() string { return paraField(i) }
-	if len(p.Options) < 2 {
-		return false, invalid(paraField(i)+".options", "%d option, at least 2", len(p.Options))
-	}
-	of := func(j int) string { return f() + ".options[" + strconv.Itoa(j) + "]" }
-	// The usual case: the labels of paraphrases[0] (already checked) in the same order.
-	sameOrder = p != first && len(p.Options) == len(first.Options)
-	for j := range p.Options {
-		o := &p.Options[j]
-		if !finiteLogprob(o.Logprob) {
-			return false, invalid(of(j)+".logprob", "%s", logprobFault(o.Logprob))
-		}
-		if sameOrder && sameLabel(o.Label, first.Options[j].Label) {
-			continue
-		}
-		sameOrder = false
-		if o.Label == "" {
-			return false, invalid(of(j)+".label", "empty label")
-		}
-		for _, prev := range p.Options[:j] {
-			if sameLabel(prev.Label, o.Label) {
-				return false, invalid(of(j)+".label", "duplicate label %q", o.Label)
-			}
-		}
-	}
-	if sameOrder {
-		return true, checkStance(p, f)
-	}
-	if p != first {
-		if len(p.Options) != len(first.Options) {
-			return false, invalid(paraField(i)+".options", "%d labels, but paraphrases[0] has %d: label sets differ", len(p.Options), len(first.Options))
-		}
-		for j := range p.Options {
-			if indexOf(first.Options, p.Options[j].Label) < 0 {
-				return false, invalid(paraField(i)+".options["+strconv.Itoa(j)+"].label", "label %q not among paraphrases[0]'s: label sets differ", p.Options[j].Label)
-			}
-		}
-	}
-	return p == first, checkStance(p, f)
+// labelSet holds paraphrases[0]'s option labels, against which every paraphrase's options are
+// checked: by a scan of the few labels a usual question has, by binary search in a sorted copy
+// when there are many, so that checking stays near-linear in the number of options.
+type labelSet struct {
+	first  []Option
+	sorted []string // nil when scanning
 }
 
-func checkStance(p *Paraphrase, f func() string) error {
-	if p.Framing == UserStance && indexOf(p.Options, p.Stance) < 0 {
-		return invalid(f()+".stance", "stance %q is not one of the option labels", p.Stance)
+// scanLimit is the largest label count checked by scanning.
+const scanLimit = 16
+
+// init takes paraphrases[0]'s options, which must be at least two with distinct, non-empty
+// labels.
+func (l *labelSet) init(first []Option) error {
+	if len(first) < 2 {
+		return invalid(paraField(0)+".options", "%d option, at least 2", len(first))
+	}
+	l.first = first
+	if len(first) > scanLimit {
+		l.sorted = make([]string, len(first))
+		for i := range first {
+			l.sorted[i] = first[i].Label
+		}
+		slices.Sort(l.sorted)
 	}
 	return nil
 }
 
-func indexOf(opts []Option, label string) int {
-	for i := range opts {
-		if sameLabel(opts[i].Label, label) {
-			return i
+// find returns the position of label among the first paraphrase's labels (in sorted order
+// when sorting), or −1.
+func (l *labelSet) find(label string) int {
+	if l.sorted == nil {
+		for i := range l.first {
+			if sameLabel(l.first[i].Label, label) {
+				return i
+			}
 		}
+		return -1
+	}
+	if i, ok := slices.BinarySearch(l.sorted, label); ok {
+		return i
 	}
 	return -1
 }
 
-func checkLogprob(v float64, field string) error {
-	if m := logprobFault(v); m != "" {
-		return invalid(field, "%s", m)
+// check validates paraphrase i's options: finite logprobs, non-empty labels, exactly
+// paraphrases[0]'s label set (checked on paraphrases[0] itself for duplicates), and a stance
+// among them.
+func (l *labelSet) check(p *Paraphrase, i int) error {
+	opts := p.Options
+	of := func(j int) string { return paraField(i) + ".options[" + strconv.Itoa(j) + "]" }
+	// The usual case: paraphrases[0]'s labels in the same order, which need no lookup.
+	inOrder := i > 0 && len(opts) == len(l.first)
+	for j := range opts {
+		o := &opts[j]
+		if !finiteLogprob(o.Logprob) {
+			return invalid(of(j)+".logprob", "%s", logprobFault(o.Logprob))
+		}
+		inOrder = inOrder && sameLabel(o.Label, l.first[j].Label)
+	}
+	if !inOrder {
+		if i > 0 && len(opts) != len(l.first) {
+			return invalid(paraField(i)+".options", "%d labels, but paraphrases[0] has %d: label sets differ", len(opts), len(l.first))
+		}
+		var small uint64 // seen positions, when there are at most 64
+		var seen []bool
+		if len(opts) > 64 {
+			seen = make([]bool, len(opts))
+		}
+		for j := range opts {
+			label := opts[j].Label
+			if label == "" {
+				return invalid(of(j)+".label", "empty label")
+			}
+			pos := l.find(label)
+			if pos < 0 {
+				// Only paraphrases after the first can name a label paraphrases[0] lacks.
+				return invalid(of(j)+".label", "label %q not among paraphrases[0]'s: label sets differ", label)
+			}
+			dup := false
+			if seen != nil {
+				dup, seen[pos] = seen[pos], true
+			} else {
+				dup, small = small&(1<<pos) != 0, small|1<<pos
+			}
+			if dup {
+				return invalid(of(j)+".label", "duplicate label %q", label)
+			}
+		}
+	}
+	if p.Framing == UserStance && l.find(p.Stance) < 0 {
+		return invalid(paraField(i)+".stance", "stance %q is not one of the option labels", p.Stance)
+	}
+	return nil
+}
+
+// checkEmbedding checks one sample's embedding in embedding mode: present, of the length of
+// the earlier ones (dim, −1 before the first), finite and not zero.
+func checkEmbedding(e []float32, dim *int, field func() string) error {
+	if len(e) == 0 {
+		return invalid(field()+".embedding", "missing; embedding equivalence needs one per sample")
+	}
+	if *dim >= 0 && len(e) != *dim {
+		return invalid(field()+".embedding", "length %d, but earlier samples have %d", len(e), *dim)
+	}
+	*dim = len(e)
+	var norm float64
+	for i, v := range e {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return invalid(field()+".embedding["+strconv.Itoa(i)+"]", "not finite")
+		}
+		norm += float64(v) * float64(v)
+	}
+	if norm == 0 {
+		return invalid(field()+".embedding", "zero vector")
 	}
 	return nil
 }
@@ -253,7 +293,7 @@ func sameLabel(a, b string) bool {
 	if len(a) == 1 {
 		return a[0] == b[0]
 	}
-	return unsafe.StringData(a) == unsafe.StringData(b) || a == b
+	return a == b
 }
 
 func logprobFault(v float64) string {
@@ -268,22 +308,23 @@ func logprobFault(v float64) string {
 	return ""
 }
 
-// checkToken returns the mass of a token's top_logprobs, and the sub-field and message of its
-// first fault, or "", "". Paths are built only on a fault: this runs for every token of every
-// request.
-func checkToken(t *Token) (mass float64, field, msg string) {
+// checkToken returns the sub-field and message of a token's first fault, or "", "": a finite
+// logprob of its own and finite top_logprobs whose probabilities sum to at most 1. Paths are
+// built only on a fault: this runs for every token of every request.
+func checkToken(t *Token) (field, msg string) {
 	if !finiteLogprob(t.Logprob) {
-		return 0, ".logprob", logprobFault(t.Logprob)
+		return ".logprob", logprobFault(t.Logprob)
 	}
+	var mass float64
 	for i := range t.TopLogprobs {
 		lp := t.TopLogprobs[i].Logprob
 		if !finiteLogprob(lp) {
-			return 0, ".top_logprobs[" + strconv.Itoa(i) + "].logprob", logprobFault(lp)
+			return ".top_logprobs[" + strconv.Itoa(i) + "].logprob", logprobFault(lp)
 		}
 		mass += fmath.Exp(lp)
 	}
 	if mass > 1+LogprobSlack {
-		return 0, ".top_logprobs", fmt.Sprintf("probability mass %.6f exceeds 1", mass)
+		return ".top_logprobs", fmt.Sprintf("probability mass %.6f exceeds 1", mass)
 	}
-	return mass, "", ""
+	return "", ""
 }

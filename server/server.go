@@ -1,7 +1,7 @@
-// Package server is plumb's gRPC service: ConfidenceService and ProfileService over the engine,
-// with grpc health and reflection, the go-grpc-middleware v2 interceptor chain of DESIGN.md
-// (Prometheus metrics → slog logging → bearer-token auth → rate limit → recovery), domain errors
-// mapped to status codes with the field at fault, and graceful shutdown.
+// Package server is plumb's gRPC transport: ConfidenceService and ProfileService handlers over
+// the service layer (package service, which maps every error to a status with the field at
+// fault), grpc health and reflection, the go-grpc-middleware v2 interceptor chain (Prometheus
+// metrics → slog logging → bearer-token auth → rate limit → recovery) and graceful shutdown.
 package server
 
 import (
@@ -27,7 +27,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -39,7 +38,7 @@ import (
 	"github.com/plumbhq/plumb/calibrate"
 	benchv1 "github.com/plumbhq/plumb/proto/plumb/bench/v1"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/store"
+	"github.com/plumbhq/plumb/service"
 )
 
 // Config is the server's configuration; cmd/plumb fills it from flags.
@@ -55,12 +54,12 @@ type Config struct {
 	Baseline bool
 }
 
-// Server implements both services over an Engine.
+// Server implements both services over a service.Service.
 type Server struct {
 	plumbv1.UnimplementedConfidenceServiceServer
 	plumbv1.UnimplementedProfileServiceServer
 
-	engine  *Engine
+	svc     *service.Service
 	grpc    *grpc.Server
 	health  *health.Server
 	metrics *grpcprom.ServerMetrics
@@ -76,8 +75,8 @@ var (
 	_ plumbv1.ProfileServiceServer    = (*Server)(nil)
 )
 
-// New builds a server over the store s.
-func New(s store.Store, cfg Config) *Server {
+// New builds a server over svc.
+func New(svc *service.Service, cfg Config) *Server {
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = 16 << 20
 	}
@@ -87,7 +86,7 @@ func New(s store.Store, cfg Config) *Server {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 10 * time.Second
 	}
-	srv := &Server{engine: NewEngine(s), cfg: cfg, health: health.NewServer(), reg: prometheus.NewRegistry()}
+	srv := &Server{svc: svc, cfg: cfg, health: health.NewServer(), reg: prometheus.NewRegistry()}
 	srv.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	srv.reg.MustRegister(srv.metrics)
 	opts := []grpc.ServerOption{
@@ -123,11 +122,8 @@ func (baseline) Noop(context.Context, *plumbv1.ScoreRequest) (*plumbv1.ScoreResp
 	return &plumbv1.ScoreResponse{}, nil
 }
 
-// Engine returns the server's engine.
-func (s *Server) Engine() *Engine { return s.engine }
-
-// exempt reports whether a method is open without a token: health and reflection.
-func exempt(_ context.Context, c interceptors.CallMeta) bool {
+// needsToken reports whether a method needs a bearer token: all but health and reflection.
+func needsToken(_ context.Context, c interceptors.CallMeta) bool {
 	return !strings.HasPrefix(c.Service, "grpc.health.") && !strings.HasPrefix(c.Service, "grpc.reflection.")
 }
 
@@ -163,8 +159,8 @@ func (s *Server) interceptors() []grpc.ServerOption {
 		logging.StreamServerInterceptor(logger, logOpts...),
 	}
 	if len(s.cfg.AuthTokens) > 0 {
-		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), selector.MatchFunc(exempt)))
-		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), selector.MatchFunc(exempt)))
+		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), selector.MatchFunc(needsToken)))
+		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), selector.MatchFunc(needsToken)))
 	}
 	if s.cfg.RateLimit > 0 {
 		burst := s.cfg.RateBurst
@@ -224,55 +220,13 @@ func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 }
 
-// Status converts an engine, store or context error to a gRPC status with the field at fault
-// (as an errdetails.BadRequest when there is one).
-func Status(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	var de *calibrate.Error
-	switch {
-	case errors.As(err, &de):
-		code := map[calibrate.ErrorKind]codes.Code{
-			calibrate.InvalidInput: codes.InvalidArgument,
-			calibrate.NotFound:     codes.NotFound,
-			calibrate.Exhausted:    codes.ResourceExhausted,
-			calibrate.Precondition: codes.FailedPrecondition,
-		}[de.Kind]
-		if code == codes.OK {
-			code = codes.Internal
-		}
-		st := status.New(code, de.Error())
-		if de.Field != "" {
-			if d, e := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: de.Field, Description: de.Msg}}}); e == nil {
-				st = d
-			}
-		}
-		return st.Err()
-	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, store.ErrActive):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, store.ErrBadName):
-		return status.Error(codes.InvalidArgument, "name: "+err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
-}
-
 // Score implements ConfidenceService.Score.
 func (s *Server) Score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
 	if s.scoreHook != nil {
 		s.scoreHook()
 	}
-	resp, err := s.engine.Score(ctx, r)
-	return resp, Status(err)
+	resp, err := s.svc.Score(ctx, r)
+	return resp, service.Status(err)
 }
 
 // ScoreStream implements ConfidenceService.ScoreStream: in order, ids echoed, a bad request
@@ -287,26 +241,14 @@ func (s *Server) ScoreStream(stream grpc.BidiStreamingServer[plumbv1.ScoreReques
 		if err != nil {
 			return err
 		}
-		resp, err := s.engine.Score(ctx, r)
+		resp, err := s.svc.Score(ctx, r)
 		if err != nil {
-			resp = &plumbv1.ScoreResponse{Id: r.GetId(), Error: ItemError(err)}
+			resp = &plumbv1.ScoreResponse{Id: r.GetId(), Error: service.ItemError(err)}
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
 	}
-}
-
-// ItemError converts an error to the per-item error of a stream: its status code, the field at
-// fault and the message.
-func ItemError(err error) *plumbv1.ItemError {
-	st, _ := status.FromError(Status(err))
-	item := &plumbv1.ItemError{Code: int32(st.Code()), Message: st.Message()}
-	var de *calibrate.Error
-	if errors.As(err, &de) {
-		item.Field = de.Field
-	}
-	return item
 }
 
 // examples reads the labelled examples that follow the config message of a client stream.
@@ -359,9 +301,9 @@ func (s *Server) Fit(stream grpc.ClientStreamingServer[plumbv1.FitRequest, plumb
 	exs := examples(stream.Recv, func(m *plumbv1.FitRequest) (*plumbv1.LabeledExample, bool) {
 		return m.GetExample(), m.GetConfig() == nil
 	})
-	resp, err := s.engine.Fit(stream.Context(), cfg, exs)
+	resp, err := s.svc.Fit(stream.Context(), cfg, exs)
 	if err != nil {
-		return Status(err)
+		return service.Status(err)
 	}
 	return stream.SendAndClose(resp)
 }
@@ -375,33 +317,33 @@ func (s *Server) Evaluate(stream grpc.ClientStreamingServer[plumbv1.EvaluateRequ
 	exs := examples(stream.Recv, func(m *plumbv1.EvaluateRequest) (*plumbv1.LabeledExample, bool) {
 		return m.GetExample(), m.GetConfig() == nil
 	})
-	rep, err := s.engine.Evaluate(stream.Context(), cfg, exs)
+	rep, err := s.svc.Evaluate(stream.Context(), cfg, exs)
 	if err != nil {
-		return Status(err)
+		return service.Status(err)
 	}
 	return stream.SendAndClose(rep)
 }
 
 // GetProfile implements ProfileService.GetProfile.
 func (s *Server) GetProfile(ctx context.Context, r *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error) {
-	resp, err := s.engine.GetProfile(ctx, r)
-	return resp, Status(err)
+	resp, err := s.svc.GetProfile(ctx, r)
+	return resp, service.Status(err)
 }
 
 // ListProfiles implements ProfileService.ListProfiles.
 func (s *Server) ListProfiles(ctx context.Context, r *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error) {
-	resp, err := s.engine.ListProfiles(ctx, r)
-	return resp, Status(err)
+	resp, err := s.svc.ListProfiles(ctx, r)
+	return resp, service.Status(err)
 }
 
 // ActivateProfile implements ProfileService.ActivateProfile.
 func (s *Server) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error) {
-	resp, err := s.engine.ActivateProfile(ctx, r)
-	return resp, Status(err)
+	resp, err := s.svc.ActivateProfile(ctx, r)
+	return resp, service.Status(err)
 }
 
 // DeleteProfile implements ProfileService.DeleteProfile.
 func (s *Server) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
-	resp, err := s.engine.DeleteProfile(ctx, r)
-	return resp, Status(err)
+	resp, err := s.svc.DeleteProfile(ctx, r)
+	return resp, service.Status(err)
 }

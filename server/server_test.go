@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"math"
 	"net"
 	"net/http/httptest"
@@ -23,6 +22,7 @@ import (
 	"github.com/plumbhq/plumb/client"
 	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/store"
 )
 
@@ -51,7 +51,7 @@ func start(t *testing.T, cfg Config, opts *client.Options) *harness {
 	if cfg.Logger == nil {
 		cfg.Logger = discard()
 	}
-	h := &harness{srv: New(st, cfg), st: st, addr: lis.Addr().String(), done: make(chan error, 1), dbDir: dir}
+	h := &harness{srv: New(service.New(st), cfg), st: st, addr: lis.Addr().String(), done: make(chan error, 1), dbDir: dir}
 	ctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	go func() { h.done <- h.srv.Serve(ctx, lis) }()
@@ -124,14 +124,14 @@ func TestEndToEnd(t *testing.T) {
 	if got.GetProfile().GetVersion() != 2 {
 		t.Fatalf("active version %d, want 2", got.GetProfile().GetVersion())
 	}
-	prof := ProfileFromProto(got.GetProfile())
+	prof := service.ProfileFromProto(got.GetProfile())
 	want := func(r *plumbv1.ScoreRequest) *plumbv1.ScoreResponse {
-		q := QuestionFrom(r)
+		q := service.QuestionFrom(r)
 		res, err := calibrate.Score(prof, &q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ResponseFrom(&res)
+		return service.ResponseFrom(&res)
 	}
 
 	req := proto.Clone(exs[0].GetRequest()).(*plumbv1.ScoreRequest)
@@ -228,13 +228,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	var local []calibrate.Example
 	for _, e := range exs[:400] {
-		local = append(local, ExampleFrom(e))
+		local = append(local, service.ExampleFrom(e))
 	}
 	lr, err := calibrate.Evaluate(prof, local)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(rep, ReportToProto(lr)) {
+	if !proto.Equal(rep, service.ReportToProto(lr)) {
 		t.Fatalf("Evaluate over gRPC differs from the engine")
 	}
 
@@ -465,25 +465,6 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if r, err := h.srv.health.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health after shutdown: %v, %v", r, err)
-	}
-}
-
-func TestStatusMapping(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		code codes.Code
-	}{
-		{&calibrate.Error{Kind: calibrate.InvalidInput, Field: "x"}, codes.InvalidArgument},
-		{&calibrate.Error{Kind: calibrate.Precondition}, codes.FailedPrecondition},
-		{&calibrate.Error{Kind: calibrate.Exhausted}, codes.ResourceExhausted},
-		{store.ErrNotFound, codes.NotFound},
-		{store.ErrActive, codes.FailedPrecondition},
-		{context.Canceled, codes.Canceled},
-		{errors.New("disk on fire"), codes.Internal},
-	} {
-		if got := status.Code(Status(tc.err)); got != tc.code {
-			t.Errorf("Status(%v) = %v, want %v", tc.err, got, tc.code)
-		}
 	}
 }
 

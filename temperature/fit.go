@@ -3,13 +3,12 @@ package temperature
 import (
 	"errors"
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/optimize"
 
 	"github.com/plumbhq/plumb/internal/fmath"
+	"github.com/plumbhq/plumb/internal/parallel"
 )
 
 // ErrNoData is returned by the fits when they are given no questions.
@@ -77,42 +76,25 @@ func (d *Pooled) NLL(m Model) float64 {
 }
 
 // objective returns the mean pooled NLL at theta plus l2/2·|θ_{1:}|² (the intercept is not
-// penalised) and, when grad is not nil, fills grad with its gradient. The work is shared over
-// the machine's cores.
+// penalised) and, when grad is not nil, fills grad with its gradient. The questions are summed
+// in ranges over the machine's cores.
 func (d *Pooled) objective(theta, grad []float64, l2 float64) (float64, []float64) {
-	workers := runtime.GOMAXPROCS(0)
-	if len(d.qs) < 2048 {
-		workers = 1
-	}
 	dim := len(theta)
-	type part struct {
-		loss float64
-		grad []float64
-	}
-	parts := make([]part, workers)
-	var wg sync.WaitGroup
-	chunk := (len(d.qs) + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, len(d.qs))
-		parts[w].grad = make([]float64, dim)
-		wg.Add(1)
-		go func(p *part, lo, hi int) {
-			defer wg.Done()
-			p.loss = d.partial(theta, p.grad, lo, hi, grad != nil)
-		}(&parts[w], lo, hi)
-	}
-	wg.Wait()
+	workers := parallel.Workers(len(d.qs), pooledGrain)
+	losses := make([]float64, workers)
+	grads := make([]float64, workers*dim)
+	parallel.Ranges(len(d.qs), pooledGrain, func(w, lo, hi int) {
+		losses[w] = d.partial(theta, grads[w*dim:(w+1)*dim], lo, hi, grad != nil)
+	})
 	n := float64(len(d.qs))
 	var loss float64
 	if grad != nil {
-		for i := range grad {
-			grad[i] = 0
-		}
+		clear(grad)
 	}
-	for _, p := range parts {
-		loss += p.loss
+	for w, l := range losses {
+		loss += l
 		if grad != nil {
-			floats.Add(grad, p.grad)
+			floats.Add(grad, grads[w*dim:(w+1)*dim])
 		}
 	}
 	loss /= n
@@ -127,6 +109,9 @@ func (d *Pooled) objective(theta, grad []float64, l2 float64) (float64, []float6
 	}
 	return loss, grad
 }
+
+// pooledGrain is the fewest questions worth a goroutine of an objective evaluation.
+const pooledGrain = 1024
 
 // partial sums the loss of questions [lo, hi) and adds their gradient to g.
 func (d *Pooled) partial(theta, g []float64, lo, hi int, wantGrad bool) float64 {
@@ -303,15 +288,26 @@ func lbfgsSettings() *optimize.Settings {
 type Method int
 
 const (
-	// None keeps T = 1.
-	None Method = iota
-	// GlobalMethod fits one temperature.
-	GlobalMethod
-	// AdaptiveMethod fits log T = θ·φ.
-	AdaptiveMethod
-	// Auto picks global or adaptive by 2-fold cross-validation.
-	Auto
+	// MethodAuto fits global and adaptive scaling and keeps adaptive only where 2-fold
+	// cross-validation prefers it (FitAuto). The zero value: the default of a fit.
+	MethodAuto Method = iota
+	// MethodNone keeps T = 1.
+	MethodNone
+	// MethodGlobal fits one temperature.
+	MethodGlobal
+	// MethodAdaptive fits log T = θ·φ.
+	MethodAdaptive
 )
+
+var methodNames = [...]string{"auto", "none", "global", "adaptive"}
+
+// String returns the method's name as the CLI and reports spell it.
+func (m Method) String() string {
+	if m >= 0 && int(m) < len(methodNames) {
+		return methodNames[m]
+	}
+	return "unknown"
+}
 
 // CVLimit caps the questions FitAuto cross-validates on; the chosen method is then fitted on
 // all of them.
@@ -325,7 +321,7 @@ func FitAuto(d *Pooled, s *Settings) (Model, Method, error) {
 	set := s.orDefault()
 	if d.Len() < 4 {
 		m, err := FitGlobal(d)
-		return m, GlobalMethod, err
+		return m, MethodGlobal, err
 	}
 	// The choice needs no more than CVLimit questions: the folds take the first CVLimit.
 	var even, odd []int
@@ -342,19 +338,19 @@ func FitAuto(d *Pooled, s *Settings) (Model, Method, error) {
 		train, test := folds[f], folds[1-f]
 		g, err := FitGlobal(train)
 		if err != nil {
-			return Model{}, None, err
+			return Model{}, MethodNone, err
 		}
 		a, err := fitAdaptiveFrom(train, g, &set)
 		if err != nil {
-			return Model{}, None, err
+			return Model{}, MethodNone, err
 		}
 		nllG += test.NLL(g) * float64(test.Len())
 		nllA += test.NLL(a) * float64(test.Len())
 	}
 	if nllA <= nllG*(1-set.MinImprovement) {
 		m, err := FitAdaptive(d, &set)
-		return m, AdaptiveMethod, err
+		return m, MethodAdaptive, err
 	}
 	m, err := FitGlobal(d)
-	return m, GlobalMethod, err
+	return m, MethodGlobal, err
 }

@@ -210,7 +210,7 @@ func TestFitAdaptiveNotWorse(t *testing.T) {
 		t.Errorf("adaptive NLL %.7f above global %.7f", d.NLL(a), d.NLL(g))
 	}
 	m, method, err := FitAuto(d, nil)
-	if err != nil || (method != GlobalMethod && method != AdaptiveMethod) || len(m.Theta) == 0 {
+	if err != nil || (method != MethodGlobal && method != MethodAdaptive) || len(m.Theta) == 0 {
 		t.Errorf("FitAuto = %v, %v, %v", m, method, err)
 	}
 }

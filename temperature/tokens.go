@@ -2,12 +2,11 @@ package temperature
 
 import (
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/optimize"
 
 	"github.com/plumbhq/plumb/internal/fmath"
+	"github.com/plumbhq/plumb/internal/parallel"
 )
 
 // Token is one generated token: its logprob, the logprobs of its top alternatives and the index
@@ -78,28 +77,21 @@ func (d *Tokens) sampleEnd(j int) int {
 	return len(d.toks)
 }
 
-// objective returns the mean binary NLL at log T = x and its derivative, over the machine's
-// cores.
+// objective returns the mean binary NLL at log T = x and its derivative, summed in ranges over
+// the machine's cores.
 func (d *Tokens) objective(x float64) (float64, float64) {
 	t := fmath.Exp(x)
 	clamped := t < MinTemperature || t > MaxTemperature
 	t = Clamp(t)
-	workers := runtime.GOMAXPROCS(0)
-	losses := make([]float64, 2*workers)
-	var wg sync.WaitGroup
-	chunk := (len(d.qs) + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			losses[2*w], losses[2*w+1] = d.partial(t, w*chunk, min((w+1)*chunk, len(d.qs)))
-		}(w)
-	}
-	wg.Wait()
+	workers := parallel.Workers(len(d.qs), tokensGrain)
+	sums := make([]float64, 2*workers)
+	parallel.Ranges(len(d.qs), tokensGrain, func(w, lo, hi int) {
+		sums[2*w], sums[2*w+1] = d.partial(t, lo, hi)
+	})
 	var loss, grad float64
-	for w := 0; w < workers; w++ {
-		loss += losses[2*w]
-		grad += losses[2*w+1]
+	for w := range workers {
+		loss += sums[2*w]
+		grad += sums[2*w+1]
 	}
 	n := float64(len(d.qs))
 	if clamped {
@@ -107,6 +99,9 @@ func (d *Tokens) objective(x float64) (float64, float64) {
 	}
 	return loss / n, grad / n
 }
+
+// tokensGrain is the fewest questions worth a goroutine of an objective evaluation.
+const tokensGrain = 256
 
 func (d *Tokens) partial(t float64, lo, hi int) (loss, grad float64) {
 	inv := 1 / t

@@ -4,29 +4,35 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"iter"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/plumbhq/plumb/client"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/server"
+	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/store"
 )
 
-// backend is where a command's work happens: in-process on a store file, or on a server.
+// backend does a command's work: in this process on a store file (local), or on a server
+// (remote). Both read their input through the same pipeline and decoder (files.go).
 type backend interface {
-	Score(context.Context, *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error)
-	ScoreAll(context.Context, iter.Seq[*plumbv1.ScoreRequest]) iter.Seq2[*plumbv1.ScoreResponse, error]
-	Fit(context.Context, *plumbv1.FitConfig, iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.FitResponse, error)
-	Evaluate(context.Context, *plumbv1.EvaluateConfig, iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.Report, error)
+	// score writes one ScoreResponse line per ScoreRequest line of in, in order.
+	score(ctx context.Context, in *input, out *output) error
+	// evaluate reports a profile on the labelled lines of in.
+	evaluate(ctx context.Context, in *input, cfg *plumbv1.EvaluateConfig) (*plumbv1.Report, error)
+	// fit fits (and unless a dry run stores) a profile on the labelled lines of in.
+	fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*plumbv1.FitResponse, error)
+	// profiles manages stored profile versions.
+	profiles() profileAPI
+	Close() error
+}
+
+// profileAPI is ProfileService's unary calls, which *service.Service has as they are.
+type profileAPI interface {
 	GetProfile(context.Context, *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error)
 	ListProfiles(context.Context, *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error)
 	ActivateProfile(context.Context, *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error)
 	DeleteProfile(context.Context, *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error)
-	Close() error
 }
 
 // target holds the flags that choose a backend.
@@ -55,100 +61,53 @@ func (t *target) open() (backend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("client.Dial %s: %w", t.server, err)
 		}
-		return remote{c, t.streams}, nil
+		return &remote{c: c, streams: t.streams}, nil
 	}
-	s, err := store.Open(t.store, 0)
+	st, err := store.Open(t.store, 0)
 	if err != nil {
 		return nil, err
 	}
-	return local{server.NewEngine(s), s}, nil
+	return &local{svc: service.New(st), st: st}, nil
 }
 
-// remote works through a server; ScoreAll spreads the requests over `streams` concurrent
-// ScoreStream calls.
+// local works in this process, through the service layer on a store file: its errors are the
+// server's statuses, so both backends report the same codes and words.
+type local struct {
+	svc *service.Service
+	st  store.Store
+}
+
+func (l *local) profiles() profileAPI { return l.svc }
+
+func (l *local) Close() error { return l.st.Close() }
+
+// remote works through a server with the client package.
 type remote struct {
-	*client.Client
+	c       *client.Client
 	streams int
 }
 
-func (r remote) ScoreAll(ctx context.Context, reqs iter.Seq[*plumbv1.ScoreRequest]) iter.Seq2[*plumbv1.ScoreResponse, error] {
-	return r.ScoreConcurrent(ctx, reqs, r.streams, 256)
+func (r *remote) profiles() profileAPI { return remoteProfiles{r.c.Profiles} }
+
+func (r *remote) Close() error { return r.c.Close() }
+
+// remoteProfiles is ProfileService's client as a profileAPI.
+type remoteProfiles struct{ c plumbv1.ProfileServiceClient }
+
+func (p remoteProfiles) GetProfile(ctx context.Context, q *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error) {
+	return p.c.GetProfile(ctx, q)
 }
 
-func (r remote) GetProfile(ctx context.Context, q *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error) {
-	return r.Profiles.GetProfile(ctx, q)
+func (p remoteProfiles) ListProfiles(ctx context.Context, q *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error) {
+	return p.c.ListProfiles(ctx, q)
 }
 
-func (r remote) ListProfiles(ctx context.Context, q *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error) {
-	return r.Profiles.ListProfiles(ctx, q)
+func (p remoteProfiles) ActivateProfile(ctx context.Context, q *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error) {
+	return p.c.ActivateProfile(ctx, q)
 }
 
-func (r remote) ActivateProfile(ctx context.Context, q *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error) {
-	return r.Profiles.ActivateProfile(ctx, q)
-}
-
-func (r remote) DeleteProfile(ctx context.Context, q *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
-	return r.Profiles.DeleteProfile(ctx, q)
-}
-
-// local runs the engine in this process; its errors are the server's statuses, so both modes
-// report the same codes and words.
-type local struct {
-	*server.Engine
-	st store.Store
-}
-
-func (l local) Close() error { return l.st.Close() }
-
-// scoreBatch is how many requests the in-process ScoreAll scores at a time over the cores.
-const scoreBatch = 1024
-
-// ScoreAll scores in batches over the machine's cores and yields in request order; memory is
-// bounded by one batch.
-func (l local) ScoreAll(ctx context.Context, reqs iter.Seq[*plumbv1.ScoreRequest]) iter.Seq2[*plumbv1.ScoreResponse, error] {
-	return func(yield func(*plumbv1.ScoreResponse, error) bool) {
-		batch := make([]*plumbv1.ScoreRequest, 0, scoreBatch)
-		resps := make([]*plumbv1.ScoreResponse, scoreBatch)
-		workers := runtime.GOMAXPROCS(0)
-		flush := func() bool {
-			var wg sync.WaitGroup
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func(w int) {
-					defer wg.Done()
-					for i := w; i < len(batch); i += workers {
-						resp, err := l.Engine.Score(ctx, batch[i])
-						if err != nil {
-							resp = itemError(batch[i].GetId(), err)
-						}
-						resps[i] = resp
-					}
-				}(w)
-			}
-			wg.Wait()
-			for _, r := range resps[:len(batch)] {
-				if !yield(r, nil) {
-					return false
-				}
-			}
-			batch = batch[:0]
-			return ctx.Err() == nil
-		}
-		for r := range reqs {
-			batch = append(batch, r)
-			if len(batch) == scoreBatch && !flush() {
-				return
-			}
-		}
-		if len(batch) > 0 {
-			flush()
-		}
-	}
-}
-
-// itemError is a refused request as ScoreStream reports it.
-func itemError(id string, err error) *plumbv1.ScoreResponse {
-	return &plumbv1.ScoreResponse{Id: id, Error: server.ItemError(err)}
+func (p remoteProfiles) DeleteProfile(ctx context.Context, q *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
+	return p.c.DeleteProfile(ctx, q)
 }
 
 // profileArg reads NAME and optional VERSION positional arguments.

@@ -4,71 +4,89 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
+	"path/filepath"
 	"testing"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/internal/jsonl"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/server"
+	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
+	"github.com/plumbhq/plumb/store"
+	"github.com/plumbhq/plumb/temperature"
 )
 
-// BenchmarkDecode: one LabeledExample line (10 + 2 wordings × 4 options, ~2.3 KB, as
-// `plumb simulate --labeled --stance 2` writes it) by the fast decoder and by protojson.
-func BenchmarkDecode(b *testing.B) {
-	exs, _ := simulate.Generate(&simulate.Config{Questions: 1, Stance: 2})
-	line, _ := marshal.Marshal(server.LabeledFrom(&exs[0]))
-	b.Run("fast", func(b *testing.B) {
-		var p fastjson.Parser
-		b.SetBytes(int64(len(line)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var m plumbv1.LabeledExample
-			if err := decodeFast(&p, line, &m); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("protojson", func(b *testing.B) {
-		b.SetBytes(int64(len(line)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var m plumbv1.LabeledExample
-			if err := unmarshal.Unmarshal(line, &m); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
-// BenchmarkEvaluateFile: in-process plumb eval's pipeline (chunked reading, decoding and
-// scoring over all cores, merging, the report) on 50 000 simulated option questions of 10
-// wordings held in memory, under a profile fitted with adaptive temperature on other
-// questions. ns/question at -cpu 2 is the figure behind plumb eval's questions per second
-// (1e9 / ns/question), without the disk.
-func BenchmarkEvaluateFile(b *testing.B) {
+// benchFiles returns 50 000 simulated option questions of 10 wordings as labelled lines and as
+// request lines, held in memory, and an in-process backend whose store holds a profile "bench"
+// fitted with adaptive temperature on other questions.
+func benchFiles(b *testing.B) (labeled, requests []byte, l *local) {
 	fitSet, _ := simulate.Generate(&simulate.Config{Questions: 10000, Seed: 6})
-	p, _, err := calibrate.Fit(fitSet, &calibrate.FitConfig{Temperature: calibrate.TemperatureAdaptive})
+	p, _, err := calibrate.Fit(fitSet, &calibrate.FitConfig{Name: "bench", Temperature: temperature.MethodAdaptive})
 	if err != nil {
 		b.Fatal(err)
 	}
-	var data bytes.Buffer
-	w := bufio.NewWriter(&data)
-	const n = 50000
-	for ex := range simulate.All(&simulate.Config{Questions: n, Seed: 5}) {
-		if err := writeLine(w, server.LabeledFrom(&ex)); err != nil {
+	st, err := store.Open(filepath.Join(b.TempDir(), "plumb.db"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	data, err := protoMarshal(service.ProfileToProto(p, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.Put(context.Background(), "bench", data, true); err != nil {
+		b.Fatal(err)
+	}
+	var lb, rb bytes.Buffer
+	lw, rw := bufio.NewWriter(&lb), bufio.NewWriter(&rb)
+	for ex := range simulate.All(&simulate.Config{Questions: benchQuestions, Seed: 5}) {
+		ex.Question.Profile = "bench"
+		if err := writeMessage(lw, service.LabeledFrom(&ex)); err != nil {
+			b.Fatal(err)
+		}
+		if err := writeMessage(rw, service.RequestFrom(&ex.Question)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	w.Flush()
-	b.SetBytes(int64(data.Len()))
+	lw.Flush()
+	rw.Flush()
+	return lb.Bytes(), rb.Bytes(), &local{svc: service.New(st), st: st}
+}
+
+const benchQuestions = 50000
+
+// BenchmarkEvaluateFile: in-process plumb eval's pipeline (chunked reading, decoding and
+// scoring over all cores, merging, the report) on the labelled lines. ns/question at -cpu 2 is
+// the figure behind plumb eval's questions per second (1e9 / ns/question), without the disk.
+// BenchmarkScoreFile: in-process plumb score's (decoding, scoring, writing each response) on
+// the same questions as request lines.
+func BenchmarkEvaluateFile(b *testing.B) {
+	labeled, _, l := benchFiles(b)
+	b.SetBytes(int64(len(labeled)))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := evaluateFile(context.Background(), p, bytes.NewReader(data.Bytes()), "bench", inputOptions{}, io.Discard, nil); err != nil {
+		in := &input{r: bytes.NewReader(labeled), opts: jsonl.Input{File: "bench"}}
+		if _, err := l.evaluate(context.Background(), in, &plumbv1.EvaluateConfig{Profile: "bench"}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/question")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchQuestions), "ns/question")
 }
+
+func BenchmarkScoreFile(b *testing.B) {
+	_, requests, l := benchFiles(b)
+	b.SetBytes(int64(len(requests)))
+	b.ResetTimer()
+	for b.Loop() {
+		in := &input{r: bytes.NewReader(requests), opts: jsonl.Input{File: "bench"}}
+		if err := l.score(context.Background(), in, &output{w: bufio.NewWriterSize(discard{}, 1<<16)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchQuestions), "ns/question")
+}
+
+// discard is io.Discard as a writer bufio can wrap without a type switch.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	stdio "io"
-	"iter"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,11 +15,15 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/internal/jsonl"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/server"
+	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 	"github.com/plumbhq/plumb/store"
 )
@@ -106,7 +108,7 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 	if err != nil {
 		return fmt.Errorf("net.Listen: %w", err)
 	}
-	srv := server.New(st, cfg)
+	srv := server.New(service.New(st), cfg)
 	if *metricsAddr != "" {
 		ml, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
@@ -128,59 +130,48 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 	var t target
 	t.register(fs)
 	profile := fs.String("profile", "", "profile for requests that name none (default: the active \"default\")")
-	var in inputOptions
-	in.register(fs)
+	var f inputFlags
+	f.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := in.check(); err != nil {
+	format, err := jsonl.ParseFormat(f.from)
+	if err != nil {
 		return err
 	}
 	file := ""
 	if len(pos) > 0 {
 		file = pos[0]
 	}
-	r, name, b, closeAll, err := openWork(file, &t, io)
+	in, closeIn, err := openInput(file, io, format, f.keepGoing, "scored")
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	prog := newProgress(io.err, "scored")
-	defer prog.done()
-	out := bufio.NewWriterSize(io.out, 1<<16)
-	defer out.Flush()
-
-	var readErr error
-	reqs := func(yield func(*plumbv1.ScoreRequest) bool) {
-		for req, err := range lines(r, name, func() *plumbv1.ScoreRequest { return new(plumbv1.ScoreRequest) }, in, io.err, prog) {
-			if err != nil {
-				readErr = err
-				return
-			}
-			if req.GetProfile() == "" {
-				req.Profile = *profile
-			}
-			if !yield(req) {
-				return
-			}
-		}
+	defer closeIn()
+	b, err := t.open()
+	if err != nil {
+		return err
 	}
-	i := 0
-	for resp, err := range b.ScoreAll(ctx, iter.Seq[*plumbv1.ScoreRequest](reqs)) {
-		if err != nil {
-			return fmt.Errorf("%s: %s", name, describe(err))
-		}
-		if e := resp.GetError(); e != nil && !in.keepGoing {
-			return fmt.Errorf("%s: request %d (id %q): %s", name, i+1, resp.GetId(), e.GetMessage())
-		}
-		if err := writeLine(out, resp); err != nil {
-			return err
-		}
-		i++
-	}
-	return readErr
+	defer b.Close()
+	out := &output{w: bufio.NewWriterSize(io.out, 1<<16), profile: *profile}
+	defer out.w.Flush()
+	return b.score(ctx, in, out)
 }
+
+// inputFlags are the flags of the commands that read a file of lines.
+type inputFlags struct {
+	keepGoing bool
+	from      string
+}
+
+func (f *inputFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.keepGoing, "keep-going", false, "report a bad line on stderr and go on, instead of stopping")
+	fs.StringVar(&f.from, "from", "", `input format: "" (plumb's protojson lines) or "openai" (raw chat-completions responses per wording; see README)`)
+}
+
+// codeName names a status code sent as a number.
+func codeName(c int32) string { return codes.Code(c).String() }
 
 // fitFlags are the flags of plumb fit.
 type fitFlags struct {
@@ -189,7 +180,7 @@ type fitFlags struct {
 	seed                                                      uint64
 	minGroup                                                  int
 	jsonOut, dryRun, activate                                 bool
-	in                                                        inputOptions
+	in                                                        inputFlags
 }
 
 func (f *fitFlags) config() (*plumbv1.FitConfig, error) {
@@ -247,7 +238,8 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := f.in.check(); err != nil {
+	format, err := jsonl.ParseFormat(f.in.from)
+	if err != nil {
 		return err
 	}
 	if f.data == "" {
@@ -258,15 +250,17 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 	if err != nil {
 		return err
 	}
-	var resp *plumbv1.FitResponse
-	if t.server == "" {
-		resp, err = fitLocal(ctx, cfg, f.data, f.in, &t, io)
-	} else {
-		err = withLabeled(f.data, f.in, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
-			resp, err = b.Fit(ctx, cfg, exs)
-			return err
-		})
+	in, closeIn, err := openInput(f.data, io, format, f.in.keepGoing, "read")
+	if err != nil {
+		return err
 	}
+	defer closeIn()
+	b, err := t.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	resp, err := b.fit(ctx, in, cfg)
 	if err != nil {
 		return fmt.Errorf("fit: %w", err)
 	}
@@ -300,28 +294,30 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	version := fs.Int64("version", 0, "profile version (0: the active one)")
 	jsonOut := fs.Bool("json", false, "print the protojson Report, and nothing else, on stdout")
 	reportDir := fs.String("report-dir", "", "write report.json, report.md and the reliability diagram here")
-	var in inputOptions
-	in.register(fs)
+	var f inputFlags
+	f.register(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := in.check(); err != nil {
+	format, err := jsonl.ParseFormat(f.from)
+	if err != nil {
 		return err
 	}
 	if *data == "" {
 		fmt.Fprintln(io.err, "plumb eval: --data is required")
 		return errUsage
 	}
-	var rep *plumbv1.Report
-	var err error
-	if t.server == "" {
-		rep, err = evalLocal(ctx, *data, *profile, *version, in, &t, io)
-	} else {
-		err = withLabeled(*data, in, &t, io, func(b backend, exs iter.Seq2[*plumbv1.LabeledExample, error]) (err error) {
-			rep, err = b.Evaluate(ctx, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version}, exs)
-			return err
-		})
+	in, closeIn, err := openInput(*data, io, format, f.keepGoing, "read")
+	if err != nil {
+		return err
 	}
+	defer closeIn()
+	b, err := t.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	rep, err := b.evaluate(ctx, in, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version})
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
@@ -335,82 +331,6 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	}
 	summary(io.out, rep)
 	return nil
-}
-
-// fitLocal fits in-process: the file is decoded over all cores straight into the engine's
-// types (readExamples), then fitted and stored as the engine's Fit does.
-func fitLocal(ctx context.Context, cfg *plumbv1.FitConfig, data string, in inputOptions, t *target, io ios) (*plumbv1.FitResponse, error) {
-	r, name, b, closeAll, err := openWork(data, t, io)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll()
-	prog := newProgress(io.err, "read")
-	exs, err := readExamples(ctx, r, name, in, io.err, prog)
-	prog.done()
-	if err != nil {
-		return nil, inFile(name, err)
-	}
-	resp, err := b.(local).FitExamples(ctx, cfg, exs)
-	return resp, inFile(name, err)
-}
-
-// evalLocal evaluates in-process: the file streams over all cores into an Evaluator
-// (evaluateFile); the report is the one the engine's Evaluate gives.
-func evalLocal(ctx context.Context, data, profile string, version int64, in inputOptions, t *target, io ios) (*plumbv1.Report, error) {
-	r, name, b, closeAll, err := openWork(data, t, io)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll()
-	p, err := b.(local).Profile(ctx, profile, version)
-	if err != nil {
-		return nil, inFile(name, err)
-	}
-	prog := newProgress(io.err, "read")
-	rep, err := evaluateFile(ctx, p, r, name, in, io.err, prog)
-	prog.done()
-	if err != nil {
-		return nil, inFile(name, err)
-	}
-	return server.ReportToProto(rep), nil
-}
-
-// openWork opens a command's input file (or stdin) and its backend; closeAll releases both.
-func openWork(file string, t *target, io ios) (r stdio.Reader, name string, b backend, closeAll func(), err error) {
-	r, name, closeIn, err := input(file, io.in)
-	if err != nil {
-		return nil, "", nil, nil, err
-	}
-	if b, err = t.open(); err != nil {
-		closeIn()
-		return nil, "", nil, nil, err
-	}
-	return r, name, b, func() { b.Close(); closeIn() }, nil
-}
-
-// withLabeled opens the labelled-example file and the backend and runs f on them; a bad line
-// comes back as its *lineError, anything else described as the server would.
-func withLabeled(data string, in inputOptions, t *target, io ios, f func(backend, iter.Seq2[*plumbv1.LabeledExample, error]) error) error {
-	r, name, b, closeAll, err := openWork(data, t, io)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	prog := newProgress(io.err, "read")
-	err = f(b, examplesFrom(r, name, in, io.err, prog))
-	prog.done()
-	return inFile(name, err)
-}
-
-// inFile words an error of a command reading file: a bad line already names its file and
-// line; anything else is described as the server would, after the file's name.
-func inFile(file string, err error) error {
-	var le *lineError
-	if err == nil || errors.As(err, &le) {
-		return err
-	}
-	return fmt.Errorf("%s: %s", file, describe(err))
 }
 
 func cmdProfiles(ctx context.Context, args []string, io ios) error {
@@ -431,15 +351,16 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	defer b.Close()
+	api := b.profiles()
 	switch pos[0] {
 	case "list":
 		name := ""
 		if len(pos) > 1 {
 			name = pos[1]
 		}
-		resp, err := b.ListProfiles(ctx, &plumbv1.ListProfilesRequest{Name: name})
+		resp, err := api.ListProfiles(ctx, &plumbv1.ListProfilesRequest{Name: name})
 		if err != nil {
-			return errors.New(describe(err))
+			return errors.New(service.Describe(err))
 		}
 		if *jsonOut {
 			return printJSON(io, resp)
@@ -466,9 +387,9 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 		if err != nil {
 			return err
 		}
-		resp, err := b.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: name, Version: v})
+		resp, err := api.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: name, Version: v})
 		if err != nil {
-			return errors.New(describe(err))
+			return errors.New(service.Describe(err))
 		}
 		return printJSON(io, resp.GetProfile())
 	case "activate":
@@ -479,9 +400,9 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 		if v == 0 {
 			return fmt.Errorf("activate: a version is required")
 		}
-		resp, err := b.ActivateProfile(ctx, &plumbv1.ActivateProfileRequest{Name: name, Version: v})
+		resp, err := api.ActivateProfile(ctx, &plumbv1.ActivateProfileRequest{Name: name, Version: v})
 		if err != nil {
-			return errors.New(describe(err))
+			return errors.New(service.Describe(err))
 		}
 		if *jsonOut {
 			return printJSON(io, resp)
@@ -493,9 +414,9 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 		if err != nil {
 			return err
 		}
-		resp, err := b.DeleteProfile(ctx, &plumbv1.DeleteProfileRequest{Name: name, Version: v})
+		resp, err := api.DeleteProfile(ctx, &plumbv1.DeleteProfileRequest{Name: name, Version: v})
 		if err != nil {
-			return errors.New(describe(err))
+			return errors.New(service.Describe(err))
 		}
 		if *jsonOut {
 			return printJSON(io, resp)
@@ -505,6 +426,8 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 	}
 	return fmt.Errorf("profiles: unknown subcommand %q (list, get, activate, delete)", pos[0])
 }
+
+var indented = protojson.MarshalOptions{Multiline: true, Indent: "  "}
 
 // printJSON prints m as indented protojson.
 func printJSON(io ios, m proto.Message) error {
@@ -530,14 +453,17 @@ func cmdSimulate(_ context.Context, args []string, io ios) error {
 	}
 	out := bufio.NewWriterSize(io.out, 1<<16)
 	defer out.Flush()
+	var line []byte
 	for ex := range simulate.All(&simulate.Config{Questions: *n, Seed: *seed, Samples: *samples, Wordings: *wordings, Stance: *stance, Tokens: *tokens}) {
-		var err error
+		var m proto.Message = service.RequestFrom(&ex.Question)
 		if *labeled {
-			err = writeLine(out, server.LabeledFrom(&ex))
-		} else {
-			err = writeLine(out, server.RequestFrom(&ex.Question))
+			m = service.LabeledFrom(&ex)
 		}
-		if err != nil {
+		var err error
+		if line, err = jsonl.AppendMessage(line[:0], m); err != nil {
+			return err
+		}
+		if _, err := out.Write(line); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/plumbhq/plumb/client"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/server"
+	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 	"github.com/plumbhq/plumb/store"
 )
@@ -41,7 +42,7 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 	if err != nil {
 		return fmt.Errorf("net.Listen: %w", err)
 	}
-	srv := server.New(st, server.Config{Logger: discardLogger()})
+	srv := server.New(service.New(st), server.Config{Logger: discardLogger()})
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go srv.Serve(sctx, lis)
@@ -61,13 +62,13 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 	fmt.Fprintf(io.out, "fitting profile \"demo\" on %d simulated questions through ProfileService.Fit …\n", len(train))
 	resp, err := c.Fit(ctx, &plumbv1.FitConfig{Name: "demo", Activate: true, Seed: *seed}, func(yield func(*plumbv1.LabeledExample, error) bool) {
 		for i := range train {
-			if !yield(server.LabeledFrom(&train[i]), nil) {
+			if !yield(service.LabeledFrom(&train[i]), nil) {
 				return
 			}
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("fit: %s", describe(err))
+		return fmt.Errorf("fit: %s", service.Describe(err))
 	}
 	p := resp.GetProfile()
 	fmt.Fprintf(io.out, "stored profile %s v%d: temperature %s, α = %.2f, q̂ = %.3f, λ = %.2f\n\n",
@@ -77,7 +78,7 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 	// Score the held-out questions over one ScoreStream and show a few of each kind.
 	reqs := func(yield func(*plumbv1.ScoreRequest) bool) {
 		for i := range held {
-			r := server.RequestFrom(&held[i].Question)
+			r := service.RequestFrom(&held[i].Question)
 			r.Profile = "demo"
 			if !yield(r) {
 				return
@@ -91,7 +92,7 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 	i := 0
 	for r, err := range c.ScoreAll(ctx, reqs) {
 		if err != nil {
-			return fmt.Errorf("score: %s", describe(err))
+			return fmt.Errorf("score: %s", service.Describe(err))
 		}
 		t := truths[*n+i]
 		i++

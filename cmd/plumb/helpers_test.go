@@ -1,15 +1,30 @@
 package main
 
 import (
+	"bufio"
 	"regexp"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/plumbhq/plumb/internal/jsonl"
 )
 
 func protoUnmarshal(b []byte, m proto.Message) error { return proto.Unmarshal(b, m) }
+
+func protoMarshal(m proto.Message) ([]byte, error) { return proto.Marshal(m) }
+
+// writeMessage writes m as one line, as plumb simulate writes its lines.
+func writeMessage(w *bufio.Writer, m proto.Message) error {
+	b, err := jsonl.AppendMessage(nil, m)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
 
 // syncBuffer is a bytes.Buffer safe to write from a subprocess's copier and read from the test.
 type syncBuffer struct {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +22,7 @@ import (
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/server"
+	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 	"github.com/plumbhq/plumb/store"
 )
@@ -110,7 +109,7 @@ func TestBadLines(t *testing.T) {
 	// A request the engine refuses is named by its position and field.
 	bad := `{"id":"q2","paraphrases":[{"options":[{"label":"A","logprob":0.5},{"label":"B","logprob":-1.7}]}]}`
 	_, _, err = plumb(t, good+"\n"+bad+"\n", "score", "-", "--store", db)
-	if err == nil || !strings.Contains(err.Error(), `request 2 (id "q2")`) || !strings.Contains(err.Error(), "paraphrases[0].options[0].logprob") {
+	if err == nil || !strings.Contains(err.Error(), `<stdin>:2: request id "q2": InvalidArgument: paraphrases[0].options[0].logprob`) {
 		t.Fatalf("refused request: %v", err)
 	}
 	// snake_case and OpenAI's field names are read as they are.
@@ -289,7 +288,7 @@ func TestEvalMatchesLibrary(t *testing.T) {
 		}
 		w := bufio.NewWriter(f)
 		for ex := range simulate.All(&cfg) {
-			if err := writeLine(w, server.LabeledFrom(&ex)); err != nil {
+			if err := writeMessage(w, service.LabeledFrom(&ex)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -308,7 +307,7 @@ func TestEvalMatchesLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fitted, err := server.NewEngine(st).Profile(context.Background(), "sim", 0)
+	fitted, err := service.New(st).Profile(context.Background(), "sim", 0)
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -331,8 +330,8 @@ func TestEvalMatchesLibrary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !proto.Equal(&got, server.ReportToProto(want)) {
-			t.Fatalf("profile %s: plumb eval and calibrate.Evaluate differ:\n%v\n%v", name, &got, server.ReportToProto(want))
+		if !proto.Equal(&got, service.ReportToProto(want)) {
+			t.Fatalf("profile %s: plumb eval and calibrate.Evaluate differ:\n%v\n%v", name, &got, service.ReportToProto(want))
 		}
 	}
 }
@@ -347,7 +346,7 @@ func TestEvalLines(t *testing.T) {
 	line := func(i int) string {                                                     // compact, as writeLine writes it
 		var b bytes.Buffer
 		w := bufio.NewWriter(&b)
-		if err := writeLine(w, server.LabeledFrom(&exs[i])); err != nil {
+		if err := writeMessage(w, service.LabeledFrom(&exs[i])); err != nil {
 			t.Fatal(err)
 		}
 		w.Flush()
@@ -378,38 +377,8 @@ func TestEvalLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(&got, server.ReportToProto(want)) {
-		t.Fatalf("eval of the good lines differs from the library:\n%v\n%v", &got, server.ReportToProto(want))
-	}
-}
-
-// TestEvalStopsEarly: a bad line near the start of a file of many chunks stops the evaluation
-// with that line's error, and every goroutine of the pipeline winds down (a deadlock here
-// would hang the test); a bad line in the last chunk is found too.
-func TestEvalStopsEarly(t *testing.T) {
-	var b bytes.Buffer
-	w := bufio.NewWriter(&b)
-	n := 0
-	for ex := range simulate.All(&simulate.Config{Questions: 6000, Seed: 4}) {
-		if err := writeLine(w, server.LabeledFrom(&ex)); err != nil {
-			t.Fatal(err)
-		}
-		if n++; n == 99 || n == 5990 {
-			w.WriteString("{not json\n") // lines 100 and 5992
-		}
-	}
-	w.Flush()
-	if b.Len() < 4*evalChunk {
-		t.Fatalf("%d bytes: want several chunks", b.Len())
-	}
-	_, err := evaluateFile(context.Background(), nil, bytes.NewReader(b.Bytes()), "many.jsonl", inputOptions{}, io.Discard, nil)
-	if err == nil || !strings.Contains(err.Error(), "many.jsonl:100:") {
-		t.Fatalf("got %v, want many.jsonl:100", err)
-	}
-	var stderr bytes.Buffer
-	rep, err := evaluateFile(context.Background(), nil, bytes.NewReader(b.Bytes()), "many.jsonl", inputOptions{keepGoing: true}, &stderr, nil)
-	if err != nil || rep.Examples != 6000 || !strings.Contains(stderr.String(), "many.jsonl:5992:") {
-		t.Fatalf("--keep-going: %v, %v examples, stderr %q", err, rep, stderr.String())
+	if !proto.Equal(&got, service.ReportToProto(want)) {
+		t.Fatalf("eval of the good lines differs from the library:\n%v\n%v", &got, service.ReportToProto(want))
 	}
 }
 
@@ -421,7 +390,7 @@ func TestFitMatchesLibrary(t *testing.T) {
 	var b bytes.Buffer
 	w := bufio.NewWriter(&b)
 	for i := range exs {
-		if err := writeLine(w, server.LabeledFrom(&exs[i])); err != nil {
+		if err := writeMessage(w, service.LabeledFrom(&exs[i])); err != nil {
 			t.Fatal(err)
 		}
 		if i == 1499 {
@@ -447,7 +416,7 @@ func TestFitMatchesLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := server.ReportToProto(rep)
+	want := service.ReportToProto(rep)
 	if !proto.Equal(got.GetBefore(), want.GetBefore()) || !proto.Equal(got.GetAfter(), want.GetAfter()) || got.GetExamples() != want.GetExamples() {
 		t.Fatalf("plumb fit and calibrate.Fit differ:\n%v\n%v", &got, want)
 	}

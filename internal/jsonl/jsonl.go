@@ -1,14 +1,17 @@
-// Package jsonl decodes plumb's JSON Lines straight into the engine's types, without building
-// protobuf messages on the way, for the commands that read millions of labelled lines
-// (plumb eval, plumb fit).
+// Package jsonl is plumb's one way in and out of JSON Lines files: an ordered pipeline that
+// cuts a file into chunks of whole lines and works on them over the machine's cores (Stream),
+// one decoder of plumb's lines straight into the engine's types with protojson as its
+// fallback (Decoder, DecodeExample, DecodeQuestion), the OpenAI chat-completions input shape,
+// and a direct encoder of ScoreResponse lines (AppendResponse).
 //
-// It takes the shape plumb's lines usually have — the protojson mapping of a LabeledExample
-// with numbers as JSON numbers, enums by name or number, proto or
-// lowerCamelCase field names — and refuses everything else with ErrUnsupported: an unknown
+// The Decoder takes the shape plumb's lines usually have — the protojson mapping of a
+// LabeledExample or ScoreRequest with numbers as JSON numbers, enums by name or number, proto
+// or lowerCamelCase field names — and refuses everything else with ErrUnsupported: an unknown
 // field, a null, a number written as a string ("NaN", "1.5"), a repeated field, an escaped
-// key, an unknown enum value. Callers send a refused line to protojson, which accepts exactly
-// what the proto3 JSON mapping allows and words the errors. What the decoder accepts, it
-// decodes as protojson followed by server.ExampleFrom does; a test and a fuzz target check it.
+// key, an unknown enum value. DecodeExample and DecodeQuestion send a refused line to protojson,
+// which accepts exactly what the proto3 JSON mapping allows and words the errors. What the
+// Decoder accepts, it decodes as protojson followed by service.ExampleFrom does; a test and a
+// fuzz target check it.
 //
 // A Decoder reuses the slices of the Example it decodes into and interns short strings
 // (labels, prompts, answers, tokens), so decoding a line allocates nothing in the steady
@@ -16,7 +19,6 @@
 package jsonl
 
 import (
-	"encoding/binary"
 	"errors"
 
 	"github.com/plumbhq/plumb/calibrate"
@@ -61,12 +63,30 @@ func (d *Decoder) intern(b []byte) string {
 }
 
 // reuse returns b as a string: old when it is equal (a reused element's previous value, often
-// the same label as the line before), else interned.
+// the same label as the line before), else interned. Short strings are compared byte by byte,
+// cheaper than a call for a label.
 func (d *Decoder) reuse(old string, b []byte) string {
+	if len(old) == len(b) && len(b) <= 8 {
+		for i := range b {
+			if old[i] != b[i] {
+				return d.intern(b)
+			}
+		}
+		return old
+	}
 	if old == string(b) {
 		return old
 	}
 	return d.intern(b)
+}
+
+// Question decodes one ScoreRequest line into q, reusing q's memory. On ErrUnsupported q holds
+// a partial decoding.
+func (d *Decoder) Question(line []byte, q *calibrate.Question) error {
+	d.s.reset(line)
+	resetQuestion(q)
+	d.request(q)
+	return d.finish()
 }
 
 // Example decodes one LabeledExample line into ex, reusing ex's memory. On ErrUnsupported ex
@@ -168,9 +188,8 @@ func (d *Decoder) request(q *calibrate.Question) {
 				q.Kind = calibrate.QueryKind(s.enum(plumbv1.QueryKind_value))
 			}
 		case "profile_version", "profileVersion":
-			// The engine reads the version from the command, not the line.
 			if s.once(&seen, fVersion) {
-				s.int(64)
+				q.ProfileVersion = s.int64()
 			}
 		case "policy":
 			if s.once(&seen, fPolicy) {
@@ -207,7 +226,7 @@ func (d *Decoder) policy(p *calibrate.Policy) {
 
 func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 	*p = calibrate.Paraphrase{Options: p.Options[:0], Samples: p.Samples[:0]}
-	if d.compactParaphrase(p) {
+	if d.promptAndOptions(p) {
 		return
 	}
 	s := &d.s
@@ -242,10 +261,10 @@ func (d *Decoder) paraphrase(p *calibrate.Paraphrase) {
 	}
 }
 
-// compactParaphrase reads a paraphrase of the usual shape, {"prompt":"…","options":[…]} (white
-// space allowed), without looking its keys up; anything else it leaves to the general loop,
-// consuming nothing.
-func (d *Decoder) compactParaphrase(p *calibrate.Paraphrase) bool {
+// promptAndOptions reads a paraphrase of the usual shape, {"prompt":"…","options":[…]} (white
+// space allowed), without looking its keys up; anything else it leaves to the field-by-field
+// loop, consuming nothing.
+func (d *Decoder) promptAndOptions(p *calibrate.Paraphrase) bool {
 	s := &d.s
 	at := s.i
 	// Each piece compact first, then token by token.
@@ -271,13 +290,12 @@ func (d *Decoder) compactParaphrase(p *calibrate.Paraphrase) bool {
 
 // The shapes of options and top_logprobs entries.
 var (
-	optionShape = newPairShape(`"label"`, `"logprob"`)
-	topShape    = newPairShape(`"token"`, `"logprob"`)
+	optionShape = newStringNumberShape(`"label"`, `"logprob"`)
+	topShape    = newStringNumberShape(`"token"`, `"logprob"`)
 )
 
-// options reads an options array into list, reusing its elements. Options as plumb writes
-// them, {"label":"…","logprob":-D.F} with no white space, are read in one pass here (compact);
-// any other through option.
+// options reads an options array into list, reusing its elements: array's loop, with the
+// comma between options of the usual compact shape taken directly.
 func (d *Decoder) options(list []calibrate.Option) []calibrate.Option {
 	s := &d.s
 	list = list[:0]
@@ -287,9 +305,7 @@ func (d *Decoder) options(list []calibrate.Option) []calibrate.Option {
 		} else {
 			list = append(list, calibrate.Option{})
 		}
-		if o := &list[len(list)-1]; !d.compact(o) {
-			d.option(o)
-		}
+		d.option(&list[len(list)-1])
 		if s.i < len(s.b) && s.b[s.i] == ',' {
 			s.i++
 			continue
@@ -299,79 +315,18 @@ func (d *Decoder) options(list []calibrate.Option) []calibrate.Option {
 	return list
 }
 
-// The compact option's text before its label, {"label":", and between its label and its
-// logprob, ","logprob":, as little-endian words (TestCompactWords checks them).
-const (
-	headLo = '{' | '"'<<8 | 'l'<<16 | 'a'<<24 | 'b'<<32 | 'e'<<40 | 'l'<<48 | '"'<<56
-	headHi = ':' | '"'<<8
-	midLo  = '"' | ','<<8 | '"'<<16 | 'l'<<24 | 'o'<<32 | 'g'<<40 | 'p'<<48 | 'r'<<56
-	midHi  = 'o' | 'b'<<8 | '"'<<16 | ':'<<24
-)
-
-// compact reads an option of the compact shape whose logprob shortFraction reads, or consumes
-// nothing and returns false.
-func (d *Decoder) compact(o *calibrate.Option) bool {
-	b := d.s.b[d.s.i:]
-	if len(b) < 10 || binary.LittleEndian.Uint64(b) != headLo || binary.LittleEndian.Uint16(b[8:]) != headHi {
-		return false
-	}
-	stop := 10 // the label's closing quote
-	for stop < len(b) && plain(b[stop]) {
-		stop++
-	}
-	t := b[stop:] // ","logprob": and the number: at least -D.D and the closing brace
-	if len(t) < 17 || binary.LittleEndian.Uint64(t) != midLo || binary.LittleEndian.Uint32(t[8:]) != midHi {
-		return false
-	}
-	j := 12
-	neg := t[12] == '-'
-	if neg {
-		j = 13
-	}
-	if t[j]-'0' > 9 || t[j+1] != '.' {
-		return false
-	}
-	f, end, ok := shortFraction(t, j)
-	if !ok || end >= len(t) || t[end] != '}' {
-		return false
-	}
-	if neg {
-		f = -f
-	}
-	if label := b[10:stop]; !same(o.Label, label) {
-		o.Label = d.intern(label)
-	}
-	o.Logprob = f
-	d.s.i += stop + end + 1
-	return true
-}
-
-// plain reports whether c may be in a string the fast paths (compact, pair) read: printable
-// ASCII but for '"', '\\' and '!' (one comparison fewer).
-func plain(c byte) bool { return c > '"' && c != '\\' && c < 0x7f }
-
-// same reports whether s holds b's bytes; for labels, a loop is cheaper than a call.
-func same(s string, b []byte) bool {
-	if len(s) != len(b) {
-		return false
-	}
-	for i := range b {
-		if s[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // option reads one option: the usual shape, {"label":"…","logprob":…} in that order (white
-// space allowed), directly; anything else through the general loop.
+// space allowed), by stringNumber; anything else field by field.
 func (d *Decoder) option(o *calibrate.Option) {
 	old := o.Label
-	*o = calibrate.Option{}
-	if label, lp, ok := d.s.pair(&optionShape); ok {
-		o.Label, o.Logprob = d.reuse(old, label), lp
+	if label, lp, ok := d.s.stringNumber(&optionShape); ok {
+		if len(label) != 1 || len(old) != 1 || label[0] != old[0] {
+			o.Label = d.reuse(old, label)
+		}
+		o.Logprob = lp
 		return
 	}
+	*o = calibrate.Option{}
 	s := &d.s
 	var seen uint32
 	for ok := s.open('{', '}'); ok; ok = s.next('}') {
@@ -448,7 +403,7 @@ func (d *Decoder) token(t *calibrate.Token) {
 func (d *Decoder) top(tl *calibrate.TopLogprob) {
 	*tl = calibrate.TopLogprob{}
 	s := &d.s
-	if token, lp, ok := s.pair(&topShape); ok {
+	if token, lp, ok := s.stringNumber(&topShape); ok {
 		tl.Token, tl.Logprob = d.intern(token), lp
 		return
 	}

@@ -2,7 +2,6 @@ package jsonl
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -16,11 +15,11 @@ import (
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/server"
+	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 )
 
-// agree decodes b with d into ex and with protojson followed by server.ExampleFrom (the
+// agree decodes b with d into ex and with protojson followed by service.ExampleFrom (the
 // reference), and fails when the decoder accepts what protojson refuses or decodes it
 // differently. It reports whether the decoder took the line.
 func agree(t *testing.T, d *Decoder, ex *calibrate.Example, b []byte) bool {
@@ -33,10 +32,10 @@ func agree(t *testing.T, d *Decoder, ex *calibrate.Example, b []byte) bool {
 	if serr != nil {
 		t.Fatalf("decoder accepted what protojson refuses (%v): %s", serr, b)
 	}
-	want := server.ExampleFrom(&m)
+	want := service.ExampleFrom(&m)
 	// Compare as protobuf messages: nil and empty slices are the same there, as they are to
 	// the engine.
-	if got, wantMsg := server.LabeledFrom(ex), server.LabeledFrom(&want); !proto.Equal(got, wantMsg) {
+	if got, wantMsg := service.LabeledFrom(ex), service.LabeledFrom(&want); !proto.Equal(got, wantMsg) {
 		t.Fatalf("decoder and protojson differ on %s:\ngot  %v\nwant %v", b, got, wantMsg)
 	}
 	if ex.Question.Group != want.Question.Group || ex.Question.Policy != want.Question.Policy {
@@ -49,7 +48,7 @@ func agree(t *testing.T, d *Decoder, ex *calibrate.Example, b []byte) bool {
 // random, differently in each build).
 func marshalLine(tb testing.TB, ex *calibrate.Example) []byte {
 	tb.Helper()
-	b, err := protojson.Marshal(server.LabeledFrom(ex))
+	b, err := protojson.Marshal(service.LabeledFrom(ex))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -140,7 +139,12 @@ func TestSubset(t *testing.T) {
 		{`{"request":{"id":null}}`, false},
 		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":"NaN"}]}]}}`, false},
 		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":"-1.5"}]}]}}`, false},
-		{`{"request":{"profile_version":"3"}}`, false},
+		{`{"request":{"profile_version":"3"}}`, true}, // protojson writes int64s as strings
+		{`{"request":{"profile_version":"-0"}}`, true},
+		{`{"request":{"profile_version":"1e1"}}`, false},
+		{`{"request":{"profile_version":" 12"}}`, false},
+		{`{"request":{"profile_version":"012"}}`, false},
+		{`{"request":{"profile_version":"9223372036854775808"}}`, false},
 		{`{"request":{"profile_version":3.0}}`, false},
 		{`{"request":{"paraphrases":[{"options":[{"label":"A","logprob":1e400}]}]}}`, false},
 		{`{"request":{"paraphrases":[{"samples":[{"embedding":[1e39]}]}]}}`, false},
@@ -196,8 +200,8 @@ func TestLean(t *testing.T) {
 	for i := range want.Question.Paraphrases {
 		want.Question.Paraphrases[i].Prompt = ""
 	}
-	if !proto.Equal(server.LabeledFrom(&got), server.LabeledFrom(&want)) {
-		t.Fatalf("lean decoding differs:\n%v\n%v", server.LabeledFrom(&got), server.LabeledFrom(&want))
+	if !proto.Equal(service.LabeledFrom(&got), service.LabeledFrom(&want)) {
+		t.Fatalf("lean decoding differs:\n%v\n%v", service.LabeledFrom(&got), service.LabeledFrom(&want))
 	}
 }
 
@@ -276,7 +280,7 @@ func BenchmarkDecode(b *testing.B) {
 				if err := protojson.Unmarshal(line, &m); err != nil {
 					b.Fatal(err)
 				}
-				server.ExampleFrom(&m)
+				service.ExampleFrom(&m)
 			}
 		})
 	}
@@ -347,16 +351,36 @@ func TestPrefixes(t *testing.T) {
 	}
 }
 
-// TestCompactWords: the constants compact compares with are the texts they stand for.
-func TestCompactWords(t *testing.T) {
-	for _, c := range []struct {
-		text string
-		word uint64
-	}{{`{"label"`, headLo}, {`:"`, headHi}, {`","logpr`, midLo}, {`ob":`, midHi}} {
-		var buf [8]byte
-		copy(buf[:], c.text)
-		if got := binary.LittleEndian.Uint64(buf[:]); got != c.word {
-			t.Errorf("%q: word %#x, want %#x", c.text, c.word, got)
+// TestQuestionAgrees: request lines (simulated, with ids, profiles, versions, policies and
+// stance wordings) decode as protojson followed by service.QuestionFrom does, and lines the
+// decoder refuses reach protojson through DecodeQuestion, which names what the line is not.
+func TestQuestionAgrees(t *testing.T) {
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 40, Samples: 3, Tokens: 2, TopK: 2, Stance: 1})
+	var d Decoder
+	var q calibrate.Question
+	for i := range exs {
+		exs[i].Question.Profile, exs[i].Question.ProfileVersion = "p", int64(i%3)
+		exs[i].Question.Policy = calibrate.Policy{Risk: 0.05 * float64(i%3), Equivalence: calibrate.Equivalence(i % 4)}
+		b, err := protojson.Marshal(service.RequestFrom(&exs[i].Question))
+		if err != nil {
+			t.Fatal(err)
 		}
+		var m plumbv1.ScoreRequest
+		if err := protojson.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Question(b, &q); err != nil {
+			t.Fatalf("decoder refused %s", b)
+		}
+		want := service.QuestionFrom(&m)
+		if !proto.Equal(service.RequestFrom(&q), service.RequestFrom(&want)) {
+			t.Fatalf("decoder and protojson differ on %s", b)
+		}
+	}
+	if err := DecodeQuestion(&d, []byte(`{"paraphrases":[{"options":[{"label":"A","logprob":"-1"}]}]}`), &q, Plumb); err != nil || q.Paraphrases[0].Options[0].Logprob != -1 {
+		t.Fatalf("a number as a string goes to protojson, which takes it: %v", err)
+	}
+	if err := DecodeQuestion(&d, []byte(`{"wordings":[]}`), &q, Plumb); err == nil || !strings.Contains(err.Error(), "not a ScoreRequest") {
+		t.Fatalf("unknown field: %v", err)
 	}
 }

@@ -124,15 +124,16 @@ func (s *scanner) char(c byte) bool {
 	return false
 }
 
-// pairShape names the two fields of an object pair reads: keys k1 and k2 (quoted), and the
-// compact text around the string, head = {k1:" and mid = ",k2:.
-type pairShape struct {
+// stringNumberShape names the two fields of an object stringNumber reads: keys k1 and k2
+// (quoted), and the text around the string when there is no white space, head = {k1:" and
+// mid = ",k2:.
+type stringNumberShape struct {
 	k1, k2    string
 	head, mid word
 }
 
-func newPairShape(k1, k2 string) pairShape {
-	return pairShape{k1: k1, k2: k2, head: newWord("{" + k1 + `:"`), mid: newWord(`",` + k2 + ":")}
+func newStringNumberShape(k1, k2 string) stringNumberShape {
+	return stringNumberShape{k1: k1, k2: k2, head: newWord("{" + k1 + `:"`), mid: newWord(`",` + k2 + ":")}
 }
 
 // word is a text of 9 to 16 bytes compared as two little-endian words.
@@ -151,33 +152,45 @@ func newWord(s string) word {
 		himsk: 1<<(8*(len(s)-8)) - 1}
 }
 
-// at reports whether b holds w at i.
-func (w *word) at(b []byte, i int) bool {
-	if i >= 0 && len(b)-i >= 16 {
-		return binary.LittleEndian.Uint64(b[i:]) == w.lo && binary.LittleEndian.Uint64(b[i+8:])&w.himsk == w.hi
-	}
-	return i >= 0 && len(b)-i >= len(w.s) && string(b[i:i+len(w.s)]) == w.s
+// at16 reports whether the 16 bytes b begin with w.
+func (w *word) at16(b []byte) bool {
+	_ = b[15]
+	return binary.LittleEndian.Uint64(b) == w.lo && binary.LittleEndian.Uint64(b[8:])&w.himsk == w.hi
 }
 
-// pair reads an object of exactly two fields in the order given, a plain string (printable
-// ASCII, no escapes) and a number: {k1:"…",k2:…}, the shape of options and top_logprobs. When
-// the object is anything else it consumes nothing and returns ok false, and the caller reads
-// it generally.
-func (s *scanner) pair(f *pairShape) (str []byte, num float64, ok bool) {
-	k1, k2 := f.k1, f.k2
+// stringNumber reads an object of exactly two fields in the order given, a string of printable
+// ASCII without escapes and a number: {k1:"…",k2:…}, the shape of options and top_logprobs.
+// When the object is anything else it consumes nothing and returns ok false, and the caller
+// reads it field by field.
+func (s *scanner) stringNumber(f *stringNumberShape) (str []byte, num float64, ok bool) {
 	if s.bad {
 		return nil, 0, false
 	}
 	at := s.i
-	// Compact, as plumb writes it: {k1:"…",k2:…} with no white space, read by index: the
-	// text from the brace to the string and from the string to the number compared as words.
-	if b, i := s.b, s.i; f.head.at(b, i) {
+	// Compact, as plumb writes it: {k1:"…",k2:-D.F} with no white space, read by index: the
+	// text from the brace to the string and from the string to the number compared as words,
+	// the number by shortFraction.
+	if b, i := s.b, s.i; len(b)-i >= 32 && f.head.at16(b[i:i+16]) {
 		j := i + len(f.head.s)
-		for j < len(b) && plain(b[j]) {
+		for j < len(b) && printable(b[j]) {
 			j++
 		}
-		if f.mid.at(b, j) {
-			s.i = j + len(f.mid.s)
+		if len(b)-j >= 16 && f.mid.at16(b[j:j+16]) {
+			k := j + len(f.mid.s)
+			d := k
+			if b[d] == '-' {
+				d++
+			}
+			if d+1 < len(b) && b[d]-'0' <= 9 && b[d+1] == '.' {
+				if v, end, ok := shortFraction(b, d); ok && end < len(b) && b[end] == '}' {
+					if d > k {
+						v = -v
+					}
+					s.i = end + 1
+					return b[i+len(f.head.s) : j], v, true
+				}
+			}
+			s.i = k
 			if c := s.peek(); c == '-' || c >= '0' && c <= '9' {
 				num = s.float(64)
 				if !s.bad && s.i < len(b) && b[s.i] == '}' {
@@ -189,16 +202,16 @@ func (s *scanner) pair(f *pairShape) (str []byte, num float64, ok bool) {
 		s.i, s.bad = at, false
 	}
 	// The same with white space between the tokens.
-	if s.char('{') && s.lit(k1) && s.char(':') && s.peek() == '"' {
+	if s.char('{') && s.lit(f.k1) && s.char(':') && s.peek() == '"' {
 		b := s.b
 		j := s.i + 1
-		for j < len(b) && plain(b[j]) {
+		for j < len(b) && printable(b[j]) {
 			j++
 		}
 		if j < len(b) && b[j] == '"' {
 			str = b[s.i+1 : j]
 			s.i = j + 1
-			if s.char(',') && s.lit(k2) && s.char(':') {
+			if s.char(',') && s.lit(f.k2) && s.char(':') {
 				if c := s.peek(); c == '-' || c >= '0' && c <= '9' {
 					num = s.float(64)
 					if !s.bad && s.char('}') {
@@ -211,6 +224,11 @@ func (s *scanner) pair(f *pairShape) (str []byte, num float64, ok bool) {
 	s.i, s.bad = at, false // read again by the general path, which finds any fault itself
 	return nil, 0, false
 }
+
+// printable reports whether c may stand as it is in a string stringNumber reads: printable
+// ASCII but for '"' and '\\' (and '!', which saves a comparison; the field-by-field path
+// takes it).
+func printable(c byte) bool { return c > '"' && c != '\\' && c < 0x7f }
 
 // once marks a field as seen; a repeated field (protojson refuses them) is bad.
 func (s *scanner) once(seen *uint32, bit uint32) bool {
@@ -609,6 +627,37 @@ func (s *scanner) int(bitSize int) int64 {
 		return 0
 	}
 	return n
+}
+
+// int64 reads an int64 as protojson writes it, a string of digits ("12"), or as a JSON number
+// (12); other strings protojson would take ("1e1", " 12") are left to it.
+func (s *scanner) int64() int64 {
+	if s.peek() != '"' {
+		return s.int(64)
+	}
+	b := s.str()
+	digits := b
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 1 && digits[0] == '0' || !allDigits(digits) {
+		s.bad = true
+		return 0
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		s.bad = true
+	}
+	return n
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // enum reads an enum by name or by number; only the values names holds are taken.

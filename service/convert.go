@@ -1,4 +1,4 @@
-package server
+package service
 
 import (
 	"time"
@@ -15,11 +15,12 @@ import (
 // validates.
 func QuestionFrom(r *plumbv1.ScoreRequest) calibrate.Question {
 	q := calibrate.Question{
-		ID:          r.GetId(),
-		Profile:     r.GetProfile(),
-		Group:       r.GetGroup(),
-		Kind:        calibrate.QueryKind(r.GetKind()),
-		Paraphrases: make([]calibrate.Paraphrase, len(r.GetParaphrases())),
+		ID:             r.GetId(),
+		Profile:        r.GetProfile(),
+		ProfileVersion: r.GetProfileVersion(),
+		Group:          r.GetGroup(),
+		Kind:           calibrate.QueryKind(r.GetKind()),
+		Paraphrases:    make([]calibrate.Paraphrase, len(r.GetParaphrases())),
 		Policy: calibrate.Policy{
 			Risk:        r.GetPolicy().GetRisk(),
 			Equivalence: calibrate.Equivalence(r.GetPolicy().GetEquivalence()),
@@ -71,10 +72,10 @@ func ExampleFrom(e *plumbv1.LabeledExample) calibrate.Example {
 	return calibrate.Example{Question: QuestionFrom(e.GetRequest()), Label: calibrate.Label{Answers: e.GetLabel().GetAnswers()}}
 }
 
-// RequestFrom converts an engine Question back to a ScoreRequest (the simulator's output, for
-// the demo and tests).
+// RequestFrom converts an engine Question back to a ScoreRequest: a question the CLI decoded,
+// to send to a server, or the simulator's output.
 func RequestFrom(q *calibrate.Question) *plumbv1.ScoreRequest {
-	r := &plumbv1.ScoreRequest{Id: q.ID, Profile: q.Profile, Group: q.Group, Kind: plumbv1.QueryKind(q.Kind)}
+	r := &plumbv1.ScoreRequest{Id: q.ID, Profile: q.Profile, ProfileVersion: q.ProfileVersion, Group: q.Group, Kind: plumbv1.QueryKind(q.Kind)}
 	if q.Policy != (calibrate.Policy{}) {
 		r.Policy = &plumbv1.Policy{Risk: q.Policy.Risk, Equivalence: plumbv1.Equivalence(q.Policy.Equivalence)}
 	}
@@ -161,14 +162,14 @@ func FitConfigFrom(c *plumbv1.FitConfig) calibrate.FitConfig {
 	}
 	switch c.GetTemperature() {
 	case plumbv1.TemperatureMethod_TEMPERATURE_METHOD_NONE:
-		out.Temperature = calibrate.TemperatureNone
+		out.Temperature = temperature.MethodNone
 	case plumbv1.TemperatureMethod_TEMPERATURE_METHOD_GLOBAL:
-		out.Temperature = calibrate.TemperatureGlobal
+		out.Temperature = temperature.MethodGlobal
 	case plumbv1.TemperatureMethod_TEMPERATURE_METHOD_ADAPTIVE:
-		out.Temperature = calibrate.TemperatureAdaptive
+		out.Temperature = temperature.MethodAdaptive
 	case plumbv1.TemperatureMethod_TEMPERATURE_METHOD_AUTO, plumbv1.TemperatureMethod_TEMPERATURE_METHOD_UNSPECIFIED:
 	default:
-		out.Temperature = -1 // rejected by the engine, naming config.temperature
+		out.Temperature = -1 // refused by the engine, naming config.temperature
 	}
 	switch c.GetConfidenceMap() {
 	case plumbv1.ConfidenceMap_CONFIDENCE_MAP_NONE:
@@ -198,11 +199,11 @@ func FitConfigFrom(c *plumbv1.FitConfig) calibrate.FitConfig {
 
 func methodToProto(m temperature.Method) plumbv1.TemperatureMethod {
 	switch m {
-	case temperature.GlobalMethod:
+	case temperature.MethodGlobal:
 		return plumbv1.TemperatureMethod_TEMPERATURE_METHOD_GLOBAL
-	case temperature.AdaptiveMethod:
+	case temperature.MethodAdaptive:
 		return plumbv1.TemperatureMethod_TEMPERATURE_METHOD_ADAPTIVE
-	case temperature.Auto:
+	case temperature.MethodAuto:
 		return plumbv1.TemperatureMethod_TEMPERATURE_METHOD_AUTO
 	}
 	return plumbv1.TemperatureMethod_TEMPERATURE_METHOD_NONE
@@ -211,11 +212,11 @@ func methodToProto(m temperature.Method) plumbv1.TemperatureMethod {
 func methodFromProto(m plumbv1.TemperatureMethod) temperature.Method {
 	switch m {
 	case plumbv1.TemperatureMethod_TEMPERATURE_METHOD_GLOBAL:
-		return temperature.GlobalMethod
+		return temperature.MethodGlobal
 	case plumbv1.TemperatureMethod_TEMPERATURE_METHOD_ADAPTIVE:
-		return temperature.AdaptiveMethod
+		return temperature.MethodAdaptive
 	}
-	return temperature.None
+	return temperature.MethodNone
 }
 
 func scoreToProto(s conformal.Score) plumbv1.ScoreKind { return plumbv1.ScoreKind(s + 1) }
@@ -250,7 +251,7 @@ func ProfileToProto(p *calibrate.Profile, cfg *plumbv1.FitConfig) *plumbv1.Profi
 		RiskMin:             p.RiskMin,
 		RiskMax:             p.RiskMax,
 		RiskCurve:           curveToProto(p.Curve),
-		SycophancyThreshold: p.Syco,
+		SycophancyThreshold: p.SycophancyThreshold,
 		Equivalence:         plumbv1.Equivalence(p.Equivalence),
 		Config:              cfg,
 	}
@@ -281,7 +282,7 @@ func ProfileFromProto(m *plumbv1.Profile) *calibrate.Profile {
 	for _, c := range m.GetRiskCurve() {
 		p.Curve = append(p.Curve, conformal.RiskPoint{Lambda: c.GetLambda(), Answered: int(c.GetAnswered()), Errors: int(c.GetErrors())})
 	}
-	p.Syco = m.GetSycophancyThreshold()
+	p.SycophancyThreshold = m.GetSycophancyThreshold()
 	p.Equivalence = calibrate.Equivalence(m.GetEquivalence())
 	return p
 }

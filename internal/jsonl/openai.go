@@ -1,4 +1,4 @@
-package main
+package jsonl
 
 import (
 	"encoding/json"
@@ -101,21 +101,25 @@ func fromOpenAI(b []byte) (*plumbv1.ScoreRequest, *plumbv1.LabeledExample, error
 	return r, ex, nil
 }
 
-// decodeOpenAI decodes a --from openai line into m, a *plumbv1.ScoreRequest or (when the line
-// has a label) a *plumbv1.LabeledExample.
-func decodeOpenAI(b []byte, m proto.Message) error {
-	r, ex, err := fromOpenAI(b)
+// openAIRequest decodes an OpenAI-format line into a ScoreRequest.
+func openAIRequest(b []byte, m *plumbv1.ScoreRequest) error {
+	r, _, err := fromOpenAI(b)
 	if err != nil {
 		return err
 	}
-	switch m := m.(type) {
-	case *plumbv1.ScoreRequest:
-		proto.Merge(m, r)
-	case *plumbv1.LabeledExample:
-		if ex == nil {
-			return errors.New("label: a labelled example needs \"label\": {\"answers\": [...]}")
-		}
-		proto.Merge(m, ex)
+	proto.Merge(m, r)
+	return nil
+}
+
+// openAIExample decodes an OpenAI-format line, which must have a label, into a LabeledExample.
+func openAIExample(b []byte, m *plumbv1.LabeledExample) error {
+	_, ex, err := fromOpenAI(b)
+	if err != nil {
+		return err
 	}
+	if ex == nil {
+		return errors.New("label: a labelled example needs \"label\": {\"answers\": [...]}")
+	}
+	proto.Merge(m, ex)
 	return nil
 }

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/internal/jsonl"
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/service"
+)
+
+// Every command that reads a file of requests or labelled examples runs it through
+// jsonl.Stream: chunks of whole lines decoded over all cores, straight into the engine's types,
+// and merged in file order. In-process, the workers also score (score, eval); with --server,
+// they convert to messages that the merge sends in order.
+
+// input is a command's input file and how to read it.
+type input struct {
+	r    io.Reader
+	opts jsonl.Input
+	prog *progress
+}
+
+// output is where score writes its lines.
+type output struct {
+	w *bufio.Writer
+	// profile is the profile of requests that name none (--profile).
+	profile string
+}
+
+// openInput opens a named file, or stdin for "-" or "", for a command whose bad lines are
+// reported on stderr under --keep-going.
+func openInput(name string, io ios, f jsonl.Format, keepGoing bool, what string) (*input, func(), error) {
+	in := &input{r: io.in, opts: jsonl.Input{File: "<stdin>", Format: f, KeepGoing: keepGoing}}
+	closeIn := func() {}
+	if name != "" && name != "-" {
+		file, err := os.Open(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		in.r, in.opts.File, closeIn = file, name, func() { file.Close() }
+	}
+	in.opts.Skip = func(le *jsonl.LineError) { fmt.Fprintln(io.err, "plumb:", le, "(skipped)") }
+	in.prog = newProgress(io.err, what)
+	return in, func() { in.prog.done(); closeIn() }, nil
+}
+
+// describeIn words an error of a command reading a file: a bad line already names its file
+// and line; anything else is described as the server would, after the file's name.
+func describeIn(file string, err error) error {
+	var le *jsonl.LineError
+	if err == nil || errors.As(err, &le) {
+		return err
+	}
+	return fmt.Errorf("%s: %s", file, service.Describe(err))
+}
+
+// refused words a request the engine refused.
+func refused(q *calibrate.Question, err error) error {
+	return fmt.Errorf("request id %q: %s", q.ID, service.Describe(err))
+}
+
+func (l *local) score(ctx context.Context, in *input, out *output) error {
+	err := jsonl.Stream(ctx, in.r, &in.opts, make([][]byte, jsonl.InFlight()), func() func(*jsonl.Chunk[[]byte]) {
+		var d jsonl.Decoder
+		var q calibrate.Question
+		return func(c *jsonl.Chunk[[]byte]) {
+			c.Out = c.Out[:0]
+			c.Lines(&in.opts, func(line []byte, _ int) error {
+				if err := jsonl.DecodeQuestion(&d, line, &q, in.opts.Format); err != nil {
+					return err
+				}
+				if q.Profile == "" {
+					q.Profile = out.profile
+				}
+				resp, err := l.svc.ScoreQuestion(ctx, &q)
+				if err != nil {
+					if !in.opts.KeepGoing {
+						return refused(&q, err)
+					}
+					resp = &plumbv1.ScoreResponse{Id: q.ID, Error: service.ItemError(err)}
+				}
+				c.Out, err = jsonl.AppendResponse(c.Out, resp)
+				return err
+			})
+		}
+	}, func(c *jsonl.Chunk[[]byte]) error {
+		in.prog.lines(c.Out)
+		_, err := out.w.Write(c.Out)
+		return err
+	})
+	return describeIn(in.opts.File, err)
+}
+
+func (l *local) evaluate(ctx context.Context, in *input, cfg *plumbv1.EvaluateConfig) (*plumbv1.Report, error) {
+	ev, err := l.svc.NewEvaluation(ctx, cfg)
+	if err != nil {
+		return nil, describeIn(in.opts.File, err)
+	}
+	shards := make([]*calibrate.Shard, jsonl.InFlight())
+	for i := range shards {
+		shards[i] = ev.NewShard()
+	}
+	err = jsonl.Stream(ctx, in.r, &in.opts, shards, func() func(*jsonl.Chunk[*calibrate.Shard]) {
+		d := jsonl.Decoder{Lean: true}
+		var ex calibrate.Example
+		return func(c *jsonl.Chunk[*calibrate.Shard]) {
+			c.Lines(&in.opts, func(line []byte, _ int) error {
+				if err := jsonl.DecodeExample(&d, line, &ex, in.opts.Format); err != nil {
+					return err
+				}
+				if err := c.Out.Add(&ex); err != nil {
+					return errors.New(service.Describe(err))
+				}
+				return nil
+			})
+		}
+	}, func(c *jsonl.Chunk[*calibrate.Shard]) error {
+		in.prog.add(c.Out.Len())
+		return ev.Merge(c.Out)
+	})
+	if err != nil {
+		return nil, describeIn(in.opts.File, err)
+	}
+	rep, err := ev.Report()
+	return rep, describeIn(in.opts.File, err)
+}
+
+func (l *local) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*plumbv1.FitResponse, error) {
+	var all []calibrate.Example
+	err := jsonl.Stream(ctx, in.r, &in.opts, make([][]calibrate.Example, jsonl.InFlight()), func() func(*jsonl.Chunk[[]calibrate.Example]) {
+		d := jsonl.Decoder{Lean: true}
+		return func(c *jsonl.Chunk[[]calibrate.Example]) {
+			c.Lines(&in.opts, func(line []byte, _ int) error {
+				var ex calibrate.Example // its own memory: the fit keeps it
+				if err := jsonl.DecodeExample(&d, line, &ex, in.opts.Format); err != nil {
+					return err
+				}
+				c.Out = append(c.Out, ex)
+				return nil
+			})
+		}
+	}, func(c *jsonl.Chunk[[]calibrate.Example]) error {
+		in.prog.add(len(c.Out))
+		all = append(all, c.Out...)
+		clear(c.Out)
+		c.Out = c.Out[:0]
+		return nil
+	})
+	in.prog.done()
+	if err != nil {
+		return nil, describeIn(in.opts.File, err)
+	}
+	resp, err := l.svc.FitExamples(ctx, cfg, all)
+	return resp, describeIn(in.opts.File, err)
+}
+
+// messages yields the lines of in as messages, in file order: each line decoded into the
+// engine's types by decode and converted by convert. A bad line ends the sequence with its
+// error.
+func messages[T, M any](ctx context.Context, in *input, lean bool,
+	decode func(*jsonl.Decoder, []byte, *T, jsonl.Format) error, convert func(*T, int) M) iter.Seq2[M, error] {
+	return func(yield func(M, error) bool) {
+		stop := errors.New("stop")
+		err := jsonl.Stream(ctx, in.r, &in.opts, make([][]M, jsonl.InFlight()), func() func(*jsonl.Chunk[[]M]) {
+			d := jsonl.Decoder{Lean: lean}
+			var v T
+			return func(c *jsonl.Chunk[[]M]) {
+				c.Out = c.Out[:0]
+				c.Lines(&in.opts, func(line []byte, n int) error {
+					if err := decode(&d, line, &v, in.opts.Format); err != nil {
+						return err
+					}
+					c.Out = append(c.Out, convert(&v, n))
+					return nil
+				})
+			}
+		}, func(c *jsonl.Chunk[[]M]) error {
+			in.prog.add(len(c.Out))
+			for _, m := range c.Out {
+				if !yield(m, nil) {
+					return stop
+				}
+			}
+			clear(c.Out)
+			return nil
+		})
+		if err != nil && err != stop {
+			var zero M
+			yield(zero, err)
+		}
+	}
+}
+
+// sent is a request on its way to a server and the line it came from.
+type sent struct {
+	req  *plumbv1.ScoreRequest
+	line int
+}
+
+func (r *remote) score(ctx context.Context, in *input, out *output) error {
+	// The responses come back in request order; lines holds the line numbers of the requests
+	// sent and not yet answered, to name a refused one.
+	var mu sync.Mutex
+	var lines []int
+	var readErr error
+	reqs := func(yield func(*plumbv1.ScoreRequest) bool) {
+		for s, err := range messages(ctx, in, false, jsonl.DecodeQuestion, func(q *calibrate.Question, n int) sent {
+			if q.Profile == "" {
+				q.Profile = out.profile
+			}
+			return sent{service.RequestFrom(q), n}
+		}) {
+			if err != nil {
+				readErr = err
+				return
+			}
+			mu.Lock()
+			lines = append(lines, s.line)
+			mu.Unlock()
+			if !yield(s.req) {
+				return
+			}
+		}
+	}
+	var buf []byte
+	for resp, err := range r.c.ScoreConcurrent(ctx, reqs, r.streams, 256) {
+		if err != nil {
+			return fmt.Errorf("%s: %s", in.opts.File, service.Describe(err))
+		}
+		mu.Lock()
+		line := lines[0]
+		lines = lines[1:]
+		mu.Unlock()
+		if e := resp.GetError(); e != nil && !in.opts.KeepGoing {
+			return &jsonl.LineError{File: in.opts.File, Line: line, Err: fmt.Errorf("request id %q: %s: %s", resp.GetId(), codeName(e.GetCode()), e.GetMessage())}
+		}
+		if buf, err = jsonl.AppendResponse(buf[:0], resp); err != nil {
+			return err
+		}
+		if _, err := out.w.Write(buf); err != nil {
+			return err
+		}
+	}
+	return readErr
+}
+
+func (r *remote) evaluate(ctx context.Context, in *input, cfg *plumbv1.EvaluateConfig) (*plumbv1.Report, error) {
+	rep, err := r.c.Evaluate(ctx, cfg, labeled(ctx, in))
+	return rep, describeIn(in.opts.File, err)
+}
+
+func (r *remote) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*plumbv1.FitResponse, error) {
+	resp, err := r.c.Fit(ctx, cfg, labeled(ctx, in))
+	return resp, describeIn(in.opts.File, err)
+}
+
+// labeled yields the labelled examples of in as messages for a server.
+func labeled(ctx context.Context, in *input) iter.Seq2[*plumbv1.LabeledExample, error] {
+	return messages(ctx, in, true, jsonl.DecodeExample, func(ex *calibrate.Example, _ int) *plumbv1.LabeledExample {
+		return service.LabeledFrom(ex)
+	})
+}
+
+// progress shows a count on stderr while a long run goes on, on a terminal only.
+type progress struct {
+	w     io.Writer
+	what  string
+	n     int
+	last  time.Time
+	start time.Time
+}
+
+func newProgress(stderr io.Writer, what string) *progress {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return &progress{w: stderr, what: what, start: time.Now()}
+}
+
+// lines counts the lines of b.
+func (p *progress) lines(b []byte) {
+	if p == nil {
+		return
+	}
+	n := 0
+	for _, c := range b {
+		if c == '\n' {
+			n++
+		}
+	}
+	p.add(n)
+}
+
+// add counts n more.
+func (p *progress) add(n int) {
+	if p == nil || n == 0 {
+		return
+	}
+	before := p.n
+	p.n += n
+	if p.n/1000 == before/1000 {
+		return
+	}
+	if now := time.Now(); now.Sub(p.last) > 200*time.Millisecond {
+		p.last = now
+		rate := float64(p.n) / now.Sub(p.start).Seconds()
+		fmt.Fprintf(p.w, "\r%s: %d (%.0f/s)   ", p.what, p.n, rate)
+	}
+}
+
+// done ends the count's line (once).
+func (p *progress) done() {
+	if p == nil || p.n < 1000 || p.start.IsZero() {
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s: %d in %s          \n", p.what, p.n, time.Since(p.start).Round(time.Millisecond))
+	p.start = time.Time{}
+}

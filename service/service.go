@@ -1,0 +1,371 @@
+// Package service is what every front end of plumb calls: the gRPC server, and the CLI when it
+// works in-process on a store. It keeps a cache of the profiles in the store, scores, fits and
+// evaluates through the engine (package calibrate), converts between the API's protobuf
+// messages and the engine's types, encodes profiles for the store, and maps every error to a
+// gRPC status (Status), so that all front ends accept and refuse the same things with the same
+// words.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/plumbhq/plumb/calibrate"
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/store"
+)
+
+// DefaultProfile is the name of the profile used when a request names none. Until a profile of
+// that name is stored, it is the engine's built-in uncalibrated default.
+const DefaultProfile = "default"
+
+// Service is plumb's service over a profile store. It is safe for concurrent use.
+type Service struct {
+	store store.Store
+	now   func() time.Time
+
+	mu     sync.Mutex
+	cache  map[profileKey]*calibrate.Profile // immutable versions
+	active map[string]activeEntry
+}
+
+type profileKey struct {
+	name    string
+	version int64
+}
+
+type activeEntry struct {
+	version int64
+	checked time.Time
+}
+
+// activeTTL bounds how long a cached active version is trusted when another process may have
+// activated another one on the same store.
+const activeTTL = time.Second
+
+// New returns a Service over st.
+func New(st store.Store) *Service {
+	return &Service{store: st, now: time.Now, cache: map[profileKey]*calibrate.Profile{}, active: map[string]activeEntry{}}
+}
+
+// Profile returns the engine's profile name@version (0: the active one). The name "default"
+// without a stored profile is the built-in uncalibrated one.
+func (s *Service) Profile(ctx context.Context, name string, version int64) (*calibrate.Profile, error) {
+	if name == "" {
+		name = DefaultProfile
+	}
+	s.mu.Lock()
+	if version == 0 {
+		if a, ok := s.active[name]; ok && s.now().Sub(a.checked) < activeTTL {
+			version = a.version
+		}
+	}
+	if version != 0 {
+		if p, ok := s.cache[profileKey{name, version}]; ok {
+			s.mu.Unlock()
+			return p, nil
+		}
+	}
+	s.mu.Unlock()
+	rec, err := s.store.Get(ctx, name, version)
+	if errors.Is(err, store.ErrNotFound) && name == DefaultProfile && version == 0 {
+		return calibrate.Default(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := decodeProfile(rec)
+	if err != nil {
+		return nil, err
+	}
+	p := ProfileFromProto(m)
+	s.mu.Lock()
+	s.cache[profileKey{name, rec.Version}] = p
+	if rec.Active {
+		s.active[name] = activeEntry{version: rec.Version, checked: s.now()}
+	}
+	s.mu.Unlock()
+	return p, nil
+}
+
+// decodeProfile decodes a stored version; the store's record says which version it is and
+// whether it is active.
+func decodeProfile(rec store.Record) (*plumbv1.Profile, error) {
+	var m plumbv1.Profile
+	if err := proto.Unmarshal(rec.Data, &m); err != nil {
+		return nil, fmt.Errorf("decode profile %s@%d: %w", rec.Name, rec.Version, err)
+	}
+	m.Version, m.Active = rec.Version, rec.Active
+	return &m, nil
+}
+
+// forget drops what the cache knows of name's active version.
+func (s *Service) forget(name string) {
+	s.mu.Lock()
+	delete(s.active, name)
+	s.mu.Unlock()
+}
+
+// Score scores one request.
+func (s *Service) Score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
+	q := QuestionFrom(r)
+	return s.ScoreQuestion(ctx, &q)
+}
+
+// ScoreQuestion scores a question already in the engine's types (the CLI decodes files
+// straight into them) under the profile it names.
+func (s *Service) ScoreQuestion(ctx context.Context, q *calibrate.Question) (*plumbv1.ScoreResponse, error) {
+	p, err := s.Profile(ctx, q.Profile, q.ProfileVersion)
+	if err != nil {
+		return nil, err
+	}
+	res, err := calibrate.Score(p, q)
+	if err != nil {
+		return nil, err
+	}
+	return ResponseFrom(&res), nil
+}
+
+// Examples converts a stream of LabeledExamples to the engine's examples, naming the position
+// of an empty one.
+func Examples(examples iter.Seq2[*plumbv1.LabeledExample, error]) iter.Seq2[calibrate.Example, error] {
+	return func(yield func(calibrate.Example, error) bool) {
+		i := 0
+		for ex, err := range examples {
+			if err == nil && ex == nil {
+				err = &calibrate.Error{Kind: calibrate.InvalidInput, Field: "examples[" + strconv.Itoa(i) + "]", Msg: "empty example"}
+			}
+			if err != nil {
+				yield(calibrate.Example{}, err)
+				return
+			}
+			if !yield(ExampleFrom(ex), nil) {
+				return
+			}
+			i++
+		}
+	}
+}
+
+// Fit fits a profile from examples, stores it unless cfg.dry_run, and returns it with its
+// report. Nothing is written unless the whole fit succeeds.
+func (s *Service) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.FitResponse, error) {
+	if _, err := fitName(cfg); err != nil {
+		return nil, err // before reading the examples
+	}
+	var exs []calibrate.Example
+	for ex, err := range Examples(examples) {
+		if err != nil {
+			return nil, err
+		}
+		exs = append(exs, ex)
+	}
+	return s.FitExamples(ctx, cfg, exs)
+}
+
+// fitName returns the profile name a fit writes ("default" when the config names none), or
+// the error for a name the store refuses.
+func fitName(cfg *plumbv1.FitConfig) (string, error) {
+	name := cfg.GetName()
+	if name == "" {
+		name = DefaultProfile
+	}
+	if !store.NamePattern.MatchString(name) {
+		return "", &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.name", Msg: fmt.Sprintf("%q does not match %s", name, store.NamePattern)}
+	}
+	return name, nil
+}
+
+// FitExamples is Fit on examples already in the engine's types.
+func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs []calibrate.Example) (*plumbv1.FitResponse, error) {
+	name, err := fitName(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		cfg = &plumbv1.FitConfig{}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ec := FitConfigFrom(cfg)
+	ec.Name = name
+	p, rep, err := calibrate.Fit(exs, &ec)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // cancelled while fitting: write nothing
+	}
+	p.CreatedUnix = s.now().Unix()
+	msg := ProfileToProto(p, cfg)
+	resp := &plumbv1.FitResponse{Profile: msg, Report: ReportToProto(rep)}
+	if cfg.GetDryRun() {
+		return resp, nil
+	}
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.store.Put(ctx, name, data, cfg.GetActivate())
+	if err != nil {
+		return nil, err
+	}
+	s.forget(name)
+	msg.Version, msg.Active = rec.Version, rec.Active
+	resp.Report.Profile.Version = rec.Version
+	if msg.Report != nil {
+		msg.Report.Profile.Version = rec.Version
+	}
+	resp.Stored = true
+	return resp, nil
+}
+
+// Evaluation is an evaluation of one profile on labelled examples: an engine Evaluator whose
+// report comes out in the API's terms. Front ends that decode examples themselves feed it
+// directly (Add, or shards filled on their own goroutines and merged in order); Evaluate feeds
+// it from a stream of messages.
+type Evaluation struct {
+	*calibrate.Evaluator
+}
+
+// NewEvaluation starts an evaluation of the profile cfg names.
+func (s *Service) NewEvaluation(ctx context.Context, cfg *plumbv1.EvaluateConfig) (*Evaluation, error) {
+	p, err := s.Profile(ctx, cfg.GetProfile(), cfg.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	return &Evaluation{calibrate.NewEvaluator(p)}, nil
+}
+
+// Report returns the evaluation's report, or FailedPrecondition when it has no example.
+func (e *Evaluation) Report() (*plumbv1.Report, error) {
+	if e.Len() == 0 {
+		return nil, &calibrate.Error{Kind: calibrate.Precondition, Field: "examples", Msg: "no examples"}
+	}
+	return ReportToProto(e.Evaluator.Report()), nil
+}
+
+// evalBatch is how many examples Evaluate converts and scores at a time.
+const evalBatch = 4096
+
+// Evaluate reports a profile on labelled examples; it writes nothing. Examples stream through
+// in batches: memory grows by a small record per question, not by the questions.
+func (s *Service) Evaluate(ctx context.Context, cfg *plumbv1.EvaluateConfig, examples iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.Report, error) {
+	ev, err := s.NewEvaluation(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	batch := make([]calibrate.Example, 0, evalBatch)
+	for ex, err := range Examples(examples) {
+		if err != nil {
+			return nil, err
+		}
+		if batch = append(batch, ex); len(batch) == evalBatch {
+			if err := ev.Add(batch); err != nil {
+				return nil, err
+			}
+			batch = batch[:0]
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := ev.Add(batch); err != nil {
+		return nil, err
+	}
+	return ev.Report()
+}
+
+// profileMessage decodes a stored version, without its report and risk curve unless full.
+func profileMessage(rec store.Record, full bool) (*plumbv1.Profile, error) {
+	m, err := decodeProfile(rec)
+	if err != nil {
+		return nil, err
+	}
+	if !full {
+		m.Report, m.RiskCurve = nil, nil
+	}
+	return m, nil
+}
+
+// GetProfile returns one stored version (0: active); "default" without a stored profile is the
+// built-in one.
+func (s *Service) GetProfile(ctx context.Context, r *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error) {
+	name := r.GetName()
+	if name == "" {
+		name = DefaultProfile
+	}
+	rec, err := s.store.Get(ctx, name, r.GetVersion())
+	if errors.Is(err, store.ErrNotFound) && name == DefaultProfile && r.GetVersion() == 0 {
+		m := ProfileToProto(calibrate.Default(), nil)
+		m.Active = true
+		return &plumbv1.GetProfileResponse{Profile: m}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := profileMessage(rec, true)
+	if err != nil {
+		return nil, err
+	}
+	return &plumbv1.GetProfileResponse{Profile: m}, nil
+}
+
+// ListProfiles lists stored versions without reports and curves.
+func (s *Service) ListProfiles(ctx context.Context, r *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error) {
+	recs, err := s.store.List(ctx, r.GetName())
+	if err != nil {
+		return nil, err
+	}
+	out := &plumbv1.ListProfilesResponse{}
+	for _, rec := range recs {
+		m, err := profileMessage(rec, false)
+		if err != nil {
+			return nil, err
+		}
+		out.Profiles = append(out.Profiles, m)
+	}
+	return out, nil
+}
+
+// ActivateProfile makes a version active.
+func (s *Service) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error) {
+	if r.GetVersion() <= 0 {
+		return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "version", Msg: "a version ≥ 1 is required"}
+	}
+	rec, err := s.store.Activate(ctx, r.GetName(), r.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	s.forget(r.GetName())
+	m, err := profileMessage(rec, false)
+	if err != nil {
+		return nil, err
+	}
+	return &plumbv1.ActivateProfileResponse{Profile: m}, nil
+}
+
+// DeleteProfile deletes a version or a whole name.
+func (s *Service) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
+	n, err := s.store.Delete(ctx, r.GetName(), r.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	s.forget(r.GetName())
+	s.mu.Lock()
+	for k := range s.cache {
+		if k.name == r.GetName() && (r.GetVersion() == 0 || k.version == r.GetVersion()) {
+			delete(s.cache, k)
+		}
+	}
+	s.mu.Unlock()
+	return &plumbv1.DeleteProfileResponse{Deleted: int32(n)}, nil
+}

@@ -1,0 +1,49 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/store"
+)
+
+// TestStatus: every engine, store and context error maps to its code, wrapped or not, and the
+// field of an engine error is in the message and in a BadRequest detail.
+func TestStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		code codes.Code
+	}{
+		{"invalid input", &calibrate.Error{Kind: calibrate.InvalidInput, Field: "x", Msg: "bad"}, codes.InvalidArgument},
+		{"precondition", &calibrate.Error{Kind: calibrate.Precondition}, codes.FailedPrecondition},
+		{"exhausted", &calibrate.Error{Kind: calibrate.Exhausted}, codes.ResourceExhausted},
+		{"engine not found", &calibrate.Error{Kind: calibrate.NotFound}, codes.NotFound},
+		{"store not found, wrapped", fmt.Errorf("get: %w", store.ErrNotFound), codes.NotFound},
+		{"active", store.ErrActive, codes.FailedPrecondition},
+		{"bad name", store.ErrBadName, codes.InvalidArgument},
+		{"canceled", context.Canceled, codes.Canceled},
+		{"deadline", context.DeadlineExceeded, codes.DeadlineExceeded},
+		{"a status stays", status.Error(codes.Unavailable, "down"), codes.Unavailable},
+		{"anything else", errors.New("disk on fire"), codes.Internal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := status.Code(Status(tc.err)); got != tc.code {
+				t.Errorf("Status(%v) = %v, want %v", tc.err, got, tc.code)
+			}
+		})
+	}
+	err := Status(&calibrate.Error{Kind: calibrate.InvalidInput, Field: "paraphrases[2].stance", Msg: "bad"})
+	if got := status.Convert(err).Message(); got != "paraphrases[2].stance: bad" {
+		t.Errorf("message %q", got)
+	}
+	if item := ItemError(&calibrate.Error{Kind: calibrate.InvalidInput, Field: "f", Msg: "m"}); item.GetField() != "f" || codes.Code(item.GetCode()) != codes.InvalidArgument {
+		t.Errorf("ItemError = %v", item)
+	}
+}
