@@ -44,6 +44,10 @@ type FitConfig struct {
 	Equivalence Equivalence
 	Sycophancy  float64 // sycophancy threshold (default 0.15)
 	L2          float64 // confidence-map ridge penalty toward the identity map (default 1e-3)
+	// Progress, when not nil, is called as each stage of the fit begins, with its name
+	// ("prepare", "temperature", "confidence map", "conformal", "report"); an error it returns
+	// stops the fit, which returns it (a caller's cancellation, say).
+	Progress func(stage string) error
 }
 
 func (c *FitConfig) withDefaults() FitConfig {
@@ -177,6 +181,15 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 		}
 	}
 
+	stage := func(name string) error {
+		if c.Progress == nil {
+			return nil
+		}
+		return c.Progress(name)
+	}
+	if err := stage("prepare"); err != nil {
+		return nil, nil, err
+	}
 	p := Default()
 	p.Name = c.Name
 	p.Calibrated = true
@@ -204,15 +217,24 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	}
 
 	// 1. Temperature and 2. confidence map on tune.
+	if err := stage("temperature"); err != nil {
+		return nil, nil, err
+	}
 	if err := fitTemperature(p, items, tune, c.Temperature); err != nil {
 		return nil, nil, err
 	}
 	if c.ConfidenceMap == MapLogistic {
+		if err := stage("confidence map"); err != nil {
+			return nil, nil, err
+		}
 		if err := fitMap(p, items, tune, c.L2); err != nil {
 			return nil, nil, err
 		}
 	}
 	// 3. Conformal quantiles and 4. abstention threshold on calibrate.
+	if err := stage("conformal"); err != nil {
+		return nil, nil, err
+	}
 	scores := make([]float64, len(cal))
 	groups := make([]string, len(cal))
 	conf := make([]float64, len(cal))
@@ -228,6 +250,9 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	p.Lambda = conformal.Select(p.Curve, c.Risk, c.Delta)
 
 	// 5. Report on the held-out split.
+	if err := stage("report"); err != nil {
+		return nil, nil, err
+	}
 	before := Default()
 	before.Alpha, before.Equivalence, before.SycophancyThreshold = c.Alpha, c.Equivalence, c.Sycophancy
 	ev := newEvaluator(before, p, c.Equivalence)

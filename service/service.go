@@ -167,7 +167,7 @@ func (s *Service) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter
 		}
 		exs = append(exs, ex)
 	}
-	return s.FitExamples(ctx, cfg, exs)
+	return s.FitExamples(ctx, cfg, exs, nil)
 }
 
 // fitName returns the profile name a fit writes ("default" when the config names none), or
@@ -183,8 +183,10 @@ func fitName(cfg *plumbv1.FitConfig) (string, error) {
 	return name, nil
 }
 
-// FitExamples is Fit on examples already in the engine's types.
-func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs []calibrate.Example) (*plumbv1.FitResponse, error) {
+// FitExamples is Fit on examples already in the engine's types. progress, when not nil, is told
+// each stage of the fit as it begins (calibrate.FitConfig.Progress). A cancelled ctx stops the
+// fit between stages, and nothing is written.
+func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs []calibrate.Example, progress func(stage string)) (*plumbv1.FitResponse, error) {
 	name, err := fitName(cfg)
 	if err != nil {
 		return nil, err
@@ -197,6 +199,12 @@ func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs [
 	}
 	ec := FitConfigFrom(cfg)
 	ec.Name = name
+	ec.Progress = func(stage string) error {
+		if progress != nil {
+			progress(stage)
+		}
+		return ctx.Err()
+	}
 	p, rep, err := calibrate.Fit(exs, &ec)
 	if err != nil {
 		return nil, err

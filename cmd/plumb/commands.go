@@ -144,7 +144,7 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 	if len(pos) > 0 {
 		file = pos[0]
 	}
-	in, closeIn, err := openInput(file, io, format, f.keepGoing, "scored")
+	in, closeIn, err := openInput(file, io, format, &f, "scored")
 	if err != nil {
 		return err
 	}
@@ -161,12 +161,13 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 
 // inputFlags are the flags of the commands that read a file of lines.
 type inputFlags struct {
-	keepGoing bool
-	from      string
+	keepGoing, progress bool
+	from                string
 }
 
 func (f *inputFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.keepGoing, "keep-going", false, "report a bad line on stderr and go on, instead of stopping")
+	fs.BoolVar(&f.progress, "progress", false, "report progress on stderr (lines read, a fit's stages) even when it is not a terminal")
 	fs.StringVar(&f.from, "from", "", `input format: "" (plumb's protojson lines) or "openai" (raw chat-completions responses per wording; see README)`)
 }
 
@@ -250,7 +251,7 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 	if err != nil {
 		return err
 	}
-	in, closeIn, err := openInput(f.data, io, format, f.in.keepGoing, "read")
+	in, closeIn, err := openInput(f.data, io, format, &f.in, "read")
 	if err != nil {
 		return err
 	}
@@ -307,7 +308,7 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 		fmt.Fprintln(io.err, "plumb eval: --data is required")
 		return errUsage
 	}
-	in, closeIn, err := openInput(*data, io, format, f.keepGoing, "read")
+	in, closeIn, err := openInput(*data, io, format, &f, "read")
 	if err != nil {
 		return err
 	}

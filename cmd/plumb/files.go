@@ -39,9 +39,9 @@ type output struct {
 }
 
 // openInput opens a named file, or stdin for "-" or "", for a command whose bad lines are
-// reported on stderr under --keep-going.
-func openInput(name string, io ios, f jsonl.Format, keepGoing bool, what string) (*input, func(), error) {
-	in := &input{r: io.in, opts: jsonl.Input{File: "<stdin>", Format: f, KeepGoing: keepGoing}}
+// reported on stderr under --keep-going and whose progress is shown per f.
+func openInput(name string, io ios, format jsonl.Format, f *inputFlags, what string) (*input, func(), error) {
+	in := &input{r: io.in, opts: jsonl.Input{File: "<stdin>", Format: format, KeepGoing: f.keepGoing}}
 	closeIn := func() {}
 	if name != "" && name != "-" {
 		file, err := os.Open(name)
@@ -51,7 +51,7 @@ func openInput(name string, io ios, f jsonl.Format, keepGoing bool, what string)
 		in.r, in.opts.File, closeIn = file, name, func() { file.Close() }
 	}
 	in.opts.Skip = func(le *jsonl.LineError) { fmt.Fprintln(io.err, "plumb:", le, "(skipped)") }
-	in.prog = newProgress(io.err, what)
+	in.prog = newProgress(io.err, what, f.progress)
 	return in, func() { in.prog.done(); closeIn() }, nil
 }
 
@@ -161,7 +161,7 @@ func (l *local) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*pl
 	if err != nil {
 		return nil, describeIn(in.opts.File, err)
 	}
-	resp, err := l.svc.FitExamples(ctx, cfg, all)
+	resp, err := l.svc.FitExamples(ctx, cfg, all, in.prog.stage)
 	return resp, describeIn(in.opts.File, err)
 }
 
@@ -272,21 +272,33 @@ func labeled(ctx context.Context, in *input) iter.Seq2[*plumbv1.LabeledExample, 
 	})
 }
 
-// progress shows a count on stderr while a long run goes on, on a terminal only.
+// progress shows on stderr how a long run goes: a count of lines, and the stages of a fit. It
+// shows them on a terminal, or anywhere with --progress; a nil *progress shows nothing.
 type progress struct {
 	w     io.Writer
 	what  string
+	tty   bool // rewrite the count in place
 	n     int
 	last  time.Time
 	start time.Time
 }
 
-func newProgress(stderr io.Writer, what string) *progress {
+func newProgress(stderr io.Writer, what string, force bool) *progress {
 	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	tty := ok && term.IsTerminal(int(f.Fd()))
+	if !tty && !force {
 		return nil
 	}
-	return &progress{w: stderr, what: what, start: time.Now()}
+	return &progress{w: stderr, what: what, tty: tty, start: time.Now()}
+}
+
+// stage says a stage of a fit begins.
+func (p *progress) stage(name string) {
+	if p == nil {
+		return
+	}
+	p.done()
+	fmt.Fprintf(p.w, "plumb fit: %s\n", name)
 }
 
 // lines counts the lines of b.
@@ -316,15 +328,21 @@ func (p *progress) add(n int) {
 	if now := time.Now(); now.Sub(p.last) > 200*time.Millisecond {
 		p.last = now
 		rate := float64(p.n) / now.Sub(p.start).Seconds()
-		fmt.Fprintf(p.w, "\r%s: %d (%.0f/s)   ", p.what, p.n, rate)
+		if p.tty {
+			fmt.Fprintf(p.w, "\r%s: %d (%.0f/s)   ", p.what, p.n, rate)
+		} else {
+			fmt.Fprintf(p.w, "%s: %d (%.0f/s)\n", p.what, p.n, rate)
+		}
 	}
 }
 
-// done ends the count's line (once).
+// done ends the count (once), with its total.
 func (p *progress) done() {
-	if p == nil || p.n < 1000 || p.start.IsZero() {
+	if p == nil || p.start.IsZero() {
 		return
 	}
-	fmt.Fprintf(p.w, "\r%s: %d in %s          \n", p.what, p.n, time.Since(p.start).Round(time.Millisecond))
+	if p.n >= 1000 || !p.tty {
+		fmt.Fprintf(p.w, "\r%s: %d in %s          \n", p.what, p.n, time.Since(p.start).Round(time.Millisecond))
+	}
 	p.start = time.Time{}
 }

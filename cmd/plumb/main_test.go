@@ -7,14 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -155,19 +156,43 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// buildPlumb compiles the binary for subprocess tests.
+// buildPlumb compiles the binary for subprocess tests, once per test run.
 func buildPlumb(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "plumb")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "plumb-test-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "plumb")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return binPath
 }
 
-// TestFitKilled: a `plumb fit` killed with SIGKILL in the middle (at half the time its dry run
-// took) leaves the previous active version readable and active, and no other.
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// TestFitKilled: a `plumb fit` killed with SIGKILL while it fits (when its --progress says the
+// temperature stage has begun) leaves the previous active version readable and active, and no
+// other.
 func TestFitKilled(t *testing.T) {
 	bin := buildPlumb(t)
 	dir := t.TempDir()
@@ -176,34 +201,38 @@ func TestFitKilled(t *testing.T) {
 	if out, err := exec.Command(bin, "fit", "--data", first, "--profile", "p", "--store", db).CombinedOutput(); err != nil {
 		t.Fatalf("first fit: %v\n%s", err, out)
 	}
-	// A long second fit: 60 000 simulated questions.
+	// A second fit long enough that the kill lands while it fits: 40 000 simulated questions.
 	big := filepath.Join(dir, "big.jsonl")
 	f, _ := os.Create(big)
-	sim := exec.Command(bin, "simulate", "--labeled", "--questions", "60000", "--seed", "3")
+	sim := exec.Command(bin, "simulate", "--labeled", "--questions", "40000", "--seed", "3")
 	sim.Stdout = f
 	if err := sim.Run(); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	// Killed halfway through: after half the time the same fit takes as a dry run here.
-	start := time.Now()
-	if out, err := exec.Command(bin, "fit", "--data", big, "--profile", "p", "--store", db, "--dry-run").CombinedOutput(); err != nil {
-		t.Fatalf("dry run: %v\n%s", err, out)
+	cmd := exec.Command(bin, "fit", "--data", big, "--profile", "p", "--store", db, "--progress")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	half := time.Since(start) / 2
-	cmd := exec.Command(bin, "fit", "--data", big, "--profile", "p", "--store", db)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(half)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	var said []string
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		said = append(said, sc.Text())
+		if sc.Text() == "plumb fit: temperature" {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
 	}
-	err := cmd.Wait()
+	io.Copy(io.Discard, stderr)
+	err = cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("the fit finished before it was killed (%v): make it longer\n%s", err, stderr.String())
+		t.Fatalf("the fit finished before it was killed (%v); it said:\n%s", err, strings.Join(said, "\n"))
 	}
 	st, err := store.Open(db, 0)
 	if err != nil {
