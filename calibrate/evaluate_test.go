@@ -95,16 +95,19 @@ func TestShardRefuses(t *testing.T) {
 	bad := opts[0]
 	bad.Label.Answers = nil
 	for _, tc := range []struct {
+		name  string
 		ex    calibrate.Example
 		field string
 	}{
-		{calibrate.Example{Label: calibrate.Label{Answers: []string{"A"}}}, "request.paraphrases"},
-		{bad, "label.answers"},
+		{"no paraphrases", calibrate.Example{Label: calibrate.Label{Answers: []string{"A"}}}, "request.paraphrases"},
+		{"no answer", bad, "label.answers"},
 	} {
-		var e *calibrate.Error
-		if err := sh.Add(&tc.ex); !errors.As(err, &e) || e.Field != tc.field {
-			t.Errorf("Add: %v, want an error on %s", err, tc.field)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			var e *calibrate.Error
+			if err := sh.Add(&tc.ex); !errors.As(err, &e) || e.Field != tc.field {
+				t.Errorf("Add: %v, want an error on %s", err, tc.field)
+			}
+		})
 	}
 	if err := sh.Add(&opts[1]); err != nil {
 		t.Fatal(err)

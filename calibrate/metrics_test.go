@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -16,9 +17,11 @@ func TestBinEdges(t *testing.T) {
 		c    float64
 		want int
 	}{{0, 0}, {1.0 / 15, 0}, {1.0/15 + 1e-9, 1}, {2.0 / 15, 1}, {0.5, 7}, {14.0 / 15, 13}, {1, 14}} {
-		if got := binOf(tc.c); got != tc.want {
-			t.Errorf("binOf(%v) = %d, want %d", tc.c, got, tc.want)
-		}
+		t.Run(fmt.Sprint(tc.c), func(t *testing.T) {
+			if got := binOf(tc.c); got != tc.want {
+				t.Errorf("binOf(%v) = %d, want %d", tc.c, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -116,9 +119,11 @@ func TestMMLUReferenceMetrics(t *testing.T) {
 		{"Brier", r.After.Brier, 0.212021},
 		{"AUROC", r.After.AUROC, 0.710508},
 	} {
-		if math.Abs(c.got-c.want) > 1e-6 {
-			t.Errorf("%s = %.7f, want %.6f", c.name, c.got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if math.Abs(c.got-c.want) > 1e-6 {
+				t.Errorf("%s = %.7f, want %.6f", c.name, c.got, c.want)
+			}
+		})
 	}
 	if r.Before != r.After {
 		t.Errorf("before and after differ under the default profile")

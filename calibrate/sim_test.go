@@ -8,6 +8,7 @@ import (
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/ensemble"
+	"github.com/plumbhq/plumb/internal/testenv"
 	"github.com/plumbhq/plumb/simulate"
 	"github.com/plumbhq/plumb/temperature"
 )
@@ -33,16 +34,21 @@ func TestRecoversTemperature(t *testing.T) {
 }
 
 // TestFittedECE: after the full default fit (auto temperature, logistic map), the report-split
-// ECE is ≤ 0.02, on options and on samples with tokens.
+// ECE is ≤ 0.02, on options; with PLUMB_LONG=1 also on samples with tokens (20 000 questions of
+// 5 wordings × 10 samples, about a minute).
 func TestFittedECE(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  simulate.Config
+		long bool
 	}{
-		{"options", simulate.Config{Questions: 50000, Seed: 12}},
-		{"samples", simulate.Config{Questions: 20000, Seed: 13, Samples: 10, Wordings: 5, Tokens: 4}},
+		{"options", simulate.Config{Questions: 50000, Seed: 12}, false},
+		{"samples", simulate.Config{Questions: 20000, Seed: 13, Samples: 10, Wordings: 5, Tokens: 4}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.long && !testenv.Long() {
+				t.Skip("a long run: PLUMB_LONG=1")
+			}
 			exs, _ := simulate.Generate(&tc.cfg)
 			_, r, err := calibrate.Fit(exs, nil)
 			if err != nil {
@@ -56,12 +62,16 @@ func TestFittedECE(t *testing.T) {
 	}
 }
 
-// TestCoverage: split-conformal coverage on fresh data, averaged over 100 seeds, lies in
-// [1−α−0.01, 1−α+0.03] for α ∈ {0.05, 0.1, 0.2}, for options and for samples where the gold is
-// among the samples for ≥ 95 % of questions.
+// TestCoverage: split-conformal coverage on fresh data lies near 1 − α for α ∈ {0.05, 0.1,
+// 0.2}, for options and for samples where the gold is among the samples for ≥ 95 % of
+// questions. A fit here is only what coverage depends on: the temperature (global) and the
+// quantiles; no confidence map, which moves no set. Averaged over 20 seeds the mean must lie in
+// [1−α−0.015, 1−α+0.03] (the mean's standard deviation is about 0.005: 400 calibration and 300
+// report questions a seed); with PLUMB_LONG=1, over 100 seeds in [1−α−0.01, 1−α+0.03].
 func TestCoverage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("600 fits; run without -short")
+	seeds, low := 20, 0.015
+	if testenv.Long() {
+		seeds, low = 100, 0.01
 	}
 	for _, kind := range []struct {
 		name string
@@ -72,24 +82,24 @@ func TestCoverage(t *testing.T) {
 	} {
 		for _, alpha := range []float64{0.05, 0.1, 0.2} {
 			t.Run(fmt.Sprintf("%s/alpha=%v", kind.name, alpha), func(t *testing.T) {
-				const seeds = 100
 				var cov, seen float64
-				for seed := uint64(0); seed < seeds; seed++ {
+				for seed := range uint64(seeds) {
 					cfg := kind.cfg
 					cfg.Seed = 1000 + seed
 					exs, _ := simulate.Generate(&cfg)
-					_, r, err := calibrate.Fit(exs, &calibrate.FitConfig{Alpha: alpha, Seed: seed, Split: [3]float64{0.3, 0.4, 0.3}})
+					_, r, err := calibrate.Fit(exs, &calibrate.FitConfig{Alpha: alpha, Seed: seed, Split: [3]float64{0.3, 0.4, 0.3},
+						Temperature: temperature.MethodGlobal, ConfidenceMap: calibrate.MapNone})
 					if err != nil {
 						t.Fatal(err)
 					}
-					cov += r.After.Coverage / seeds
+					cov += r.After.Coverage / float64(seeds)
 					if kind.cfg.Samples > 0 {
-						seen += goldSeen(exs) / seeds
+						seen += goldSeen(exs) / float64(seeds)
 					}
 				}
-				t.Logf("mean coverage %.4f", cov)
-				if cov < 1-alpha-0.01 || cov > 1-alpha+0.03 {
-					t.Errorf("mean coverage %.4f outside [%.2f, %.2f]", cov, 1-alpha-0.01, 1-alpha+0.03)
+				t.Logf("mean coverage over %d seeds %.4f", seeds, cov)
+				if cov < 1-alpha-low || cov > 1-alpha+0.03 {
+					t.Errorf("mean coverage %.4f outside [%.3f, %.2f]", cov, 1-alpha-low, 1-alpha+0.03)
 				}
 				if kind.cfg.Samples > 0 && seen < 0.95 {
 					t.Fatalf("gold among the samples for %.3f of questions, the test needs ≥ 0.95", seen)

@@ -88,9 +88,11 @@ func TestPValue(t *testing.T) {
 		{0, 22, 0.1, 0.0984770902183611},
 		{10, 200, 0.1, 0.008071249955102729},
 	} {
-		if got := PValue(tc.k, tc.n, tc.eps); math.Abs(got-tc.want) > 1e-10 {
-			t.Errorf("PValue(%d, %d, %v) = %.15g, want %.15g", tc.k, tc.n, tc.eps, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("k=%d n=%d", tc.k, tc.n), func(t *testing.T) {
+			if got := PValue(tc.k, tc.n, tc.eps); math.Abs(got-tc.want) > 1e-10 {
+				t.Errorf("PValue(%d, %d, %v) = %.15g, want %.15g", tc.k, tc.n, tc.eps, got, tc.want)
+			}
+		})
 	}
 	// numpy: np.ceil(np.log(0.1)/np.log(0.9)) = 22.
 	if got := MinAnswered(0.1, 0.1); got != 22 {
@@ -287,8 +289,10 @@ func TestTopMass(t *testing.T) {
 		level float64
 		want  int
 	}{{0.4, 1}, {0.5, 1}, {0.75, 2}, {0.9, 3}, {0.95, 4}, {1, 4}, {1.5, 4}} {
-		if got := TopMass(order, p, tc.level); got != tc.want {
-			t.Errorf("TopMass at %v = %d, want %d", tc.level, got, tc.want)
-		}
+		t.Run(fmt.Sprint(tc.level), func(t *testing.T) {
+			if got := TopMass(order, p, tc.level); got != tc.want {
+				t.Errorf("TopMass at %v = %d, want %d", tc.level, got, tc.want)
+			}
+		})
 	}
 }

@@ -42,9 +42,11 @@ func TestMMLUReference(t *testing.T) {
 		{"H", h, 1.341306953}, {"A", a, 1.334105777}, {"W", w, 0.007201175},
 		{"var π_p(A)", Variance(d, 4, 0, pbar[0], nil), 0.001691895},
 	} {
-		if math.Abs(c.got-c.want) > 1e-6 {
-			t.Errorf("anatomy-0000 %s = %.9f, want %.9f", c.name, c.got, c.want)
-		}
+		t.Run("anatomy-0000/"+c.name, func(t *testing.T) {
+			if math.Abs(c.got-c.want) > 1e-6 {
+				t.Errorf("anatomy-0000 %s = %.9f, want %.9f", c.name, c.got, c.want)
+			}
+		})
 	}
 
 	var sh, sa, sw, sv float64
@@ -63,9 +65,11 @@ func TestMMLUReference(t *testing.T) {
 		{"mean H(π̄)", sh / n, 1.252169}, {"mean A", sa / n, 1.243019},
 		{"mean W", sw / n, 0.009151}, {"mean var π_p(k*)", sv / n, 0.002231},
 	} {
-		if math.Abs(c.got-c.want) > 1e-6 {
-			t.Errorf("%s = %.7f, want %.6f", c.name, c.got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if math.Abs(c.got-c.want) > 1e-6 {
+				t.Errorf("%s = %.7f, want %.6f", c.name, c.got, c.want)
+			}
+		})
 	}
 }
 
@@ -129,9 +133,11 @@ func TestNormalize(t *testing.T) {
 		{"50%", "50"}, // % is punctuation (Unicode Po)
 		{"", ""},
 	} {
-		if got := Normalize(tc.in); got != tc.want {
-			t.Errorf("Normalize(%q) = %q, want %q", tc.in, got, tc.want)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			if got := Normalize(tc.in); got != tc.want {
+				t.Errorf("Normalize(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -164,11 +164,13 @@ func TestSubset(t *testing.T) {
 		{`[1,2]`, false},
 		{``, false},
 	} {
-		var d Decoder
-		var ex calibrate.Example
-		if got := agree(t, &d, &ex, []byte(tc.line)); got != tc.fast {
-			t.Errorf("decoder took %s: %v, want %v", tc.line, got, tc.fast)
-		}
+		t.Run(tc.line, func(t *testing.T) {
+			var d Decoder
+			var ex calibrate.Example
+			if got := agree(t, &d, &ex, []byte(tc.line)); got != tc.fast {
+				t.Errorf("decoder took %s: %v, want %v", tc.line, got, tc.fast)
+			}
+		})
 	}
 }
 
