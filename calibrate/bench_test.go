@@ -29,7 +29,7 @@ func benchScore(b *testing.B, p *calibrate.Profile, exs []calibrate.Example) {
 }
 
 // BenchmarkScoreOptions: 4 options × {2, 10, 64} wordings under a fitted profile (adaptive or
-// global temperature, logistic map, conformal set). DESIGN.md target at 10: ≤ 5 µs, ≤ 20 allocs.
+// global temperature, logistic map, conformal set). docs/DESIGN.md target at 10: ≤ 5 µs, ≤ 20 allocs.
 func BenchmarkScoreOptions(b *testing.B) {
 	for _, w := range []int{2, 10, 64} {
 		b.Run(fmt.Sprintf("wordings=%d", w), func(b *testing.B) {
@@ -46,7 +46,7 @@ func BenchmarkScoreOptionsDefault(b *testing.B) {
 }
 
 // BenchmarkScoreSamples: {2, 5, 10} wordings × 10 samples × 32 tokens × top-5 under a fitted
-// profile (token temperature, logistic map). DESIGN.md target at 5 wordings: ≤ 100 µs.
+// profile (token temperature, logistic map). docs/DESIGN.md target at 5 wordings: ≤ 100 µs.
 func BenchmarkScoreSamples(b *testing.B) {
 	for _, w := range []int{2, 5, 10} {
 		b.Run(fmt.Sprintf("wordings=%d", w), func(b *testing.B) {
@@ -57,7 +57,7 @@ func BenchmarkScoreSamples(b *testing.B) {
 }
 
 // BenchmarkFit: the default fit (auto temperature, logistic map, LAC, LTT, report) on
-// {1 000, 10 000, 100 000} option questions of 10 wordings. DESIGN.md target at 100 000: ≤ 2 s.
+// {1 000, 10 000, 100 000} option questions of 10 wordings. docs/DESIGN.md target at 100 000: ≤ 2 s.
 func BenchmarkFit(b *testing.B) {
 	for _, n := range []int{1000, 10000, 100000} {
 		b.Run(fmt.Sprintf("examples=%d", n), func(b *testing.B) {

@@ -12,7 +12,7 @@ import (
 	"github.com/plumbhq/plumb/temperature"
 )
 
-// invariant compares what DESIGN.md promises does not move: answer, confidence (1e-12) and set.
+// invariant compares what docs/DESIGN.md promises does not move: answer, confidence (1e-12) and set.
 func invariant(t *testing.T, what string, a, b calibrate.Result) {
 	t.Helper()
 	if a.Answer != b.Answer || math.Abs(a.Confidence-b.Confidence) > 1e-12 || !slices.Equal(a.Set.Answers, b.Set.Answers) {

@@ -11,7 +11,7 @@ import (
 // Bins is the number of reliability bins of ECE, adaptive ECE and MCE.
 const Bins = 15
 
-// Metrics summarises scored, labelled questions (DESIGN.md "Fitting a profile", step 5).
+// Metrics summarises scored, labelled questions (docs/DESIGN.md "Fitting a profile", step 5).
 type Metrics struct {
 	Examples         int
 	Accuracy         float64 // mean 1[k* correct]
@@ -79,20 +79,20 @@ func calibrationErrors(bins []Bin, n int) (ece, mce float64) {
 type scored struct {
 	c  float64
 	g  uint32
-	iy uint32
+	at uint32 // position in the input; the top bit: right
 }
 
 const rightBit = 1 << 31
 
 func newScored(c float64, g, i int, right bool) scored {
-	x := scored{c: c, g: uint32(g), iy: uint32(i)}
+	x := scored{c: c, g: uint32(g), at: uint32(i)}
 	if right {
-		x.iy |= rightBit
+		x.at |= rightBit
 	}
 	return x
 }
 
-func (x scored) right() bool { return x.iy&rightBit != 0 }
+func (x scored) right() bool { return x.at&rightBit != 0 }
 
 // sortScored sorts by (c, position), the group left out.
 func sortScored(s []scored) {
@@ -103,7 +103,7 @@ func sortScored(s []scored) {
 		case a.c > b.c:
 			return 1
 		}
-		return int(a.iy&^rightBit) - int(b.iy&^rightBit)
+		return int(a.at&^rightBit) - int(b.at&^rightBit)
 	})
 }
 

@@ -3,7 +3,7 @@
 // versioned profiles that calibrate it. It composes the numeric packages temperature, ensemble
 // and conformal and knows nothing of gRPC.
 //
-// Scoring (DESIGN.md "Scoring one question"): per-wording distributions π_p (softmax of option
+// Scoring (docs/DESIGN.md "Scoring one question"): per-wording distributions π_p (softmax of option
 // logprobs at the profile's temperature, or the shares of answer clusters of sampled
 // completions); the pool π̄ over neutral wordings and its answer k* = argmax π̄; the entropy split
 // H(π̄) = A + W, the ensemble variance V = var_p π_p(k*) and the token confidence tc(k*); the
@@ -12,7 +12,7 @@
 // sycophancy shift of USER_STANCE wordings; an action (ANSWER when c ≥ λ, CLARIFY when the doubt
 // is the question's, ABSTAIN otherwise) and a badge.
 //
-// Fitting (DESIGN.md "Fitting a profile"): a seeded split into tune / calibrate / report;
+// Fitting (docs/DESIGN.md "Fitting a profile"): a seeded split into tune / calibrate / report;
 // temperature and confidence map on tune, conformal quantiles and the Learn-then-Test abstention
 // threshold on calibrate, and a before/after report on the held-out report split.
 package calibrate

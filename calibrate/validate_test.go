@@ -25,7 +25,7 @@ func okSamples() Paraphrase {
 	}}
 }
 
-// TestValidateBadInput covers every request row of DESIGN.md's bad-input table: each bad
+// TestValidateBadInput covers every request row of docs/DESIGN.md's bad-input table: each bad
 // request is rejected with its kind and the exact field path.
 func TestValidateBadInput(t *testing.T) {
 	many := make([]Paraphrase, MaxParaphrases+1)

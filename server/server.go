@@ -127,8 +127,9 @@ func needsToken(_ context.Context, c interceptors.CallMeta) bool {
 	return !strings.HasPrefix(c.Service, "grpc.health.") && !strings.HasPrefix(c.Service, "grpc.reflection.")
 }
 
-// interceptors builds the chain in DESIGN.md's order: metrics → logging → auth → rate limit →
-// recovery (innermost, so a handler's panic becomes codes.Internal before anything else sees it).
+// interceptors builds the chain in the order docs/DESIGN.md gives: metrics → logging → auth →
+// rate limit → recovery (innermost, so a handler's panic becomes codes.Internal before anything
+// else sees it).
 func (s *Server) interceptors() []grpc.ServerOption {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.cfg.Logger.Log(ctx, slog.Level(lvl), msg, fields...)

@@ -288,7 +288,7 @@ func opts(labels string, lps ...float64) []*plumbv1.Option {
 
 func para(o []*plumbv1.Option) *plumbv1.Paraphrase { return &plumbv1.Paraphrase{Options: o} }
 
-// TestBadInputOverGRPC sends every request row of DESIGN.md's bad-input table over gRPC: each
+// TestBadInputOverGRPC sends every request row of docs/DESIGN.md's bad-input table over gRPC: each
 // returns its code and field path, and the server keeps serving.
 func TestBadInputOverGRPC(t *testing.T) {
 	h := start(t, Config{MaxMessageBytes: 2 << 20}, nil)

@@ -1,5 +1,5 @@
 // Package simulate generates LLM-like evidence with known truth, seeded and deterministic, so
-// that plumb's statistics can be checked where the right answers are known (DESIGN.md
+// that plumb's statistics can be checked where the right answers are known (docs/DESIGN.md
 // "Simulator").
 //
 // The generative model, per question:
