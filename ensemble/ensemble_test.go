@@ -238,3 +238,71 @@ func TestSplitFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterKeys: items with the same key are one cluster whatever their text; keyed and
+// unkeyed items never share one; the clusters do not depend on the order of the items.
+func TestClusterKeys(t *testing.T) {
+	items := []Item{
+		{Norm: "ruler of england in 1616 was king james i", Key: "james"},
+		{Norm: "king james i governed england", Key: "james"},
+		{Norm: "elizabeth i", Key: "elizabeth"},
+		{Norm: "king james i governed england"}, // the same text, no key: its own cluster
+		{Norm: "elizabeth i", Key: "james"},     // the judge says james, whatever the text
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := 0; trial < 20; trial++ {
+		perm := rng.Perm(len(items))
+		shuffled := make([]Item, len(items))
+		for j, i := range perm {
+			shuffled[j] = items[i]
+		}
+		got := make([]int, len(items))
+		if n := Cluster(got, shuffled, Exact); n != 3 {
+			t.Fatalf("%d clusters, want 3", n)
+		}
+		at := make([]int, len(items)) // cluster of items[i]
+		for j, i := range perm {
+			at[i] = got[j]
+		}
+		// Keyed clusters come first, by key: elizabeth 0, james 1; the unkeyed one 2.
+		if want := []int{1, 1, 0, 2, 1}; !slices.Equal(at, want) {
+			t.Fatalf("clusters %v, want %v", at, want)
+		}
+	}
+}
+
+// TestClusterExactMany: with more clusters than it scans, Exact mode (a map) gives the
+// clusters a scan gives: equal texts together, numbered in canonical order.
+func TestClusterExactMany(t *testing.T) {
+	var items []Item
+	for i := range 500 {
+		items = append(items, Item{Norm: fmt.Sprintf("answer %d", i%137), Late: i%7 == 0})
+	}
+	got := make([]int, len(items))
+	n := Cluster(got, items, Exact)
+	byText := map[string]int{}
+	for i, it := range items {
+		if c, ok := byText[it.Norm]; ok && c != got[i] {
+			t.Fatalf("%q in clusters %d and %d", it.Norm, c, got[i])
+		}
+		byText[it.Norm] = got[i]
+	}
+	if n != 137 || len(byText) != 137 {
+		t.Fatalf("%d clusters of %d texts, want 137", n, len(byText))
+	}
+	// Neutral texts first, in sorted order; texts only late items have come after.
+	var neutral []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		if !it.Late && !seen[it.Norm] {
+			seen[it.Norm] = true
+			neutral = append(neutral, it.Norm)
+		}
+	}
+	slices.Sort(neutral)
+	for want, text := range neutral {
+		if byText[text] != want {
+			t.Fatalf("%q is cluster %d, want %d", text, byText[text], want)
+		}
+	}
+}

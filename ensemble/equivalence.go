@@ -113,20 +113,29 @@ const (
 	CosineThreshold = 0.9
 )
 
-// Item is one sample to cluster: its normalised text, its embedding (Embedding mode only) and
-// whether it comes from a USER_STANCE wording (Late), which is visited after every neutral one.
+// Item is one sample to cluster: its normalised text, its embedding (Embedding mode only), the
+// caller's cluster key (when the caller judged meaning itself: items with the same non-empty Key
+// are one cluster whatever their text) and whether it comes from a USER_STANCE wording (Late),
+// which is visited after every neutral one.
 type Item struct {
 	Norm      string
 	Embedding []float32
+	Key       string
 	Late      bool
 }
 
+// scanLimit is the number of clusters up to which Exact mode scans them instead of keeping a map.
+const scanLimit = 32
+
 // Cluster assigns each item a cluster, filling assign (length len(items)), and returns the
-// number of clusters. Greedy and deterministic: items are visited neutral first, each group in
-// canonical order (by normalised text, then embedding), and an item joins the first cluster
-// whose first member it matches, else it starts a new one. Cluster numbers follow that visit
-// order, so neutral clusters come first and neither the order of the items nor the presence of
-// late items changes them. It panics if len(assign) != len(items).
+// number of clusters. Items with a Key form one cluster per key; the others are clustered by
+// mode, greedily and deterministically: items are visited neutral first, each group in
+// canonical order (keyed items by key, then the others by normalised text, then embedding),
+// and an item joins the first cluster whose first member it matches, else it starts a new one.
+// Keyed and unkeyed items never share a cluster. Cluster numbers follow the visit order, so
+// neutral clusters come first and neither the order of the items nor the presence of late items
+// changes them. Exact mode and keys take near-linear time (maps); F1 and Embedding compare an
+// item with the first member of every cluster so far. It panics if len(assign) != len(items).
 func Cluster(assign []int, items []Item, mode Mode) int {
 	if len(assign) != len(items) {
 		panic("ensemble: assign length mismatch")
@@ -143,26 +152,51 @@ func Cluster(assign []int, items []Item, mode Mode) int {
 			}
 			return -1
 		}
+		if (x.Key == "") != (y.Key == "") {
+			if x.Key == "" {
+				return 1
+			}
+			return -1
+		}
+		if c := strings.Compare(x.Key, y.Key); c != 0 {
+			return c
+		}
 		if c := strings.Compare(x.Norm, y.Norm); c != 0 {
 			return c
 		}
 		return slices.Compare(x.Embedding, y.Embedding)
 	})
 	var first []int // first member of each cluster
+	var keys, texts map[string]int
 	for _, i := range order {
+		it := &items[i]
 		c := -1
-		if mode == Exact {
-			// In canonical order equal texts are adjacent among neutral items, but a late item
-			// may equal an earlier neutral one: look back over every cluster.
+		switch {
+		case it.Key != "":
+			if keys == nil {
+				keys = map[string]int{}
+			}
+			if j, ok := keys[it.Key]; ok {
+				c = j
+			} else {
+				keys[it.Key] = len(first)
+			}
+		case mode == Exact && texts != nil:
+			if j, ok := texts[it.Norm]; ok {
+				c = j
+			}
+		case mode == Exact:
+			// Few clusters: scan them. In canonical order equal texts are adjacent among neutral
+			// items, but a late item may equal an earlier neutral one: look back over all.
 			for j := len(first) - 1; j >= 0; j-- {
-				if items[first[j]].Norm == items[i].Norm {
+				if f := &items[first[j]]; f.Key == "" && f.Norm == it.Norm {
 					c = j
 					break
 				}
 			}
-		} else {
+		default:
 			for j, f := range first {
-				if equivalent(&items[f], &items[i], mode) {
+				if items[f].Key == "" && equivalent(&items[f], it, mode) {
 					c = j
 					break
 				}
@@ -171,6 +205,18 @@ func Cluster(assign []int, items []Item, mode Mode) int {
 		if c < 0 {
 			c = len(first)
 			first = append(first, i)
+			if mode == Exact && it.Key == "" {
+				if texts == nil && len(first) > scanLimit {
+					texts = make(map[string]int, 2*len(first))
+					for j, f := range first {
+						if items[f].Key == "" {
+							texts[items[f].Norm] = j
+						}
+					}
+				} else if texts != nil {
+					texts[it.Norm] = c
+				}
+			}
 		}
 		assign[i] = c
 	}
