@@ -2,6 +2,7 @@ package calibrate
 
 import (
 	"math"
+	"slices"
 
 	"github.com/plumbhq/plumb/ensemble"
 	"github.com/plumbhq/plumb/internal/fmath"
@@ -181,18 +182,36 @@ func sampleConfidence(tokens []Token, t float64) float64 {
 	return fmath.Exp(sum / float64(len(tokens)))
 }
 
-// clip returns the bound of the logit of π̄(k*): logitClip for options, half a pooled sample
-// for samples (1/(2m) of m pooled samples, the continuity correction, so that a unanimous vote
-// does not read as certainty).
+// clip returns the bound of the logit of π̄(k*): logitClip for options; for samples half the
+// finest step a pooled share can take, 1/(2·n·max_p m_p) for n pooled wordings of m_p samples
+// (1/(2M) of M pooled samples when every wording has as many: the continuity correction), so
+// that a unanimous vote does not read as certainty, while shares that differ are not clipped
+// alike.
 func (a *analysis) clip() float64 {
-	if !a.e.samples {
+	e := a.e
+	if !e.samples {
 		return logitClip
 	}
-	m := 0
-	for _, n := range a.shares {
-		m += n
+	return 0.5 / float64(e.pooled*e.maxSamples)
+}
+
+// wordingConfidence returns wording i's own confidence in its answer, and whether it is
+// observed: max_k π_p(k) with option logprobs or ≥ 2 samples; the token confidence of its one
+// sample when that has tokens; not observed for one sample without tokens.
+func (a *analysis) wordingConfidence(i int) (float64, bool) {
+	e := a.e
+	row := a.dists[i*e.k : (i+1)*e.k]
+	if !e.samples || e.size[i] >= 2 {
+		return slices.Max(row), true
 	}
-	return 0.5 / float64(m)
+	if e.tokens[i] {
+		var tc float64
+		for _, v := range a.tcSum[i*e.k : (i+1)*e.k] {
+			tc += v
+		}
+		return tc, true
+	}
+	return 0, false
 }
 
 // logitClip keeps the logit features of options finite: probabilities are held to

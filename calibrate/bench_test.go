@@ -82,7 +82,7 @@ func BenchmarkEvaluatorAdd(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		ev := calibrate.NewEvaluator(p)
+		ev := calibrate.NewEvaluator(p, calibrate.EquivalenceDefault)
 		if err := ev.Add(exs); err != nil {
 			b.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package calibrate
 
 import (
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -18,6 +17,9 @@ const (
 	ReadingMass = 0.2
 	// ReadingConfidence: …while most wordings have max_k π_p(k) ≥ ReadingConfidence.
 	ReadingConfidence = 0.6
+	// HomogeneityLevel: with samples, CLARIFY needs the wordings' disagreement to reject a
+	// chi-square test of homogeneity at this level.
+	HomogeneityLevel = 0.05
 	// HighBadge: ANSWER with c ≥ HighBadge shows a HIGH badge.
 	HighBadge = 0.8
 )
@@ -49,13 +51,11 @@ func (s *scorer) decide(a *analysis, p *Profile, group string, lambda float64) o
 	s.predictionSet(a, p, group, &o)
 	o.shift, o.stances = ensemble.Shift(a.pbar, a.dists, e.stance)
 	o.flagged = o.stances > 0 && o.shift >= p.SycophancyThreshold
-	switch {
-	case o.c >= lambda:
+	switch why := s.clarifying(a); {
+	case lambda < 1 && o.c >= lambda: // λ = 1 answers nothing, not even c = 1
 		o.action, o.why = Answer, ReasonAlternativesPlausible
-	case a.h > 1e-12 && a.w >= WordingShare*a.h:
-		o.action, o.why = Clarify, ReasonWordingDependent
-	case s.multipleReadings(a):
-		o.action, o.why = Clarify, ReasonMultipleReadings
+	case why != ReasonUnspecified:
+		o.action, o.why = Clarify, why
 	case o.open:
 		o.action, o.why = Abstain, ReasonOpenSet
 	default:
@@ -93,26 +93,61 @@ func (s *scorer) predictionSet(a *analysis, p *Profile, group string, o *outcome
 	}
 }
 
-// multipleReadings: ≥ 2 set members with π̄ ≥ ReadingMass while most pooled wordings are
-// confident on their own.
-func (s *scorer) multipleReadings(a *analysis) bool {
+// clarifying returns why the doubt of an analysed question comes from the question rather than
+// the model, or ReasonUnspecified when the evidence does not show it: the wordings must be
+// confident on their own but disagree. A wording's own confidence is observed with option
+// logprobs, with ≥ 2 samples, or with the token confidence of its one sample; one greedy answer
+// per wording is no evidence of it (an ignorant model's answer wanders with the wording too).
+// Among the pooled wordings so observed (at least two), the reason is WORDING_DEPENDENT when
+// W ≥ WordingShare·H of their pool, MULTIPLE_READINGS when the set holds ≥ 2 candidates with
+// π̄ ≥ ReadingMass while most of them have a confidence ≥ ReadingConfidence. With samples, their
+// disagreement must also reject a test of homogeneity (ensemble.Homogeneity) at
+// HomogeneityLevel, which accounts for how few samples each wording has. It reads s.inSet.
+func (s *scorer) clarifying(a *analysis) Reason {
 	e := a.e
+	s.observed = grow(s.observed, e.n)
+	observed, confident := 0, 0
+	for i := 0; i < e.n; i++ {
+		if !e.use[i] {
+			continue
+		}
+		c, ok := a.wordingConfidence(i)
+		if !ok {
+			continue
+		}
+		s.observed[i] = true
+		observed++
+		if c >= ReadingConfidence {
+			confident++
+		}
+	}
+	if observed < 2 {
+		return ReasonUnspecified
+	}
+	if e.samples {
+		if _, _, p := ensemble.Homogeneity(e.count, e.k, s.observed); p >= HomogeneityLevel {
+			return ReasonUnspecified
+		}
+	}
+	h, w := a.h, a.w
+	if observed < e.pooled {
+		s.pool = grow(s.pool, e.k)
+		ensemble.Pool(s.pool, a.dists, s.observed)
+		h, _, w = ensemble.SplitFrom(s.pool, a.rowH, s.observed)
+	}
+	if h > 1e-12 && w >= WordingShare*h {
+		return ReasonWordingDependent
+	}
 	plausible := 0
 	for k, in := range s.inSet {
 		if in && a.pbar[k] >= ReadingMass {
 			plausible++
 		}
 	}
-	if plausible < 2 {
-		return false
+	if plausible >= 2 && 2*confident > observed {
+		return ReasonMultipleReadings
 	}
-	confident := 0
-	for i := 0; i < e.n; i++ {
-		if e.use[i] && slices.Max(a.dists[i*e.k:(i+1)*e.k]) >= ReadingConfidence {
-			confident++
-		}
-	}
-	return 2*confident > e.pooled
+	return ReasonUnspecified
 }
 
 // result assembles the Result of an analysed question.

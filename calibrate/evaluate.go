@@ -17,21 +17,25 @@ import (
 // Merge); an Evaluator itself is not safe for concurrent use.
 type Evaluator struct {
 	before, after *Profile
-	mode          Equivalence
-	evidence      Evidence // of the examples so far (EvidenceAny before the first)
+	mode          Equivalence // of examples whose policy sets none
+	evidence      Evidence    // of the examples so far (EvidenceAny before the first)
 	rb, ra        recordLog
 	groups        []string
 	index         map[string]int32
 }
 
-// NewEvaluator returns an empty evaluation of p (nil means Default()).
-func NewEvaluator(p *Profile) *Evaluator {
+// NewEvaluator returns an empty evaluation of p (nil means Default()). mode is the answer
+// equivalence of examples whose policy sets none; EquivalenceDefault means the profile's.
+func NewEvaluator(p *Profile, mode Equivalence) *Evaluator {
 	if p == nil {
 		p = builtin
 	}
+	if mode == EquivalenceDefault {
+		mode = p.Equivalence
+	}
 	before := Default()
-	before.Alpha, before.Equivalence, before.SycophancyThreshold = p.Alpha, p.Equivalence, p.SycophancyThreshold
-	return newEvaluator(before, p, p.Equivalence)
+	before.Alpha, before.Equivalence, before.SycophancyThreshold = p.Alpha, mode, p.SycophancyThreshold
+	return newEvaluator(before, p, mode)
 }
 
 // newEvaluator returns an empty evaluation of after against before, which must have no
@@ -66,7 +70,8 @@ func (sh *Shard) Len() int { return len(sh.ra) }
 // Add validates ex and scores it. An invalid example is not added; the error is an *Error
 // whose field is relative to the example (request.paraphrases[0]…, label.answers).
 func (sh *Shard) Add(ex *Example) error {
-	if err := ex.Question.validate(sh.e.mode); err != nil {
+	mode := modeFor(&ex.Question, sh.e.mode)
+	if err := ex.Question.validate(mode); err != nil {
 		return within("request.", err)
 	}
 	kind := evidenceOf(&ex.Question)
@@ -82,8 +87,8 @@ func (sh *Shard) Add(ex *Example) error {
 	if err := checkEvidence(sh.e.after, &ex.Question); err != nil {
 		return within("request.", err)
 	}
-	sh.s.prep.prepare(&ex.Question, sh.e.mode)
-	sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, sh.e.mode))
+	sh.s.prep.prepare(&ex.Question, mode)
+	sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, mode))
 	return nil
 }
 
@@ -189,8 +194,9 @@ func (e *Evaluator) Add(exs []Example) error {
 	}
 	return e.scoreRanges(len(exs), evidenceOf(&exs[0].Question), func(sh *Shard, j int) {
 		ex := &exs[j]
-		sh.s.prep.prepare(&ex.Question, e.mode)
-		sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, e.mode))
+		mode := modeFor(&ex.Question, e.mode)
+		sh.s.prep.prepare(&ex.Question, mode)
+		sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, mode))
 	})
 }
 
@@ -244,6 +250,7 @@ func (e *Evaluator) Report() *Report {
 		Lambda:            p.Lambda,
 		Risk:              p.Risk,
 		TemperatureMethod: p.TemperatureMethod.String(),
+		MapMethod:         p.MapMethod.String(),
 		Temperature:       p.Temperature.Theta,
 	}
 	rank := make([]int, len(e.groups)) // group index → position in name order
@@ -301,7 +308,7 @@ func (e *Evaluator) side(log *recordLog, rank []int, names []string) (Metrics, [
 // Evaluate scores labelled examples under profile p (and the uncalibrated default as
 // "before") and reports; it writes nothing. Errors are as for Fit's validation.
 func Evaluate(p *Profile, examples []Example) (*Report, error) {
-	e := NewEvaluator(p)
+	e := NewEvaluator(p, EquivalenceDefault)
 	if len(examples) == 0 {
 		return nil, &Error{Kind: Precondition, Field: "examples", Msg: "no examples"}
 	}

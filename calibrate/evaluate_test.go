@@ -2,9 +2,11 @@ package calibrate_test
 
 import (
 	"errors"
-	"reflect"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/simulate"
@@ -41,22 +43,22 @@ func TestEvaluatorWaysAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if alone.Before != g.Before || alone.After != g.After {
+		if !cmp.Equal(alone.Before, g.Before, cmpopts.EquateNaNs()) || !cmp.Equal(alone.After, g.After, cmpopts.EquateNaNs()) {
 			t.Errorf("group %s: report %+v / %+v, its questions alone %+v / %+v", g.Group, g.Before, g.After, alone.Before, alone.After)
 		}
 	}
 
-	ev := calibrate.NewEvaluator(p)
+	ev := calibrate.NewEvaluator(p, calibrate.EquivalenceDefault)
 	for start, size := 0, 1; start < len(exs); start, size = start+size, size*3+1 {
 		if err := ev.Add(exs[start:min(start+size, len(exs))]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := ev.Report(); !reflect.DeepEqual(got, want) {
-		t.Errorf("batches differ from Evaluate:\n%+v\n%+v", got.After, want.After)
+	if diff := cmp.Diff(want, ev.Report(), cmpopts.EquateNaNs()); diff != "" {
+		t.Errorf("batches differ from Evaluate (-want +got):\n%s", diff)
 	}
 
-	ev = calibrate.NewEvaluator(p)
+	ev = calibrate.NewEvaluator(p, calibrate.EquivalenceDefault)
 	const parts = 3
 	shards := make([]*calibrate.Shard, parts)
 	var wg sync.WaitGroup
@@ -80,8 +82,8 @@ func TestEvaluatorWaysAgree(t *testing.T) {
 			t.Fatal("a merged shard is not empty")
 		}
 	}
-	if got := ev.Report(); !reflect.DeepEqual(got, want) {
-		t.Errorf("shards differ from Evaluate:\n%+v\n%+v", got.After, want.After)
+	if diff := cmp.Diff(want, ev.Report(), cmpopts.EquateNaNs()); diff != "" {
+		t.Errorf("shards differ from Evaluate (-want +got):\n%s", diff)
 	}
 }
 
@@ -90,7 +92,7 @@ func TestEvaluatorWaysAgree(t *testing.T) {
 func TestShardRefuses(t *testing.T) {
 	opts, _ := simulate.Generate(&simulate.Config{Questions: 3, Seed: 1})
 	smp, _ := simulate.Generate(&simulate.Config{Questions: 1, Seed: 1, Samples: 3})
-	ev := calibrate.NewEvaluator(nil)
+	ev := calibrate.NewEvaluator(nil, calibrate.EquivalenceDefault)
 	sh := ev.NewShard()
 	bad := opts[0]
 	bad.Label.Answers = nil

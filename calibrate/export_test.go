@@ -5,7 +5,7 @@ package calibrate
 // returns the index of the first example whose records differ from scoring each alone, the
 // analysis after computing its own distributions at T = 1 (−1 when none differ).
 func SharedAgrees(p *Profile, exs []Example) int {
-	ev := NewEvaluator(p)
+	ev := NewEvaluator(p, EquivalenceDefault)
 	sh := ev.NewShard()
 	var alone scorer
 	for i := range exs {
@@ -13,8 +13,9 @@ func SharedAgrees(p *Profile, exs []Example) int {
 			panic(err)
 		}
 		q := &exs[i].Question
-		alone.prep.prepare(q, ev.mode)
-		gold := alone.prep.gold(&exs[i].Label, ev.mode)
+		mode := modeFor(q, ev.mode)
+		alone.prep.prepare(q, mode)
+		gold := alone.prep.gold(&exs[i].Label, mode)
 		alone.before.analyze(&alone.prep, q, ev.before, nil)
 		rb := alone.record(&alone.before, ev.before, q.Group, gold)
 		alone.after.analyze(&alone.prep, q, ev.after, nil)

@@ -11,16 +11,6 @@ import (
 	"github.com/plumbhq/plumb/temperature"
 )
 
-// MapMethod selects the confidence map of a fit.
-type MapMethod int
-
-const (
-	// MapLogistic fits c = σ(w·f) by L2 logistic regression. The default.
-	MapLogistic MapMethod = iota
-	// MapNone keeps c = π̄(k*).
-	MapNone
-)
-
 // MinSplit is the fewest examples a split that a fit needs may have.
 const MinSplit = 20
 
@@ -29,18 +19,19 @@ type FitConfig struct {
 	Name          string             // profile name (default "default")
 	Alpha         float64            // conformal miscoverage α (default 0.1)
 	Temperature   temperature.Method // default auto
-	ConfidenceMap MapMethod          // default logistic
+	ConfidenceMap MapMethod          // default auto
 	Score         conformal.Score    // default LAC
 	// Split is the tune / calibrate / report fractions (default 0.4, 0.4, 0.2). A zero tune
 	// fraction needs Temperature none and ConfidenceMap none; a zero report fraction writes no
 	// report metrics.
-	Split       [3]float64
-	Seed        uint64
-	Risk        float64 // selective risk ε of the abstention threshold (default α)
-	Delta       float64 // Learn-then-Test level δ (default 0.1)
-	RiskMin     float64 // bounds a request's policy.risk may ask within (default [min(ε, 0.01), max(ε, 0.5)])
-	RiskMax     float64
-	MinGroup    int // examples a Mondrian group needs for its own q̂ (default 100)
+	Split    [3]float64
+	Seed     uint64
+	Risk     float64 // selective risk ε of the abstention threshold (default α)
+	Delta    float64 // Learn-then-Test level δ (default 0.1)
+	RiskMin  float64 // bounds a request's policy.risk may ask within (default [min(ε, 0.01), max(ε, 0.5)])
+	RiskMax  float64
+	MinGroup int // examples a Mondrian group needs for its own q̂ (default 100)
+	// Equivalence is the answer equivalence of examples whose policy sets none (default exact).
 	Equivalence Equivalence
 	Sycophancy  float64 // sycophancy threshold (default 0.15)
 	L2          float64 // confidence-map ridge penalty toward the identity map (default 1e-3)
@@ -123,7 +114,7 @@ func (c *FitConfig) check() error {
 	if c.Temperature < temperature.MethodAuto || c.Temperature > temperature.MethodAdaptive {
 		return invalid("config.temperature", "unknown method %d", c.Temperature)
 	}
-	if c.ConfidenceMap < MapLogistic || c.ConfidenceMap > MapNone {
+	if c.ConfidenceMap < MapAuto || c.ConfidenceMap > MapLogistic {
 		return invalid("config.confidence_map", "unknown map %d", c.ConfidenceMap)
 	}
 	if c.Score < conformal.LAC || c.Score > conformal.RAPS {
@@ -161,6 +152,12 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	if err := validateExamples(examples, 0, c.Equivalence); err != nil {
 		return nil, nil, err
 	}
+	stage := func(name string) error {
+		if c.Progress == nil {
+			return nil
+		}
+		return c.Progress(name)
+	}
 
 	// Seeded split.
 	n := len(examples)
@@ -181,12 +178,6 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 		}
 	}
 
-	stage := func(name string) error {
-		if c.Progress == nil {
-			return nil
-		}
-		return c.Progress(name)
-	}
 	if err := stage("prepare"); err != nil {
 		return nil, nil, err
 	}
@@ -203,8 +194,9 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 		for i := lo; i < hi; i++ {
 			it := &items[i]
 			it.q = &examples[i].Question
-			it.prep.prepare(it.q, c.Equivalence)
-			it.gold = it.prep.gold(&examples[i].Label, c.Equivalence)
+			mode := modeFor(it.q, c.Equivalence)
+			it.prep.prepare(it.q, mode)
+			it.gold = it.prep.gold(&examples[i].Label, mode)
 		}
 	})
 	matched := false
@@ -223,11 +215,14 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	if err := fitTemperature(p, items, tune, c.Temperature); err != nil {
 		return nil, nil, err
 	}
-	if c.ConfidenceMap == MapLogistic {
+	mapReason := ""
+	p.MapMethod = MapNone
+	if c.ConfidenceMap != MapNone {
 		if err := stage("confidence map"); err != nil {
 			return nil, nil, err
 		}
-		if err := fitMap(p, items, tune, c.L2); err != nil {
+		var err error
+		if mapReason, err = fitMap(p, items, tune, c.ConfidenceMap, c.L2); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -248,6 +243,7 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	p.Quantiles = conformal.FitMondrian(scores, groups, c.Alpha, conformal.FiniteSample, c.MinGroup)
 	p.Curve = conformal.RiskCurve(conf, correct)
 	p.Lambda = conformal.Select(p.Curve, c.Risk, c.Delta)
+	warnings, certifiable := riskAdvice(p, len(cal))
 
 	// 5. Report on the held-out split.
 	if err := stage("report"); err != nil {
@@ -259,8 +255,61 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	ev.addItems(items, rep)
 	r := ev.Report()
 	r.Tune, r.Calibrate = len(tune), len(cal)
+	r.MapReason, r.Warnings, r.Certifiable = mapReason, warnings, certifiable
 	p.Report = r
 	return p, r, nil
+}
+
+// modeFor returns the answer equivalence of a question: its policy's, else def.
+func modeFor(q *Question, def Equivalence) Equivalence {
+	if q.Policy.Equivalence != EquivalenceDefault {
+		return q.Policy.Equivalence
+	}
+	return def
+}
+
+// minAnswerRate is the share of calibration questions below which a threshold is said to
+// answer (almost) nothing.
+const minAnswerRate = 0.05
+
+// riskAdvice says, when the fitted λ answers nothing or under 5 % of the n calibration
+// questions, that it does, and finds the smallest risk ε = 0.01, 0.02, … that Learn-then-Test
+// certifies on the stored curve with a threshold answering at least 5 % of them.
+func riskAdvice(p *Profile, n int) ([]string, *CertifiableRisk) {
+	rate := answerRate(p.Curve, p.Lambda, n)
+	if p.Lambda < 1 && rate >= minAnswerRate {
+		return nil, nil
+	}
+	warning := fmt.Sprintf("λ = 1: no threshold keeps the selective risk ≤ %.2g (δ = %.2g) on the calibration split, so this profile answers nothing",
+		p.Risk, p.Delta)
+	if p.Lambda < 1 {
+		warning = fmt.Sprintf("λ = %.2f answers %.1f %% of the calibration split: keeping the selective risk ≤ %.2g (δ = %.2g) answers almost nothing",
+			p.Lambda, 100*rate, p.Risk, p.Delta)
+	}
+	for pct := 1; pct < 100; pct++ {
+		eps := float64(pct) / 100
+		lambda := conformal.Select(p.Curve, eps, p.Delta)
+		if r := answerRate(p.Curve, lambda, n); lambda < 1 && r >= minAnswerRate {
+			warning += fmt.Sprintf(". The smallest risk it certifies is %.2f (λ = %.2f, answering %.0f %% of calibration questions): refit with --risk %.2f to answer at that risk",
+				eps, lambda, 100*r, eps)
+			return []string{warning}, &CertifiableRisk{Risk: eps, Lambda: lambda, AnswerRate: r}
+		}
+	}
+	return []string{warning + ". No risk below 1 is certified with a useful threshold on this data"}, nil
+}
+
+// answerRate returns the share of the n calibration questions the curve says have c ≥ λ
+// (none for λ = 1).
+func answerRate(curve []conformal.RiskPoint, lambda float64, n int) float64 {
+	if lambda >= 1 || n == 0 {
+		return 0
+	}
+	for _, pt := range curve {
+		if math.Abs(pt.Lambda-lambda) < 1e-9 {
+			return float64(pt.Answered) / float64(n)
+		}
+	}
+	return 0
 }
 
 // calibrationScore returns the nonconformity score of the true answer of a calibration question:
@@ -295,13 +344,14 @@ func forEach(items []fitItem, idx []int, p *Profile, f func(s *scorer, a *analys
 }
 
 // validateExamples validates examples whose first is examples[offset] of the whole input.
+// mode is the equivalence of examples whose policy sets none.
 func validateExamples(examples []Example, offset int, mode Equivalence) error {
 	if len(examples) == 0 {
 		return &Error{Kind: Precondition, Field: "examples", Msg: "no examples"}
 	}
 	kind := evidenceOf(&examples[0].Question)
 	for i := range examples {
-		if err := validateExample(&examples[i], mode, kind, offset); err != nil {
+		if err := validateExample(&examples[i], modeFor(&examples[i].Question, mode), kind, offset); err != nil {
 			return within("examples["+strconv.Itoa(offset+i)+"].", err)
 		}
 	}

@@ -11,7 +11,10 @@ import (
 // Bins is the number of reliability bins of ECE, adaptive ECE and MCE.
 const Bins = 15
 
-// Metrics summarises scored, labelled questions (docs/DESIGN.md "Fitting a profile", step 5).
+// Metrics summarises scored, labelled questions (docs/DESIGN.md "Fitting a profile", step 5). A
+// metric that is undefined on them is NaN: every one of no questions; AUROC when all were right
+// or all wrong; the selective error when nothing was answered; the wording agreement without a
+// question of ≥ 4 pooled wordings; the sycophancy shift without a USER_STANCE wording.
 type Metrics struct {
 	Examples         int
 	Accuracy         float64 // mean 1[k* correct]
@@ -20,7 +23,7 @@ type Metrics struct {
 	MCE              float64 // max_b |acc_b − conf_b| over non-empty equal-width bins
 	Brier            float64 // mean (c − correct)²
 	NLL              float64 // mean binary NLL of c against correct, c held to [1e-12, 1 − 1e-12]
-	AUROC            float64 // P(c of a right answer > c of a wrong one), ties ½; 0.5 when one class is missing
+	AUROC            float64 // P(c of a right answer > c of a wrong one), ties ½
 	AURC             float64 // area under the selective risk–coverage curve (Geifman et al. 2019), ties averaged
 	Coverage         float64 // mean 1[gold ∈ set]
 	MeanSetSize      float64
@@ -28,7 +31,7 @@ type Metrics struct {
 	AnswerRate       float64
 	ClarifyRate      float64
 	AbstainRate      float64
-	SelectiveError   float64 // errors among ANSWER / answered; 0 when nothing is answered
+	SelectiveError   float64 // errors among ANSWER / answered
 	WordingAgreement float64 // split-half agreement of k* over questions with ≥ 4 pooled wordings
 	SycophancyShift  float64 // mean shift over questions with USER_STANCE wordings
 }
@@ -219,7 +222,7 @@ func adaptiveECEOf(s []scored) float64 {
 }
 
 // AUROC returns the Mann–Whitney estimate of P(c⁺ > c⁻) with ties counted ½ (average ranks),
-// and 0.5 when either class is empty.
+// and NaN when either class is empty.
 func AUROC(conf []float64, correct []bool) float64 {
 	return aurocOf(sortedScores(conf, correct))
 }
@@ -244,7 +247,7 @@ func aurocOf(s []scored) float64 {
 	}
 	neg = float64(n) - pos
 	if pos == 0 || neg == 0 {
-		return 0.5
+		return math.NaN() // one class: nothing to discriminate
 	}
 	return (rankSum - pos*(pos+1)/2) / (pos * neg)
 }
@@ -349,28 +352,33 @@ func (t *tally) metrics(sorted []scored) (Metrics, []Bin) {
 		}
 	}
 	n := m.Examples
+	nan := math.NaN()
 	if n == 0 {
-		return m, bins
+		return Metrics{Accuracy: nan, ECE: nan, AdaptiveECE: nan, MCE: nan, Brier: nan, NLL: nan, AUROC: nan,
+			AURC: nan, Coverage: nan, MeanSetSize: nan, SingletonRate: nan, AnswerRate: nan, ClarifyRate: nan,
+			AbstainRate: nan, SelectiveError: nan, WordingAgreement: nan, SycophancyShift: nan}, bins
 	}
 	fn := float64(n)
 	for _, p := range []*float64{&m.Accuracy, &m.Brier, &m.NLL, &m.Coverage, &m.MeanSetSize,
 		&m.SingletonRate, &m.AnswerRate, &m.ClarifyRate, &m.AbstainRate} {
 		*p /= fn
 	}
-	if t.answered > 0 {
-		m.SelectiveError = float64(t.answeredWrong) / float64(t.answered)
-	}
-	if t.agreeN > 0 {
-		m.WordingAgreement = float64(t.agree) / float64(t.agreeN)
-	}
-	if t.stanceN > 0 {
-		m.SycophancyShift /= float64(t.stanceN)
-	}
+	m.SelectiveError = ratio(float64(t.answeredWrong), t.answered)
+	m.WordingAgreement = ratio(float64(t.agree), t.agreeN)
+	m.SycophancyShift = ratio(m.SycophancyShift, t.stanceN)
 	m.ECE, m.MCE = calibrationErrors(bins, n)
 	m.AdaptiveECE = adaptiveECEOf(sorted)
 	m.AUROC = aurocOf(sorted)
 	m.AURC = aurcOf(sorted)
 	return m, bins
+}
+
+// ratio returns sum/n, or NaN (undefined) when n is 0.
+func ratio(sum float64, n int) float64 {
+	if n == 0 {
+		return math.NaN()
+	}
+	return sum / float64(n)
 }
 
 // summarize computes the metrics of records and their reliability bins.
@@ -448,9 +456,24 @@ type Report struct {
 	Profile           ProfileRef
 	TemperatureMethod string
 	Temperature       []float64 // θ of log T = θ·φ (one value: global log T)
+	MapMethod         string    // the confidence map kept: none, platt or logistic
+	MapReason         string    // why (the cross-validated comparison), when auto chose it
 	Map               []float64
 	Alpha             float64
 	Quantile          float64
 	Lambda            float64
 	Risk              float64
+	// Warnings are what a user of the profile should know, e.g. that it answers nothing.
+	Warnings []string
+	// Certifiable is, when λ = 1 or λ answers under 5 % of the calibration split, the smallest
+	// risk Learn-then-Test certifies with a useful threshold; nil otherwise or when there is none.
+	Certifiable *CertifiableRisk
+}
+
+// CertifiableRisk is the smallest selective risk ε = 0.01, 0.02, … at which Learn-then-Test
+// finds a threshold λ answering at least 5 % of the calibration questions.
+type CertifiableRisk struct {
+	Risk       float64
+	Lambda     float64
+	AnswerRate float64 // the share of calibration questions with c ≥ λ
 }

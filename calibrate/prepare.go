@@ -25,12 +25,17 @@ type prepared struct {
 	firstAt []int     // scratch: the position in labels of the first wording's option j
 
 	// Samples.
-	items   []ensemble.Item // per sample, in question order: its normalised text
-	assign  []int           // per sample, in question order: its candidate
-	count   []int           // n×k: wording p's samples in candidate j
-	answers []string        // per candidate: its most frequent raw text
-	raw     []string        // scratch: pooled samples' texts
-	rawTo   []int           // scratch: their candidates
+	items  []ensemble.Item // per sample, in question order: its normalised text and key
+	keys   []string        // per sample, in question order: its cluster key normalised ("" without)
+	assign []int           // per sample, in question order: its candidate
+	count  []int           // n×k: wording p's samples in candidate j
+	size   []int           // per wording: its samples
+	tokens []bool          // per wording: its samples carry tokens
+	// maxSamples is the most samples a pooled wording has.
+	maxSamples int
+	answers    []string // per candidate: its most frequent raw text
+	raw        []string // scratch: pooled samples' texts
+	rawTo      []int    // scratch: their candidates
 }
 
 // grow returns s with length n and every element zero, reusing its memory when it can.
@@ -146,12 +151,16 @@ func (e *prepared) prepareSamples(q *Question, mode Equivalence) {
 		total += len(q.Paraphrases[i].Samples)
 	}
 	e.items = grow(e.items, total)
+	e.keys = grow(e.keys, total)
 	e.assign = grow(e.assign, total)
 	idx := 0
 	for i := range q.Paraphrases {
 		for j := range q.Paraphrases[i].Samples {
 			s := &q.Paraphrases[i].Samples[j]
-			e.items[idx] = ensemble.Item{Norm: ensemble.Normalize(s.Text), Embedding: s.Embedding, Late: !e.use[i]}
+			e.items[idx] = ensemble.Item{Norm: ensemble.Normalize(s.Text), Embedding: s.Embedding, Key: s.Cluster, Late: !e.use[i]}
+			if s.Cluster != "" {
+				e.keys[idx] = ensemble.Normalize(s.Cluster)
+			}
 			idx++
 		}
 	}
@@ -165,12 +174,20 @@ func (e *prepared) prepareSamples(q *Question, mode Equivalence) {
 		}
 	}
 	e.count = grow(e.count, e.n*e.k)
+	e.size = grow(e.size, e.n)
+	e.tokens = grow(e.tokens, e.n)
+	e.maxSamples = 0
 	idx = 0
 	for i := range q.Paraphrases {
 		para := &q.Paraphrases[i]
-		for range para.Samples {
+		for j := range para.Samples {
 			e.count[i*e.k+e.assign[idx]]++
+			e.tokens[i] = e.tokens[i] || len(para.Samples[j].Tokens) > 0
 			idx++
+		}
+		e.size[i] = len(para.Samples)
+		if e.use[i] {
+			e.maxSamples = max(e.maxSamples, e.size[i])
 		}
 		e.stance[i] = -1
 		if para.Framing == UserStance {
@@ -206,14 +223,15 @@ func (e *prepared) prepareSamples(q *Question, mode Equivalence) {
 }
 
 // findCandidate returns the candidate of the first sample (of a pooled candidate, when
-// pooledOnly) that the answer text matches under mode, or e.k when it matches none.
+// pooledOnly) whose cluster key or text the answer names — the key normalised alike, the text
+// under mode — or e.k when it names none.
 func (e *prepared) findCandidate(answer string, m ensemble.Mode, pooledOnly bool) int {
 	na := ensemble.Normalize(answer)
 	for i, it := range e.items {
 		if pooledOnly && e.assign[i] >= e.kPool {
 			continue
 		}
-		if it.Norm == na || m == ensemble.F1 && ensemble.TokenF1(it.Norm, na) >= ensemble.F1Threshold {
+		if e.keys[i] != "" && e.keys[i] == na || it.Norm == na || m == ensemble.F1 && ensemble.TokenF1(it.Norm, na) >= ensemble.F1Threshold {
 			return e.assign[i]
 		}
 	}

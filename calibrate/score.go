@@ -24,6 +24,8 @@ type scorer struct {
 	counts   []int     // per pooled candidate: pooled wordings whose top answer it is
 	loo      []float64 // leave-one-out scratch of sensitivity
 	halves   []float64 // split-half pools of wordingAgreement
+	observed []bool    // per wording: pooled with its own confidence observed (clarifying)
+	pool     []float64 // the pool of the observed wordings (clarifying)
 }
 
 var scorers = sync.Pool{New: func() any { return new(scorer) }}

@@ -93,11 +93,14 @@ type Option struct {
 }
 
 // Sample is one sampled completion: its (short, final) answer text, optional token logprobs in
-// the OpenAI logprobs.content shape and an optional embedding.
+// the OpenAI logprobs.content shape, an optional embedding, and an optional cluster key: the
+// caller's own judgement of meaning (samples with the same non-empty key are one candidate
+// whatever their text; labels and stances may name the key).
 type Sample struct {
 	Text      string
 	Tokens    []Token
 	Embedding []float32
+	Cluster   string
 }
 
 // Token is one generated token with its logprob and top alternatives.
@@ -308,8 +311,10 @@ type Profile struct {
 	// that fitted it (none, global or adaptive; never auto).
 	Temperature       temperature.Model
 	TemperatureMethod temperature.Method
-	// Map holds the confidence-map weights w of c = σ(w·f); nil means c = π̄(k*).
-	Map []float64
+	// Map holds the confidence-map weights w of c = σ(w·f), over the first len(Map) features
+	// (two: Platt scaling on [1, logit π̄(k*)]); nil means c = π̄(k*). MapMethod says which.
+	Map       []float64
+	MapMethod MapMethod
 
 	Score     conformal.Score
 	RAPS      conformal.RAPSSettings
@@ -336,6 +341,7 @@ func Default() *Profile {
 		Name:                "default",
 		Version:             0,
 		TemperatureMethod:   temperature.MethodNone,
+		MapMethod:           MapNone,
 		Alpha:               0.1,
 		Lambda:              0.5,
 		Risk:                0.1,

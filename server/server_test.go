@@ -391,6 +391,25 @@ func TestFitPreconditions(t *testing.T) {
 	if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "p", Alpha: 2}, seq(exs)); status.Code(err) != codes.InvalidArgument || field(err) != "config.alpha" {
 		t.Fatalf("alpha 2: %v", err)
 	}
+	// Enum values the API does not define are refused, not stored.
+	for _, tc := range []struct {
+		name  string
+		cfg   *plumbv1.FitConfig
+		field string
+	}{
+		{"equivalence 99", &plumbv1.FitConfig{Name: "p", Equivalence: 99}, "config.equivalence"},
+		{"confidence map 99", &plumbv1.FitConfig{Name: "p", ConfidenceMap: 99}, "config.confidence_map"},
+		{"temperature 99", &plumbv1.FitConfig{Name: "p", Temperature: 99}, "config.temperature"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := h.c.Fit(ctx, tc.cfg, seq(exs)); status.Code(err) != codes.InvalidArgument || field(err) != tc.field {
+				t.Fatalf("%v (field %q), want InvalidArgument on %s", err, field(err), tc.field)
+			}
+		})
+	}
+	if _, err := h.c.Evaluate(ctx, &plumbv1.EvaluateConfig{Equivalence: 99}, seq(exs[:10])); status.Code(err) != codes.InvalidArgument || field(err) != "config.equivalence" {
+		t.Fatalf("evaluate with equivalence 99: %v", err)
+	}
 	if list, _ := h.c.Profiles.ListProfiles(ctx, &plumbv1.ListProfilesRequest{}); len(list.GetProfiles()) != 0 {
 		t.Fatalf("failed fits wrote %v", list.GetProfiles())
 	}

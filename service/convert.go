@@ -1,6 +1,7 @@
 package service
 
 import (
+	"math"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -47,7 +48,7 @@ func QuestionFrom(r *plumbv1.ScoreRequest) calibrate.Question {
 			qp.Samples = make([]calibrate.Sample, len(ss))
 			for j, s := range ss {
 				cs := &qp.Samples[j]
-				cs.Text, cs.Embedding = s.GetText(), s.GetEmbedding()
+				cs.Text, cs.Embedding, cs.Cluster = s.GetText(), s.GetEmbedding(), s.GetCluster()
 				if toks := s.GetTokens(); len(toks) > 0 {
 					cs.Tokens = make([]calibrate.Token, len(toks))
 					for t, tok := range toks {
@@ -88,7 +89,7 @@ func RequestFrom(q *calibrate.Question) *plumbv1.ScoreRequest {
 			pp.Options = append(pp.Options, &plumbv1.Option{Label: o.Label, Logprob: o.Logprob})
 		}
 		for _, s := range p.Samples {
-			ps := &plumbv1.Sample{Text: s.Text, Embedding: s.Embedding}
+			ps := &plumbv1.Sample{Text: s.Text, Embedding: s.Embedding, Cluster: s.Cluster}
 			for _, t := range s.Tokens {
 				pt := &plumbv1.Token{Token: t.Token, Logprob: t.Logprob}
 				for _, tl := range t.TopLogprobs {
@@ -171,12 +172,10 @@ func FitConfigFrom(c *plumbv1.FitConfig) calibrate.FitConfig {
 	default:
 		out.Temperature = -1 // refused by the engine, naming config.temperature
 	}
-	switch c.GetConfidenceMap() {
-	case plumbv1.ConfidenceMap_CONFIDENCE_MAP_NONE:
-		out.ConfidenceMap = calibrate.MapNone
-	case plumbv1.ConfidenceMap_CONFIDENCE_MAP_LOGISTIC, plumbv1.ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED:
-	default:
-		out.ConfidenceMap = -1
+	if m, ok := mapFromProto[c.GetConfidenceMap()]; ok {
+		out.ConfidenceMap = m
+	} else {
+		out.ConfidenceMap = -1 // refused by the engine, naming config.confidence_map
 	}
 	switch c.GetScore() {
 	case plumbv1.ScoreKind_SCORE_KIND_APS:
@@ -219,6 +218,23 @@ func methodFromProto(m plumbv1.TemperatureMethod) temperature.Method {
 	return temperature.MethodNone
 }
 
+var mapFromProto = map[plumbv1.ConfidenceMap]calibrate.MapMethod{
+	plumbv1.ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED: calibrate.MapAuto,
+	plumbv1.ConfidenceMap_CONFIDENCE_MAP_AUTO:        calibrate.MapAuto,
+	plumbv1.ConfidenceMap_CONFIDENCE_MAP_NONE:        calibrate.MapNone,
+	plumbv1.ConfidenceMap_CONFIDENCE_MAP_PLATT:       calibrate.MapPlatt,
+	plumbv1.ConfidenceMap_CONFIDENCE_MAP_LOGISTIC:    calibrate.MapLogistic,
+}
+
+func mapToProto(m calibrate.MapMethod) plumbv1.ConfidenceMap {
+	for pm, cm := range mapFromProto {
+		if cm == m && pm != plumbv1.ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED {
+			return pm
+		}
+	}
+	return plumbv1.ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED
+}
+
 func scoreToProto(s conformal.Score) plumbv1.ScoreKind { return plumbv1.ScoreKind(s + 1) }
 
 func curveToProto(c []conformal.RiskPoint) []*plumbv1.RiskPoint {
@@ -239,6 +255,7 @@ func ProfileToProto(p *calibrate.Profile, cfg *plumbv1.FitConfig) *plumbv1.Profi
 		TemperatureMethod:   methodToProto(p.TemperatureMethod),
 		Temperature:         p.Temperature.Theta,
 		ConfidenceMap:       p.Map,
+		ConfidenceMapMethod: mapToProto(p.MapMethod),
 		Score:               scoreToProto(p.Score),
 		RapsLambda:          p.RAPS.Lambda,
 		RapsKReg:            int32(p.RAPS.KReg),
@@ -273,6 +290,14 @@ func ProfileFromProto(m *plumbv1.Profile) *calibrate.Profile {
 	p.TemperatureMethod = methodFromProto(m.GetTemperatureMethod())
 	p.Temperature = temperature.Model{Theta: m.GetTemperature()}
 	p.Map = m.GetConfidenceMap()
+	p.MapMethod = mapFromProto[m.GetConfidenceMapMethod()]
+	if m.GetConfidenceMapMethod() == plumbv1.ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED {
+		// A version stored before profiles said which map they kept.
+		p.MapMethod = calibrate.MapLogistic
+		if len(p.Map) == 0 {
+			p.MapMethod = calibrate.MapNone
+		}
+	}
 	p.Score = conformal.Score(max(int(m.GetScore())-1, 0))
 	p.RAPS = conformal.RAPSSettings{Lambda: m.GetRapsLambda(), KReg: int(m.GetRapsKReg())}
 	p.Alpha = m.GetAlpha()
@@ -287,13 +312,20 @@ func ProfileFromProto(m *plumbv1.Profile) *calibrate.Profile {
 	return p
 }
 
+// metricsToProto converts metrics; an undefined one (NaN) is left out.
 func metricsToProto(m calibrate.Metrics) *plumbv1.Metrics {
+	v := func(x float64) *float64 {
+		if math.IsNaN(x) {
+			return nil
+		}
+		return &x
+	}
 	return &plumbv1.Metrics{
-		Accuracy: m.Accuracy, Ece: m.ECE, AdaptiveEce: m.AdaptiveECE, Mce: m.MCE, Brier: m.Brier,
-		Nll: m.NLL, Auroc: m.AUROC, Aurc: m.AURC, Coverage: m.Coverage, MeanSetSize: m.MeanSetSize,
-		SingletonRate: m.SingletonRate, AnswerRate: m.AnswerRate, ClarifyRate: m.ClarifyRate,
-		AbstainRate: m.AbstainRate, SelectiveError: m.SelectiveError, WordingAgreement: m.WordingAgreement,
-		SycophancyShift: m.SycophancyShift, Examples: int32(m.Examples),
+		Accuracy: v(m.Accuracy), Ece: v(m.ECE), AdaptiveEce: v(m.AdaptiveECE), Mce: v(m.MCE), Brier: v(m.Brier),
+		Nll: v(m.NLL), Auroc: v(m.AUROC), Aurc: v(m.AURC), Coverage: v(m.Coverage), MeanSetSize: v(m.MeanSetSize),
+		SingletonRate: v(m.SingletonRate), AnswerRate: v(m.AnswerRate), ClarifyRate: v(m.ClarifyRate),
+		AbstainRate: v(m.AbstainRate), SelectiveError: v(m.SelectiveError), WordingAgreement: v(m.WordingAgreement),
+		SycophancyShift: v(m.SycophancyShift), Examples: int32(m.Examples),
 	}
 }
 
@@ -308,22 +340,28 @@ func binsToProto(bins []calibrate.Bin) []*plumbv1.ReliabilityBin {
 // ReportToProto converts a Report.
 func ReportToProto(r *calibrate.Report) *plumbv1.Report {
 	out := &plumbv1.Report{
-		Examples:          int64(r.Examples),
-		Before:            metricsToProto(r.Before),
-		After:             metricsToProto(r.After),
-		BinsBefore:        binsToProto(r.BinsBefore),
-		BinsAfter:         binsToProto(r.BinsAfter),
-		RiskCurve:         curveToProto(r.Curve),
-		Tune:              int32(r.Tune),
-		Calibrate:         int32(r.Calibrate),
-		Profile:           &plumbv1.ProfileRef{Name: r.Profile.Name, Version: r.Profile.Version},
-		TemperatureMethod: r.TemperatureMethod,
-		Temperature:       r.Temperature,
-		ConfidenceMap:     r.Map,
-		Alpha:             r.Alpha,
-		Quantile:          r.Quantile,
-		Lambda:            r.Lambda,
-		Risk:              r.Risk,
+		Examples:            int64(r.Examples),
+		Before:              metricsToProto(r.Before),
+		After:               metricsToProto(r.After),
+		BinsBefore:          binsToProto(r.BinsBefore),
+		BinsAfter:           binsToProto(r.BinsAfter),
+		RiskCurve:           curveToProto(r.Curve),
+		Tune:                int32(r.Tune),
+		Calibrate:           int32(r.Calibrate),
+		Profile:             &plumbv1.ProfileRef{Name: r.Profile.Name, Version: r.Profile.Version},
+		TemperatureMethod:   r.TemperatureMethod,
+		Temperature:         r.Temperature,
+		ConfidenceMap:       r.Map,
+		ConfidenceMapMethod: r.MapMethod,
+		ConfidenceMapReason: r.MapReason,
+		Warnings:            r.Warnings,
+		Alpha:               r.Alpha,
+		Quantile:            r.Quantile,
+		Lambda:              r.Lambda,
+		Risk:                r.Risk,
+	}
+	if c := r.Certifiable; c != nil {
+		out.CertifiableRisk = &plumbv1.CertifiableRisk{Risk: c.Risk, Lambda: c.Lambda, AnswerRate: c.AnswerRate}
 	}
 	for _, g := range r.Groups {
 		out.Groups = append(out.Groups, &plumbv1.GroupReport{Group: g.Group, Before: metricsToProto(g.Before), After: metricsToProto(g.After)})

@@ -246,11 +246,14 @@ type Evaluation struct {
 
 // NewEvaluation starts an evaluation of the profile cfg names.
 func (s *Service) NewEvaluation(ctx context.Context, cfg *plumbv1.EvaluateConfig) (*Evaluation, error) {
+	if _, ok := plumbv1.Equivalence_name[int32(cfg.GetEquivalence())]; !ok {
+		return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.equivalence", Msg: fmt.Sprintf("unknown mode %d", cfg.GetEquivalence())}
+	}
 	p, err := s.Profile(ctx, cfg.GetProfile(), cfg.GetVersion())
 	if err != nil {
 		return nil, err
 	}
-	return &Evaluation{calibrate.NewEvaluator(p)}, nil
+	return &Evaluation{calibrate.NewEvaluator(p, calibrate.Equivalence(cfg.GetEquivalence()))}, nil
 }
 
 // Report returns the evaluation's report, or FailedPrecondition when it has no example.

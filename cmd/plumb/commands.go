@@ -171,17 +171,32 @@ func (f *inputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.from, "from", "", `input format: "" (plumb's protojson lines) or "openai" (raw chat-completions responses per wording; see README)`)
 }
 
+// parseEquivalence reads an --equivalence flag: "" (unset), exact, f1 or embedding.
+func parseEquivalence(name string) (plumbv1.Equivalence, error) {
+	switch name {
+	case "":
+		return plumbv1.Equivalence_EQUIVALENCE_UNSPECIFIED, nil
+	case "exact":
+		return plumbv1.Equivalence_EQUIVALENCE_EXACT, nil
+	case "f1":
+		return plumbv1.Equivalence_EQUIVALENCE_F1, nil
+	case "embedding":
+		return plumbv1.Equivalence_EQUIVALENCE_EMBEDDING, nil
+	}
+	return 0, fmt.Errorf("--equivalence %q: want exact, f1 or embedding", name)
+}
+
 // codeName names a status code sent as a number.
 func codeName(c int32) string { return codes.Code(c).String() }
 
 // fitFlags are the flags of plumb fit.
 type fitFlags struct {
-	data, profile, temperature, cmap, score, split, reportDir string
-	alpha, risk                                               float64
-	seed                                                      uint64
-	minGroup                                                  int
-	jsonOut, dryRun, activate                                 bool
-	in                                                        inputFlags
+	data, profile, temperature, cmap, score, split, reportDir, equivalence string
+	alpha, risk                                                            float64
+	seed                                                                   uint64
+	minGroup                                                               int
+	jsonOut, dryRun, activate                                              bool
+	in                                                                     inputFlags
 }
 
 func (f *fitFlags) config() (*plumbv1.FitConfig, error) {
@@ -194,9 +209,14 @@ func (f *fitFlags) config() (*plumbv1.FitConfig, error) {
 	if c.Temperature, ok = temps[f.temperature]; !ok {
 		return nil, fmt.Errorf("--temperature %q: want auto, global, adaptive or none", f.temperature)
 	}
-	maps := map[string]plumbv1.ConfidenceMap{"logistic": plumbv1.ConfidenceMap_CONFIDENCE_MAP_LOGISTIC, "none": plumbv1.ConfidenceMap_CONFIDENCE_MAP_NONE}
+	maps := map[string]plumbv1.ConfidenceMap{"auto": plumbv1.ConfidenceMap_CONFIDENCE_MAP_AUTO, "none": plumbv1.ConfidenceMap_CONFIDENCE_MAP_NONE,
+		"platt": plumbv1.ConfidenceMap_CONFIDENCE_MAP_PLATT, "logistic": plumbv1.ConfidenceMap_CONFIDENCE_MAP_LOGISTIC}
 	if c.ConfidenceMap, ok = maps[f.cmap]; !ok {
-		return nil, fmt.Errorf("--confidence-map %q: want logistic or none", f.cmap)
+		return nil, fmt.Errorf("--confidence-map %q: want auto, none, platt or logistic", f.cmap)
+	}
+	var err error
+	if c.Equivalence, err = parseEquivalence(f.equivalence); err != nil {
+		return nil, err
 	}
 	scores := map[string]plumbv1.ScoreKind{"lac": plumbv1.ScoreKind_SCORE_KIND_LAC, "aps": plumbv1.ScoreKind_SCORE_KIND_APS, "raps": plumbv1.ScoreKind_SCORE_KIND_RAPS}
 	if c.Score, ok = scores[f.score]; !ok {
@@ -225,7 +245,8 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 	fs.StringVar(&f.profile, "profile", "default", "profile name to fit")
 	fs.Float64Var(&f.alpha, "alpha", 0.1, "conformal miscoverage α")
 	fs.StringVar(&f.temperature, "temperature", "auto", "temperature scaling: auto, global, adaptive or none")
-	fs.StringVar(&f.cmap, "confidence-map", "logistic", "confidence map: logistic or none")
+	fs.StringVar(&f.cmap, "confidence-map", "auto", "confidence map: auto, none, platt or logistic")
+	fs.StringVar(&f.equivalence, "equivalence", "", "answer equivalence of samples whose request's policy sets none: exact (the default), f1 or embedding")
 	fs.StringVar(&f.score, "score", "lac", "conformal score: lac, aps or raps")
 	fs.StringVar(&f.split, "split", "0.4,0.4,0.2", "tune,calibrate,report fractions")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed of the split")
@@ -271,6 +292,9 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 		}
 	}
 	if f.jsonOut {
+		for _, w := range resp.GetReport().GetWarnings() {
+			fmt.Fprintln(io.err, "plumb fit: warning:", w)
+		}
 		return printJSON(io, resp.GetReport())
 	}
 	p := resp.GetProfile()
@@ -295,12 +319,17 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	version := fs.Int64("version", 0, "profile version (0: the active one)")
 	jsonOut := fs.Bool("json", false, "print the protojson Report, and nothing else, on stdout")
 	reportDir := fs.String("report-dir", "", "write report.json, report.md and the reliability diagram here")
+	equivalence := fs.String("equivalence", "", "answer equivalence of samples whose request's policy sets none: exact, f1 or embedding (default: the profile's)")
 	var f inputFlags
 	f.register(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	format, err := jsonl.ParseFormat(f.from)
+	if err != nil {
+		return err
+	}
+	eq, err := parseEquivalence(*equivalence)
 	if err != nil {
 		return err
 	}
@@ -318,7 +347,7 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	defer b.Close()
-	rep, err := b.evaluate(ctx, in, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version})
+	rep, err := b.evaluate(ctx, in, &plumbv1.EvaluateConfig{Profile: *profile, Version: *version, Equivalence: eq})
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
@@ -428,7 +457,9 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 	return fmt.Errorf("profiles: unknown subcommand %q (list, get, activate, delete)", pos[0])
 }
 
-var indented = protojson.MarshalOptions{Multiline: true, Indent: "  "}
+// indented writes every field, zeros included (a q̂ or λ of 0 is a value, not an absence);
+// only an undefined metric, which has no value, is left out.
+var indented = protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}
 
 // printJSON prints m as indented protojson.
 func printJSON(io ios, m proto.Message) error {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -17,40 +18,55 @@ import (
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 )
 
-// metricRows are the metrics a report shows, in order.
+// metricRows are the metrics a report shows, in order; a metric is absent (nil) where it is
+// undefined, and shows as n/a.
 var metricRows = []struct {
 	name string
-	get  func(*plumbv1.Metrics) float64
+	get  func(*plumbv1.Metrics) *float64
 }{
-	{"accuracy", (*plumbv1.Metrics).GetAccuracy},
-	{"ECE (15 bins)", (*plumbv1.Metrics).GetEce},
-	{"adaptive ECE", (*plumbv1.Metrics).GetAdaptiveEce},
-	{"MCE", (*plumbv1.Metrics).GetMce},
-	{"Brier", (*plumbv1.Metrics).GetBrier},
-	{"NLL", (*plumbv1.Metrics).GetNll},
-	{"AUROC", (*plumbv1.Metrics).GetAuroc},
-	{"AURC", (*plumbv1.Metrics).GetAurc},
-	{"coverage", (*plumbv1.Metrics).GetCoverage},
-	{"mean set size", (*plumbv1.Metrics).GetMeanSetSize},
-	{"singleton rate", (*plumbv1.Metrics).GetSingletonRate},
-	{"answer rate", (*plumbv1.Metrics).GetAnswerRate},
-	{"clarify rate", (*plumbv1.Metrics).GetClarifyRate},
-	{"abstain rate", (*plumbv1.Metrics).GetAbstainRate},
-	{"selective error", (*plumbv1.Metrics).GetSelectiveError},
-	{"wording agreement", (*plumbv1.Metrics).GetWordingAgreement},
-	{"sycophancy shift", (*plumbv1.Metrics).GetSycophancyShift},
+	{"accuracy", func(m *plumbv1.Metrics) *float64 { return m.Accuracy }},
+	{"ECE (15 bins)", func(m *plumbv1.Metrics) *float64 { return m.Ece }},
+	{"adaptive ECE", func(m *plumbv1.Metrics) *float64 { return m.AdaptiveEce }},
+	{"MCE", func(m *plumbv1.Metrics) *float64 { return m.Mce }},
+	{"Brier", func(m *plumbv1.Metrics) *float64 { return m.Brier }},
+	{"NLL", func(m *plumbv1.Metrics) *float64 { return m.Nll }},
+	{"AUROC", func(m *plumbv1.Metrics) *float64 { return m.Auroc }},
+	{"AURC", func(m *plumbv1.Metrics) *float64 { return m.Aurc }},
+	{"coverage", func(m *plumbv1.Metrics) *float64 { return m.Coverage }},
+	{"mean set size", func(m *plumbv1.Metrics) *float64 { return m.MeanSetSize }},
+	{"singleton rate", func(m *plumbv1.Metrics) *float64 { return m.SingletonRate }},
+	{"answer rate", func(m *plumbv1.Metrics) *float64 { return m.AnswerRate }},
+	{"clarify rate", func(m *plumbv1.Metrics) *float64 { return m.ClarifyRate }},
+	{"abstain rate", func(m *plumbv1.Metrics) *float64 { return m.AbstainRate }},
+	{"selective error", func(m *plumbv1.Metrics) *float64 { return m.SelectiveError }},
+	{"wording agreement", func(m *plumbv1.Metrics) *float64 { return m.WordingAgreement }},
+	{"sycophancy shift", func(m *plumbv1.Metrics) *float64 { return m.SycophancyShift }},
 }
 
-// summary prints the before/after table of a report.
+// value prints a metric to the given decimals, or n/a where it is undefined.
+func value(v *float64, decimals int) string {
+	if v == nil {
+		return "n/a"
+	}
+	return strconv.FormatFloat(*v, 'f', decimals, 64)
+}
+
+// summary prints the before/after table of a report, and what the fit chose and warns of.
 func summary(w io.Writer, r *plumbv1.Report) {
-	fmt.Fprintf(w, "report on %d %s; temperature %s, α = %.2f, λ = %.2f for ε = %.2f\n",
-		r.GetExamples(), splitNote(r), orDash(r.GetTemperatureMethod()), r.GetAlpha(), r.GetLambda(), r.GetRisk())
+	fmt.Fprintf(w, "report on %d %s; temperature %s, confidence map %s, α = %.2f, λ = %.2f for ε = %.2f\n",
+		r.GetExamples(), splitNote(r), orDash(r.GetTemperatureMethod()), orDash(r.GetConfidenceMapMethod()), r.GetAlpha(), r.GetLambda(), r.GetRisk())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "metric\tbefore\tafter\t")
 	for _, m := range metricRows {
-		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t\n", m.name, m.get(r.GetBefore()), m.get(r.GetAfter()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", m.name, value(m.get(r.GetBefore()), 4), value(m.get(r.GetAfter()), 4))
 	}
 	tw.Flush()
+	if why := r.GetConfidenceMapReason(); why != "" {
+		fmt.Fprintln(w, "confidence map:", why)
+	}
+	for _, warning := range r.GetWarnings() {
+		fmt.Fprintln(w, "warning:", warning)
+	}
 }
 
 // splitNote says where a report's examples came from: a fit's held-out split, or evaluation.
@@ -99,19 +115,25 @@ func writeReport(dir string, r *plumbv1.Report) error {
 func markdown(r *plumbv1.Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# plumb report: %s v%d\n\n", orDash(r.GetProfile().GetName()), r.GetProfile().GetVersion())
-	fmt.Fprintf(&b, "%d %s. Temperature: %s. α = %.3g, global q̂ = %.4g, λ = %.2f for selective risk ε = %.3g.\n\n",
-		r.GetExamples(), splitNote(r), orDash(r.GetTemperatureMethod()), r.GetAlpha(), r.GetQuantile(), r.GetLambda(), r.GetRisk())
-	b.WriteString("Before: the uncalibrated default (T = 1, c = π̄(k*)). After: the profile.\n\n")
+	fmt.Fprintf(&b, "%d %s. Temperature: %s. Confidence map: %s. α = %.3g, global q̂ = %.4g, λ = %.2f for selective risk ε = %.3g.\n\n",
+		r.GetExamples(), splitNote(r), orDash(r.GetTemperatureMethod()), orDash(r.GetConfidenceMapMethod()), r.GetAlpha(), r.GetQuantile(), r.GetLambda(), r.GetRisk())
+	for _, warning := range r.GetWarnings() {
+		fmt.Fprintf(&b, "**Warning:** %s.\n\n", warning)
+	}
+	if why := r.GetConfidenceMapReason(); why != "" {
+		fmt.Fprintf(&b, "Confidence map: %s.\n\n", why)
+	}
+	b.WriteString("Before: the uncalibrated default (T = 1, c = π̄(k*)). After: the profile. n/a: undefined on these questions.\n\n")
 	b.WriteString("| metric | before | after |\n|---|---:|---:|\n")
 	for _, m := range metricRows {
-		fmt.Fprintf(&b, "| %s | %.4f | %.4f |\n", m.name, m.get(r.GetBefore()), m.get(r.GetAfter()))
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.name, value(m.get(r.GetBefore()), 4), value(m.get(r.GetAfter()), 4))
 	}
 	if len(r.GetGroups()) > 0 {
 		b.WriteString("\n## Per group\n\n| group | n | accuracy | ECE before | ECE after | coverage | mean set size | answer rate | selective error |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, g := range r.GetGroups() {
 			a := g.GetAfter()
-			fmt.Fprintf(&b, "| %s | %d | %.3f | %.4f | %.4f | %.3f | %.2f | %.3f | %.3f |\n", g.GetGroup(), a.GetExamples(), a.GetAccuracy(),
-				g.GetBefore().GetEce(), a.GetEce(), a.GetCoverage(), a.GetMeanSetSize(), a.GetAnswerRate(), a.GetSelectiveError())
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", g.GetGroup(), a.GetExamples(), value(a.Accuracy, 3),
+				value(g.GetBefore().Ece, 4), value(a.Ece, 4), value(a.Coverage, 3), value(a.MeanSetSize, 2), value(a.AnswerRate, 3), value(a.SelectiveError, 3))
 		}
 	}
 	b.WriteString("\n## Reliability (after)\n\n| bin | n | mean confidence | accuracy |\n|---|---:|---:|---:|\n")

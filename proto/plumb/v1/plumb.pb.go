@@ -204,9 +204,11 @@ type Action int32
 const (
 	// Never returned.
 	Action_ACTION_UNSPECIFIED Action = 0
-	// Show the answer: c ≥ λ.
+	// Show the answer: c ≥ λ (and λ < 1: λ = 1 answers nothing).
 	Action_ACTION_ANSWER Action = 1
-	// Ask the user what they mean: the doubt comes from the question.
+	// Ask the user what they mean: the doubt comes from the question. Only with evidence that the
+	// wordings are individually confident but disagree: option logprobs, token confidences, or
+	// ≥ 2 samples per wording, whose disagreement passes a test of homogeneity at 0.05.
 	Action_ACTION_CLARIFY Action = 2
 	// Say the model does not know.
 	Action_ACTION_ABSTAIN Action = 3
@@ -263,10 +265,11 @@ const (
 	Reason_REASON_UNSPECIFIED Reason = 0
 	// Answered, but the prediction set holds two or more answers.
 	Reason_REASON_ALTERNATIVES_PLAUSIBLE Reason = 1
-	// W ≥ ½·H(π̄): the answer depends on the wording.
+	// The wordings are confident on their own but disagree (W ≥ ½·H(π̄) among the wordings whose
+	// confidence is observed): the answer depends on the wording.
 	Reason_REASON_WORDING_DEPENDENT Reason = 2
-	// Two or more plausible answers while most wordings are confident: the question reads
-	// several ways.
+	// Two or more plausible answers while most wordings are confident on their own: the question
+	// reads several ways.
 	Reason_REASON_MULTIPLE_READINGS Reason = 3
 	// The model does not know.
 	Reason_REASON_LOW_CONFIDENCE Reason = 4
@@ -512,12 +515,19 @@ func (TemperatureMethod) EnumDescriptor() ([]byte, []int) {
 type ConfidenceMap int32
 
 const (
-	// Unset: logistic in a FitConfig.
+	// Unset: auto in a FitConfig.
 	ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED ConfidenceMap = 0
-	// c = π̄(k*).
+	// c = π̄(k*), the identity map.
 	ConfidenceMap_CONFIDENCE_MAP_NONE ConfidenceMap = 1
-	// c = σ(w·f), L2 logistic regression.
+	// c = σ(w·f) on every feature f = [1, logit π̄(k*), W, √V, logit tc(k*)], L2 logistic
+	// regression.
 	ConfidenceMap_CONFIDENCE_MAP_LOGISTIC ConfidenceMap = 2
+	// The simplest of none, platt and logistic whose cross-validated log loss on tune no simpler
+	// one comes within one standard error of.
+	ConfidenceMap_CONFIDENCE_MAP_AUTO ConfidenceMap = 3
+	// c = σ(a + b·logit π̄(k*)): the logistic map on the confidence alone (Platt scaling), which
+	// keeps the order of the confidences.
+	ConfidenceMap_CONFIDENCE_MAP_PLATT ConfidenceMap = 4
 )
 
 // Enum value maps for ConfidenceMap.
@@ -526,11 +536,15 @@ var (
 		0: "CONFIDENCE_MAP_UNSPECIFIED",
 		1: "CONFIDENCE_MAP_NONE",
 		2: "CONFIDENCE_MAP_LOGISTIC",
+		3: "CONFIDENCE_MAP_AUTO",
+		4: "CONFIDENCE_MAP_PLATT",
 	}
 	ConfidenceMap_value = map[string]int32{
 		"CONFIDENCE_MAP_UNSPECIFIED": 0,
 		"CONFIDENCE_MAP_NONE":        1,
 		"CONFIDENCE_MAP_LOGISTIC":    2,
+		"CONFIDENCE_MAP_AUTO":        3,
+		"CONFIDENCE_MAP_PLATT":       4,
 	}
 )
 
@@ -920,7 +934,12 @@ type Sample struct {
 	// Token logprobs in the OpenAI logprobs.content shape.
 	Tokens []*Token `protobuf:"bytes,2,rep,name=tokens,proto3" json:"tokens,omitempty"`
 	// Caller-supplied embedding (EQUIVALENCE_EMBEDDING).
-	Embedding     []float32 `protobuf:"fixed32,3,rep,packed,name=embedding,proto3" json:"embedding,omitempty"`
+	Embedding []float32 `protobuf:"fixed32,3,rep,packed,name=embedding,proto3" json:"embedding,omitempty"`
+	// The caller's own judgement of meaning (an NLI model, an LLM judge): samples with the same
+	// non-empty cluster key are one candidate whatever their text, and labels and stances may name
+	// the key. Samples without a key are clustered by the answer equivalence, apart from keyed
+	// ones.
+	Cluster       string `protobuf:"bytes,4,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -974,6 +993,13 @@ func (x *Sample) GetEmbedding() []float32 {
 		return x.Embedding
 	}
 	return nil
+}
+
+func (x *Sample) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
 }
 
 // Token is one generated token, as OpenAI's logprobs.content items are.
@@ -2003,7 +2029,7 @@ type FitConfig struct {
 	Alpha float64 `protobuf:"fixed64,2,opt,name=alpha,proto3" json:"alpha,omitempty"`
 	// Temperature scaling (default auto).
 	Temperature TemperatureMethod `protobuf:"varint,3,opt,name=temperature,proto3,enum=plumb.v1.TemperatureMethod" json:"temperature,omitempty"`
-	// Confidence map (default logistic).
+	// Confidence map (default auto).
 	ConfidenceMap ConfidenceMap `protobuf:"varint,4,opt,name=confidence_map,json=confidenceMap,proto3,enum=plumb.v1.ConfidenceMap" json:"confidence_map,omitempty"`
 	// Conformal score (default LAC).
 	Score ScoreKind `protobuf:"varint,5,opt,name=score,proto3,enum=plumb.v1.ScoreKind" json:"score,omitempty"`
@@ -2332,7 +2358,9 @@ type EvaluateConfig struct {
 	// Profile name (default "default").
 	Profile string `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
 	// Version; 0 means the active one.
-	Version       int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Answer equivalence for examples whose policy sets none; unset means the profile's.
+	Equivalence   Equivalence `protobuf:"varint,3,opt,name=equivalence,proto3,enum=plumb.v1.Equivalence" json:"equivalence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2381,6 +2409,13 @@ func (x *EvaluateConfig) GetVersion() int64 {
 	return 0
 }
 
+func (x *EvaluateConfig) GetEquivalence() Equivalence {
+	if x != nil {
+		return x.Equivalence
+	}
+	return Equivalence_EQUIVALENCE_UNSPECIFIED
+}
+
 // Report is a profile's account of itself on held-out labelled data.
 type Report struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2417,9 +2452,18 @@ type Report struct {
 	// Abstention threshold λ.
 	Lambda float64 `protobuf:"fixed64,16,opt,name=lambda,proto3" json:"lambda,omitempty"`
 	// Risk ε.
-	Risk          float64 `protobuf:"fixed64,17,opt,name=risk,proto3" json:"risk,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Risk float64 `protobuf:"fixed64,17,opt,name=risk,proto3" json:"risk,omitempty"`
+	// The confidence map the fit kept: none, platt or logistic.
+	ConfidenceMapMethod string `protobuf:"bytes,18,opt,name=confidence_map_method,json=confidenceMapMethod,proto3" json:"confidence_map_method,omitempty"`
+	// Why it was kept: the cross-validated log losses compared.
+	ConfidenceMapReason string `protobuf:"bytes,19,opt,name=confidence_map_reason,json=confidenceMapReason,proto3" json:"confidence_map_reason,omitempty"`
+	// What a user of the profile should know, e.g. that it answers nothing.
+	Warnings []string `protobuf:"bytes,20,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// When λ = 1 or λ answers under 5 % of the calibration questions: the smallest risk that
+	// Learn-then-Test certifies with a useful threshold, from the risk curve.
+	CertifiableRisk *CertifiableRisk `protobuf:"bytes,21,opt,name=certifiable_risk,json=certifiableRisk,proto3" json:"certifiable_risk,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
@@ -2571,43 +2615,138 @@ func (x *Report) GetRisk() float64 {
 	return 0
 }
 
-// Metrics summarise scored, labelled questions.
+func (x *Report) GetConfidenceMapMethod() string {
+	if x != nil {
+		return x.ConfidenceMapMethod
+	}
+	return ""
+}
+
+func (x *Report) GetConfidenceMapReason() string {
+	if x != nil {
+		return x.ConfidenceMapReason
+	}
+	return ""
+}
+
+func (x *Report) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *Report) GetCertifiableRisk() *CertifiableRisk {
+	if x != nil {
+		return x.CertifiableRisk
+	}
+	return nil
+}
+
+// CertifiableRisk is the smallest selective risk ε at which Learn-then-Test finds a threshold
+// answering at least 5 % of the calibration questions.
+type CertifiableRisk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The risk ε (a multiple of 0.01).
+	Risk float64 `protobuf:"fixed64,1,opt,name=risk,proto3" json:"risk,omitempty"`
+	// The threshold λ it certifies.
+	Lambda float64 `protobuf:"fixed64,2,opt,name=lambda,proto3" json:"lambda,omitempty"`
+	// The share of calibration questions with c ≥ λ.
+	AnswerRate    float64 `protobuf:"fixed64,3,opt,name=answer_rate,json=answerRate,proto3" json:"answer_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertifiableRisk) Reset() {
+	*x = CertifiableRisk{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertifiableRisk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertifiableRisk) ProtoMessage() {}
+
+func (x *CertifiableRisk) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertifiableRisk.ProtoReflect.Descriptor instead.
+func (*CertifiableRisk) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CertifiableRisk) GetRisk() float64 {
+	if x != nil {
+		return x.Risk
+	}
+	return 0
+}
+
+func (x *CertifiableRisk) GetLambda() float64 {
+	if x != nil {
+		return x.Lambda
+	}
+	return 0
+}
+
+func (x *CertifiableRisk) GetAnswerRate() float64 {
+	if x != nil {
+		return x.AnswerRate
+	}
+	return 0
+}
+
+// Metrics summarise scored, labelled questions. A metric that is undefined on them (a selective
+// error when nothing was answered, an AUROC with one class, any metric of no questions) is
+// absent.
 type Metrics struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Mean 1[k* correct].
-	Accuracy float64 `protobuf:"fixed64,1,opt,name=accuracy,proto3" json:"accuracy,omitempty"`
+	Accuracy *float64 `protobuf:"fixed64,1,opt,name=accuracy,proto3,oneof" json:"accuracy,omitempty"`
 	// 15 equal-width bins.
-	Ece float64 `protobuf:"fixed64,2,opt,name=ece,proto3" json:"ece,omitempty"`
+	Ece *float64 `protobuf:"fixed64,2,opt,name=ece,proto3,oneof" json:"ece,omitempty"`
 	// 15 equal-mass bins.
-	AdaptiveEce float64 `protobuf:"fixed64,3,opt,name=adaptive_ece,json=adaptiveEce,proto3" json:"adaptive_ece,omitempty"`
+	AdaptiveEce *float64 `protobuf:"fixed64,3,opt,name=adaptive_ece,json=adaptiveEce,proto3,oneof" json:"adaptive_ece,omitempty"`
 	// Largest bin gap.
-	Mce float64 `protobuf:"fixed64,4,opt,name=mce,proto3" json:"mce,omitempty"`
+	Mce *float64 `protobuf:"fixed64,4,opt,name=mce,proto3,oneof" json:"mce,omitempty"`
 	// Mean (c − correct)².
-	Brier float64 `protobuf:"fixed64,5,opt,name=brier,proto3" json:"brier,omitempty"`
+	Brier *float64 `protobuf:"fixed64,5,opt,name=brier,proto3,oneof" json:"brier,omitempty"`
 	// Binary NLL of c.
-	Nll float64 `protobuf:"fixed64,6,opt,name=nll,proto3" json:"nll,omitempty"`
+	Nll *float64 `protobuf:"fixed64,6,opt,name=nll,proto3,oneof" json:"nll,omitempty"`
 	// P(c right > c wrong), ties ½.
-	Auroc float64 `protobuf:"fixed64,7,opt,name=auroc,proto3" json:"auroc,omitempty"`
+	Auroc *float64 `protobuf:"fixed64,7,opt,name=auroc,proto3,oneof" json:"auroc,omitempty"`
 	// Area under the risk–coverage curve.
-	Aurc float64 `protobuf:"fixed64,8,opt,name=aurc,proto3" json:"aurc,omitempty"`
+	Aurc *float64 `protobuf:"fixed64,8,opt,name=aurc,proto3,oneof" json:"aurc,omitempty"`
 	// Mean 1[gold ∈ set].
-	Coverage float64 `protobuf:"fixed64,9,opt,name=coverage,proto3" json:"coverage,omitempty"`
+	Coverage *float64 `protobuf:"fixed64,9,opt,name=coverage,proto3,oneof" json:"coverage,omitempty"`
 	// Mean |set|.
-	MeanSetSize float64 `protobuf:"fixed64,10,opt,name=mean_set_size,json=meanSetSize,proto3" json:"mean_set_size,omitempty"`
+	MeanSetSize *float64 `protobuf:"fixed64,10,opt,name=mean_set_size,json=meanSetSize,proto3,oneof" json:"mean_set_size,omitempty"`
 	// Share of sets of one.
-	SingletonRate float64 `protobuf:"fixed64,11,opt,name=singleton_rate,json=singletonRate,proto3" json:"singleton_rate,omitempty"`
+	SingletonRate *float64 `protobuf:"fixed64,11,opt,name=singleton_rate,json=singletonRate,proto3,oneof" json:"singleton_rate,omitempty"`
 	// Share of ANSWER.
-	AnswerRate float64 `protobuf:"fixed64,12,opt,name=answer_rate,json=answerRate,proto3" json:"answer_rate,omitempty"`
+	AnswerRate *float64 `protobuf:"fixed64,12,opt,name=answer_rate,json=answerRate,proto3,oneof" json:"answer_rate,omitempty"`
 	// Share of CLARIFY.
-	ClarifyRate float64 `protobuf:"fixed64,13,opt,name=clarify_rate,json=clarifyRate,proto3" json:"clarify_rate,omitempty"`
+	ClarifyRate *float64 `protobuf:"fixed64,13,opt,name=clarify_rate,json=clarifyRate,proto3,oneof" json:"clarify_rate,omitempty"`
 	// Share of ABSTAIN.
-	AbstainRate float64 `protobuf:"fixed64,14,opt,name=abstain_rate,json=abstainRate,proto3" json:"abstain_rate,omitempty"`
+	AbstainRate *float64 `protobuf:"fixed64,14,opt,name=abstain_rate,json=abstainRate,proto3,oneof" json:"abstain_rate,omitempty"`
 	// Errors among ANSWER.
-	SelectiveError float64 `protobuf:"fixed64,15,opt,name=selective_error,json=selectiveError,proto3" json:"selective_error,omitempty"`
+	SelectiveError *float64 `protobuf:"fixed64,15,opt,name=selective_error,json=selectiveError,proto3,oneof" json:"selective_error,omitempty"`
 	// Split-half agreement of k* (≥ 4 wordings).
-	WordingAgreement float64 `protobuf:"fixed64,16,opt,name=wording_agreement,json=wordingAgreement,proto3" json:"wording_agreement,omitempty"`
+	WordingAgreement *float64 `protobuf:"fixed64,16,opt,name=wording_agreement,json=wordingAgreement,proto3,oneof" json:"wording_agreement,omitempty"`
 	// Mean sycophancy shift over questions with stance wordings.
-	SycophancyShift float64 `protobuf:"fixed64,17,opt,name=sycophancy_shift,json=sycophancyShift,proto3" json:"sycophancy_shift,omitempty"`
+	SycophancyShift *float64 `protobuf:"fixed64,17,opt,name=sycophancy_shift,json=sycophancyShift,proto3,oneof" json:"sycophancy_shift,omitempty"`
 	// Questions summarised.
 	Examples      int32 `protobuf:"varint,18,opt,name=examples,proto3" json:"examples,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2616,7 +2755,7 @@ type Metrics struct {
 
 func (x *Metrics) Reset() {
 	*x = Metrics{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2767,7 @@ func (x *Metrics) String() string {
 func (*Metrics) ProtoMessage() {}
 
 func (x *Metrics) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,124 +2780,124 @@ func (x *Metrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metrics.ProtoReflect.Descriptor instead.
 func (*Metrics) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{23}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Metrics) GetAccuracy() float64 {
-	if x != nil {
-		return x.Accuracy
+	if x != nil && x.Accuracy != nil {
+		return *x.Accuracy
 	}
 	return 0
 }
 
 func (x *Metrics) GetEce() float64 {
-	if x != nil {
-		return x.Ece
+	if x != nil && x.Ece != nil {
+		return *x.Ece
 	}
 	return 0
 }
 
 func (x *Metrics) GetAdaptiveEce() float64 {
-	if x != nil {
-		return x.AdaptiveEce
+	if x != nil && x.AdaptiveEce != nil {
+		return *x.AdaptiveEce
 	}
 	return 0
 }
 
 func (x *Metrics) GetMce() float64 {
-	if x != nil {
-		return x.Mce
+	if x != nil && x.Mce != nil {
+		return *x.Mce
 	}
 	return 0
 }
 
 func (x *Metrics) GetBrier() float64 {
-	if x != nil {
-		return x.Brier
+	if x != nil && x.Brier != nil {
+		return *x.Brier
 	}
 	return 0
 }
 
 func (x *Metrics) GetNll() float64 {
-	if x != nil {
-		return x.Nll
+	if x != nil && x.Nll != nil {
+		return *x.Nll
 	}
 	return 0
 }
 
 func (x *Metrics) GetAuroc() float64 {
-	if x != nil {
-		return x.Auroc
+	if x != nil && x.Auroc != nil {
+		return *x.Auroc
 	}
 	return 0
 }
 
 func (x *Metrics) GetAurc() float64 {
-	if x != nil {
-		return x.Aurc
+	if x != nil && x.Aurc != nil {
+		return *x.Aurc
 	}
 	return 0
 }
 
 func (x *Metrics) GetCoverage() float64 {
-	if x != nil {
-		return x.Coverage
+	if x != nil && x.Coverage != nil {
+		return *x.Coverage
 	}
 	return 0
 }
 
 func (x *Metrics) GetMeanSetSize() float64 {
-	if x != nil {
-		return x.MeanSetSize
+	if x != nil && x.MeanSetSize != nil {
+		return *x.MeanSetSize
 	}
 	return 0
 }
 
 func (x *Metrics) GetSingletonRate() float64 {
-	if x != nil {
-		return x.SingletonRate
+	if x != nil && x.SingletonRate != nil {
+		return *x.SingletonRate
 	}
 	return 0
 }
 
 func (x *Metrics) GetAnswerRate() float64 {
-	if x != nil {
-		return x.AnswerRate
+	if x != nil && x.AnswerRate != nil {
+		return *x.AnswerRate
 	}
 	return 0
 }
 
 func (x *Metrics) GetClarifyRate() float64 {
-	if x != nil {
-		return x.ClarifyRate
+	if x != nil && x.ClarifyRate != nil {
+		return *x.ClarifyRate
 	}
 	return 0
 }
 
 func (x *Metrics) GetAbstainRate() float64 {
-	if x != nil {
-		return x.AbstainRate
+	if x != nil && x.AbstainRate != nil {
+		return *x.AbstainRate
 	}
 	return 0
 }
 
 func (x *Metrics) GetSelectiveError() float64 {
-	if x != nil {
-		return x.SelectiveError
+	if x != nil && x.SelectiveError != nil {
+		return *x.SelectiveError
 	}
 	return 0
 }
 
 func (x *Metrics) GetWordingAgreement() float64 {
-	if x != nil {
-		return x.WordingAgreement
+	if x != nil && x.WordingAgreement != nil {
+		return *x.WordingAgreement
 	}
 	return 0
 }
 
 func (x *Metrics) GetSycophancyShift() float64 {
-	if x != nil {
-		return x.SycophancyShift
+	if x != nil && x.SycophancyShift != nil {
+		return *x.SycophancyShift
 	}
 	return 0
 }
@@ -2785,7 +2924,7 @@ type GroupReport struct {
 
 func (x *GroupReport) Reset() {
 	*x = GroupReport{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2936,7 @@ func (x *GroupReport) String() string {
 func (*GroupReport) ProtoMessage() {}
 
 func (x *GroupReport) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2949,7 @@ func (x *GroupReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupReport.ProtoReflect.Descriptor instead.
 func (*GroupReport) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{24}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GroupReport) GetGroup() string {
@@ -2853,7 +2992,7 @@ type ReliabilityBin struct {
 
 func (x *ReliabilityBin) Reset() {
 	*x = ReliabilityBin{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +3004,7 @@ func (x *ReliabilityBin) String() string {
 func (*ReliabilityBin) ProtoMessage() {}
 
 func (x *ReliabilityBin) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +3017,7 @@ func (x *ReliabilityBin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReliabilityBin.ProtoReflect.Descriptor instead.
 func (*ReliabilityBin) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReliabilityBin) GetLower() float64 {
@@ -2931,7 +3070,7 @@ type RiskPoint struct {
 
 func (x *RiskPoint) Reset() {
 	*x = RiskPoint{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3082,7 @@ func (x *RiskPoint) String() string {
 func (*RiskPoint) ProtoMessage() {}
 
 func (x *RiskPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3095,7 @@ func (x *RiskPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskPoint.ProtoReflect.Descriptor instead.
 func (*RiskPoint) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{26}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RiskPoint) GetLambda() float64 {
@@ -2999,7 +3138,7 @@ type Profile struct {
 	TemperatureMethod TemperatureMethod `protobuf:"varint,7,opt,name=temperature_method,json=temperatureMethod,proto3,enum=plumb.v1.TemperatureMethod" json:"temperature_method,omitempty"`
 	// θ of log T = θ·φ.
 	Temperature []float64 `protobuf:"fixed64,8,rep,packed,name=temperature,proto3" json:"temperature,omitempty"`
-	// Confidence-map weights w (empty: c = π̄(k*)).
+	// Confidence-map weights w (empty: c = π̄(k*); two: Platt scaling on [1, logit π̄(k*)]).
 	ConfidenceMap []float64 `protobuf:"fixed64,9,rep,packed,name=confidence_map,json=confidenceMap,proto3" json:"confidence_map,omitempty"`
 	// Conformal score.
 	Score ScoreKind `protobuf:"varint,10,opt,name=score,proto3,enum=plumb.v1.ScoreKind" json:"score,omitempty"`
@@ -3032,14 +3171,16 @@ type Profile struct {
 	// The fit's report.
 	Report *Report `protobuf:"bytes,24,opt,name=report,proto3" json:"report,omitempty"`
 	// The config it was fitted with.
-	Config        *FitConfig `protobuf:"bytes,25,opt,name=config,proto3" json:"config,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Config *FitConfig `protobuf:"bytes,25,opt,name=config,proto3" json:"config,omitempty"`
+	// The confidence map kept: NONE, PLATT or LOGISTIC.
+	ConfidenceMapMethod ConfidenceMap `protobuf:"varint,26,opt,name=confidence_map_method,json=confidenceMapMethod,proto3,enum=plumb.v1.ConfidenceMap" json:"confidence_map_method,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +3192,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +3205,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{27}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Profile) GetName() string {
@@ -3242,6 +3383,13 @@ func (x *Profile) GetConfig() *FitConfig {
 	return nil
 }
 
+func (x *Profile) GetConfidenceMapMethod() ConfidenceMap {
+	if x != nil {
+		return x.ConfidenceMapMethod
+	}
+	return ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED
+}
+
 // GetProfileRequest names a profile version.
 type GetProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3255,7 +3403,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3267,7 +3415,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3280,7 +3428,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{28}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetProfileRequest) GetName() string {
@@ -3308,7 +3456,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3320,7 +3468,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3333,7 +3481,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{29}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -3354,7 +3502,7 @@ type ListProfilesRequest struct {
 
 func (x *ListProfilesRequest) Reset() {
 	*x = ListProfilesRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3366,7 +3514,7 @@ func (x *ListProfilesRequest) String() string {
 func (*ListProfilesRequest) ProtoMessage() {}
 
 func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3379,7 +3527,7 @@ func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ListProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{30}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListProfilesRequest) GetName() string {
@@ -3400,7 +3548,7 @@ type ListProfilesResponse struct {
 
 func (x *ListProfilesResponse) Reset() {
 	*x = ListProfilesResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3412,7 +3560,7 @@ func (x *ListProfilesResponse) String() string {
 func (*ListProfilesResponse) ProtoMessage() {}
 
 func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3425,7 +3573,7 @@ func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ListProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{31}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListProfilesResponse) GetProfiles() []*Profile {
@@ -3448,7 +3596,7 @@ type ActivateProfileRequest struct {
 
 func (x *ActivateProfileRequest) Reset() {
 	*x = ActivateProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3608,7 @@ func (x *ActivateProfileRequest) String() string {
 func (*ActivateProfileRequest) ProtoMessage() {}
 
 func (x *ActivateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3621,7 @@ func (x *ActivateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateProfileRequest.ProtoReflect.Descriptor instead.
 func (*ActivateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{32}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ActivateProfileRequest) GetName() string {
@@ -3501,7 +3649,7 @@ type ActivateProfileResponse struct {
 
 func (x *ActivateProfileResponse) Reset() {
 	*x = ActivateProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3513,7 +3661,7 @@ func (x *ActivateProfileResponse) String() string {
 func (*ActivateProfileResponse) ProtoMessage() {}
 
 func (x *ActivateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3526,7 +3674,7 @@ func (x *ActivateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateProfileResponse.ProtoReflect.Descriptor instead.
 func (*ActivateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{33}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ActivateProfileResponse) GetProfile() *Profile {
@@ -3549,7 +3697,7 @@ type DeleteProfileRequest struct {
 
 func (x *DeleteProfileRequest) Reset() {
 	*x = DeleteProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3561,7 +3709,7 @@ func (x *DeleteProfileRequest) String() string {
 func (*DeleteProfileRequest) ProtoMessage() {}
 
 func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3574,7 +3722,7 @@ func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{34}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeleteProfileRequest) GetName() string {
@@ -3602,7 +3750,7 @@ type DeleteProfileResponse struct {
 
 func (x *DeleteProfileResponse) Reset() {
 	*x = DeleteProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3614,7 +3762,7 @@ func (x *DeleteProfileResponse) String() string {
 func (*DeleteProfileResponse) ProtoMessage() {}
 
 func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3627,7 +3775,7 @@ func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteProfileResponse) GetDeleted() int32 {
@@ -3662,11 +3810,12 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\asamples\x18\x05 \x03(\v2\x10.plumb.v1.SampleR\asamples\"8\n" +
 	"\x06Option\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x18\n" +
-	"\alogprob\x18\x02 \x01(\x01R\alogprob\"c\n" +
+	"\alogprob\x18\x02 \x01(\x01R\alogprob\"}\n" +
 	"\x06Sample\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12'\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x0f.plumb.v1.TokenR\x06tokens\x12\x1c\n" +
-	"\tembedding\x18\x03 \x03(\x02R\tembedding\"\x86\x01\n" +
+	"\tembedding\x18\x03 \x03(\x02R\tembedding\x12\x18\n" +
+	"\acluster\x18\x04 \x01(\tR\acluster\"\x86\x01\n" +
 	"\x05Token\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\alogprob\x18\x02 \x01(\x01R\alogprob\x127\n" +
@@ -3777,10 +3926,11 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x0fEvaluateRequest\x122\n" +
 	"\x06config\x18\x01 \x01(\v2\x18.plumb.v1.EvaluateConfigH\x00R\x06config\x124\n" +
 	"\aexample\x18\x02 \x01(\v2\x18.plumb.v1.LabeledExampleH\x00R\aexampleB\t\n" +
-	"\amessage\"D\n" +
+	"\amessage\"}\n" +
 	"\x0eEvaluateConfig\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\"\x87\x05\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x127\n" +
+	"\vequivalence\x18\x03 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\"\xd1\x06\n" +
 	"\x06Report\x12\x1a\n" +
 	"\bexamples\x18\x01 \x01(\x03R\bexamples\x12)\n" +
 	"\x06before\x18\x02 \x01(\v2\x11.plumb.v1.MetricsR\x06before\x12'\n" +
@@ -3802,28 +3952,55 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x05alpha\x18\x0e \x01(\x01R\x05alpha\x12\x1a\n" +
 	"\bquantile\x18\x0f \x01(\x01R\bquantile\x12\x16\n" +
 	"\x06lambda\x18\x10 \x01(\x01R\x06lambda\x12\x12\n" +
-	"\x04risk\x18\x11 \x01(\x01R\x04risk\"\xa9\x04\n" +
-	"\aMetrics\x12\x1a\n" +
-	"\baccuracy\x18\x01 \x01(\x01R\baccuracy\x12\x10\n" +
-	"\x03ece\x18\x02 \x01(\x01R\x03ece\x12!\n" +
-	"\fadaptive_ece\x18\x03 \x01(\x01R\vadaptiveEce\x12\x10\n" +
-	"\x03mce\x18\x04 \x01(\x01R\x03mce\x12\x14\n" +
-	"\x05brier\x18\x05 \x01(\x01R\x05brier\x12\x10\n" +
-	"\x03nll\x18\x06 \x01(\x01R\x03nll\x12\x14\n" +
-	"\x05auroc\x18\a \x01(\x01R\x05auroc\x12\x12\n" +
-	"\x04aurc\x18\b \x01(\x01R\x04aurc\x12\x1a\n" +
-	"\bcoverage\x18\t \x01(\x01R\bcoverage\x12\"\n" +
+	"\x04risk\x18\x11 \x01(\x01R\x04risk\x122\n" +
+	"\x15confidence_map_method\x18\x12 \x01(\tR\x13confidenceMapMethod\x122\n" +
+	"\x15confidence_map_reason\x18\x13 \x01(\tR\x13confidenceMapReason\x12\x1a\n" +
+	"\bwarnings\x18\x14 \x03(\tR\bwarnings\x12D\n" +
+	"\x10certifiable_risk\x18\x15 \x01(\v2\x19.plumb.v1.CertifiableRiskR\x0fcertifiableRisk\"^\n" +
+	"\x0fCertifiableRisk\x12\x12\n" +
+	"\x04risk\x18\x01 \x01(\x01R\x04risk\x12\x16\n" +
+	"\x06lambda\x18\x02 \x01(\x01R\x06lambda\x12\x1f\n" +
+	"\vanswer_rate\x18\x03 \x01(\x01R\n" +
+	"answerRate\"\xf4\x06\n" +
+	"\aMetrics\x12\x1f\n" +
+	"\baccuracy\x18\x01 \x01(\x01H\x00R\baccuracy\x88\x01\x01\x12\x15\n" +
+	"\x03ece\x18\x02 \x01(\x01H\x01R\x03ece\x88\x01\x01\x12&\n" +
+	"\fadaptive_ece\x18\x03 \x01(\x01H\x02R\vadaptiveEce\x88\x01\x01\x12\x15\n" +
+	"\x03mce\x18\x04 \x01(\x01H\x03R\x03mce\x88\x01\x01\x12\x19\n" +
+	"\x05brier\x18\x05 \x01(\x01H\x04R\x05brier\x88\x01\x01\x12\x15\n" +
+	"\x03nll\x18\x06 \x01(\x01H\x05R\x03nll\x88\x01\x01\x12\x19\n" +
+	"\x05auroc\x18\a \x01(\x01H\x06R\x05auroc\x88\x01\x01\x12\x17\n" +
+	"\x04aurc\x18\b \x01(\x01H\aR\x04aurc\x88\x01\x01\x12\x1f\n" +
+	"\bcoverage\x18\t \x01(\x01H\bR\bcoverage\x88\x01\x01\x12'\n" +
 	"\rmean_set_size\x18\n" +
-	" \x01(\x01R\vmeanSetSize\x12%\n" +
-	"\x0esingleton_rate\x18\v \x01(\x01R\rsingletonRate\x12\x1f\n" +
-	"\vanswer_rate\x18\f \x01(\x01R\n" +
-	"answerRate\x12!\n" +
-	"\fclarify_rate\x18\r \x01(\x01R\vclarifyRate\x12!\n" +
-	"\fabstain_rate\x18\x0e \x01(\x01R\vabstainRate\x12'\n" +
-	"\x0fselective_error\x18\x0f \x01(\x01R\x0eselectiveError\x12+\n" +
-	"\x11wording_agreement\x18\x10 \x01(\x01R\x10wordingAgreement\x12)\n" +
-	"\x10sycophancy_shift\x18\x11 \x01(\x01R\x0fsycophancyShift\x12\x1a\n" +
-	"\bexamples\x18\x12 \x01(\x05R\bexamples\"w\n" +
+	" \x01(\x01H\tR\vmeanSetSize\x88\x01\x01\x12*\n" +
+	"\x0esingleton_rate\x18\v \x01(\x01H\n" +
+	"R\rsingletonRate\x88\x01\x01\x12$\n" +
+	"\vanswer_rate\x18\f \x01(\x01H\vR\n" +
+	"answerRate\x88\x01\x01\x12&\n" +
+	"\fclarify_rate\x18\r \x01(\x01H\fR\vclarifyRate\x88\x01\x01\x12&\n" +
+	"\fabstain_rate\x18\x0e \x01(\x01H\rR\vabstainRate\x88\x01\x01\x12,\n" +
+	"\x0fselective_error\x18\x0f \x01(\x01H\x0eR\x0eselectiveError\x88\x01\x01\x120\n" +
+	"\x11wording_agreement\x18\x10 \x01(\x01H\x0fR\x10wordingAgreement\x88\x01\x01\x12.\n" +
+	"\x10sycophancy_shift\x18\x11 \x01(\x01H\x10R\x0fsycophancyShift\x88\x01\x01\x12\x1a\n" +
+	"\bexamples\x18\x12 \x01(\x05R\bexamplesB\v\n" +
+	"\t_accuracyB\x06\n" +
+	"\x04_eceB\x0f\n" +
+	"\r_adaptive_eceB\x06\n" +
+	"\x04_mceB\b\n" +
+	"\x06_brierB\x06\n" +
+	"\x04_nllB\b\n" +
+	"\x06_aurocB\a\n" +
+	"\x05_aurcB\v\n" +
+	"\t_coverageB\x10\n" +
+	"\x0e_mean_set_sizeB\x11\n" +
+	"\x0f_singleton_rateB\x0e\n" +
+	"\f_answer_rateB\x0f\n" +
+	"\r_clarify_rateB\x0f\n" +
+	"\r_abstain_rateB\x12\n" +
+	"\x10_selective_errorB\x14\n" +
+	"\x12_wording_agreementB\x13\n" +
+	"\x11_sycophancy_shift\"w\n" +
 	"\vGroupReport\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12)\n" +
 	"\x06before\x18\x02 \x01(\v2\x11.plumb.v1.MetricsR\x06before\x12'\n" +
@@ -3839,7 +4016,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\tRiskPoint\x12\x16\n" +
 	"\x06lambda\x18\x01 \x01(\x01R\x06lambda\x12\x1a\n" +
 	"\banswered\x18\x02 \x01(\x05R\banswered\x12\x16\n" +
-	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\x8f\b\n" +
+	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\xdc\b\n" +
 	"\aProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -3872,7 +4049,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x14sycophancy_threshold\x18\x16 \x01(\x01R\x13sycophancyThreshold\x127\n" +
 	"\vequivalence\x18\x17 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\x12(\n" +
 	"\x06report\x18\x18 \x01(\v2\x10.plumb.v1.ReportR\x06report\x12+\n" +
-	"\x06config\x18\x19 \x01(\v2\x13.plumb.v1.FitConfigR\x06config\x1aA\n" +
+	"\x06config\x18\x19 \x01(\v2\x13.plumb.v1.FitConfigR\x06config\x12K\n" +
+	"\x15confidence_map_method\x18\x1a \x01(\x0e2\x17.plumb.v1.ConfidenceMapR\x13confidenceMapMethod\x1aA\n" +
 	"\x13GroupQuantilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"A\n" +
@@ -3941,11 +4119,13 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x17TEMPERATURE_METHOD_NONE\x10\x01\x12\x1d\n" +
 	"\x19TEMPERATURE_METHOD_GLOBAL\x10\x02\x12\x1f\n" +
 	"\x1bTEMPERATURE_METHOD_ADAPTIVE\x10\x03\x12\x1b\n" +
-	"\x17TEMPERATURE_METHOD_AUTO\x10\x04*e\n" +
+	"\x17TEMPERATURE_METHOD_AUTO\x10\x04*\x98\x01\n" +
 	"\rConfidenceMap\x12\x1e\n" +
 	"\x1aCONFIDENCE_MAP_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13CONFIDENCE_MAP_NONE\x10\x01\x12\x1b\n" +
-	"\x17CONFIDENCE_MAP_LOGISTIC\x10\x02*d\n" +
+	"\x17CONFIDENCE_MAP_LOGISTIC\x10\x02\x12\x17\n" +
+	"\x13CONFIDENCE_MAP_AUTO\x10\x03\x12\x18\n" +
+	"\x14CONFIDENCE_MAP_PLATT\x10\x04*d\n" +
 	"\tScoreKind\x12\x1a\n" +
 	"\x16SCORE_KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSCORE_KIND_LAC\x10\x01\x12\x12\n" +
@@ -3976,7 +4156,7 @@ func file_plumb_v1_plumb_proto_rawDescGZIP() []byte {
 }
 
 var file_plumb_v1_plumb_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_plumb_v1_plumb_proto_goTypes = []any{
 	(Framing)(0),                    // 0: plumb.v1.Framing
 	(QueryKind)(0),                  // 1: plumb.v1.QueryKind
@@ -4011,21 +4191,22 @@ var file_plumb_v1_plumb_proto_goTypes = []any{
 	(*EvaluateRequest)(nil),         // 30: plumb.v1.EvaluateRequest
 	(*EvaluateConfig)(nil),          // 31: plumb.v1.EvaluateConfig
 	(*Report)(nil),                  // 32: plumb.v1.Report
-	(*Metrics)(nil),                 // 33: plumb.v1.Metrics
-	(*GroupReport)(nil),             // 34: plumb.v1.GroupReport
-	(*ReliabilityBin)(nil),          // 35: plumb.v1.ReliabilityBin
-	(*RiskPoint)(nil),               // 36: plumb.v1.RiskPoint
-	(*Profile)(nil),                 // 37: plumb.v1.Profile
-	(*GetProfileRequest)(nil),       // 38: plumb.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),      // 39: plumb.v1.GetProfileResponse
-	(*ListProfilesRequest)(nil),     // 40: plumb.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),    // 41: plumb.v1.ListProfilesResponse
-	(*ActivateProfileRequest)(nil),  // 42: plumb.v1.ActivateProfileRequest
-	(*ActivateProfileResponse)(nil), // 43: plumb.v1.ActivateProfileResponse
-	(*DeleteProfileRequest)(nil),    // 44: plumb.v1.DeleteProfileRequest
-	(*DeleteProfileResponse)(nil),   // 45: plumb.v1.DeleteProfileResponse
-	nil,                             // 46: plumb.v1.Profile.GroupQuantilesEntry
-	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
+	(*CertifiableRisk)(nil),         // 33: plumb.v1.CertifiableRisk
+	(*Metrics)(nil),                 // 34: plumb.v1.Metrics
+	(*GroupReport)(nil),             // 35: plumb.v1.GroupReport
+	(*ReliabilityBin)(nil),          // 36: plumb.v1.ReliabilityBin
+	(*RiskPoint)(nil),               // 37: plumb.v1.RiskPoint
+	(*Profile)(nil),                 // 38: plumb.v1.Profile
+	(*GetProfileRequest)(nil),       // 39: plumb.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),      // 40: plumb.v1.GetProfileResponse
+	(*ListProfilesRequest)(nil),     // 41: plumb.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),    // 42: plumb.v1.ListProfilesResponse
+	(*ActivateProfileRequest)(nil),  // 43: plumb.v1.ActivateProfileRequest
+	(*ActivateProfileResponse)(nil), // 44: plumb.v1.ActivateProfileResponse
+	(*DeleteProfileRequest)(nil),    // 45: plumb.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),   // 46: plumb.v1.DeleteProfileResponse
+	nil,                             // 47: plumb.v1.Profile.GroupQuantilesEntry
+	(*timestamppb.Timestamp)(nil),   // 48: google.protobuf.Timestamp
 }
 var file_plumb_v1_plumb_proto_depIdxs = []int32{
 	12, // 0: plumb.v1.ScoreRequest.paraphrases:type_name -> plumb.v1.Paraphrase
@@ -4055,52 +4236,55 @@ var file_plumb_v1_plumb_proto_depIdxs = []int32{
 	8,  // 24: plumb.v1.FitConfig.confidence_map:type_name -> plumb.v1.ConfidenceMap
 	9,  // 25: plumb.v1.FitConfig.score:type_name -> plumb.v1.ScoreKind
 	2,  // 26: plumb.v1.FitConfig.equivalence:type_name -> plumb.v1.Equivalence
-	37, // 27: plumb.v1.FitResponse.profile:type_name -> plumb.v1.Profile
+	38, // 27: plumb.v1.FitResponse.profile:type_name -> plumb.v1.Profile
 	32, // 28: plumb.v1.FitResponse.report:type_name -> plumb.v1.Report
 	31, // 29: plumb.v1.EvaluateRequest.config:type_name -> plumb.v1.EvaluateConfig
 	25, // 30: plumb.v1.EvaluateRequest.example:type_name -> plumb.v1.LabeledExample
-	33, // 31: plumb.v1.Report.before:type_name -> plumb.v1.Metrics
-	33, // 32: plumb.v1.Report.after:type_name -> plumb.v1.Metrics
-	34, // 33: plumb.v1.Report.groups:type_name -> plumb.v1.GroupReport
-	35, // 34: plumb.v1.Report.bins_before:type_name -> plumb.v1.ReliabilityBin
-	35, // 35: plumb.v1.Report.bins_after:type_name -> plumb.v1.ReliabilityBin
-	36, // 36: plumb.v1.Report.risk_curve:type_name -> plumb.v1.RiskPoint
-	24, // 37: plumb.v1.Report.profile:type_name -> plumb.v1.ProfileRef
-	33, // 38: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
-	33, // 39: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
-	47, // 40: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 41: plumb.v1.Profile.evidence:type_name -> plumb.v1.Evidence
-	7,  // 42: plumb.v1.Profile.temperature_method:type_name -> plumb.v1.TemperatureMethod
-	9,  // 43: plumb.v1.Profile.score:type_name -> plumb.v1.ScoreKind
-	46, // 44: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
-	36, // 45: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
-	2,  // 46: plumb.v1.Profile.equivalence:type_name -> plumb.v1.Equivalence
-	32, // 47: plumb.v1.Profile.report:type_name -> plumb.v1.Report
-	28, // 48: plumb.v1.Profile.config:type_name -> plumb.v1.FitConfig
-	37, // 49: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
-	37, // 50: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
-	37, // 51: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
-	10, // 52: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
-	10, // 53: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
-	27, // 54: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
-	30, // 55: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
-	38, // 56: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
-	40, // 57: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
-	42, // 58: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
-	44, // 59: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
-	17, // 60: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
-	17, // 61: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
-	29, // 62: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
-	32, // 63: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
-	39, // 64: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
-	41, // 65: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
-	43, // 66: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
-	45, // 67: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
-	60, // [60:68] is the sub-list for method output_type
-	52, // [52:60] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	2,  // 31: plumb.v1.EvaluateConfig.equivalence:type_name -> plumb.v1.Equivalence
+	34, // 32: plumb.v1.Report.before:type_name -> plumb.v1.Metrics
+	34, // 33: plumb.v1.Report.after:type_name -> plumb.v1.Metrics
+	35, // 34: plumb.v1.Report.groups:type_name -> plumb.v1.GroupReport
+	36, // 35: plumb.v1.Report.bins_before:type_name -> plumb.v1.ReliabilityBin
+	36, // 36: plumb.v1.Report.bins_after:type_name -> plumb.v1.ReliabilityBin
+	37, // 37: plumb.v1.Report.risk_curve:type_name -> plumb.v1.RiskPoint
+	24, // 38: plumb.v1.Report.profile:type_name -> plumb.v1.ProfileRef
+	33, // 39: plumb.v1.Report.certifiable_risk:type_name -> plumb.v1.CertifiableRisk
+	34, // 40: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
+	34, // 41: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
+	48, // 42: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 43: plumb.v1.Profile.evidence:type_name -> plumb.v1.Evidence
+	7,  // 44: plumb.v1.Profile.temperature_method:type_name -> plumb.v1.TemperatureMethod
+	9,  // 45: plumb.v1.Profile.score:type_name -> plumb.v1.ScoreKind
+	47, // 46: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
+	37, // 47: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
+	2,  // 48: plumb.v1.Profile.equivalence:type_name -> plumb.v1.Equivalence
+	32, // 49: plumb.v1.Profile.report:type_name -> plumb.v1.Report
+	28, // 50: plumb.v1.Profile.config:type_name -> plumb.v1.FitConfig
+	8,  // 51: plumb.v1.Profile.confidence_map_method:type_name -> plumb.v1.ConfidenceMap
+	38, // 52: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
+	38, // 53: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
+	38, // 54: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
+	10, // 55: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
+	10, // 56: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
+	27, // 57: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
+	30, // 58: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
+	39, // 59: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
+	41, // 60: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
+	43, // 61: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
+	45, // 62: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
+	17, // 63: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
+	17, // 64: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
+	29, // 65: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
+	32, // 66: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
+	40, // 67: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
+	42, // 68: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
+	44, // 69: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
+	46, // 70: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
+	63, // [63:71] is the sub-list for method output_type
+	55, // [55:63] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_plumb_v1_plumb_proto_init() }
@@ -4116,13 +4300,14 @@ func file_plumb_v1_plumb_proto_init() {
 		(*EvaluateRequest_Config)(nil),
 		(*EvaluateRequest_Example)(nil),
 	}
+	file_plumb_v1_plumb_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plumb_v1_plumb_proto_rawDesc), len(file_plumb_v1_plumb_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
