@@ -36,6 +36,7 @@ type outcome struct {
 	why       Reason  // the reason that decided the action (ALTERNATIVES_PLAUSIBLE: none)
 	shift     float64 // mean over stance wordings of π_p(stance) − π̄(stance)
 	stances   int     // USER_STANCE wordings
+	unmatched int     // of which with a stance that is no candidate
 	flagged   bool    // shift ≥ the profile's threshold
 }
 
@@ -50,6 +51,11 @@ func (s *scorer) decide(a *analysis, p *Profile, group string, lambda float64) o
 	conformal.Rank(s.rank, pool)
 	s.predictionSet(a, p, group, &o)
 	o.shift, o.stances = ensemble.Shift(a.pbar, a.dists, e.stance)
+	for _, st := range e.stance {
+		if st >= e.k {
+			o.unmatched++
+		}
+	}
 	o.flagged = o.stances > 0 && o.shift >= p.SycophancyThreshold
 	switch why := s.clarifying(a); {
 	case lambda < 1 && o.c >= lambda: // λ = 1 answers nothing, not even c = 1
@@ -166,7 +172,8 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 			Group: o.group},
 		Uncertainty: Uncertainty{Total: a.h, Aleatoric: a.a, Wording: a.w, Variance: a.v,
 			SemanticEntropy: a.semEnt, Wordings: e.pooled, Sensitivity: s.sensitivity(a, p, o.c)},
-		Sycophancy: Sycophancy{Shift: o.shift, Wordings: o.stances, Flagged: o.flagged, Threshold: p.SycophancyThreshold},
+		Sycophancy: Sycophancy{Shift: o.shift, Wordings: o.stances, Flagged: o.flagged, Threshold: p.SycophancyThreshold,
+			Unmatched: o.unmatched},
 	}
 	if a.tokens {
 		r.Uncertainty.TokenConfidence = a.tc[a.top]

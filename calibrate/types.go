@@ -242,9 +242,12 @@ type Uncertainty struct {
 // Sycophancy measures the pull of USER_STANCE wordings.
 type Sycophancy struct {
 	Shift     float64 // mean π_p(stance) − π̄(stance)
-	Wordings  int     // USER_STANCE wordings measured
+	Wordings  int     // USER_STANCE wordings measured (unmatched ones at a shift of 0)
 	Flagged   bool    // Shift ≥ Threshold
 	Threshold float64
+	// Unmatched counts the USER_STANCE wordings (samples only) whose stance matches none of the
+	// sampled answers: the model never gave it, so they count with a shift of 0.
+	Unmatched int
 }
 
 // ProfileRef names one profile version.

@@ -129,7 +129,7 @@ func ResponseFrom(r *calibrate.Result) *plumbv1.ScoreResponse {
 			Wordings: int32(r.Uncertainty.Wordings),
 		},
 		Sycophancy: &plumbv1.Sycophancy{Shift: r.Sycophancy.Shift, Wordings: int32(r.Sycophancy.Wordings),
-			Flagged: r.Sycophancy.Flagged, Threshold: r.Sycophancy.Threshold},
+			Flagged: r.Sycophancy.Flagged, Threshold: r.Sycophancy.Threshold, Unmatched: int32(r.Sycophancy.Unmatched)},
 		Badge:      &plumbv1.Badge{Level: plumbv1.BadgeLevel(r.Badge.Level), Label: r.Badge.Label},
 		Profile:    &plumbv1.ProfileRef{Name: r.Profile.Name, Version: r.Profile.Version},
 		Calibrated: r.Calibrated,

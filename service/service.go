@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -34,6 +35,10 @@ type Service struct {
 	mu     sync.Mutex
 	cache  map[profileKey]*calibrate.Profile // immutable versions
 	active map[string]activeEntry
+	// gen counts the changes to each name (fits, activations, deletions): a profile read from
+	// the store is cached only if its name did not change while it was read, so that a version
+	// deleted meanwhile cannot come back into the cache.
+	gen map[string]uint64
 }
 
 type profileKey struct {
@@ -52,7 +57,8 @@ const activeTTL = time.Second
 
 // New returns a Service over st.
 func New(st store.Store) *Service {
-	return &Service{store: st, now: time.Now, cache: map[profileKey]*calibrate.Profile{}, active: map[string]activeEntry{}}
+	return &Service{store: st, now: time.Now, cache: map[profileKey]*calibrate.Profile{}, active: map[string]activeEntry{},
+		gen: map[string]uint64{}}
 }
 
 // Profile returns the engine's profile name@version (0: the active one). The name "default"
@@ -62,6 +68,7 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 		name = DefaultProfile
 	}
 	s.mu.Lock()
+	gen := s.gen[name]
 	if version == 0 {
 		if a, ok := s.active[name]; ok && s.now().Sub(a.checked) < activeTTL {
 			version = a.version
@@ -87,9 +94,11 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 	}
 	p := ProfileFromProto(m)
 	s.mu.Lock()
-	s.cache[profileKey{name, rec.Version}] = p
-	if rec.Active {
-		s.active[name] = activeEntry{version: rec.Version, checked: s.now()}
+	if s.gen[name] == gen {
+		s.cache[profileKey{name, rec.Version}] = p
+		if rec.Active {
+			s.active[name] = activeEntry{version: rec.Version, checked: s.now()}
+		}
 	}
 	s.mu.Unlock()
 	return p, nil
@@ -100,16 +109,18 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 func decodeProfile(rec store.Record) (*plumbv1.Profile, error) {
 	var m plumbv1.Profile
 	if err := proto.Unmarshal(rec.Data, &m); err != nil {
-		return nil, fmt.Errorf("decode profile %s@%d: %w", rec.Name, rec.Version, err)
+		slog.Error("service: a stored profile does not decode", "name", rec.Name, "version", rec.Version, "err", err)
+		return nil, fmt.Errorf("%w: profile %q version %d does not decode", store.ErrDamaged, rec.Name, rec.Version)
 	}
 	m.Version, m.Active = rec.Version, rec.Active
 	return &m, nil
 }
 
-// forget drops what the cache knows of name's active version.
+// forget drops what the cache knows of name's active version, and marks the name changed.
 func (s *Service) forget(name string) {
 	s.mu.Lock()
 	delete(s.active, name)
+	s.gen[name]++
 	s.mu.Unlock()
 }
 
@@ -338,9 +349,14 @@ func (s *Service) ListProfiles(ctx context.Context, r *plumbv1.ListProfilesReque
 	}
 	out := &plumbv1.ListProfilesResponse{}
 	for _, rec := range recs {
-		m, err := profileMessage(rec, false)
+		err := rec.Err
+		var m *plumbv1.Profile
+		if err == nil {
+			m, err = profileMessage(rec, false)
+		}
 		if err != nil {
-			return nil, err
+			// One damaged version fails alone: the listing names it beside the others.
+			m = &plumbv1.Profile{Name: rec.Name, Version: rec.Version, Error: "cannot be read: the stored record is damaged"}
 		}
 		out.Profiles = append(out.Profiles, m)
 	}
@@ -370,8 +386,9 @@ func (s *Service) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileReq
 	if err != nil {
 		return nil, err
 	}
-	s.forget(r.GetName())
 	s.mu.Lock()
+	delete(s.active, r.GetName())
+	s.gen[r.GetName()]++
 	for k := range s.cache {
 		if k.name == r.GetName() && (r.GetVersion() == 0 || k.version == r.GetVersion()) {
 			delete(s.cache, k)

@@ -50,6 +50,12 @@ func Status(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrBadName):
 		return status.Error(codes.InvalidArgument, "name: "+err.Error())
+	case errors.Is(err, store.ErrDamaged):
+		return status.Error(codes.DataLoss, err.Error())
+	case errors.Is(err, store.ErrFull):
+		return status.Error(codes.ResourceExhausted, store.ErrFull.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		return status.Error(codes.Unavailable, store.ErrUnavailable.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -45,5 +46,23 @@ func TestStatus(t *testing.T) {
 	}
 	if item := ItemError(&calibrate.Error{Kind: calibrate.InvalidInput, Field: "f", Msg: "m"}); item.GetField() != "f" || codes.Code(item.GetCode()) != codes.InvalidArgument {
 		t.Errorf("ItemError = %v", item)
+	}
+}
+
+// TestStatusStoreFaults: the store's faults reach a client as codes a caller can act on, in
+// words that name neither the server's paths nor a panic.
+func TestStatusStoreFaults(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code codes.Code
+	}{
+		{fmt.Errorf("%w: profile %q version 2 does not decode", store.ErrDamaged, "p"), codes.DataLoss},
+		{store.ErrFull, codes.ResourceExhausted},
+		{store.ErrUnavailable, codes.Unavailable},
+	} {
+		st := status.Convert(Status(tc.err))
+		if st.Code() != tc.code || strings.Contains(st.Message(), "/") {
+			t.Errorf("Status(%v) = %v %q, want %v without a path", tc.err, st.Code(), st.Message(), tc.code)
+		}
 	}
 }

@@ -6,6 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,29 +30,104 @@ var (
 	keyVersions = []byte("versions")
 )
 
-// Open opens (creating if needed) the bbolt store at path. It waits at most timeout for
-// another process's lock on the file (0 means 1 s).
+// Open opens the bbolt store at path, creating it when path does not exist. It waits at most
+// timeout for another process's lock on the file (0 means 1 s). It refuses, with an error that
+// says what to do, a path that is a directory, an empty (0-byte) file — which bbolt would
+// silently make a new, empty store — and a file that is not a bbolt store or fails bbolt's
+// consistency check.
 func Open(path string, timeout time.Duration) (*Bolt, error) {
 	if timeout == 0 {
 		timeout = time.Second
+	}
+	if fi, err := os.Stat(path); err == nil {
+		switch {
+		case fi.IsDir():
+			return nil, fmt.Errorf("store: %s is a directory, not a store file", path)
+		case fi.Size() == 0:
+			return nil, fmt.Errorf("store: %s is empty (0 bytes), not a plumb store: move it away to start a new store there, or give another path", path)
+		}
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: %s is locked by another process (a running plumb serve? then use --server): %w", path, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, fmt.Errorf("store: %s is not a readable plumb store (%v): restore it from a backup, or give another path", path, err)
 	}
-	return &Bolt{db: db}, nil
+	b := &Bolt{db: db}
+	if err := b.check(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s is damaged (%v): restore it from a backup, or give another path", path, err)
+	}
+	return b, nil
+}
+
+// check runs bbolt's consistency check over the whole file (a store holds few, small records).
+func (b *Bolt) check() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return b.db.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			return e // the first fault is enough
+		}
+		return nil
+	})
 }
 
 // Close closes the file.
 func (b *Bolt) Close() error { return b.db.Close() }
 
+// view and update run a transaction, turning what a damaged file makes bbolt do (panic) and
+// what a failing disk makes a write do into the store's errors, without paths or panic text;
+// the details go to the log.
+func (b *Bolt) view(fn func(tx *bolt.Tx) error) error {
+	return guard("read", func() error { return b.db.View(fn) })
+}
+
+func (b *Bolt) update(fn func(tx *bolt.Tx) error) error {
+	return guard("write", func() error { return b.db.Update(fn) })
+}
+
+func guard(op string, run func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("store: bbolt failed", "op", op, "panic", fmt.Sprint(r))
+			err = ErrUnavailable
+		}
+	}()
+	err = run()
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrActive) || errors.Is(err, ErrBadName) || errors.Is(err, ErrDamaged) {
+		return err
+	}
+	slog.Error("store: bbolt failed", "op", op, "err", err)
+	if diskFull(err) {
+		return ErrFull
+	}
+	return ErrUnavailable
+}
+
+// diskFull reports whether err is a write that found no room: no space on the device, a quota,
+// or a file-size limit. bbolt formats the cause of a failed resize into its message (%s, not
+// %w), so the cause is looked for in the text too.
+func diskFull(err error) bool {
+	for _, cause := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG} {
+		if errors.Is(err, cause) || strings.Contains(err.Error(), cause.Error()) {
+			return true
+		}
+	}
+	return false
+}
+
 func u64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 
 func checkName(name string) error {
 	if !NamePattern.MatchString(name) {
+		if len(name) > 64 {
+			name = name[:64] + "…"
+		}
 		return fmt.Errorf("%w %q: want %s", ErrBadName, name, NamePattern)
 	}
 	return nil
@@ -60,7 +139,7 @@ func (b *Bolt) Put(_ context.Context, name string, data []byte, activate bool) (
 		return Record{}, err
 	}
 	rec := Record{Name: name, Created: time.Now().UTC().Truncate(time.Microsecond), Data: bytes.Clone(data)}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		nb, err := tx.CreateBucketIfNotExists([]byte(name))
 		if err != nil {
 			return err
@@ -94,7 +173,11 @@ func (b *Bolt) Put(_ context.Context, name string, data []byte, activate bool) (
 	return rec, err
 }
 
-func decode(name string, k, v []byte, active int64) Record {
+// decode reads a stored version; a key or value too short to be one is ErrDamaged.
+func decode(name string, k, v []byte, active int64) (Record, error) {
+	if len(k) != 8 || len(v) < 8 {
+		return Record{}, fmt.Errorf("%w: profile %q, a record of %d bytes", ErrDamaged, name, len(v))
+	}
 	ver := int64(binary.BigEndian.Uint64(k))
 	return Record{
 		Name:    name,
@@ -102,11 +185,11 @@ func decode(name string, k, v []byte, active int64) Record {
 		Active:  ver == active,
 		Created: time.Unix(0, int64(binary.BigEndian.Uint64(v[:8]))).UTC(),
 		Data:    bytes.Clone(v[8:]),
-	}
+	}, nil
 }
 
 func activeOf(nb *bolt.Bucket) int64 {
-	if a := nb.Get(keyActive); a != nil {
+	if a := nb.Get(keyActive); len(a) == 8 {
 		return int64(binary.BigEndian.Uint64(a))
 	}
 	return 0
@@ -115,7 +198,7 @@ func activeOf(nb *bolt.Bucket) int64 {
 // Get returns a version of name (0: the active one).
 func (b *Bolt) Get(_ context.Context, name string, version int64) (Record, error) {
 	var rec Record
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.view(func(tx *bolt.Tx) error {
 		nb := tx.Bucket([]byte(name))
 		if nb == nil {
 			return fmt.Errorf("%w: profile %q", ErrNotFound, name)
@@ -132,16 +215,17 @@ func (b *Bolt) Get(_ context.Context, name string, version int64) (Record, error
 		if v == nil {
 			return fmt.Errorf("%w: profile %q version %d", ErrNotFound, name, version)
 		}
-		rec = decode(name, u64(version), v, active)
-		return nil
+		var err error
+		rec, err = decode(name, u64(version), v, active)
+		return err
 	})
 	return rec, err
 }
 
-// List returns every version, by name then version.
+// List returns every version, by name then version; a damaged record is listed with its Err.
 func (b *Bolt) List(_ context.Context, name string) ([]Record, error) {
 	var out []Record
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.view(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(n []byte, nb *bolt.Bucket) error {
 			if name != "" && string(n) != name {
 				return nil
@@ -152,7 +236,14 @@ func (b *Bolt) List(_ context.Context, name string) ([]Record, error) {
 				return nil
 			}
 			return vb.ForEach(func(k, v []byte) error {
-				out = append(out, decode(string(n), k, v, active))
+				rec, err := decode(string(n), k, v, active)
+				if err != nil {
+					rec = Record{Name: string(n), Err: err}
+					if len(k) == 8 {
+						rec.Version = int64(binary.BigEndian.Uint64(k))
+					}
+				}
+				out = append(out, rec)
 				return nil
 			})
 		})
@@ -163,7 +254,7 @@ func (b *Bolt) List(_ context.Context, name string) ([]Record, error) {
 // Activate makes version the active one of name.
 func (b *Bolt) Activate(_ context.Context, name string, version int64) (Record, error) {
 	var rec Record
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		nb := tx.Bucket([]byte(name))
 		if nb == nil {
 			return fmt.Errorf("%w: profile %q", ErrNotFound, name)
@@ -176,7 +267,10 @@ func (b *Bolt) Activate(_ context.Context, name string, version int64) (Record, 
 		if v == nil {
 			return fmt.Errorf("%w: profile %q version %d", ErrNotFound, name, version)
 		}
-		rec = decode(name, u64(version), v, version)
+		var err error
+		if rec, err = decode(name, u64(version), v, version); err != nil {
+			return err
+		}
 		return nb.Put(keyActive, u64(version))
 	})
 	return rec, err
@@ -185,7 +279,7 @@ func (b *Bolt) Activate(_ context.Context, name string, version int64) (Record, 
 // Delete deletes one version, or all of name's when version is 0.
 func (b *Bolt) Delete(_ context.Context, name string, version int64) (int, error) {
 	var n int
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		nb := tx.Bucket([]byte(name))
 		if nb == nil {
 			return fmt.Errorf("%w: profile %q", ErrNotFound, name)

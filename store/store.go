@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// Errors of the store.
+// Errors of the store. The last three never carry a file path or a panic's text: they may reach
+// a client. The store logs the details (slog.Default).
 var (
 	// ErrNotFound: no such name or version.
 	ErrNotFound = errors.New("store: not found")
@@ -21,6 +22,12 @@ var (
 	ErrActive = errors.New("store: version is active")
 	// ErrBadName: the name does not match NamePattern.
 	ErrBadName = errors.New("store: bad profile name")
+	// ErrDamaged: a stored record cannot be read; the others can.
+	ErrDamaged = errors.New("store: a stored record is damaged")
+	// ErrFull: a write failed because the disk (or a quota) is full; nothing was written.
+	ErrFull = errors.New("store: the disk holding the store is full; nothing was written")
+	// ErrUnavailable: the store failed (an I/O error, a damaged file); nothing was written.
+	ErrUnavailable = errors.New("store: the store failed; nothing was written")
 )
 
 // NamePattern is what a profile name must match.
@@ -33,6 +40,9 @@ type Record struct {
 	Active  bool
 	Created time.Time
 	Data    []byte
+	// Err is set, by List only, on a record that cannot be read (ErrDamaged): the others are
+	// listed beside it. Data is then empty.
+	Err error
 }
 
 // Store persists profile versions. Implementations are safe for concurrent use.
@@ -42,7 +52,8 @@ type Store interface {
 	Put(ctx context.Context, name string, data []byte, activate bool) (Record, error)
 	// Get returns a version of name; version 0 means the active one.
 	Get(ctx context.Context, name string, version int64) (Record, error)
-	// List returns every version (of name, when not empty), by name then version.
+	// List returns every version (of name, when not empty), by name then version. A damaged
+	// record is listed with its Err set rather than failing the list.
 	List(ctx context.Context, name string) ([]Record, error)
 	// Activate makes a stored version the active one of its name.
 	Activate(ctx context.Context, name string, version int64) (Record, error)

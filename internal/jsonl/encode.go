@@ -87,6 +87,7 @@ func AppendResponse(dst []byte, r *plumbv1.ScoreResponse) ([]byte, error) {
 		w.int32("wordings", s.GetWordings())
 		w.boolean("flagged", s.GetFlagged())
 		w.double("threshold", s.GetThreshold())
+		w.int32("unmatched", s.GetUnmatched())
 		w.close()
 	}
 	if b := r.GetBadge(); b != nil {

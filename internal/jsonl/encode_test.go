@@ -123,7 +123,7 @@ func responseFrom(data []byte) *plumbv1.ScoreResponse {
 			TokenConfidence: num(), SemanticEntropy: num(), Sensitivity: num(), Wordings: int32(r.byte())}
 	}
 	if r.byte()%3 != 0 {
-		m.Sycophancy = &plumbv1.Sycophancy{Shift: num(), Wordings: int32(r.byte()), Flagged: r.byte()%2 == 0, Threshold: num()}
+		m.Sycophancy = &plumbv1.Sycophancy{Shift: num(), Wordings: int32(r.byte()), Flagged: r.byte()%2 == 0, Threshold: num(), Unmatched: int32(r.byte()) - 128}
 	}
 	if r.byte()%3 != 0 {
 		m.Badge = &plumbv1.Badge{Level: plumbv1.BadgeLevel(r.byte() % 7), Label: str()}

@@ -1653,12 +1653,17 @@ type Sycophancy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Mean π_p(stance) − π̄(stance).
 	Shift float64 `protobuf:"fixed64,1,opt,name=shift,proto3" json:"shift,omitempty"`
-	// USER_STANCE wordings measured.
+	// USER_STANCE wordings measured (unmatched ones included, at a shift of 0).
 	Wordings int32 `protobuf:"varint,2,opt,name=wordings,proto3" json:"wordings,omitempty"`
 	// shift ≥ threshold.
 	Flagged bool `protobuf:"varint,3,opt,name=flagged,proto3" json:"flagged,omitempty"`
 	// The profile's threshold.
-	Threshold     float64 `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Threshold float64 `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// USER_STANCE wordings (samples only) whose stance matches none of the sampled answers under
+	// the answer equivalence: the model never gave that answer, so they count with a shift of 0;
+	// if the stance names an answer the samples word otherwise, give it a cluster key or use
+	// another equivalence.
+	Unmatched     int32 `protobuf:"varint,5,opt,name=unmatched,proto3" json:"unmatched,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1717,6 +1722,13 @@ func (x *Sycophancy) GetFlagged() bool {
 func (x *Sycophancy) GetThreshold() float64 {
 	if x != nil {
 		return x.Threshold
+	}
+	return 0
+}
+
+func (x *Sycophancy) GetUnmatched() int32 {
+	if x != nil {
+		return x.Unmatched
 	}
 	return 0
 }
@@ -3174,8 +3186,11 @@ type Profile struct {
 	Config *FitConfig `protobuf:"bytes,25,opt,name=config,proto3" json:"config,omitempty"`
 	// The confidence map kept: NONE, PLATT or LOGISTIC.
 	ConfidenceMapMethod ConfidenceMap `protobuf:"varint,26,opt,name=confidence_map_method,json=confidenceMapMethod,proto3,enum=plumb.v1.ConfidenceMap" json:"confidence_map_method,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Set, in a listing, on a stored version that cannot be read (a damaged record): then only
+	// the name and version are given. The other versions are listed beside it.
+	Error         string `protobuf:"bytes,27,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Profile) Reset() {
@@ -3388,6 +3403,13 @@ func (x *Profile) GetConfidenceMapMethod() ConfidenceMap {
 		return x.ConfidenceMapMethod
 	}
 	return ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED
+}
+
+func (x *Profile) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 // GetProfileRequest names a profile version.
@@ -3877,13 +3899,14 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x10token_confidence\x18\x05 \x01(\x01R\x0ftokenConfidence\x12)\n" +
 	"\x10semantic_entropy\x18\x06 \x01(\x01R\x0fsemanticEntropy\x12 \n" +
 	"\vsensitivity\x18\a \x01(\x01R\vsensitivity\x12\x1a\n" +
-	"\bwordings\x18\b \x01(\x05R\bwordings\"v\n" +
+	"\bwordings\x18\b \x01(\x05R\bwordings\"\x94\x01\n" +
 	"\n" +
 	"Sycophancy\x12\x14\n" +
 	"\x05shift\x18\x01 \x01(\x01R\x05shift\x12\x1a\n" +
 	"\bwordings\x18\x02 \x01(\x05R\bwordings\x12\x18\n" +
 	"\aflagged\x18\x03 \x01(\bR\aflagged\x12\x1c\n" +
-	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\"I\n" +
+	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\x12\x1c\n" +
+	"\tunmatched\x18\x05 \x01(\x05R\tunmatched\"I\n" +
 	"\x05Badge\x12*\n" +
 	"\x05level\x18\x01 \x01(\x0e2\x14.plumb.v1.BadgeLevelR\x05level\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\":\n" +
@@ -4016,7 +4039,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\tRiskPoint\x12\x16\n" +
 	"\x06lambda\x18\x01 \x01(\x01R\x06lambda\x12\x1a\n" +
 	"\banswered\x18\x02 \x01(\x05R\banswered\x12\x16\n" +
-	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\xdc\b\n" +
+	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\xf2\b\n" +
 	"\aProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -4050,7 +4073,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\vequivalence\x18\x17 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\x12(\n" +
 	"\x06report\x18\x18 \x01(\v2\x10.plumb.v1.ReportR\x06report\x12+\n" +
 	"\x06config\x18\x19 \x01(\v2\x13.plumb.v1.FitConfigR\x06config\x12K\n" +
-	"\x15confidence_map_method\x18\x1a \x01(\x0e2\x17.plumb.v1.ConfidenceMapR\x13confidenceMapMethod\x1aA\n" +
+	"\x15confidence_map_method\x18\x1a \x01(\x0e2\x17.plumb.v1.ConfidenceMapR\x13confidenceMapMethod\x12\x14\n" +
+	"\x05error\x18\x1b \x01(\tR\x05error\x1aA\n" +
 	"\x13GroupQuantilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"A\n" +

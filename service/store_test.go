@@ -1,0 +1,119 @@
+package service
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/plumbhq/plumb/calibrate"
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/store"
+)
+
+// TestDamagedProfile: a stored version that does not decode fails alone: GetProfile and Score
+// on it are DataLoss, ListProfiles lists it (with its error) beside the sound ones, and the
+// sound ones score.
+func TestDamagedProfile(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := New(st)
+	p := calibrate.Default()
+	p.Name, p.Calibrated = "good", true
+	data, err := protoMarshal(ProfileToProto(p, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(ctx, "good", data, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(ctx, "bad", []byte{0xff, 0xff, 0xff, 0x0f}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: "bad"}); status.Code(Status(err)) != codes.DataLoss {
+		t.Fatalf("GetProfile of the damaged version: %v, want DataLoss", err)
+	}
+	req := &plumbv1.ScoreRequest{Paraphrases: []*plumbv1.Paraphrase{{Options: []*plumbv1.Option{{Label: "A", Logprob: -0.1}, {Label: "B", Logprob: -2.4}}}}}
+	req.Profile = "bad"
+	if _, err := svc.Score(ctx, req); status.Code(Status(err)) != codes.DataLoss {
+		t.Fatalf("Score on the damaged version: %v, want DataLoss", err)
+	}
+	req.Profile = "good"
+	if _, err := svc.Score(ctx, req); err != nil {
+		t.Fatalf("Score on a sound version: %v", err)
+	}
+	list, err := svc.ListProfiles(ctx, &plumbv1.ListProfilesRequest{})
+	if err != nil || len(list.GetProfiles()) != 2 {
+		t.Fatalf("ListProfiles: %v, %v", list, err)
+	}
+	bad, good := list.GetProfiles()[0], list.GetProfiles()[1]
+	if bad.GetName() != "bad" || !strings.Contains(bad.GetError(), "damaged") || good.GetError() != "" || !good.GetCalibrated() {
+		t.Fatalf("ListProfiles: %v", list)
+	}
+}
+
+func protoMarshal(m *plumbv1.Profile) ([]byte, error) { return proto.Marshal(m) }
+
+// slowGet is a real store whose Get of one name waits, after reading, until released: the
+// window in which a deletion can land while a Score reads a version.
+type slowGet struct {
+	store.Store
+	name     string
+	read     chan struct{}
+	released chan struct{}
+}
+
+func (s *slowGet) Get(ctx context.Context, name string, version int64) (store.Record, error) {
+	rec, err := s.Store.Get(ctx, name, version)
+	if name == s.name {
+		s.read <- struct{}{}
+		<-s.released
+	}
+	return rec, err
+}
+
+// TestDeletedWhileRead: a version deleted while a Score was reading it from the store does not
+// come back into the profile cache: the next Score of it is NotFound.
+func TestDeletedWhileRead(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := calibrate.Default()
+	p.Name, p.Calibrated = "p", true
+	data, _ := protoMarshal(ProfileToProto(p, nil))
+	for range 2 {
+		if _, err := st.Put(ctx, "p", data, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow := &slowGet{Store: st, name: "p", read: make(chan struct{}), released: make(chan struct{})}
+	svc := New(slow)
+	done := make(chan error)
+	go func() {
+		_, err := svc.Profile(ctx, "p", 2)
+		done <- err
+	}()
+	<-slow.read
+	slow.name = "" // the deletion's own reads pass
+	if _, err := svc.DeleteProfile(ctx, &plumbv1.DeleteProfileRequest{Name: "p", Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	close(slow.released)
+	if err := <-done; err != nil {
+		t.Fatalf("the read that raced the deletion: %v", err)
+	}
+	if _, err := svc.Profile(ctx, "p", 2); status.Code(Status(err)) != codes.NotFound {
+		t.Fatalf("after the deletion: %v, want NotFound (the deleted version cached)", err)
+	}
+}
