@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +70,10 @@ func (sh *Shard) Len() int { return len(sh.ra) }
 
 // Add validates ex and scores it. An invalid example is not added; the error is an *Error
 // whose field is relative to the example (request.paraphrases[0]…, label.answers).
-func (sh *Shard) Add(ex *Example) error {
+func (sh *Shard) Add(ex *Example) error { return sh.AddContext(context.Background(), ex) }
+
+// AddContext is Add that stops, with ctx's error, when ctx is done.
+func (sh *Shard) AddContext(ctx context.Context, ex *Example) error {
 	mode := modeFor(&ex.Question, sh.e.mode)
 	if err := ex.Question.validate(mode); err != nil {
 		return within("request.", err)
@@ -87,7 +91,9 @@ func (sh *Shard) Add(ex *Example) error {
 	if err := checkEvidence(sh.e.after, &ex.Question); err != nil {
 		return within("request.", err)
 	}
-	sh.s.prep.prepare(&ex.Question, mode)
+	if err := sh.s.prep.prepare(ctx, &ex.Question, mode); err != nil {
+		return err
+	}
 	sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, mode))
 	return nil
 }
@@ -180,7 +186,10 @@ func (sh *Shard) reset() {
 
 // Add validates a batch and scores it over the machine's cores. Errors name the example by its
 // position in the whole evaluation (examples[Len()+i]); a refused batch adds nothing.
-func (e *Evaluator) Add(exs []Example) error {
+func (e *Evaluator) Add(exs []Example) error { return e.AddContext(context.Background(), exs) }
+
+// AddContext is Add that stops, with ctx's error and adding nothing, when ctx is done.
+func (e *Evaluator) AddContext(ctx context.Context, exs []Example) error {
 	if len(exs) == 0 {
 		return nil
 	}
@@ -192,11 +201,14 @@ func (e *Evaluator) Add(exs []Example) error {
 			return within("examples["+strconv.Itoa(e.Len()+i)+"].request.", err)
 		}
 	}
-	return e.scoreRanges(len(exs), evidenceOf(&exs[0].Question), func(sh *Shard, j int) {
+	return e.scoreRanges(ctx, len(exs), evidenceOf(&exs[0].Question), func(sh *Shard, j int) error {
 		ex := &exs[j]
 		mode := modeFor(&ex.Question, e.mode)
-		sh.s.prep.prepare(&ex.Question, mode)
+		if err := sh.s.prep.prepare(ctx, &ex.Question, mode); err != nil {
+			return err
+		}
 		sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, mode))
+		return nil
 	})
 }
 
@@ -206,16 +218,18 @@ func (e *Evaluator) addItems(items []fitItem, idx []int) {
 		return
 	}
 	// The fit's evaluator expects the items' evidence: merging cannot fail.
-	_ = e.scoreRanges(len(idx), evidenceOf(items[idx[0]].q), func(sh *Shard, j int) {
+	_ = e.scoreRanges(context.Background(), len(idx), evidenceOf(items[idx[0]].q), func(sh *Shard, j int) error {
 		it := &items[idx[j]]
 		sh.add(&it.prep, it.q, it.gold)
+		return nil
 	})
 }
 
 // scoreRanges scores n valid examples of one kind of evidence with add, in contiguous ranges
 // over the machine's cores, each range into its own shard, merged in order. Examples of another
-// kind than those merged before are refused, and none is merged.
-func (e *Evaluator) scoreRanges(n int, evidence Evidence, add func(sh *Shard, j int)) error {
+// kind than those merged before are refused, and none is merged; so are all when add fails
+// (ctx is done).
+func (e *Evaluator) scoreRanges(ctx context.Context, n int, evidence Evidence, add func(sh *Shard, j int) error) error {
 	if e.evidence != EvidenceAny && evidence != e.evidence {
 		return invalid("examples["+strconv.Itoa(e.Len())+"].request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", evidence, e.evidence)
 	}
@@ -224,11 +238,20 @@ func (e *Evaluator) scoreRanges(n int, evidence Evidence, add func(sh *Shard, j 
 		shards[w] = e.NewShard()
 		shards[w].evidence = evidence
 	}
+	errs := make([]error, len(shards))
 	parallel.Ranges(n, grain, func(w, lo, hi int) {
-		for j := lo; j < hi; j++ {
-			add(shards[w], j)
+		for j := lo; j < hi && errs[w] == nil; j++ {
+			errs[w] = add(shards[w], j)
 		}
 	})
+	for _, err := range errs {
+		if err != nil {
+			for _, sh := range shards {
+				sh.reset()
+			}
+			return err
+		}
+	}
 	for _, sh := range shards {
 		if err := e.Merge(sh); err != nil {
 			return err

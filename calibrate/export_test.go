@@ -1,5 +1,7 @@
 package calibrate
 
+import "context"
+
 // SharedAgrees scores each example before (uncalibrated) and after (under p) as a Shard does,
 // the analysis after reading an adaptive temperature's features from the analysis before, and
 // returns the index of the first example whose records differ from scoring each alone, the
@@ -14,7 +16,7 @@ func SharedAgrees(p *Profile, exs []Example) int {
 		}
 		q := &exs[i].Question
 		mode := modeFor(q, ev.mode)
-		alone.prep.prepare(q, mode)
+		alone.prep.prepare(context.Background(), q, mode)
 		gold := alone.prep.gold(&exs[i].Label, mode)
 		alone.before.analyze(&alone.prep, q, ev.before, nil)
 		rb := alone.record(&alone.before, ev.before, q.Group, gold)

@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -145,6 +146,11 @@ const grain = 256
 // *Error of kind InvalidInput naming the example and field, or Precondition when a needed split
 // has fewer than MinSplit examples or no example's label matches one of its candidates.
 func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
+	return FitContext(context.Background(), examples, cfg)
+}
+
+// FitContext is Fit that stops, with ctx's error, when ctx is done.
+func FitContext(ctx context.Context, examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	c := cfg.withDefaults()
 	if err := c.check(); err != nil {
 		return nil, nil, err
@@ -153,6 +159,9 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 		return nil, nil, err
 	}
 	stage := func(name string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if c.Progress == nil {
 			return nil
 		}
@@ -195,10 +204,15 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 			it := &items[i]
 			it.q = &examples[i].Question
 			mode := modeFor(it.q, c.Equivalence)
-			it.prep.prepare(it.q, mode)
+			if it.prep.prepare(ctx, it.q, mode) != nil {
+				return // ctx is done: the stage below says so
+			}
 			it.gold = it.prep.gold(&examples[i].Label, mode)
 		}
 	})
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	matched := false
 	for i := range items {
 		matched = matched || items[i].gold >= 0

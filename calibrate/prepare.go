@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"context"
 	"slices"
 
 	"github.com/plumbhq/plumb/ensemble"
@@ -48,8 +49,9 @@ func grow[T any](s []T, n int) []T {
 	return s
 }
 
-// prepare puts q, which must be valid, into canonical form for answer-equivalence mode.
-func (e *prepared) prepare(q *Question, mode Equivalence) {
+// prepare puts q, which must be valid, into canonical form for answer-equivalence mode. Only
+// the clustering of samples in F1 and embedding modes can take long; it stops with ctx's error.
+func (e *prepared) prepare(ctx context.Context, q *Question, mode Equivalence) error {
 	e.n = len(q.Paraphrases)
 	e.samples = len(q.Paraphrases[0].Samples) > 0
 	e.use = grow(e.use, e.n)
@@ -69,10 +71,10 @@ func (e *prepared) prepare(q *Question, mode Equivalence) {
 	}
 	e.stance = grow(e.stance, e.n)
 	if e.samples {
-		e.prepareSamples(q, mode)
-	} else {
-		e.prepareOptions(q)
+		return e.prepareSamples(ctx, q, mode)
 	}
+	e.prepareOptions(q)
+	return nil
 }
 
 // prepareOptions sorts the labels and lays every wording's logprobs out in that order.
@@ -145,7 +147,7 @@ func modeOf(e Equivalence) ensemble.Mode {
 
 // prepareSamples clusters every sample, neutral wordings' first, and counts each wording's
 // samples per candidate.
-func (e *prepared) prepareSamples(q *Question, mode Equivalence) {
+func (e *prepared) prepareSamples(ctx context.Context, q *Question, mode Equivalence) error {
 	total := 0
 	for i := range q.Paraphrases {
 		total += len(q.Paraphrases[i].Samples)
@@ -156,6 +158,9 @@ func (e *prepared) prepareSamples(q *Question, mode Equivalence) {
 	idx := 0
 	for i := range q.Paraphrases {
 		for j := range q.Paraphrases[i].Samples {
+			if idx%256 == 255 && ctx.Err() != nil {
+				return ctx.Err()
+			}
 			s := &q.Paraphrases[i].Samples[j]
 			e.items[idx] = ensemble.Item{Norm: ensemble.Normalize(s.Text), Embedding: s.Embedding, Key: s.Cluster, Late: !e.use[i]}
 			if s.Cluster != "" {
@@ -165,7 +170,10 @@ func (e *prepared) prepareSamples(q *Question, mode Equivalence) {
 		}
 	}
 	m := modeOf(mode)
-	e.k = ensemble.Cluster(e.assign, e.items, m)
+	var err error
+	if e.k, err = ensemble.Cluster(ctx, e.assign, e.items, m); err != nil {
+		return err
+	}
 	// Neutral clusters are numbered first: the pooled candidates are 0..kPool−1.
 	e.kPool = 0
 	for i, it := range e.items {
@@ -220,6 +228,7 @@ func (e *prepared) prepareSamples(q *Question, mode Equivalence) {
 		}
 		e.answers = append(e.answers, ensemble.Representative(e.raw, e.rawTo, e.k)[e.kPool:]...)
 	}
+	return nil
 }
 
 // findCandidate returns the candidate of the first sample (of a pooled candidate, when

@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"context"
 	"strconv"
 	"sync"
 
@@ -33,6 +34,15 @@ var scorers = sync.Pool{New: func() any { return new(scorer) }}
 // Score scores one question under profile p (nil means Default()). It validates q first and
 // computes nothing from invalid input. The error is an *Error naming the field.
 func Score(p *Profile, q *Question) (Result, error) {
+	return ScoreContext(context.Background(), p, q)
+}
+
+// ScoreContext is Score that stops, with ctx's error, when ctx is done: the clustering of many
+// samples in F1 and embedding modes is the only part of a valid request that can take long.
+func ScoreContext(ctx context.Context, p *Profile, q *Question) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	if p == nil {
 		p = builtin
 	}
@@ -52,7 +62,9 @@ func Score(p *Profile, q *Question) (Result, error) {
 	}
 	s := scorers.Get().(*scorer)
 	defer scorers.Put(s)
-	s.prep.prepare(q, mode)
+	if err := s.prep.prepare(ctx, q, mode); err != nil {
+		return Result{}, err
+	}
 	s.after.analyze(&s.prep, q, p, nil)
 	return s.result(&s.after, p, q, lambda, risk), nil
 }

@@ -57,6 +57,16 @@ const (
 	EquivalenceEmbedding
 )
 
+var equivalenceNames = [...]string{"default", "exact", "f1", "embedding"}
+
+// String returns the mode's name as the CLI spells it.
+func (e Equivalence) String() string {
+	if e >= 0 && int(e) < len(equivalenceNames) {
+		return equivalenceNames[e]
+	}
+	return "unknown"
+}
+
 // Question is one thing asked, in 1..MaxParaphrases wordings, with the model's evidence for each.
 type Question struct {
 	ID             string

@@ -10,13 +10,40 @@ import (
 	"github.com/plumbhq/plumb/internal/fmath"
 )
 
-// Limits of one request.
+// Limits of one request. Past them a request is refused (ResourceExhausted, naming the limit)
+// before any work that grows faster than its size: within them the slowest request scores in
+// well under 2 s of CPU on 2 cores (BENCHMARKS.md), and work stops when the caller goes.
 const (
 	MaxParaphrases = 64
-	MaxTokens      = 100_000
+	// MaxOptions is the most options a wording may have.
+	MaxOptions = 4096
+	// MaxSamples is the most samples a request may have, over all its wordings.
+	MaxSamples = 10_000
+	// MaxPairwiseSamples is the most samples a request may have in F1 and embedding modes,
+	// whose clustering compares each sample with every cluster so far.
+	MaxPairwiseSamples = 1000
+	// MaxTextBytes is the longest sample text, cluster key, option label or stance.
+	MaxTextBytes = 4096
+	// MaxTopLogprobs is the most top_logprobs a token may have (OpenAI serves at most 20).
+	MaxTopLogprobs = 20
+	// MaxEmbedding is the most dimensions an embedding may have.
+	MaxEmbedding = 4096
+	// MaxEmbeddingValues is the most samples × dimensions a request may have in embedding mode
+	// (1 000 samples of 2 000 dimensions, 500 of 4 000), which compares every pair in the worst
+	// case.
+	MaxEmbeddingValues = 2_000_000
+	MaxTokens          = 100_000
 	// LogprobSlack is the rounding allowed above 0 in a logprob and above 1 in a top_logprobs mass.
 	LogprobSlack = 1e-6
+	// TopLogprobSlack is how far the chosen token's logprob in its top_logprobs may differ from
+	// its own (two APIs' roundings of one number).
+	TopLogprobSlack = 1e-4
 )
+
+// exhausted is the error of a request past a limit.
+func exhausted(field, format string, args ...any) *Error {
+	return &Error{Kind: Exhausted, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
 
 // ErrorKind classifies a domain error; the service maps it to a status code.
 type ErrorKind int
@@ -94,6 +121,23 @@ func (q *Question) validate(mode Equivalence) error {
 	if q.Policy.Equivalence < EquivalenceDefault || q.Policy.Equivalence > EquivalenceEmbedding {
 		return invalid("policy.equivalence", "unknown mode %d", q.Policy.Equivalence)
 	}
+	samples := 0
+	for i := range q.Paraphrases {
+		p := &q.Paraphrases[i]
+		if len(p.Options) > MaxOptions {
+			return exhausted(paraField(i)+".options", "%d options, at most %d a wording", len(p.Options), MaxOptions)
+		}
+		samples += len(p.Samples)
+	}
+	if samples > MaxSamples {
+		return exhausted("paraphrases", "%d samples, at most %d a request", samples, MaxSamples)
+	}
+	if mode == EquivalenceF1 || mode == EquivalenceEmbedding {
+		if samples > MaxPairwiseSamples {
+			return exhausted("paraphrases", "%d samples, at most %d a request in %s mode, which compares them with each other",
+				samples, MaxPairwiseSamples, mode)
+		}
+	}
 	first := &q.Paraphrases[0]
 	options := len(first.Options) > 0
 	var labels labelSet
@@ -115,6 +159,9 @@ func (q *Question) validate(mode Equivalence) error {
 			if p.Stance == "" {
 				return invalid(paraField(i)+".stance", "USER_STANCE wording without a stance")
 			}
+			if len(p.Stance) > MaxTextBytes {
+				return exhausted(paraField(i)+".stance", "%d bytes, at most %d", len(p.Stance), MaxTextBytes)
+			}
 		default:
 			return invalid(paraField(i)+".framing", "unknown framing %d", p.Framing)
 		}
@@ -135,9 +182,19 @@ func (q *Question) validate(mode Equivalence) error {
 			if s.Text == "" {
 				return invalid(sf()+".text", "empty answer text")
 			}
+			if len(s.Text) > MaxTextBytes {
+				return exhausted(sf()+".text", "%d bytes, at most %d: give the short final answer", len(s.Text), MaxTextBytes)
+			}
+			if len(s.Cluster) > MaxTextBytes {
+				return exhausted(sf()+".cluster", "%d bytes, at most %d", len(s.Cluster), MaxTextBytes)
+			}
 			if mode == EquivalenceEmbedding {
 				if err := checkEmbedding(s.Embedding, &embedDim, sf); err != nil {
 					return err
+				}
+				if samples*embedDim > MaxEmbeddingValues {
+					return exhausted("paraphrases", "%d samples of %d dimensions, at most %d values a request in embedding mode",
+						samples, embedDim, MaxEmbeddingValues)
 				}
 			}
 			tokens += len(s.Tokens)
@@ -145,6 +202,9 @@ func (q *Question) validate(mode Equivalence) error {
 				return &Error{Kind: Exhausted, Field: "paraphrases", Msg: fmt.Sprintf("more than %d tokens in one request", MaxTokens)}
 			}
 			for t := range s.Tokens {
+				if n := len(s.Tokens[t].TopLogprobs); n > MaxTopLogprobs {
+					return exhausted(sf()+".tokens["+strconv.Itoa(t)+"].top_logprobs", "%d, at most %d", n, MaxTopLogprobs)
+				}
 				if sub, msg := checkToken(&s.Tokens[t]); msg != "" {
 					return invalid(sf()+".tokens["+strconv.Itoa(t)+"]"+sub, "%s", msg)
 				}
@@ -235,6 +295,9 @@ func (l *labelSet) check(p *Paraphrase, i int) error {
 			if label == "" {
 				return invalid(of(j)+".label", "empty label")
 			}
+			if len(label) > MaxTextBytes {
+				return exhausted(of(j)+".label", "%d bytes, at most %d", len(label), MaxTextBytes)
+			}
 			pos := l.find(label)
 			if pos < 0 {
 				// Only paraphrases after the first can name a label paraphrases[0] lacks.
@@ -262,6 +325,9 @@ func (l *labelSet) check(p *Paraphrase, i int) error {
 func checkEmbedding(e []float32, dim *int, field func() string) error {
 	if len(e) == 0 {
 		return invalid(field()+".embedding", "missing; embedding equivalence needs one per sample")
+	}
+	if len(e) > MaxEmbedding {
+		return exhausted(field()+".embedding", "%d dimensions, at most %d", len(e), MaxEmbedding)
 	}
 	if *dim >= 0 && len(e) != *dim {
 		return invalid(field()+".embedding", "length %d, but earlier samples have %d", len(e), *dim)
@@ -309,19 +375,35 @@ func logprobFault(v float64) string {
 }
 
 // checkToken returns the sub-field and message of a token's first fault, or "", "": a finite
-// logprob of its own and finite top_logprobs whose probabilities sum to at most 1. Paths are
-// built only on a fault: this runs for every token of every request.
+// logprob of its own, finite top_logprobs whose probabilities sum to at most 1, and top_logprobs
+// consistent with the chosen token: where they list it, at its own logprob; where they do not,
+// none below it (it would have been among them). Paths are built only on a fault: this runs for
+// every token of every request.
 func checkToken(t *Token) (field, msg string) {
 	if !finiteLogprob(t.Logprob) {
 		return ".logprob", logprobFault(t.Logprob)
 	}
 	var mass float64
+	listed, lowest := false, 0.0
 	for i := range t.TopLogprobs {
-		lp := t.TopLogprobs[i].Logprob
+		tl := &t.TopLogprobs[i]
+		lp := tl.Logprob
 		if !finiteLogprob(lp) {
 			return ".top_logprobs[" + strconv.Itoa(i) + "].logprob", logprobFault(lp)
 		}
+		if tl.Token == t.Token && !listed {
+			listed = true
+			if math.Abs(lp-t.Logprob) > TopLogprobSlack {
+				return ".top_logprobs[" + strconv.Itoa(i) + "].logprob", fmt.Sprintf("%v for the chosen token %q, whose own logprob is %v", lp, t.Token, t.Logprob)
+			}
+		}
+		if i == 0 || lp < lowest {
+			lowest = lp
+		}
 		mass += fmath.Exp(lp)
+	}
+	if !listed && len(t.TopLogprobs) > 0 && t.Logprob > lowest+TopLogprobSlack {
+		return ".top_logprobs", fmt.Sprintf("the chosen token %q (logprob %v) is missing from them though they go down to %v", t.Token, t.Logprob, lowest)
 	}
 	if mass > 1+LogprobSlack {
 		return ".top_logprobs", fmt.Sprintf("probability mass %.6f exceeds 1", mass)

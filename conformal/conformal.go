@@ -91,13 +91,28 @@ func Rank(order []int, probs []float64) {
 	for i := range order {
 		order[i] = i
 	}
-	// Insertion sort: candidate lists are short and this allocates nothing.
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && before(probs, order[j], order[j-1]); j-- {
-			order[j], order[j-1] = order[j-1], order[j]
+	if len(order) <= insertionLimit {
+		// Insertion sort: candidate lists are usually short, and this allocates nothing.
+		for i := 1; i < len(order); i++ {
+			for j := i; j > 0 && before(probs, order[j], order[j-1]); j-- {
+				order[j], order[j-1] = order[j-1], order[j]
+			}
 		}
+		return
 	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch {
+		case before(probs, a, b):
+			return -1
+		case before(probs, b, a):
+			return 1
+		}
+		return 0
+	})
 }
+
+// insertionLimit is the longest candidate list Rank sorts by insertion.
+const insertionLimit = 32
 
 // Tie is the difference below which two probabilities or scores count as equal, so that sums
 // taken in another order (the wordings permuted) rank and threshold alike.

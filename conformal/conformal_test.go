@@ -296,3 +296,21 @@ func TestTopMass(t *testing.T) {
 		})
 	}
 }
+
+// TestRankLong: a long candidate list (sorted, not by insertion) is ranked as insertion ranks
+// it: probability descending, index ascending on ties.
+func TestRankLong(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	p := make([]float64, 1000)
+	for i := range p {
+		p[i] = float64(rng.IntN(50)) / 50 // many exact ties
+	}
+	order := make([]int, len(p))
+	Rank(order, p)
+	for i := 1; i < len(order); i++ {
+		a, b := order[i-1], order[i]
+		if p[a] < p[b] || p[a] == p[b] && a > b {
+			t.Fatalf("rank %d: candidate %d (%v) before %d (%v)", i, a, p[a], b, p[b])
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package ensemble
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -21,7 +22,7 @@ func BenchmarkCluster(b *testing.B) {
 				assign := make([]int, n)
 				b.ReportAllocs()
 				for b.Loop() {
-					Cluster(assign, items, mode)
+					Cluster(context.Background(), assign, items, mode)
 				}
 			})
 		}

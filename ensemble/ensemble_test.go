@@ -1,10 +1,13 @@
 package ensemble
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -164,7 +167,7 @@ func TestClusterOrderIndependent(t *testing.T) {
 				items = append(items, Item{Norm: s, Embedding: e})
 			}
 			ref := make([]int, len(items))
-			n := Cluster(ref, items, mode)
+			n := must(Cluster(context.Background(), ref, items, mode))
 			for trial := 0; trial < 50; trial++ {
 				perm := rng.Perm(len(items))
 				shuffled := make([]Item, 0, len(items)+2)
@@ -174,7 +177,7 @@ func TestClusterOrderIndependent(t *testing.T) {
 				shuffled = append(shuffled, Item{Norm: "berlin", Embedding: []float32{-1, 2, 3}, Late: true},
 					Item{Norm: "paris", Embedding: []float32{5, 'p', 0}, Late: true})
 				got := make([]int, len(shuffled))
-				m := Cluster(got, shuffled, mode)
+				m := must(Cluster(context.Background(), got, shuffled, mode))
 				for j, i := range perm {
 					if got[j] != ref[i] {
 						t.Fatalf("item %q: cluster %d, want %d", items[i].Norm, got[j], ref[i])
@@ -188,7 +191,7 @@ func TestClusterOrderIndependent(t *testing.T) {
 	}
 	// Exact mode on its own: equal texts share a cluster and clusters follow sorted order.
 	got := make([]int, 4)
-	Cluster(got, []Item{{Norm: "b"}, {Norm: "a"}, {Norm: "b"}, {Norm: "c", Late: true}}, Exact)
+	must(Cluster(context.Background(), got, []Item{{Norm: "b"}, {Norm: "a"}, {Norm: "b"}, {Norm: "c", Late: true}}, Exact))
 	if !slices.Equal(got, []int{1, 0, 1, 2}) {
 		t.Errorf("exact clusters = %v, want [1 0 1 2]", got)
 	}
@@ -257,7 +260,7 @@ func TestClusterKeys(t *testing.T) {
 			shuffled[j] = items[i]
 		}
 		got := make([]int, len(items))
-		if n := Cluster(got, shuffled, Exact); n != 3 {
+		if n := must(Cluster(context.Background(), got, shuffled, Exact)); n != 3 {
 			t.Fatalf("%d clusters, want 3", n)
 		}
 		at := make([]int, len(items)) // cluster of items[i]
@@ -279,7 +282,7 @@ func TestClusterExactMany(t *testing.T) {
 		items = append(items, Item{Norm: fmt.Sprintf("answer %d", i%137), Late: i%7 == 0})
 	}
 	got := make([]int, len(items))
-	n := Cluster(got, items, Exact)
+	n := must(Cluster(context.Background(), got, items, Exact))
 	byText := map[string]int{}
 	for i, it := range items {
 		if c, ok := byText[it.Norm]; ok && c != got[i] {
@@ -304,5 +307,53 @@ func TestClusterExactMany(t *testing.T) {
 		if byText[text] != want {
 			t.Fatalf("%q is cluster %d, want %d", text, byText[text], want)
 		}
+	}
+}
+
+func must(n int, err error) int {
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// TestF1AtLeast: the early-stopping comparison of sorted token lists agrees with TokenF1 ≥ the
+// threshold on random texts of 0 to 30 words from a vocabulary of 12, at thresholds around
+// F1Threshold.
+func TestF1AtLeast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	words := strings.Fields("a b c d e f g h i j k l")
+	text := func() string {
+		n := rng.IntN(31)
+		out := make([]string, n)
+		for i := range out {
+			out[i] = words[rng.IntN(len(words))]
+		}
+		return strings.Join(out, " ")
+	}
+	for range 20000 {
+		x, y := text(), text()
+		pw, _ := newPairwise(context.Background(), []Item{{Norm: x}, {Norm: y}}, F1)
+		for _, th := range []float64{0.5, F1Threshold, 0.9, 1} {
+			if got, want := f1AtLeast(pw.tokens[0], pw.tokens[1], th), TokenF1(x, y) >= th; got != want {
+				t.Fatalf("%q vs %q at %v: %v, TokenF1 says %v (%v)", x, y, th, got, want, TokenF1(x, y))
+			}
+		}
+	}
+}
+
+// TestClusterStops: pairwise clustering stops with the context's error once it is done.
+func TestClusterStops(t *testing.T) {
+	var items []Item
+	for i := range 3000 {
+		items = append(items, Item{Norm: fmt.Sprintf("answer number %d of many", i)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Cluster(ctx, make([]int, len(items)), items, F1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v, want context.Canceled", err)
+	}
+	if _, err := Cluster(context.Background(), make([]int, len(items)), items, F1); err != nil {
+		t.Fatal(err)
 	}
 }

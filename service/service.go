@@ -137,7 +137,7 @@ func (s *Service) ScoreQuestion(ctx context.Context, q *calibrate.Question) (*pl
 	if err != nil {
 		return nil, err
 	}
-	res, err := calibrate.Score(p, q)
+	res, err := calibrate.ScoreContext(ctx, p, q)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs [
 		}
 		return ctx.Err()
 	}
-	p, rep, err := calibrate.Fit(exs, &ec)
+	p, rep, err := calibrate.FitContext(ctx, exs, &ec)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +291,7 @@ func (s *Service) Evaluate(ctx context.Context, cfg *plumbv1.EvaluateConfig, exa
 			return nil, err
 		}
 		if batch = append(batch, ex); len(batch) == evalBatch {
-			if err := ev.Add(batch); err != nil {
+			if err := ev.AddContext(ctx, batch); err != nil {
 				return nil, err
 			}
 			batch = batch[:0]
@@ -300,7 +300,7 @@ func (s *Service) Evaluate(ctx context.Context, cfg *plumbv1.EvaluateConfig, exa
 			}
 		}
 	}
-	if err := ev.Add(batch); err != nil {
+	if err := ev.AddContext(ctx, batch); err != nil {
 		return nil, err
 	}
 	return ev.Report()

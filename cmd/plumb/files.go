@@ -119,7 +119,7 @@ func (l *local) evaluate(ctx context.Context, in *input, cfg *plumbv1.EvaluateCo
 				if err := jsonl.DecodeExample(&d, line, &ex, in.opts.Format); err != nil {
 					return err
 				}
-				if err := c.Out.Add(&ex); err != nil {
+				if err := c.Out.AddContext(ctx, &ex); err != nil {
 					return errors.New(service.Describe(err))
 				}
 				return nil
