@@ -64,7 +64,7 @@ func fitMap(p *Profile, items []fitItem, tune []int, method MapMethod, l2 float6
 	forEach(items, tune, p, func(_ *scorer, a *analysis, j int, it *fitItem) {
 		d.feats[j] = a.features(nil)
 		d.conf[j] = a.pbar[a.top]
-		if it.gold == a.top {
+		if int(it.gold) == a.top {
 			d.ys[j] = 1
 		}
 	})

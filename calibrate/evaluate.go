@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/plumbhq/plumb/ensemble"
 	"github.com/plumbhq/plumb/internal/parallel"
@@ -52,6 +53,10 @@ func newEvaluator(before, after *Profile, mode Equivalence) *Evaluator {
 // Len returns the number of questions added.
 func (e *Evaluator) Len() int { return e.ra.n }
 
+// Bytes returns the memory the evaluation holds for its examples: two records each (before and
+// after), for a caller that caps it.
+func (e *Evaluator) Bytes() int64 { return int64(e.Len()) * 2 * int64(unsafe.Sizeof(record{})) }
+
 // A Shard scores examples for its Evaluator on one goroutine; Evaluator.Merge adds them. Each
 // goroutine of a parallel evaluation has its own Shard.
 type Shard struct {
@@ -74,39 +79,29 @@ func (sh *Shard) Add(ex *Example) error { return sh.AddContext(context.Backgroun
 
 // AddContext is Add that stops, with ctx's error, when ctx is done.
 func (sh *Shard) AddContext(ctx context.Context, ex *Example) error {
+	if err := checkExample(ex, sh.e.mode, &sh.evidence); err != nil {
+		return err
+	}
 	mode := modeFor(&ex.Question, sh.e.mode)
-	if err := ex.Question.validate(mode); err != nil {
-		return within("request.", err)
-	}
-	kind := evidenceOf(&ex.Question)
-	if sh.evidence == EvidenceAny {
-		sh.evidence = kind
-	}
-	if kind != sh.evidence {
-		return invalid("request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", kind, sh.evidence)
-	}
-	if len(ex.Label.Answers) == 0 {
-		return invalid("label.answers", "no acceptable answer")
-	}
 	if err := checkEvidence(sh.e.after, &ex.Question); err != nil {
 		return within("request.", err)
 	}
 	if err := sh.s.prep.prepare(ctx, &ex.Question, mode); err != nil {
 		return err
 	}
-	sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, mode))
+	sh.add(&sh.s.prep, &ex.Question, ex.Question.Group, sh.s.prep.gold(&ex.Label, mode))
 	return nil
 }
 
 // add scores a prepared question with gold candidate gold, before and after: the analysis
 // before is at T = 1, which the analysis after reads when its temperature is adaptive.
-func (sh *Shard) add(e *prepared, q *Question, gold int) {
+func (sh *Shard) add(e *prepared, q *Question, group string, gold int) {
 	s := &sh.s
 	s.before.analyze(e, q, sh.e.before, nil)
 	s.after.analyze(e, q, sh.e.after, &s.before)
-	sh.rb = append(sh.rb, s.record(&s.before, sh.e.before, q.Group, gold))
-	sh.ra = append(sh.ra, s.record(&s.after, sh.e.after, q.Group, gold))
-	sh.groups = append(sh.groups, q.Group)
+	sh.rb = append(sh.rb, s.record(&s.before, sh.e.before, group, gold))
+	sh.ra = append(sh.ra, s.record(&s.after, sh.e.after, group, gold))
+	sh.groups = append(sh.groups, group)
 }
 
 // record scores an analysed question under p into its metrics record.
@@ -207,20 +202,20 @@ func (e *Evaluator) AddContext(ctx context.Context, exs []Example) error {
 		if err := sh.s.prep.prepare(ctx, &ex.Question, mode); err != nil {
 			return err
 		}
-		sh.add(&sh.s.prep, &ex.Question, sh.s.prep.gold(&ex.Label, mode))
+		sh.add(&sh.s.prep, &ex.Question, ex.Question.Group, sh.s.prep.gold(&ex.Label, mode))
 		return nil
 	})
 }
 
 // addItems scores the fit's prepared items[idx[j]], in order.
-func (e *Evaluator) addItems(items []fitItem, idx []int) {
+func (e *Evaluator) addItems(items []fitItem, idx []int, evidence Evidence) {
 	if len(idx) == 0 {
 		return
 	}
 	// The fit's evaluator expects the items' evidence: merging cannot fail.
-	_ = e.scoreRanges(context.Background(), len(idx), evidenceOf(items[idx[0]].q), func(sh *Shard, j int) error {
+	_ = e.scoreRanges(context.Background(), len(idx), evidence, func(sh *Shard, j int) error {
 		it := &items[idx[j]]
-		sh.add(&it.prep, it.q, it.gold)
+		sh.add(it.load(&sh.s.view), it.question(), it.group, int(it.gold))
 		return nil
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"strconv"
 
@@ -130,14 +131,6 @@ func (c *FitConfig) check() error {
 	return nil
 }
 
-// fitItem is one labelled example as a fit holds it: prepared once, with its gold candidate,
-// which no fitted parameter changes.
-type fitItem struct {
-	prep prepared
-	q    *Question
-	gold int // −1: the label names no pooled candidate
-}
-
 // grain is the fewest questions worth a goroutine of a fit's per-question work.
 const grain = 256
 
@@ -151,12 +144,51 @@ func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 
 // FitContext is Fit that stops, with ctx's error, when ctx is done.
 func FitContext(ctx context.Context, examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
-	c := cfg.withDefaults()
-	if err := c.check(); err != nil {
+	f, err := NewFitter(cfg)
+	if err != nil {
 		return nil, nil, err
 	}
-	if err := validateExamples(examples, 0, c.Equivalence); err != nil {
+	if err := f.addAll(ctx, examples); err != nil {
 		return nil, nil, err
+	}
+	return f.Fit(ctx)
+}
+
+// addAll adds examples over the machine's cores, in contiguous ranges merged in order. The
+// error names the first example refused.
+func (f *Fitter) addAll(ctx context.Context, examples []Example) error {
+	shards := make([]*FitShard, parallel.Workers(len(examples), grain))
+	errs := make([]error, len(shards))
+	parallel.Ranges(len(examples), grain, func(w, lo, hi int) {
+		sh := f.NewShard()
+		shards[w] = sh
+		for i := lo; i < hi; i++ {
+			if err := sh.Add(ctx, &examples[i]); err != nil {
+				errs[w] = within("examples["+strconv.Itoa(i)+"].", err)
+				return
+			}
+		}
+	})
+	for w, sh := range shards {
+		if errs[w] != nil {
+			return errs[w]
+		}
+		if err := f.Merge(sh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Fit fits a profile on the examples added (docs/DESIGN.md "Fitting a profile") and returns it
+// with its report. It is deterministic for the same examples, config and seed, and stops with
+// ctx's error when ctx is done. Errors: an *Error of kind Precondition when there are no
+// examples, a needed split has fewer than MinSplit examples, or no example's label matches
+// one of its candidates.
+func (f *Fitter) Fit(ctx context.Context) (*Profile, *Report, error) {
+	c := f.cfg
+	if f.Len() == 0 {
+		return nil, nil, &Error{Kind: Precondition, Field: "examples", Msg: "no examples"}
 	}
 	stage := func(name string) error {
 		if err := ctx.Err(); err != nil {
@@ -169,7 +201,7 @@ func FitContext(ctx context.Context, examples []Example, cfg *FitConfig) (*Profi
 	}
 
 	// Seeded split.
-	n := len(examples)
+	n := f.Len()
 	perm := rand.New(rand.NewPCG(c.Seed, 0x706c756d62)).Perm(n)
 	nt := int(math.Round(float64(n) * c.Split[0]))
 	nc := int(math.Round(float64(n) * c.Split[1]))
@@ -193,26 +225,15 @@ func FitContext(ctx context.Context, examples []Example, cfg *FitConfig) (*Profi
 	p := Default()
 	p.Name = c.Name
 	p.Calibrated = true
-	p.Evidence = evidenceOf(&examples[0].Question)
+	p.Evidence = f.evidence
 	p.Alpha, p.Score, p.Equivalence, p.SycophancyThreshold = c.Alpha, c.Score, c.Equivalence, c.Sycophancy
 	p.Risk, p.Delta, p.RiskMin, p.RiskMax = c.Risk, c.Delta, c.RiskMin, c.RiskMax
 	p.RAPS = conformal.RAPSSettings{Lambda: 0.01, KReg: 1}
 
-	items := make([]fitItem, n)
-	parallel.Ranges(n, grain, func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			it := &items[i]
-			it.q = &examples[i].Question
-			mode := modeFor(it.q, c.Equivalence)
-			if it.prep.prepare(ctx, it.q, mode) != nil {
-				return // ctx is done: the stage below says so
-			}
-			it.gold = it.prep.gold(&examples[i].Label, mode)
-		}
-	})
-	if err := ctx.Err(); err != nil {
+	if err := f.prepareSamples(ctx); err != nil {
 		return nil, nil, err
 	}
+	items := f.items
 	matched := false
 	for i := range items {
 		matched = matched || items[i].gold >= 0
@@ -249,10 +270,10 @@ func FitContext(ctx context.Context, examples []Example, cfg *FitConfig) (*Profi
 	conf := make([]float64, len(cal))
 	correct := make([]bool, len(cal))
 	forEach(items, cal, p, func(s *scorer, a *analysis, j int, it *fitItem) {
-		groups[j] = it.q.Group
+		groups[j] = it.group
 		conf[j] = a.confidence(p, &s.features)
-		correct[j] = it.gold == a.top
-		scores[j] = s.calibrationScore(a, p, it.gold)
+		correct[j] = int(it.gold) == a.top
+		scores[j] = s.calibrationScore(a, p, int(it.gold))
 	})
 	p.Quantiles = conformal.FitMondrian(scores, groups, c.Alpha, conformal.FiniteSample, c.MinGroup)
 	p.Curve = conformal.RiskCurve(conf, correct)
@@ -266,7 +287,7 @@ func FitContext(ctx context.Context, examples []Example, cfg *FitConfig) (*Profi
 	before := Default()
 	before.Alpha, before.Equivalence, before.SycophancyThreshold = c.Alpha, c.Equivalence, c.Sycophancy
 	ev := newEvaluator(before, p, c.Equivalence)
-	ev.addItems(items, rep)
+	ev.addItems(items, rep, f.evidence)
 	r := ev.Report()
 	r.Tune, r.Calibrate = len(tune), len(cal)
 	r.MapReason, r.Warnings, r.Certifiable = mapReason, warnings, certifiable
@@ -351,7 +372,7 @@ func forEach(items []fitItem, idx []int, p *Profile, f func(s *scorer, a *analys
 		s := new(scorer)
 		for j := lo; j < hi; j++ {
 			it := &items[idx[j]]
-			s.after.analyze(&it.prep, it.q, p, nil)
+			s.after.analyze(it.load(&s.view), it.question(), p, nil)
 			f(s, &s.after, j, it)
 		}
 	})
@@ -360,26 +381,28 @@ func forEach(items []fitItem, idx []int, p *Profile, f func(s *scorer, a *analys
 // validateExamples validates examples whose first is examples[offset] of the whole input.
 // mode is the equivalence of examples whose policy sets none.
 func validateExamples(examples []Example, offset int, mode Equivalence) error {
-	if len(examples) == 0 {
-		return &Error{Kind: Precondition, Field: "examples", Msg: "no examples"}
-	}
-	kind := evidenceOf(&examples[0].Question)
+	kind := EvidenceAny
 	for i := range examples {
-		if err := validateExample(&examples[i], modeFor(&examples[i].Question, mode), kind, offset); err != nil {
+		if err := checkExample(&examples[i], mode, &kind); err != nil {
 			return within("examples["+strconv.Itoa(offset+i)+"].", err)
 		}
 	}
 	return nil
 }
 
-// validateExample validates one labelled example whose evidence must be kind, as the first
-// example of the input (examples[first]) has it. Fields are relative to the example.
-func validateExample(ex *Example, mode Equivalence, kind Evidence, first int) error {
-	if err := ex.Question.validate(mode); err != nil {
+// checkExample validates a labelled example under its policy's equivalence, else def. Its
+// evidence must be *kind, which it sets when EvidenceAny: one profile scores one kind. Fields
+// are relative to the example.
+func checkExample(ex *Example, def Equivalence, kind *Evidence) error {
+	if err := ex.Question.validate(modeFor(&ex.Question, def)); err != nil {
 		return within("request.", err)
 	}
-	if got := evidenceOf(&ex.Question); got != kind {
-		return invalid("request.paraphrases", "%s, but examples[%d] has %s: one profile scores one kind", got, first, kind)
+	got := evidenceOf(&ex.Question)
+	if *kind == EvidenceAny {
+		*kind = got
+	}
+	if got != *kind {
+		return invalid("request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", got, *kind)
 	}
 	if len(ex.Label.Answers) == 0 {
 		return invalid("label.answers", "no acceptable answer")
@@ -397,41 +420,44 @@ func fitTemperature(p *Profile, items []fitItem, tune []int, method temperature.
 	}
 	// Options: the pooled NLL over tune examples whose gold is an option, in tune order
 	// (already shuffled, so FitAuto's even and odd folds are random). The features are read at
-	// T = 1, under the uncalibrated profile.
-	type row struct {
-		k             int
-		logits, feats []float64
-		label         int
-	}
-	rows := make([]row, len(tune))
+	// T = 1, under the uncalibrated profile. The data is laid out once, then filled in place.
 	adaptive := method != temperature.MethodGlobal
+	d := &temperature.Pooled{}
+	slot := make([]int32, len(tune))
+	var questions, logits, features int
+	for _, i := range tune {
+		if it := &items[i]; it.gold >= 0 {
+			questions++
+			logits += bits.OnesCount64(it.use) * int(it.k)
+			if adaptive {
+				features += bits.OnesCount64(it.use) * temperature.FeatureDim
+			}
+		}
+	}
+	d.Grow(questions, logits, features)
+	for j, i := range tune {
+		slot[j] = -1
+		if it := &items[i]; it.gold >= 0 {
+			slot[j] = int32(d.Reserve(int(it.k), bits.OnesCount64(it.use), int(it.gold), adaptive))
+		}
+	}
 	forEach(items, tune, builtin, func(_ *scorer, a *analysis, j int, it *fitItem) {
-		if it.gold < 0 {
+		if slot[j] < 0 {
 			return
 		}
-		e := &it.prep
-		r := row{k: e.k, label: it.gold, logits: make([]float64, 0, e.pooled*e.k)}
-		if adaptive {
-			r.feats = make([]float64, e.pooled*temperature.FeatureDim)
-		}
+		e := a.e
+		logits, feats := d.Rows(int(slot[j]))
 		for w, f := 0, 0; w < e.n; w++ {
 			if !e.use[w] {
 				continue
 			}
-			r.logits = append(r.logits, e.logits[w*e.k:(w+1)*e.k]...)
+			copy(logits[f*e.k:(f+1)*e.k], e.logits[w*e.k:(w+1)*e.k])
 			if adaptive {
-				temperature.FeaturesFromProbs(r.feats[f:f+temperature.FeatureDim], a.dists[w*e.k:(w+1)*e.k], a.rowH[w], a.w)
-				f += temperature.FeatureDim
+				temperature.FeaturesFromProbs(feats[f*temperature.FeatureDim:(f+1)*temperature.FeatureDim], a.dists[w*e.k:(w+1)*e.k], a.rowH[w], a.w)
 			}
+			f++
 		}
-		rows[j] = r
 	})
-	d := &temperature.Pooled{}
-	for _, r := range rows {
-		if r.k > 0 {
-			d.Add(r.k, r.logits, r.feats, r.label)
-		}
-	}
 	var m temperature.Model
 	var err error
 	switch method {
@@ -456,7 +482,7 @@ func fitTokenTemperature(p *Profile, items []fitItem, tune []int) error {
 	right := make([]bool, len(tune))
 	forEach(items, tune, p, func(_ *scorer, a *analysis, j int, it *fitItem) {
 		if a.tokens {
-			per[j], right[j] = topTokens(a, it.q), it.gold == a.top
+			per[j], right[j] = topTokens(a, it.question()), int(it.gold) == a.top
 		}
 	})
 	d := &temperature.Tokens{}

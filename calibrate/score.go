@@ -14,6 +14,7 @@ import (
 // pool; each goroutine of a fit or an evaluation has its own.
 type scorer struct {
 	prep          prepared
+	view          prepared // a fit item's prepared form, sharing the item's memory: never prepared into
 	before, after analysis
 
 	features []float64 // confidence-map features

@@ -13,6 +13,7 @@ import (
 	"iter"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ type Service struct {
 	mu     sync.Mutex
 	cache  map[profileKey]*calibrate.Profile // immutable versions
 	active map[string]activeEntry
+	// maxStreamBytes caps the memory one Fit or Evaluate holds for its examples (0: no cap).
+	maxStreamBytes int64
+
 	// gen counts the changes to each name (fits, activations, deletions): a profile read from
 	// the store is cached only if its name did not change while it was read, so that a version
 	// deleted meanwhile cannot come back into the cache.
@@ -55,10 +59,32 @@ type activeEntry struct {
 // activated another one on the same store.
 const activeTTL = time.Second
 
+// An Option configures a Service.
+type Option func(*Service)
+
+// MaxStreamBytes caps the memory one Fit or Evaluate may hold for its examples, as the engine
+// estimates it (calibrate.Fitter.Bytes, calibrate.Evaluator.Bytes); past it the call is refused
+// with ResourceExhausted. 0, the default, means no cap.
+func MaxStreamBytes(n int64) Option { return func(s *Service) { s.maxStreamBytes = n } }
+
 // New returns a Service over st.
-func New(st store.Store) *Service {
-	return &Service{store: st, now: time.Now, cache: map[profileKey]*calibrate.Profile{}, active: map[string]activeEntry{},
+func New(st store.Store, opts ...Option) *Service {
+	s := &Service{store: st, now: time.Now, cache: map[profileKey]*calibrate.Profile{}, active: map[string]activeEntry{},
 		gen: map[string]uint64{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// held refuses a stream whose examples hold more than the cap.
+func (s *Service) held(what string, examples int, bytes int64) error {
+	if s.maxStreamBytes > 0 && bytes > s.maxStreamBytes {
+		return &calibrate.Error{Kind: calibrate.Exhausted, Field: "examples", Msg: fmt.Sprintf(
+			"the %s holds %d bytes after %d examples, past this server's cap of %d bytes (plumb serve --max-stream-bytes): send fewer examples, or raise the cap",
+			what, bytes, examples, s.maxStreamBytes)}
+	}
+	return nil
 }
 
 // Profile returns the engine's profile name@version (0: the active one). The name "default"
@@ -81,6 +107,9 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 		}
 	}
 	s.mu.Unlock()
+	if err := checkName("profile", name); err != nil {
+		return nil, err
+	}
 	rec, err := s.store.Get(ctx, name, version)
 	if errors.Is(err, store.ErrNotFound) && name == DefaultProfile && version == 0 {
 		return calibrate.Default(), nil
@@ -165,48 +194,27 @@ func Examples(examples iter.Seq2[*plumbv1.LabeledExample, error]) iter.Seq2[cali
 	}
 }
 
-// Fit fits a profile from examples, stores it unless cfg.dry_run, and returns it with its
-// report. Nothing is written unless the whole fit succeeds.
-func (s *Service) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.FitResponse, error) {
-	if _, err := fitName(cfg); err != nil {
-		return nil, err // before reading the examples
-	}
-	var exs []calibrate.Example
-	for ex, err := range Examples(examples) {
-		if err != nil {
-			return nil, err
-		}
-		exs = append(exs, ex)
-	}
-	return s.FitExamples(ctx, cfg, exs, nil)
+// Fitting is a fit under way: an engine Fitter collecting examples, whose profile is stored,
+// and whose response comes out in the API's terms, when it runs. Front ends that decode examples
+// themselves feed it directly (Add, or shards filled on their own goroutines and merged in
+// order); Fit feeds it from a stream of messages.
+type Fitting struct {
+	*calibrate.Fitter
+	s    *Service
+	cfg  *plumbv1.FitConfig
+	name string
 }
 
-// fitName returns the profile name a fit writes ("default" when the config names none), or
-// the error for a name the store refuses.
-func fitName(cfg *plumbv1.FitConfig) (string, error) {
-	name := cfg.GetName()
-	if name == "" {
-		name = DefaultProfile
-	}
-	if !store.NamePattern.MatchString(name) {
-		return "", &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.name", Msg: fmt.Sprintf("%q does not match %s", name, store.NamePattern)}
-	}
-	return name, nil
-}
-
-// FitExamples is Fit on examples already in the engine's types. progress, when not nil, is told
-// each stage of the fit as it begins (calibrate.FitConfig.Progress). A cancelled ctx stops the
-// fit between stages, and nothing is written.
-func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs []calibrate.Example, progress func(stage string)) (*plumbv1.FitResponse, error) {
+// NewFitting starts a fit for cfg, refusing a bad name or config before any example is read.
+// progress, when not nil, is told each stage of the fit as it begins
+// (calibrate.FitConfig.Progress).
+func (s *Service) NewFitting(ctx context.Context, cfg *plumbv1.FitConfig, progress func(stage string)) (*Fitting, error) {
 	name, err := fitName(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg == nil {
 		cfg = &plumbv1.FitConfig{}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
 	}
 	ec := FitConfigFrom(cfg)
 	ec.Name = name
@@ -216,13 +224,89 @@ func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs [
 		}
 		return ctx.Err()
 	}
-	p, rep, err := calibrate.FitContext(ctx, exs, &ec)
+	f, err := calibrate.NewFitter(&ec)
+	if err != nil {
+		return nil, err
+	}
+	return &Fitting{Fitter: f, s: s, cfg: cfg, name: name}, nil
+}
+
+// Add adds one example, and refuses it (ResourceExhausted) once the fit holds more than the
+// service's cap.
+func (f *Fitting) Add(ctx context.Context, ex *calibrate.Example) error {
+	if err := f.Fitter.Add(ctx, ex); err != nil {
+		return err
+	}
+	return f.Held()
+}
+
+// Held returns the error of a fit that holds more than the service's cap, else nil.
+func (f *Fitting) Held() error { return f.s.held("fit", f.Len(), f.Bytes()) }
+
+// Fit fits a profile from examples, stores it unless cfg.dry_run, and returns it with its
+// report. Nothing is written unless the whole fit succeeds.
+func (s *Service) Fit(ctx context.Context, cfg *plumbv1.FitConfig, examples iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.FitResponse, error) {
+	f, err := s.NewFitting(ctx, cfg, nil)
+	if err != nil {
+		return nil, err // before reading the examples
+	}
+	for ex, err := range Examples(examples) {
+		if err != nil {
+			return nil, err
+		}
+		if err := f.Add(ctx, &ex); err != nil {
+			return nil, err
+		}
+	}
+	return f.Run(ctx)
+}
+
+// fitName returns the profile name a fit writes ("default" when the config names none), or
+// the error for a name the store refuses.
+func fitName(cfg *plumbv1.FitConfig) (string, error) {
+	name := cfg.GetName()
+	if name == "" {
+		name = DefaultProfile
+	}
+	return name, checkName("config.name", name)
+}
+
+// requireName refuses an empty profile name or one no profile can have.
+func requireName(name string) error {
+	if name == "" {
+		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: "name", Msg: "a profile name is required"}
+	}
+	return checkName("name", name)
+}
+
+// checkName refuses a profile name no profile can have, naming field; empty names pass (they
+// mean "default" or "every profile"). A refused name is quoted to at most 64 bytes, so a client
+// never gets a huge name echoed back.
+func checkName(field, name string) error {
+	if name == "" {
+		return nil
+	}
+	if err := store.CheckName(name); err != nil {
+		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: field, Msg: strings.TrimPrefix(err.Error(), store.ErrBadName.Error()+" ")}
+	}
+	return nil
+}
+
+// Run fits the profile on the examples added, stores it unless the config says dry_run, and
+// returns it with its report. A cancelled ctx stops the fit between stages, and nothing is
+// written.
+func (f *Fitting) Run(ctx context.Context) (*plumbv1.FitResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, rep, err := f.Fitter.Fit(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // cancelled while fitting: write nothing
 	}
+	s, cfg := f.s, f.cfg
 	p.CreatedUnix = s.now().Unix()
 	msg := ProfileToProto(p, cfg)
 	resp := &plumbv1.FitResponse{Profile: msg, Report: ReportToProto(rep)}
@@ -233,11 +317,11 @@ func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs [
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.store.Put(ctx, name, data, cfg.GetActivate())
+	rec, err := s.store.Put(ctx, f.name, data, cfg.GetActivate())
 	if err != nil {
 		return nil, err
 	}
-	s.forget(name)
+	s.forget(f.name)
 	msg.Version, msg.Active = rec.Version, rec.Active
 	resp.Report.Profile.Version = rec.Version
 	if msg.Report != nil {
@@ -253,18 +337,25 @@ func (s *Service) FitExamples(ctx context.Context, cfg *plumbv1.FitConfig, exs [
 // it from a stream of messages.
 type Evaluation struct {
 	*calibrate.Evaluator
+	s *Service
 }
+
+// Held returns the error of an evaluation that holds more than the service's cap, else nil.
+func (e *Evaluation) Held() error { return e.s.held("evaluation", e.Len(), e.Bytes()) }
 
 // NewEvaluation starts an evaluation of the profile cfg names.
 func (s *Service) NewEvaluation(ctx context.Context, cfg *plumbv1.EvaluateConfig) (*Evaluation, error) {
 	if _, ok := plumbv1.Equivalence_name[int32(cfg.GetEquivalence())]; !ok {
 		return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.equivalence", Msg: fmt.Sprintf("unknown mode %d", cfg.GetEquivalence())}
 	}
+	if err := checkName("config.profile", cfg.GetProfile()); err != nil {
+		return nil, err
+	}
 	p, err := s.Profile(ctx, cfg.GetProfile(), cfg.GetVersion())
 	if err != nil {
 		return nil, err
 	}
-	return &Evaluation{calibrate.NewEvaluator(p, calibrate.Equivalence(cfg.GetEquivalence()))}, nil
+	return &Evaluation{calibrate.NewEvaluator(p, calibrate.Equivalence(cfg.GetEquivalence())), s}, nil
 }
 
 // Report returns the evaluation's report, or FailedPrecondition when it has no example.
@@ -294,6 +385,9 @@ func (s *Service) Evaluate(ctx context.Context, cfg *plumbv1.EvaluateConfig, exa
 			if err := ev.AddContext(ctx, batch); err != nil {
 				return nil, err
 			}
+			if err := ev.Held(); err != nil {
+				return nil, err
+			}
 			batch = batch[:0]
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -321,6 +415,9 @@ func profileMessage(rec store.Record, full bool) (*plumbv1.Profile, error) {
 // GetProfile returns one stored version (0: active); "default" without a stored profile is the
 // built-in one.
 func (s *Service) GetProfile(ctx context.Context, r *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error) {
+	if err := checkName("name", r.GetName()); err != nil {
+		return nil, err
+	}
 	name := r.GetName()
 	if name == "" {
 		name = DefaultProfile
@@ -343,6 +440,9 @@ func (s *Service) GetProfile(ctx context.Context, r *plumbv1.GetProfileRequest) 
 
 // ListProfiles lists stored versions without reports and curves.
 func (s *Service) ListProfiles(ctx context.Context, r *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error) {
+	if err := checkName("name", r.GetName()); err != nil {
+		return nil, err
+	}
 	recs, err := s.store.List(ctx, r.GetName())
 	if err != nil {
 		return nil, err
@@ -365,6 +465,9 @@ func (s *Service) ListProfiles(ctx context.Context, r *plumbv1.ListProfilesReque
 
 // ActivateProfile makes a version active.
 func (s *Service) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error) {
+	if err := requireName(r.GetName()); err != nil {
+		return nil, err
+	}
 	if r.GetVersion() <= 0 {
 		return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "version", Msg: "a version ≥ 1 is required"}
 	}
@@ -382,6 +485,9 @@ func (s *Service) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfil
 
 // DeleteProfile deletes a version or a whole name.
 func (s *Service) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
+	if err := requireName(r.GetName()); err != nil {
+		return nil, err
+	}
 	n, err := s.store.Delete(ctx, r.GetName(), r.GetVersion())
 	if err != nil {
 		return nil, err

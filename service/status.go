@@ -78,9 +78,10 @@ func Describe(err error) string {
 func ItemError(err error) *plumbv1.ItemError {
 	st, _ := status.FromError(Status(err))
 	item := &plumbv1.ItemError{Code: int32(st.Code()), Message: st.Message()}
-	var de *calibrate.Error
-	if errors.As(err, &de) {
-		item.Field = de.Field
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
+			item.Field = br.GetFieldViolations()[0].GetField()
+		}
 	}
 	return item
 }

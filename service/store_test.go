@@ -117,3 +117,46 @@ func TestDeletedWhileRead(t *testing.T) {
 		t.Fatalf("after the deletion: %v, want NotFound (the deleted version cached)", err)
 	}
 }
+
+// TestLongNames: a profile name no profile can have (here 1 MB long) is InvalidArgument on
+// every call that takes one, naming the field, and the message quotes at most 64 bytes of it
+// (a NotFound used to echo the whole name back).
+func TestLongNames(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := New(st)
+	long := strings.Repeat("n", 1<<20)
+	q := &plumbv1.ScoreRequest{Profile: long, Paraphrases: []*plumbv1.Paraphrase{{Options: []*plumbv1.Option{{Label: "A", Logprob: -0.1}, {Label: "B", Logprob: -2.4}}}}}
+	for _, tc := range []struct {
+		name, field string
+		call        func() error
+	}{
+		{"Score", "profile", func() error { _, err := svc.Score(ctx, q); return err }},
+		{"GetProfile", "name", func() error { _, err := svc.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: long}); return err }},
+		{"ListProfiles", "name", func() error { _, err := svc.ListProfiles(ctx, &plumbv1.ListProfilesRequest{Name: long}); return err }},
+		{"ActivateProfile", "name", func() error {
+			_, err := svc.ActivateProfile(ctx, &plumbv1.ActivateProfileRequest{Name: long, Version: 1})
+			return err
+		}},
+		{"DeleteProfile", "name", func() error { _, err := svc.DeleteProfile(ctx, &plumbv1.DeleteProfileRequest{Name: long}); return err }},
+		{"Evaluate", "config.profile", func() error {
+			_, err := svc.NewEvaluation(ctx, &plumbv1.EvaluateConfig{Profile: long})
+			return err
+		}},
+		{"Fit", "config.name", func() error { _, err := svc.NewFitting(ctx, &plumbv1.FitConfig{Name: long}, nil); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _ := status.FromError(Status(tc.call()))
+			if st.Code() != codes.InvalidArgument || len(st.Message()) > 300 {
+				t.Fatalf("%v, %d bytes: want InvalidArgument, short", st.Code(), len(st.Message()))
+			}
+			if ItemError(st.Err()).GetField() != tc.field {
+				t.Fatalf("field %q, want %q", ItemError(st.Err()).GetField(), tc.field)
+			}
+		})
+	}
+}

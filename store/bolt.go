@@ -123,19 +123,9 @@ func diskFull(err error) bool {
 
 func u64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 
-func checkName(name string) error {
-	if !NamePattern.MatchString(name) {
-		if len(name) > 64 {
-			name = name[:64] + "…"
-		}
-		return fmt.Errorf("%w %q: want %s", ErrBadName, name, NamePattern)
-	}
-	return nil
-}
-
 // Put stores the next version of name. Versions only grow, even across deletes.
 func (b *Bolt) Put(_ context.Context, name string, data []byte, activate bool) (Record, error) {
-	if err := checkName(name); err != nil {
+	if err := CheckName(name); err != nil {
 		return Record{}, err
 	}
 	rec := Record{Name: name, Created: time.Now().UTC().Truncate(time.Microsecond), Data: bytes.Clone(data)}

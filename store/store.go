@@ -9,6 +9,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -32,6 +33,18 @@ var (
 
 // NamePattern is what a profile name must match.
 var NamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// CheckName returns ErrBadName, quoting at most 64 bytes of name, when name does not match
+// NamePattern.
+func CheckName(name string) error {
+	if !NamePattern.MatchString(name) {
+		if len(name) > 64 {
+			name = name[:64] + "…"
+		}
+		return fmt.Errorf("%w %q: want %s", ErrBadName, name, NamePattern)
+	}
+	return nil
+}
 
 // Record is one stored profile version.
 type Record struct {

@@ -3,6 +3,7 @@ package temperature
 import (
 	"errors"
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/optimize"
@@ -51,16 +52,49 @@ func (d *Pooled) Add(k int, logits, features []float64, label int) {
 // Len returns the number of questions.
 func (d *Pooled) Len() int { return len(d.qs) }
 
-// Subset returns the questions at the given indices, sharing nothing with d.
+// Reserve appends a question of n wordings × k options with gold option label, whose logits
+// (and features, when withFeatures) are filled in later through Rows; it returns the question's
+// index. Grow first when the sizes are known, so that the data is allocated once.
+func (d *Pooled) Reserve(k, n, label int, withFeatures bool) int {
+	if k < 2 || n < 1 || label < 0 || label >= k {
+		panic("temperature: bad pooled question")
+	}
+	q := pooledQuestion{k: k, n: n, label: label, logits: len(d.logits), features: -1}
+	d.logits = append(d.logits, make([]float64, n*k)...)
+	if withFeatures {
+		q.features = len(d.features)
+		d.features = append(d.features, make([]float64, n*FeatureDim)...)
+	}
+	d.qs = append(d.qs, q)
+	return len(d.qs) - 1
+}
+
+// Grow makes room for questions more questions holding logits logits and features features in
+// all, so that as many Adds or Reserves allocate nothing.
+func (d *Pooled) Grow(questions, logits, features int) {
+	d.qs = slices.Grow(d.qs, questions)
+	d.logits = slices.Grow(d.logits, logits)
+	d.features = slices.Grow(d.features, features)
+}
+
+// Rows returns question i's logits (n×k, row-major) and features (n×FeatureDim, nil without),
+// to be filled in; questions may be filled concurrently.
+func (d *Pooled) Rows(i int) (logits, features []float64) {
+	q := d.qs[i]
+	logits = d.logits[q.logits : q.logits+q.n*q.k]
+	if q.features >= 0 {
+		features = d.features[q.features : q.features+q.n*FeatureDim]
+	}
+	return logits, features
+}
+
+// Subset returns the questions at the given indices: a view sharing d's logits and features,
+// to be read, never added to.
 func (d *Pooled) Subset(idx []int) *Pooled {
-	s := &Pooled{}
-	for _, i := range idx {
-		q := d.qs[i]
-		var f []float64
-		if q.features >= 0 {
-			f = d.features[q.features : q.features+q.n*FeatureDim]
-		}
-		s.Add(q.k, d.logits[q.logits:q.logits+q.n*q.k], f, q.label)
+	s := &Pooled{qs: make([]pooledQuestion, len(idx)), logits: d.logits[:len(d.logits):len(d.logits)],
+		features: d.features[:len(d.features):len(d.features)]}
+	for j, i := range idx {
+		s.qs[j] = d.qs[i]
 	}
 	return s
 }

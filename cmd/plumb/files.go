@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/term"
+	"google.golang.org/grpc/codes"
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/internal/jsonl"
@@ -48,6 +49,10 @@ func openInput(name string, io ios, format jsonl.Format, f *inputFlags, what str
 		if err != nil {
 			return nil, nil, err
 		}
+		if st, err := file.Stat(); err == nil && st.IsDir() {
+			file.Close()
+			return nil, nil, fmt.Errorf("%s is a directory: want a JSON Lines file", name)
+		}
 		in.r, in.opts.File, closeIn = file, name, func() { file.Close() }
 	}
 	in.opts.Skip = func(le *jsonl.LineError) { fmt.Fprintln(io.err, "plumb:", le, "(skipped)") }
@@ -65,6 +70,13 @@ func describeIn(file string, err error) error {
 	return fmt.Errorf("%s: %s", file, service.Describe(err))
 }
 
+// unreadable is the response written under --keep-going for input line n, which does not
+// decode.
+func unreadable(in *input, n int, err error) *plumbv1.ScoreResponse {
+	return &plumbv1.ScoreResponse{Error: &plumbv1.ItemError{Code: int32(codes.InvalidArgument),
+		Message: fmt.Sprintf("%s:%d: %v", in.opts.File, n, err)}}
+}
+
 // refused words a request the engine refused.
 func refused(q *calibrate.Question, err error) error {
 	return fmt.Errorf("request id %q: %s", q.ID, service.Describe(err))
@@ -76,8 +88,12 @@ func (l *local) score(ctx context.Context, in *input, out *output) error {
 		var q calibrate.Question
 		return func(c *jsonl.Chunk[[]byte]) {
 			c.Out = c.Out[:0]
-			c.Lines(&in.opts, func(line []byte, _ int) error {
+			c.Lines(&in.opts, func(line []byte, n int) error {
 				if err := jsonl.DecodeQuestion(&d, line, &q, in.opts.Format); err != nil {
+					if in.opts.KeepGoing {
+						// One output line for every input line: this one's is an error.
+						c.Out, _ = jsonl.AppendResponse(c.Out, unreadable(in, n, err))
+					}
 					return err
 				}
 				if q.Profile == "" {
@@ -137,39 +153,51 @@ func (l *local) evaluate(ctx context.Context, in *input, cfg *plumbv1.EvaluateCo
 }
 
 func (l *local) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*plumbv1.FitResponse, error) {
-	var all []calibrate.Example
-	err := jsonl.Stream(ctx, in.r, &in.opts, make([][]calibrate.Example, jsonl.InFlight()), func() func(*jsonl.Chunk[[]calibrate.Example]) {
+	f, err := l.svc.NewFitting(ctx, cfg, in.prog.stage)
+	if err != nil {
+		return nil, describeIn(in.opts.File, err)
+	}
+	shards := make([]*calibrate.FitShard, jsonl.InFlight())
+	for i := range shards {
+		shards[i] = f.NewShard()
+	}
+	// Each line is checked and, for options, compacted by the workers, so a refused example is
+	// named by its file and line; the shards are merged in file order.
+	err = jsonl.Stream(ctx, in.r, &in.opts, shards, func() func(*jsonl.Chunk[*calibrate.FitShard]) {
 		d := jsonl.Decoder{Lean: true}
-		return func(c *jsonl.Chunk[[]calibrate.Example]) {
+		ex := new(calibrate.Example)
+		return func(c *jsonl.Chunk[*calibrate.FitShard]) {
 			c.Lines(&in.opts, func(line []byte, _ int) error {
-				var ex calibrate.Example // its own memory: the fit keeps it
-				if err := jsonl.DecodeExample(&d, line, &ex, in.opts.Format); err != nil {
+				if err := jsonl.DecodeExample(&d, line, ex, in.opts.Format); err != nil {
 					return err
 				}
-				c.Out = append(c.Out, ex)
+				if err := c.Out.Add(ctx, ex); err != nil {
+					return errors.New(service.Describe(err))
+				}
+				if len(ex.Question.Paraphrases[0].Samples) > 0 {
+					ex = new(calibrate.Example) // the fit keeps a samples example
+				}
 				return nil
 			})
 		}
-	}, func(c *jsonl.Chunk[[]calibrate.Example]) error {
-		in.prog.add(len(c.Out))
-		all = append(all, c.Out...)
-		clear(c.Out)
-		c.Out = c.Out[:0]
-		return nil
+	}, func(c *jsonl.Chunk[*calibrate.FitShard]) error {
+		in.prog.add(c.Out.Len())
+		return f.Merge(c.Out)
 	})
 	in.prog.done()
 	if err != nil {
 		return nil, describeIn(in.opts.File, err)
 	}
-	resp, err := l.svc.FitExamples(ctx, cfg, all, in.prog.stage)
+	resp, err := f.Run(ctx)
 	return resp, describeIn(in.opts.File, err)
 }
 
 // messages yields the lines of in as messages, in file order: each line decoded into the
 // engine's types by decode and converted by convert. A bad line ends the sequence with its
-// error.
+// error; under --keep-going it is reported and skipped, or, when bad is not nil, yields what
+// bad makes of it.
 func messages[T, M any](ctx context.Context, in *input, lean bool,
-	decode func(*jsonl.Decoder, []byte, *T, jsonl.Format) error, convert func(*T, int) M) iter.Seq2[M, error] {
+	decode func(*jsonl.Decoder, []byte, *T, jsonl.Format) error, convert func(*T, int) M, bad func(n int, err error) M) iter.Seq2[M, error] {
 	return func(yield func(M, error) bool) {
 		stop := errors.New("stop")
 		err := jsonl.Stream(ctx, in.r, &in.opts, make([][]M, jsonl.InFlight()), func() func(*jsonl.Chunk[[]M]) {
@@ -179,6 +207,9 @@ func messages[T, M any](ctx context.Context, in *input, lean bool,
 				c.Out = c.Out[:0]
 				c.Lines(&in.opts, func(line []byte, n int) error {
 					if err := decode(&d, line, &v, in.opts.Format); err != nil {
+						if bad != nil && in.opts.KeepGoing {
+							c.Out = append(c.Out, bad(n, err))
+						}
 						return err
 					}
 					c.Out = append(c.Out, convert(&v, n))
@@ -202,55 +233,84 @@ func messages[T, M any](ctx context.Context, in *input, lean bool,
 	}
 }
 
-// sent is a request on its way to a server and the line it came from.
+// sent is a request on its way to a server and the line it came from; or, under --keep-going,
+// the error response of a line that does not decode, written in its place.
 type sent struct {
 	req  *plumbv1.ScoreRequest
 	line int
+	bad  *plumbv1.ScoreResponse
 }
 
 func (r *remote) score(ctx context.Context, in *input, out *output) error {
-	// The responses come back in request order; lines holds the line numbers of the requests
-	// sent and not yet answered, to name a refused one.
+	// The responses come back in request order; pending holds the lines read and not yet
+	// written: requests sent and not yet answered (to name a refused one), and lines that do
+	// not decode, whose error responses are written when their turn comes.
 	var mu sync.Mutex
-	var lines []int
+	var pending []sent
 	var readErr error
 	reqs := func(yield func(*plumbv1.ScoreRequest) bool) {
 		for s, err := range messages(ctx, in, false, jsonl.DecodeQuestion, func(q *calibrate.Question, n int) sent {
 			if q.Profile == "" {
 				q.Profile = out.profile
 			}
-			return sent{service.RequestFrom(q), n}
-		}) {
+			return sent{req: service.RequestFrom(q), line: n}
+		}, func(n int, err error) sent { return sent{line: n, bad: unreadable(in, n, err)} }) {
 			if err != nil {
 				readErr = err
 				return
 			}
 			mu.Lock()
-			lines = append(lines, s.line)
+			pending = append(pending, sent{line: s.line, bad: s.bad})
 			mu.Unlock()
-			if !yield(s.req) {
+			if s.bad == nil && !yield(s.req) {
 				return
 			}
 		}
 	}
 	var buf []byte
+	write := func(resp *plumbv1.ScoreResponse) error {
+		var err error
+		if buf, err = jsonl.AppendResponse(buf[:0], resp); err != nil {
+			return err
+		}
+		_, err = out.w.Write(buf)
+		return err
+	}
+	// next returns the oldest pending line that is a request, after writing the error
+	// responses of the unreadable lines before it.
+	next := func() (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for len(pending) > 0 && pending[0].bad != nil {
+			if err := write(pending[0].bad); err != nil {
+				return 0, err
+			}
+			pending = pending[1:]
+		}
+		if len(pending) == 0 {
+			return 0, nil
+		}
+		line := pending[0].line
+		pending = pending[1:]
+		return line, nil
+	}
 	for resp, err := range r.c.ScoreConcurrent(ctx, reqs, r.streams, 256) {
 		if err != nil {
 			return fmt.Errorf("%s: %s", in.opts.File, service.Describe(err))
 		}
-		mu.Lock()
-		line := lines[0]
-		lines = lines[1:]
-		mu.Unlock()
+		line, err := next()
+		if err != nil {
+			return err
+		}
 		if e := resp.GetError(); e != nil && !in.opts.KeepGoing {
 			return &jsonl.LineError{File: in.opts.File, Line: line, Err: fmt.Errorf("request id %q: %s: %s", resp.GetId(), codeName(e.GetCode()), e.GetMessage())}
 		}
-		if buf, err = jsonl.AppendResponse(buf[:0], resp); err != nil {
+		if err := write(resp); err != nil {
 			return err
 		}
-		if _, err := out.w.Write(buf); err != nil {
-			return err
-		}
+	}
+	if _, err := next(); err != nil { // unreadable lines after the last request
+		return err
 	}
 	return readErr
 }
@@ -269,7 +329,7 @@ func (r *remote) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*p
 func labeled(ctx context.Context, in *input) iter.Seq2[*plumbv1.LabeledExample, error] {
 	return messages(ctx, in, true, jsonl.DecodeExample, func(ex *calibrate.Example, _ int) *plumbv1.LabeledExample {
 		return service.LabeledFrom(ex)
-	})
+	}, nil)
 }
 
 // progress shows on stderr how a long run goes: a count of lines, and the stages of a fit. It
