@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -32,6 +32,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -41,10 +43,11 @@ import (
 	"github.com/plumbhq/plumb/service"
 )
 
-// Config is the server's configuration; cmd/plumb fills it from flags.
+// Config is the server's configuration; cmd/plumb fills it from flags. Zero values mean the
+// defaults.
 type Config struct {
 	MaxMessageBytes int                              // largest request message (default 16 MiB)
-	AuthTokens      []string                         // accepted bearer tokens; none means no auth
+	Tokens          []Token                          // accepted bearer tokens and their roles; none means no auth
 	RateLimit       float64                          // requests per second across the server (default 0: unlimited)
 	RateBurst       int                              // burst of the rate limiter (default 2× RateLimit, at least 1)
 	Logger          *slog.Logger                     // default slog.Default()
@@ -52,6 +55,73 @@ type Config struct {
 	ShutdownGrace   time.Duration                    // how long GracefulStop may drain before Stop (default 10 s)
 	// Baseline registers plumb.bench.v1.BaselineService, the no-op floor of bench/load.sh.
 	Baseline bool
+
+	// Limits of what callers may hold (docs/DESIGN.md "Limits"). A stream that does not read
+	// holds at most a stream window of requests and a write quota of responses (64 KiB each)
+	// until SendTimeout ends it; a connection at most ConnWindow of unread requests.
+	MaxConnections int           // open connections; more wait to be accepted (default 1000)
+	MaxStreams     uint32        // concurrent calls on one connection (default 100)
+	SendTimeout    time.Duration // how long a stream's responses may stay unread before it is ended (default 30 s)
+}
+
+// Flow-control windows, fixed (which turns off grpc-go's window growth by bandwidth-delay
+// estimate, which lets an unread stream buffer up to 16 MiB), and keepalive.
+const (
+	StreamWindow = 64 << 10 // bytes of one call's unread requests the server buffers
+	ConnWindow   = 1 << 20  // bytes of one connection's unread requests the server buffers
+	// A client may ping at most every 15 s (plumb's client pings every 30 s); a connection
+	// idle for 15 minutes is closed; a silent peer is pinged after 1 minute and dropped 20 s
+	// later.
+	pingMinTime    = 15 * time.Second
+	idleTimeout    = 15 * time.Minute
+	pingTime       = time.Minute
+	pingTimeout    = 20 * time.Second
+	headerListSize = 64 << 10 // bytes of request metadata
+	handshake      = 20 * time.Second
+	// streamQueue is how many responses of a ScoreStream wait for the sender.
+	streamQueue = 16
+)
+
+func (c *Config) withDefaults() (Config, error) {
+	out := *c
+	if out.MaxMessageBytes == 0 {
+		out.MaxMessageBytes = 16 << 20
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	if out.ShutdownGrace == 0 {
+		out.ShutdownGrace = 10 * time.Second
+	}
+	if out.MaxConnections == 0 {
+		out.MaxConnections = 1000
+	}
+	if out.MaxStreams == 0 {
+		out.MaxStreams = 100
+	}
+	if out.SendTimeout == 0 {
+		out.SendTimeout = 30 * time.Second
+	}
+	for _, bad := range []struct {
+		flag string
+		bad  bool
+	}{
+		{"--max-message-bytes", out.MaxMessageBytes < 0},
+		{"--max-connections", out.MaxConnections < 0},
+		{"--send-timeout", out.SendTimeout < 0},
+		{"--shutdown-grace", out.ShutdownGrace < 0},
+		{"--rate-limit", out.RateLimit < 0},
+	} {
+		if bad.bad {
+			return out, fmt.Errorf("%s: must be positive", bad.flag)
+		}
+	}
+	for i, t := range out.Tokens {
+		if t.Value == "" || t.Role != RoleScore && t.Role != RoleAdmin {
+			return out, fmt.Errorf("token %d: an empty token or an unknown role", i)
+		}
+	}
+	return out, nil
 }
 
 // Server implements both services over a service.Service.
@@ -66,6 +136,9 @@ type Server struct {
 	reg     *prometheus.Registry
 	cfg     Config
 
+	// lis is the listener being served, which can close a connection.
+	lis atomic.Pointer[listener]
+
 	// scoreHook runs before every Score; tests use it to inject a panic.
 	scoreHook func()
 }
@@ -75,16 +148,15 @@ var (
 	_ plumbv1.ProfileServiceServer    = (*Server)(nil)
 )
 
-// New builds a server over svc.
-func New(svc *service.Service, cfg Config) *Server {
-	if cfg.MaxMessageBytes == 0 {
-		cfg.MaxMessageBytes = 16 << 20
+// New builds a server over svc; the error names a bad setting. Tokens without TLS draw a
+// warning in the log: anyone on the path can read them.
+func New(svc *service.Service, cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.ShutdownGrace == 0 {
-		cfg.ShutdownGrace = 10 * time.Second
+	if len(cfg.Tokens) > 0 && cfg.TLS == nil {
+		cfg.Logger.Warn("bearer tokens travel in plaintext: serve with --tls-cert and --tls-key, or behind a proxy that terminates TLS on this host")
 	}
 	srv := &Server{svc: svc, cfg: cfg, health: health.NewServer(), reg: prometheus.NewRegistry()}
 	srv.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
@@ -92,6 +164,14 @@ func New(svc *service.Service, cfg Config) *Server {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		grpc.ForceServerCodecV2(newCodec()),
+		grpc.MaxConcurrentStreams(cfg.MaxStreams),
+		grpc.InitialWindowSize(StreamWindow),
+		grpc.InitialConnWindowSize(ConnWindow),
+		grpc.MaxHeaderListSize(headerListSize),
+		grpc.ConnectionTimeout(handshake),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: pingMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: idleTimeout, Time: pingTime, Timeout: pingTimeout}),
 	}
 	opts = append(opts, srv.interceptors()...)
 	if cfg.TLS != nil {
@@ -109,7 +189,7 @@ func New(svc *service.Service, cfg Config) *Server {
 	for _, name := range []string{"", plumbv1.ConfidenceService_ServiceDesc.ServiceName, plumbv1.ProfileService_ServiceDesc.ServiceName} {
 		srv.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	return srv
+	return srv, nil
 }
 
 // baseline does nothing with a ScoreRequest: the gRPC floor the Score throughput is measured
@@ -127,26 +207,15 @@ func needsToken(_ context.Context, c interceptors.CallMeta) bool {
 	return !strings.HasPrefix(c.Service, "grpc.health.") && !strings.HasPrefix(c.Service, "grpc.reflection.")
 }
 
-// interceptors builds the chain in the order docs/DESIGN.md gives: metrics → logging → auth →
-// rate limit → recovery (innermost, so a handler's panic becomes codes.Internal before anything
-// else sees it).
+// interceptors builds the chain in the order docs/DESIGN.md gives: metrics → logging → decode
+// check (a request that did not decode is InvalidArgument) → auth (token, then role) → rate
+// limit → recovery (innermost, so a handler's panic becomes codes.Internal before anything else
+// sees it).
 func (s *Server) interceptors() []grpc.ServerOption {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.cfg.Logger.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
-	authFn := func(ctx context.Context) (context.Context, error) {
-		tok, err := auth.AuthFromMD(ctx, "bearer")
-		if err != nil {
-			return nil, err
-		}
-		for _, want := range s.cfg.AuthTokens {
-			if subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
-				return ctx, nil
-			}
-		}
-		return nil, status.Error(codes.Unauthenticated, "invalid bearer token")
-	}
 	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
 		return status.Errorf(codes.Internal, "internal error: %v", p)
@@ -154,14 +223,16 @@ func (s *Server) interceptors() []grpc.ServerOption {
 	unary := []grpc.UnaryServerInterceptor{
 		s.metrics.UnaryServerInterceptor(),
 		logging.UnaryServerInterceptor(logger, logOpts...),
+		checkDecoded,
 	}
 	stream := []grpc.StreamServerInterceptor{
 		s.metrics.StreamServerInterceptor(),
 		logging.StreamServerInterceptor(logger, logOpts...),
+		checkDecodedStream,
 	}
-	if len(s.cfg.AuthTokens) > 0 {
-		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), selector.MatchFunc(needsToken)))
-		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), selector.MatchFunc(needsToken)))
+	if len(s.cfg.Tokens) > 0 {
+		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(s.authorize), selector.MatchFunc(needsToken)))
+		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(s.authorize), selector.MatchFunc(needsToken)))
 	}
 	if s.cfg.RateLimit > 0 {
 		burst := s.cfg.RateBurst
@@ -189,6 +260,9 @@ func (l *limiter) Limit(context.Context) error {
 // Serve serves on lis until ctx is done, then shuts down gracefully: health NOT_SERVING, drain
 // in-flight calls for up to ShutdownGrace, then stop.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	l := newListener(lis, s.cfg.MaxConnections)
+	s.lis.Store(l)
+	lis = l
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	select {
@@ -231,23 +305,98 @@ func (s *Server) Score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.S
 }
 
 // ScoreStream implements ConfidenceService.ScoreStream: in order, ids echoed, a bad request
-// answered with an ItemError while the stream goes on.
+// answered with an ItemError while the stream goes on. Responses go out through a sender
+// goroutine and a short queue; a caller that leaves them unread for SendTimeout while the
+// queue is full has its stream ended (ResourceExhausted), which frees what it held.
 func (s *Server) ScoreStream(stream grpc.BidiStreamingServer[plumbv1.ScoreRequest, plumbv1.ScoreResponse]) error {
 	ctx := stream.Context()
+	queue := make(chan *plumbv1.ScoreResponse, streamQueue)
+	stop := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				sent <- nil
+				return
+			case resp, ok := <-queue:
+				if !ok {
+					sent <- nil
+					return
+				}
+				if err := stream.Send(resp); err != nil {
+					sent <- err
+					return
+				}
+			}
+		}
+	}()
+	timer := time.NewTimer(s.cfg.SendTimeout)
+	defer timer.Stop()
+	stopped := false
+	halt := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+		}
+	}
+	// unread ends the stream of a caller that has left its responses unread for SendTimeout.
+	// The sender may be blocked in Send, and grpc-go's trailers would wait behind the data the
+	// caller does not let through: closing the caller's connection frees all of it.
+	unread := func() error {
+		halt()
+		if p, ok := peer.FromContext(ctx); ok {
+			if l := s.lis.Load(); l != nil && l.cut(p.Addr.String()) {
+				s.cfg.Logger.Warn("closed a connection whose ScoreStream left responses unread", "peer", p.Addr.String(), "for", s.cfg.SendTimeout)
+			}
+		}
+		return status.Errorf(codes.ResourceExhausted, "responses left unread for %v: read them as they come (the connection is closed)", s.cfg.SendTimeout)
+	}
+	// wait waits for the sender to finish, for at most SendTimeout.
+	wait := func() error {
+		timer.Reset(s.cfg.SendTimeout)
+		select {
+		case err := <-sent:
+			return err
+		case <-timer.C:
+			return unread()
+		}
+	}
 	for {
 		r, err := stream.Recv()
 		if err == io.EOF {
-			return nil
+			close(queue) // the sender sends what is queued, then ends
+			return wait()
 		}
-		if err != nil {
+		var resp *plumbv1.ScoreResponse
+		switch {
+		case status.Code(err) == codes.InvalidArgument:
+			// A request that does not decode is answered like any refused one, without its id.
+			resp = &plumbv1.ScoreResponse{Error: service.ItemError(err)}
+		case err != nil:
+			halt()
+			wait()
 			return err
+		default:
+			if resp, err = s.svc.Score(ctx, r); err != nil {
+				resp = &plumbv1.ScoreResponse{Id: r.GetId(), Error: service.ItemError(err)}
+			}
 		}
-		resp, err := s.svc.Score(ctx, r)
-		if err != nil {
-			resp = &plumbv1.ScoreResponse{Id: r.GetId(), Error: service.ItemError(err)}
+		select {
+		case queue <- resp:
+			continue
+		case err := <-sent:
+			return err // the sender failed: the stream is broken
+		default:
 		}
-		if err := stream.Send(resp); err != nil {
+		// The queue is full: the caller is not reading as fast as it sends.
+		timer.Reset(s.cfg.SendTimeout)
+		select {
+		case queue <- resp:
+		case err := <-sent:
 			return err
+		case <-timer.C:
+			return unread()
 		}
 	}
 }

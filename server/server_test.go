@@ -37,7 +37,7 @@ type harness struct {
 	dbDir string
 }
 
-func start(t *testing.T, cfg Config, opts *client.Options) *harness {
+func start(t *testing.T, cfg Config, opts *client.Options, svcOpts ...service.Option) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "plumb.db"), 0)
@@ -51,7 +51,11 @@ func start(t *testing.T, cfg Config, opts *client.Options) *harness {
 	if cfg.Logger == nil {
 		cfg.Logger = discard()
 	}
-	h := &harness{srv: New(service.New(st), cfg), st: st, addr: lis.Addr().String(), done: make(chan error, 1), dbDir: dir}
+	srv, err := New(service.New(st, svcOpts...), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{srv: srv, st: st, addr: lis.Addr().String(), done: make(chan error, 1), dbDir: dir}
 	ctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	go func() { h.done <- h.srv.Serve(ctx, lis) }()
@@ -432,7 +436,7 @@ func TestPanicRecovery(t *testing.T) {
 
 // TestAuth: with tokens, calls need one; health and reflection do not.
 func TestAuth(t *testing.T) {
-	h := start(t, Config{AuthTokens: []string{"s3cret"}}, nil)
+	h := start(t, Config{Tokens: []Token{{"s3cret", RoleAdmin}}}, nil)
 	ctx := context.Background()
 	req := &plumbv1.ScoreRequest{Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B", -0.2, -1.8))}}
 	if _, err := h.c.Score(ctx, req); status.Code(err) != codes.Unauthenticated {

@@ -55,7 +55,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 func TestTLSWithToken(t *testing.T) {
 	cert, pool := selfSigned(t)
 	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	h := start(t, Config{TLS: creds, AuthTokens: []string{"t0ken"}}, &client.Options{
+	h := start(t, Config{TLS: creds, Tokens: []Token{{"t0ken", RoleScore}}}, &client.Options{
 		Token: "t0ken",
 		TLS:   credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
 	})

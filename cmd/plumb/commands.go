@@ -9,14 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -58,11 +56,16 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 	addr := fs.String("addr", "localhost:50051", "listen address (port 0 picks a free port)")
 	storePath := fs.String("store", envOr("PLUMB_STORE", "plumb.db"), "profile store file ($PLUMB_STORE)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (e.g. localhost:9090)")
-	tokens := fs.String("auth-tokens", "", "file of accepted bearer tokens, one per line; none means no auth")
-	cert := fs.String("tls-cert", "", "TLS certificate file")
-	key := fs.String("tls-key", "", "TLS key file")
+	tokens := fs.String("auth-tokens", "", "file of accepted bearer tokens, a line each: \"score TOKEN\" or \"admin TOKEN\"; none means no auth")
+	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
+	key := fs.String("tls-key", "", "TLS key file (PEM)")
+	clientCA := fs.String("client-ca", "", "require client certificates signed by the CAs in this PEM file (mutual TLS; needs --tls-cert)")
 	rateLimit := fs.Float64("rate-limit", 0, "requests per second across the server (0: unlimited)")
 	maxMsg := fs.Int("max-message-bytes", 16<<20, "largest request message")
+	maxConns := fs.Int("max-connections", 1000, "open connections at most; more wait to be accepted")
+	maxStreams := fs.Uint("max-streams", 100, "concurrent calls on one connection at most")
+	sendTimeout := fs.Duration("send-timeout", 30*time.Second, "end a ScoreStream whose responses stay unread this long")
+	maxStreamBytes := fs.Int64("max-stream-bytes", 1<<30, "memory one Fit or Evaluate may hold for its examples (0: no cap)")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long to drain in-flight calls on SIGTERM")
 	baseline := fs.Bool("baseline", false, "also serve plumb.bench.v1.BaselineService/Noop, the no-op floor of bench/load.sh")
 	logLevel := fs.String("log-level", "info", "debug, info (one line per call), warn or error")
@@ -73,46 +76,62 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
-	cfg := server.Config{MaxMessageBytes: *maxMsg, RateLimit: *rateLimit, ShutdownGrace: *grace, Baseline: *baseline,
-		Logger: slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: level}))}
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"--max-message-bytes", *maxMsg > 0}, {"--max-connections", *maxConns > 0}, {"--max-streams", *maxStreams > 0 && *maxStreams <= 1<<20},
+		{"--send-timeout", *sendTimeout > 0}, {"--max-stream-bytes", *maxStreamBytes >= 0}, {"--shutdown-grace", *grace >= 0}, {"--rate-limit", *rateLimit >= 0},
+	} {
+		if !f.ok {
+			return fmt.Errorf("%s %s: out of range", f.name, fs.Lookup(strings.TrimPrefix(f.name, "--")).Value)
+		}
+	}
+	logger := slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: level}))
+	cfg := server.Config{MaxMessageBytes: *maxMsg, RateLimit: *rateLimit, ShutdownGrace: *grace, Baseline: *baseline, Logger: logger,
+		MaxConnections: *maxConns, MaxStreams: uint32(*maxStreams), SendTimeout: *sendTimeout}
 	if *tokens != "" {
-		b, err := os.ReadFile(*tokens)
+		toks, warnings, err := server.ReadTokens(*tokens)
 		if err != nil {
 			return fmt.Errorf("--auth-tokens: %w", err)
 		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
-				cfg.AuthTokens = append(cfg.AuthTokens, t)
-			}
+		for _, w := range warnings {
+			logger.Warn(w)
 		}
-		if len(cfg.AuthTokens) == 0 {
-			return fmt.Errorf("--auth-tokens: %s holds no token", *tokens)
-		}
+		cfg.Tokens = toks
 	}
 	if (*cert == "") != (*key == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	if *clientCA != "" && *cert == "" {
+		return fmt.Errorf("--client-ca needs --tls-cert and --tls-key")
+	}
 	if *cert != "" {
-		c, err := credentials.NewServerTLSFromFile(*cert, *key)
+		c, err := server.TLSCredentials(*cert, *key, *clientCA)
 		if err != nil {
-			return fmt.Errorf("credentials.NewServerTLSFromFile: %w", err)
+			return err
 		}
 		cfg.TLS = c
 	}
+	// The address first: a busy one fails before a store file is made.
+	lis, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	defer lis.Close()
 	st, err := store.Open(*storePath, 0)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	lis, err := net.Listen("tcp", *addr)
+	srv, err := server.New(service.New(st, service.MaxStreamBytes(*maxStreamBytes)), cfg)
 	if err != nil {
-		return fmt.Errorf("net.Listen: %w", err)
+		return err
 	}
-	srv := server.New(service.New(st), cfg)
 	if *metricsAddr != "" {
 		ml, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
-			return fmt.Errorf("metrics net.Listen: %w", err)
+			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", srv.MetricsHandler())
@@ -272,6 +291,9 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 	if err != nil {
 		return err
 	}
+	if err := checkReportDir(f.reportDir); err != nil {
+		return err
+	}
 	in, closeIn, err := openInput(f.data, io, format, &f.in, "read")
 	if err != nil {
 		return err
@@ -336,6 +358,9 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 	if *data == "" {
 		fmt.Fprintln(io.err, "plumb eval: --data is required")
 		return errUsage
+	}
+	if err := checkReportDir(*reportDir); err != nil {
+		return err
 	}
 	in, closeIn, err := openInput(*data, io, format, &f, "read")
 	if err != nil {
@@ -405,6 +430,10 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 			active := ""
 			if p.GetActive() {
 				active = "*"
+			}
+			if p.GetError() != "" {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", p.GetName(), p.GetVersion(), active, "DAMAGED: "+p.GetError())
+				continue
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%.2f\n", p.GetName(), p.GetVersion(), active, created,
 				strings.ToLower(strings.TrimPrefix(p.GetEvidence().String(), "EVIDENCE_")),

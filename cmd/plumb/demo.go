@@ -28,6 +28,9 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := checkReportDir(*reportDir); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "plumb-demo-")
 	if err != nil {
 		return err
@@ -42,7 +45,10 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 	if err != nil {
 		return fmt.Errorf("net.Listen: %w", err)
 	}
-	srv := server.New(service.New(st), server.Config{Logger: discardLogger()})
+	srv, err := server.New(service.New(st), server.Config{Logger: discardLogger()})
+	if err != nil {
+		return err
+	}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go srv.Serve(sctx, lis)

@@ -104,7 +104,7 @@ func TestBadLines(t *testing.T) {
 		t.Fatalf("bad line: %v, want %s:3:", err, in)
 	}
 	out, stderr, err := plumb(t, "", "score", "--keep-going", in, "--store", db)
-	if err != nil || strings.Count(out, "\n") != 3 || !strings.Contains(stderr, in+":3:") {
+	if err != nil || strings.Count(out, "\n") != 4 || !strings.Contains(stderr, in+":3:") {
 		t.Fatalf("--keep-going: %v, %d lines out, stderr %q", err, strings.Count(out, "\n"), stderr)
 	}
 	// A request the engine refuses is named by its position and field.

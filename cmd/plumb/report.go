@@ -85,6 +85,23 @@ func orDash(s string) string {
 }
 
 // writeReport writes report.json, report.md, reliability.png and reliability.svg into dir.
+// checkReportDir makes dir and checks that a file can be written in it, before a command does
+// its work: a fit must not store a version and then fail on its report.
+func checkReportDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--report-dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".plumb-check-*")
+	if err != nil {
+		return fmt.Errorf("--report-dir: %w", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 func writeReport(dir string, r *plumbv1.Report) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

@@ -11,6 +11,9 @@ import (
 // MaxLine is the longest line read (a request may carry 100 000 tokens).
 const MaxLine = 64 << 20
 
+// bom is the UTF-8 byte-order mark.
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
 // chunkSize is the size of the buffers a file is read in.
 const chunkSize = 1 << 20
 
@@ -165,6 +168,7 @@ func Stream[T any](ctx context.Context, r io.Reader, in *Input, outs []T,
 func readChunks(ctx context.Context, r io.Reader, bufs chan []byte, emit func([]byte, int) bool) error {
 	var carry []byte
 	line := 1
+	first := true
 	for {
 		var buf []byte
 		select {
@@ -191,12 +195,20 @@ func readChunks(ctx context.Context, r io.Reader, bufs chan []byte, emit func([]
 				return err
 			}
 		}
+		if first && (len(buf) >= len(bom) || eof) {
+			// A byte-order mark (editors on Windows write one) is not part of the first line.
+			first = false
+			if bytes.HasPrefix(buf, bom) {
+				buf = buf[:copy(buf, buf[len(bom):])]
+			}
+		}
 		cut := len(buf)
 		if !eof {
 			cut = bytes.LastIndexByte(buf, '\n') + 1
 		}
 		carry = append(carry[:0], buf[cut:]...)
 		if cut > 0 {
+			first = false
 			if !emit(buf[:cut], line) {
 				return nil
 			}

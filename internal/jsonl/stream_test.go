@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // numbered collects each line's number and text, as a worker would decode them; a line that
@@ -91,5 +93,45 @@ func TestStreamMergeError(t *testing.T) {
 		func(*Chunk[int]) error { return stop })
 	if !errors.Is(err, stop) {
 		t.Fatalf("got %v, want the merge's error", err)
+	}
+}
+
+// TestStreamByteOrderMark: a UTF-8 byte-order mark before the first line is dropped, also when
+// the reader hands it over a byte at a time; one elsewhere is left to the decoder.
+func TestStreamByteOrderMark(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"before the first line", "\uFEFFa\nb\n", []string{"1:a", "2:b"}},
+		{"a file of the mark alone", "\uFEFF", nil},
+		{"a short first line", "\uFEFFa", []string{"1:a"}},
+		{"on the second line", "a\n\uFEFFb\n", []string{"1:a", "2:\uFEFFb"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, oneByte := range []bool{false, true} {
+				var got []string
+				in := &Input{File: "f.jsonl"}
+				var r io.Reader = strings.NewReader(tc.text)
+				if oneByte {
+					r = iotest.OneByteReader(r)
+				}
+				err := Stream(context.Background(), r, in, make([][]string, InFlight()), func() func(*Chunk[[]string]) {
+					return func(c *Chunk[[]string]) {
+						c.Out = c.Out[:0]
+						c.Lines(in, func(line []byte, n int) error {
+							c.Out = append(c.Out, strconv.Itoa(n)+":"+string(line))
+							return nil
+						})
+					}
+				}, func(c *Chunk[[]string]) error {
+					got = append(got, c.Out...)
+					return nil
+				})
+				if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Fatalf("one byte at a time %v: %q, %v; want %q", oneByte, got, err, tc.want)
+				}
+			}
+		})
 	}
 }

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/plumbhq/plumb/client"
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+)
+
+// A plumb serve process, attacked from this one: what it holds is read from /proc.
+
+type served struct {
+	addr string
+	pid  int
+	log  *syncBuffer
+}
+
+// serve starts `plumb serve` on a free loopback port with a fresh store and extra flags; it is
+// stopped with SIGTERM when the test ends.
+func serve(t *testing.T, flags ...string) *served {
+	t.Helper()
+	bin := buildPlumb(t)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "plumb.db"), "--log-level", "warn"}, flags...)
+	cmd := exec.Command(bin, args...)
+	var log syncBuffer
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	return &served{addr: waitAddr(t, &log), pid: cmd.Process.Pid, log: &log}
+}
+
+// cpu returns the CPU time the process has used (user + system), from /proc/PID/stat.
+func (s *served) cpu(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses: utime and stime are the 12th and
+	// 13th, in clock ticks (100 a second on Linux).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// memory returns the process's resident set and its peak, in MiB, from /proc/PID/status.
+func (s *served) memory(t *testing.T) (rss, peak float64) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return rss, peak
+}
+
+// optionsRequest is a request of 10 wordings × 4 options with an id of idBytes bytes (echoed
+// in the response).
+func optionsRequest(idBytes int) *plumbv1.ScoreRequest {
+	r := &plumbv1.ScoreRequest{Id: strings.Repeat("q", idBytes)}
+	for w := range 10 {
+		p := &plumbv1.Paraphrase{}
+		for j, l := range []string{"A", "B", "C", "D"} {
+			p.Options = append(p.Options, &plumbv1.Option{Label: l, Logprob: -0.1 - float64(j) - 0.01*float64(w)})
+		}
+		r.Paraphrases = append(r.Paraphrases, p)
+	}
+	return r
+}
+
+// TestUnreadStreams: 400 ScoreStreams on 400 connections that send and never read (which used
+// to grow the server past 1.6 GB) leave the server under 400 MB; a good caller is answered
+// meanwhile; once --send-timeout passes, the server closes those connections.
+func TestUnreadStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("400 connections: not in -short")
+	}
+	s := serve(t, "--send-timeout", "8s")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const attackers = 400
+	req := optionsRequest(2000)
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	ended := make(chan error, attackers)
+	for range attackers {
+		c, err := client.Dial(s.addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		stream, err := c.Confidence.ScoreStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for {
+				if err := stream.Send(req); err != nil {
+					ended <- err
+					return
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	// Wait until the attackers are stuck: nothing more gets through for a second.
+	for last := int64(-1); sent.Load() != last; time.Sleep(time.Second) {
+		last = sent.Load()
+	}
+	rss, peak := s.memory(t)
+	t.Logf("%d requests sent on %d unread streams; server RSS %.0f MiB, peak %.0f MiB", sent.Load(), attackers, rss, peak)
+	if peak > 400 {
+		t.Errorf("server peak RSS %.0f MiB, want < 400", peak)
+	}
+	good, err := client.Dial(s.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	begin := time.Now()
+	if _, err := good.Score(ctx, optionsRequest(8)); err != nil {
+		t.Fatalf("a good caller during the attack: %v", err)
+	}
+	t.Logf("a good caller answered in %v", time.Since(begin).Round(time.Millisecond))
+	// The server closes the attackers' connections after --send-timeout.
+	for range attackers {
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			t.Fatalf("unread streams were not ended: %s", s.log.String())
+		}
+	}
+	wg.Wait()
+	logged := func() int { return strings.Count(s.log.String(), "left responses unread") }
+	for deadline := time.Now().Add(10 * time.Second); logged() < attackers && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := logged(); n != attackers {
+		t.Errorf("the server logged %d closed connections, want %d", n, attackers)
+	}
+	rss, _ = s.memory(t)
+	t.Logf("after the connections were closed: RSS %.0f MiB", rss)
+}
+
+// f1Request is the slowest request the caps allow: F1 equivalence over 1 000 distinct samples
+// of 500 words (about 0.9 s of CPU to score in full).
+func f1Request() *plumbv1.ScoreRequest {
+	rng := rand.New(rand.NewPCG(5, 6))
+	p := &plumbv1.Paraphrase{}
+	for i := range 1000 {
+		w := make([]string, 500)
+		for j := range w {
+			w[j] = "w" + strconv.Itoa(rng.IntN(5000))
+		}
+		p.Samples = append(p.Samples, &plumbv1.Sample{Text: "answer " + strconv.Itoa(i) + " " + strings.Join(w, " ")})
+	}
+	return &plumbv1.ScoreRequest{Paraphrases: []*plumbv1.Paraphrase{p}, Policy: &plumbv1.Policy{Equivalence: plumbv1.Equivalence_EQUIVALENCE_F1}}
+}
+
+// TestCancelStopsWork: the server stops scoring within 100 ms of a caller's deadline. The
+// slowest request the caps allow costs the server about 0.9 s of CPU in full; with a 100 ms
+// deadline it costs at most the deadline, the decoding, and 100 ms more. (Before, two requests
+// with 2 s deadlines kept the server busy for 2.5 minutes.)
+func TestCancelStopsWork(t *testing.T) {
+	s := serve(t)
+	c, err := client.Dial(s.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := f1Request()
+	// Warm up: the connection, and the first allocations of the server.
+	if _, err := c.Score(context.Background(), optionsRequest(8)); err != nil {
+		t.Fatal(err)
+	}
+	full := func() time.Duration {
+		before := s.cpu(t)
+		if _, err := c.Score(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		return s.cpu(t) - before
+	}()
+	before := s.cpu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = c.Score(ctx, req)
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("with a 100 ms deadline: %v, want DeadlineExceeded", err)
+	}
+	time.Sleep(1500 * time.Millisecond) // whatever the server still does, it does now
+	cut := s.cpu(t) - before
+	t.Logf("server CPU: %v for the whole request, %v with a 100 ms deadline", full, cut)
+	if full < 400*time.Millisecond {
+		t.Fatalf("the whole request took only %v of CPU: too light to show anything", full)
+	}
+	if cut > 300*time.Millisecond {
+		t.Errorf("the server used %v of CPU for a request with a 100 ms deadline, want ≤ 300 ms", cut)
+	}
+}
