@@ -8,7 +8,9 @@
 # of (a) at the same concurrency and prints the server's RSS after warm-up and at the end.
 #
 # Usage: bench/load.sh            (env: C=concurrency, default 16; N=requests per run, default
-#                                  20000; SOAK=soak seconds, default 60)
+#                                  20000; SOAK=soak seconds, default 60; STORE=the server's
+#                                  --store, default a fresh bbolt file: a postgres:// URL
+#                                  measures the PostgreSQL store)
 # The soak is a request count sized to last at least SOAK seconds at the faster of (a)'s rate and
 # a warm-up soak's, with 30 % to spare, topped up by further rounds in the rare case the machine
 # sped up so much that it ended early (ghz's -z ends by cancelling the calls in flight, which it
@@ -31,7 +33,8 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "
 trap cleanup EXIT
 
 # Per-call logging is off (--log-level warn): the run measures plumb and gRPC, not log I/O.
-"$BIN/plumb" serve --baseline --log-level warn --addr 127.0.0.1:0 --store "$work/plumb.db" 2> "$work/serve.log" &
+STORE="${STORE:-$work/plumb.db}"
+"$BIN/plumb" serve --baseline --log-level warn --addr 127.0.0.1:0 --store "$STORE" 2> "$work/serve.log" &
 pid=$!
 addr=""
 for _ in $(seq 1 100); do
@@ -42,7 +45,7 @@ done
 [ -n "$addr" ] || { cat "$work/serve.log"; exit 1; }
 
 echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3-), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "server: $addr (pid $pid); ghz $GHZ_VERSION, concurrency $C, $N requests per run"
+echo "server: $addr (pid $pid, store $(sed -n 's/.*(store \(.*\))$/\1/p' "$work/serve.log" | head -1)); ghz $GHZ_VERSION, concurrency $C, $N requests per run"
 
 # Fitted profiles, through the server.
 "$BIN/plumb" simulate --labeled --questions 3000 --seed 1 > "$work/opt.jsonl"

@@ -41,6 +41,9 @@ func TestFitterMatchesFit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := want.Check(); err != nil {
+				t.Fatalf("a fitted profile fails its own check: %v", err)
+			}
 			one, err := calibrate.NewFitter(nil)
 			if err != nil {
 				t.Fatal(err)

@@ -1,19 +1,28 @@
-// Package client is the Go client of plumb's gRPC API: dialling with keepalive, retries of
-// Unavailable on idempotent calls and default deadlines, typed helpers for Score, a pipelined
-// ScoreStream helper, and Fit and Evaluate from iterators of examples.
+// Package client is the Go client of plumb's gRPC API: dialling one server or several replicas
+// (round_robin over the healthy ones), keepalive, retries of Unavailable on idempotent calls,
+// default deadlines, typed helpers for Score, a pipelined ScoreStream helper that resumes a
+// stream whose server died, and Fit and Evaluate from iterators of examples.
 package client
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
+	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // client-side health checking, which healthCheckConfig asks for
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 )
@@ -28,11 +37,18 @@ type Options struct {
 	Timeout time.Duration
 	// MaxMessageBytes bounds messages both ways (default 16 MiB, the server's default).
 	MaxMessageBytes int
+	// OnResume, when not nil, is called with the error of each ScoreStream the client resumes
+	// on a new stream (to log it, or count it).
+	OnResume func(err error)
 }
 
-// retryPolicy retries Unavailable on the idempotent RPCs (Score and the read-only and
-// idempotent profile calls); Fit and the streams are not retried.
-const retryPolicy = `{
+// serviceConfig spreads calls over every address the target resolves to (round_robin), skips
+// servers whose health check (grpc.health.v1) does not say SERVING, and retries Unavailable on
+// the idempotent RPCs — Score and the profile calls but Fit and Evaluate — which round_robin
+// sends to the next server. Streams are resumed by ScoreConcurrent instead.
+const serviceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": "plumb.v1.ConfidenceService"},
   "methodConfig": [{
     "name": [
       {"service": "plumb.v1.ConfidenceService", "method": "Score"},
@@ -55,6 +71,7 @@ const retryPolicy = `{
 type Client struct {
 	conn       *grpc.ClientConn
 	timeout    time.Duration
+	onResume   func(error)
 	Confidence plumbv1.ConfidenceServiceClient
 	Profiles   plumbv1.ProfileServiceClient
 }
@@ -70,7 +87,10 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 
 func (b bearer) RequireTransportSecurity() bool { return b.secure }
 
-// Dial connects to addr (host:port). The connection is made lazily, on the first call.
+// Dial connects to a plumb server, or to several replicas of one: addr is host:port,
+// several host:port separated by commas, or any gRPC target ("dns:///plumb.ns.svc:50051"
+// resolves every address behind a name, as a Kubernetes headless Service gives them). Calls are
+// spread over the servers that report SERVING. Connections are made lazily, on the first call.
 func Dial(addr string, o *Options) (*Client, error) {
 	var opt Options
 	if o != nil {
@@ -89,19 +109,35 @@ func Dial(addr string, o *Options) (*Client, error) {
 	dopts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.WithDefaultServiceConfig(retryPolicy),
+		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(opt.MaxMessageBytes), grpc.MaxCallSendMsgSize(opt.MaxMessageBytes)),
 	}
 	if opt.Token != "" {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer{token: opt.Token, secure: opt.TLS != nil}))
 	}
-	conn, err := grpc.NewClient(addr, dopts...)
+	target := addr
+	if list := strings.Split(addr, ","); len(list) > 1 {
+		// A fixed list of replicas: a resolver of this connection's own that returns them all.
+		r := manual.NewBuilderWithScheme("plumb-replicas")
+		var st resolver.State
+		for _, a := range list {
+			if a = strings.TrimSpace(a); a == "" {
+				return nil, fmt.Errorf("client: an empty address in %q", addr)
+			}
+			st.Endpoints = append(st.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+		}
+		r.InitialState(st)
+		dopts = append(dopts, grpc.WithResolvers(r))
+		target = "plumb-replicas:///replicas"
+	}
+	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
 		return nil, err
 	}
 	return &Client{
 		conn:       conn,
 		timeout:    opt.Timeout,
+		onResume:   opt.OnResume,
 		Confidence: plumbv1.NewConfidenceServiceClient(conn),
 		Profiles:   plumbv1.NewProfileServiceClient(conn),
 	}, nil
@@ -129,40 +165,11 @@ func (c *Client) Score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.S
 
 // ScoreAll scores a sequence of requests over one ScoreStream, sending and receiving
 // concurrently, and yields the responses in request order. A refused request yields its
-// response with Error set; a failure of the stream itself ends the sequence with that error.
-// Breaking out of the loop cancels the stream.
+// response with Error set; a stream that fails with Unavailable is resumed (ScoreConcurrent);
+// any other failure ends the sequence with its error. Breaking out of the loop cancels the
+// stream.
 func (c *Client) ScoreAll(ctx context.Context, reqs iter.Seq[*plumbv1.ScoreRequest]) iter.Seq2[*plumbv1.ScoreResponse, error] {
-	return func(yield func(*plumbv1.ScoreResponse, error) bool) {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		stream, err := c.Confidence.ScoreStream(ctx)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		sendErr := make(chan error, 1)
-		go func() {
-			for r := range reqs {
-				if err := stream.Send(r); err != nil {
-					sendErr <- err // the receive side sees the status
-					return
-				}
-			}
-			sendErr <- stream.CloseSend()
-		}()
-		for {
-			resp, err := stream.Recv()
-			if err == io.EOF {
-				if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
-					yield(nil, err)
-				}
-				return
-			}
-			if !yield(resp, err) || err != nil {
-				return
-			}
-		}
-	}
+	return c.ScoreConcurrent(ctx, reqs, 1, 1)
 }
 
 // Fit streams cfg and then every example to ProfileService.Fit. An error from examples stops
@@ -218,6 +225,7 @@ func sendLabeled[Req, Resp any](stream grpc.ClientStreamingClient[Req, Resp], fi
 type scoreJob struct {
 	reqs  []*plumbv1.ScoreRequest
 	resps []*plumbv1.ScoreResponse
+	got   int // responses received
 	err   error
 	done  chan struct{}
 }
@@ -225,11 +233,14 @@ type scoreJob struct {
 // ScoreConcurrent scores reqs over `streams` concurrent ScoreStream calls, in batches of
 // `batch` requests dealt to the streams in turn, and yields the responses in request order
 // (each stream answers in order, so a batch's responses are its next len(batch) messages). A
-// refused request yields its response with Error set; a failed stream ends the sequence with its
-// error. Breaking out of the loop cancels every stream. streams and batch below 1 mean 1 and 256.
+// refused request yields its response with Error set. A stream that fails with Unavailable (its
+// server died, say) is resumed on a new stream, which the balancer puts on another server when
+// there is one, with the requests not yet answered; after MaxResumes in a row, or on any other
+// failure, the sequence ends with the error. Breaking out of the loop cancels every stream.
+// streams below 1 means 1, batch below 1 means 256.
 func (c *Client) ScoreConcurrent(ctx context.Context, reqs iter.Seq[*plumbv1.ScoreRequest], streams, batch int) iter.Seq2[*plumbv1.ScoreResponse, error] {
-	streams, batch = max(streams, 1), max(batch, 1)
-	if batch == 1 && streams == 1 {
+	streams = max(streams, 1)
+	if batch < 1 {
 		batch = 256
 	}
 	return func(yield func(*plumbv1.ScoreResponse, error) bool) {
@@ -295,49 +306,203 @@ func (c *Client) ScoreConcurrent(ctx context.Context, reqs iter.Seq[*plumbv1.Sco
 	}
 }
 
-// scoreWorker runs one ScoreStream: it sends each job's requests as they come, and a receiver
-// (the only caller of Recv) fills the job's responses in order.
-func (c *Client) scoreWorker(ctx context.Context, jobs <-chan *scoreJob) {
-	stream, openErr := c.Confidence.ScoreStream(ctx)
-	inflight := make(chan *scoreJob, 4)
-	go func() {
-		var broken error
-		for j := range inflight {
-			switch {
-			case j.err != nil: // the stream never opened
-			case broken != nil:
-				j.err = broken
-			default:
-				j.resps = make([]*plumbv1.ScoreResponse, len(j.reqs))
-				for k := range j.reqs {
-					if j.resps[k], j.err = stream.Recv(); j.err != nil {
-						if j.err == io.EOF {
-							j.err = errors.New("client: ScoreStream ended before answering every request")
-						}
-						broken = j.err
-						break
-					}
-				}
-			}
+// MaxResumes is how many times in a row a ScoreStream that failed with Unavailable is resumed
+// on a new stream before the failure is returned.
+const MaxResumes = 5
+
+// jobQueue holds a worker's jobs sent and not yet wholly answered, oldest first.
+type jobQueue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	jobs   []*scoreJob
+	closed bool
+	popped chan struct{} // a job was answered in full
+}
+
+func newJobQueue() *jobQueue {
+	q := &jobQueue{popped: make(chan struct{}, 1)}
+	q.cond.L = &q.mu
+	return q
+}
+
+func (q *jobQueue) push(j *scoreJob) {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// front waits for the oldest job and returns it, or nil once the queue is closed.
+func (q *jobQueue) front() *scoreJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.jobs) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return nil
+	}
+	return q.jobs[0]
+}
+
+func (q *jobQueue) pop() {
+	q.mu.Lock()
+	q.jobs = q.jobs[1:]
+	q.mu.Unlock()
+	select {
+	case q.popped <- struct{}{}:
+	default:
+	}
+}
+
+func (q *jobQueue) snapshot() []*scoreJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]*scoreJob(nil), q.jobs...)
+}
+
+func (q *jobQueue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.jobs) == 0
+}
+
+// close wakes the receiver for good, failing the jobs left with err (when not nil).
+func (q *jobQueue) close(err error) {
+	q.mu.Lock()
+	jobs := q.jobs
+	q.jobs, q.closed = nil, true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+	for _, j := range jobs {
+		if err != nil {
+			j.err = err
 			close(j.done)
 		}
-	}()
-	defer close(inflight)
-	sendOK := openErr == nil
-	for j := range jobs {
-		if openErr != nil {
-			j.err = openErr
-		}
-		for _, r := range j.reqs {
-			if !sendOK {
-				break
-			}
-			// A failed Send means the stream is broken; the receiver gets its status.
-			sendOK = stream.Send(r) == nil
-		}
-		inflight <- j
 	}
-	if sendOK {
-		stream.CloseSend()
+}
+
+// streamRun is one ScoreStream of a worker and its receiver.
+type streamRun struct {
+	stream grpc.BidiStreamingClient[plumbv1.ScoreRequest, plumbv1.ScoreResponse]
+	dead   chan struct{} // closed when the receiver stops
+	err    error         // why it stopped (nil: the queue was closed)
+}
+
+// receive fills the oldest job's responses from the stream, in order, until the stream fails
+// or the queue is closed.
+func (r *streamRun) receive(q *jobQueue) {
+	defer close(r.dead)
+	for {
+		j := q.front()
+		if j == nil {
+			return
+		}
+		resp, err := r.stream.Recv()
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("client: ScoreStream ended before answering every request")
+			}
+			r.err = err
+			return
+		}
+		j.resps[j.got] = resp
+		j.got++
+		if j.got == len(j.reqs) {
+			q.pop()
+			close(j.done)
+		}
+	}
+}
+
+// openRun opens a ScoreStream, sends the unanswered requests of the queued jobs on it and
+// starts its receiver.
+func (c *Client) openRun(ctx context.Context, q *jobQueue) (*streamRun, error) {
+	stream, err := c.Confidence.ScoreStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &streamRun{stream: stream, dead: make(chan struct{})}
+	for _, j := range q.snapshot() {
+		for _, req := range j.reqs[j.got:] {
+			if stream.Send(req) != nil {
+				break // the receiver gets the status
+			}
+		}
+	}
+	go r.receive(q)
+	return r, nil
+}
+
+// scoreWorker runs the jobs dealt to one stream: it sends each job's requests as they come
+// while the run's receiver fills their responses, and resumes a stream that fails with
+// Unavailable on a new one, resending what was not answered.
+func (c *Client) scoreWorker(ctx context.Context, jobs <-chan *scoreJob) {
+	q := newJobQueue()
+	var run *streamRun
+	var failed error
+	resumes := 0
+	more := jobs
+	// reopen opens a new run after err (nil at the start), retrying Unavailable with a growing
+	// pause; when it cannot, the jobs queued and every later one fail with the error.
+	reopen := func(err error) {
+		for err == nil || status.Code(err) == codes.Unavailable && resumes < MaxResumes && ctx.Err() == nil {
+			if err != nil {
+				resumes++
+				if c.onResume != nil {
+					c.onResume(err)
+				}
+				select {
+				case <-time.After(time.Duration(resumes*resumes) * 20 * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+			if run, err = c.openRun(ctx, q); err == nil {
+				if more == nil {
+					run.stream.CloseSend()
+				}
+				return
+			}
+		}
+		run, failed = nil, err
+		q.close(err)
+		q = newJobQueue()
+	}
+	reopen(nil)
+	for {
+		if more == nil && q.empty() {
+			q.close(nil)
+			return
+		}
+		var dead <-chan struct{}
+		if run != nil {
+			dead = run.dead
+		}
+		select {
+		case j, ok := <-more:
+			if !ok {
+				more = nil
+				if run != nil {
+					run.stream.CloseSend()
+				}
+				continue
+			}
+			if failed != nil {
+				j.err = failed
+				close(j.done)
+				continue
+			}
+			j.resps = make([]*plumbv1.ScoreResponse, len(j.reqs))
+			q.push(j)
+			for _, r := range j.reqs {
+				if run.stream.Send(r) != nil {
+					break // the receiver gets the status
+				}
+			}
+		case <-q.popped:
+			resumes = 0 // progress: the stream works
+		case <-dead:
+			reopen(run.err)
+		}
 	}
 }

@@ -186,7 +186,7 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 	healthpb.RegisterHealthServer(srv.grpc, srv.health)
 	reflection.Register(srv.grpc)
 	srv.metrics.InitializeMetrics(srv.grpc)
-	for _, name := range []string{"", plumbv1.ConfidenceService_ServiceDesc.ServiceName, plumbv1.ProfileService_ServiceDesc.ServiceName} {
+	for _, name := range append(served, Liveness) {
 		srv.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	return srv, nil
@@ -263,6 +263,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	l := newListener(lis, s.cfg.MaxConnections)
 	s.lis.Store(l)
 	lis = l
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go s.svc.Watch(wctx)
+	go s.reportHealth(wctx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	select {
@@ -275,6 +279,50 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return err // nil after a graceful stop
 	}
 	return nil // stopped before Serve began
+}
+
+// Liveness is the health service that is SERVING as long as the process answers (until it
+// shuts down): what a liveness probe should check, so that a database outage, which makes the
+// other services NOT_SERVING when nothing is cached, restarts nothing.
+const Liveness = "liveness"
+
+// served are the health services that say whether the server can serve: the server as a whole
+// ("") and each of its services.
+var served = []string{"", plumbv1.ConfidenceService_ServiceDesc.ServiceName, plumbv1.ProfileService_ServiceDesc.ServiceName}
+
+// healthEvery is how often the server checks that it can serve.
+const healthEvery = time.Second
+
+// reportHealth sets the health of every service, every second until ctx is done: SERVING while
+// the store answers or, when it does not, while the cache holds profiles to serve.
+func (s *Server) reportHealth(ctx context.Context) {
+	t := time.NewTicker(healthEvery)
+	defer t.Stop()
+	serving := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, healthEvery)
+		now := s.svc.Serving(pctx)
+		cancel()
+		if now == serving || ctx.Err() != nil {
+			continue
+		}
+		serving = now
+		st := healthpb.HealthCheckResponse_SERVING
+		if !now {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+			s.cfg.Logger.Warn("NOT_SERVING: the store cannot be reached and no profile is cached")
+		} else {
+			s.cfg.Logger.Info("SERVING again")
+		}
+		for _, name := range served {
+			s.health.SetServingStatus(name, st)
+		}
+	}
 }
 
 // Shutdown marks every service NOT_SERVING, then stops gracefully, forcing a stop after the
@@ -495,5 +543,11 @@ func (s *Server) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfile
 // DeleteProfile implements ProfileService.DeleteProfile.
 func (s *Server) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
 	resp, err := s.svc.DeleteProfile(ctx, r)
+	return resp, service.Status(err)
+}
+
+// ImportProfile implements ProfileService.ImportProfile.
+func (s *Server) ImportProfile(ctx context.Context, r *plumbv1.ImportProfileRequest) (*plumbv1.ImportProfileResponse, error) {
+	resp, err := s.svc.ImportProfile(ctx, r)
 	return resp, service.Status(err)
 }

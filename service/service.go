@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -33,31 +32,10 @@ type Service struct {
 	store store.Store
 	now   func() time.Time
 
-	mu     sync.Mutex
-	cache  map[profileKey]*calibrate.Profile // immutable versions
-	active map[string]activeEntry
+	cache profileCache
 	// maxStreamBytes caps the memory one Fit or Evaluate holds for its examples (0: no cap).
 	maxStreamBytes int64
-
-	// gen counts the changes to each name (fits, activations, deletions): a profile read from
-	// the store is cached only if its name did not change while it was read, so that a version
-	// deleted meanwhile cannot come back into the cache.
-	gen map[string]uint64
 }
-
-type profileKey struct {
-	name    string
-	version int64
-}
-
-type activeEntry struct {
-	version int64
-	checked time.Time
-}
-
-// activeTTL bounds how long a cached active version is trusted when another process may have
-// activated another one on the same store.
-const activeTTL = time.Second
 
 // An Option configures a Service.
 type Option func(*Service)
@@ -69,8 +47,8 @@ func MaxStreamBytes(n int64) Option { return func(s *Service) { s.maxStreamBytes
 
 // New returns a Service over st.
 func New(st store.Store, opts ...Option) *Service {
-	s := &Service{store: st, now: time.Now, cache: map[profileKey]*calibrate.Profile{}, active: map[string]activeEntry{},
-		gen: map[string]uint64{}}
+	s := &Service{store: st, now: time.Now}
+	s.cache.init()
 	for _, o := range opts {
 		o(s)
 	}
@@ -87,52 +65,6 @@ func (s *Service) held(what string, examples int, bytes int64) error {
 	return nil
 }
 
-// Profile returns the engine's profile name@version (0: the active one). The name "default"
-// without a stored profile is the built-in uncalibrated one.
-func (s *Service) Profile(ctx context.Context, name string, version int64) (*calibrate.Profile, error) {
-	if name == "" {
-		name = DefaultProfile
-	}
-	s.mu.Lock()
-	gen := s.gen[name]
-	if version == 0 {
-		if a, ok := s.active[name]; ok && s.now().Sub(a.checked) < activeTTL {
-			version = a.version
-		}
-	}
-	if version != 0 {
-		if p, ok := s.cache[profileKey{name, version}]; ok {
-			s.mu.Unlock()
-			return p, nil
-		}
-	}
-	s.mu.Unlock()
-	if err := checkName("profile", name); err != nil {
-		return nil, err
-	}
-	rec, err := s.store.Get(ctx, name, version)
-	if errors.Is(err, store.ErrNotFound) && name == DefaultProfile && version == 0 {
-		return calibrate.Default(), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	m, err := decodeProfile(rec)
-	if err != nil {
-		return nil, err
-	}
-	p := ProfileFromProto(m)
-	s.mu.Lock()
-	if s.gen[name] == gen {
-		s.cache[profileKey{name, rec.Version}] = p
-		if rec.Active {
-			s.active[name] = activeEntry{version: rec.Version, checked: s.now()}
-		}
-	}
-	s.mu.Unlock()
-	return p, nil
-}
-
 // decodeProfile decodes a stored version; the store's record says which version it is and
 // whether it is active.
 func decodeProfile(rec store.Record) (*plumbv1.Profile, error) {
@@ -143,14 +75,6 @@ func decodeProfile(rec store.Record) (*plumbv1.Profile, error) {
 	}
 	m.Version, m.Active = rec.Version, rec.Active
 	return &m, nil
-}
-
-// forget drops what the cache knows of name's active version, and marks the name changed.
-func (s *Service) forget(name string) {
-	s.mu.Lock()
-	delete(s.active, name)
-	s.gen[name]++
-	s.mu.Unlock()
 }
 
 // Score scores one request.
@@ -313,7 +237,7 @@ func (f *Fitting) Run(ctx context.Context) (*plumbv1.FitResponse, error) {
 	if cfg.GetDryRun() {
 		return resp, nil
 	}
-	data, err := proto.Marshal(msg)
+	data, err := encodeProfile(msg)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +245,7 @@ func (f *Fitting) Run(ctx context.Context) (*plumbv1.FitResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.forget(f.name)
+	s.changed(store.Change{Name: f.name})
 	msg.Version, msg.Active = rec.Version, rec.Active
 	resp.Report.Profile.Version = rec.Version
 	if msg.Report != nil {
@@ -475,7 +399,7 @@ func (s *Service) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfil
 	if err != nil {
 		return nil, err
 	}
-	s.forget(r.GetName())
+	s.changed(store.Change{Name: r.GetName()})
 	m, err := profileMessage(rec, false)
 	if err != nil {
 		return nil, err
@@ -492,14 +416,6 @@ func (s *Service) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileReq
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	delete(s.active, r.GetName())
-	s.gen[r.GetName()]++
-	for k := range s.cache {
-		if k.name == r.GetName() && (r.GetVersion() == 0 || k.version == r.GetVersion()) {
-			delete(s.cache, k)
-		}
-	}
-	s.mu.Unlock()
+	s.deleted(r.GetName(), r.GetVersion())
 	return &plumbv1.DeleteProfileResponse{Deleted: int32(n)}, nil
 }

@@ -46,6 +46,8 @@ func Status(err error) error {
 		return st.Err()
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrReadOnly):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrActive):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrBadName):

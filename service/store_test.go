@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -158,5 +159,50 @@ func TestLongNames(t *testing.T) {
 				t.Fatalf("field %q, want %q", ItemError(st.Err()).GetField(), tc.field)
 			}
 		})
+	}
+}
+
+// TestImportChecks: an imported profile is checked as the engine would use it, naming the
+// field; nothing is stored for a refused one.
+func TestImportChecks(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := New(st)
+	good := calibrate.Default()
+	good.Name, good.Calibrated = "p", true
+	for _, tc := range []struct {
+		field string
+		bad   func(m *plumbv1.Profile)
+	}{
+		{"profile.alpha", func(m *plumbv1.Profile) { m.Alpha = 1.5 }},
+		{"profile.temperature", func(m *plumbv1.Profile) { m.Temperature = []float64{0, 1, 2} }},
+		{"profile.confidence_map", func(m *plumbv1.Profile) { m.ConfidenceMap = []float64{math.NaN(), 1} }},
+		{"profile.lambda", func(m *plumbv1.Profile) { m.Lambda = -0.1 }},
+		{"profile.quantile", func(m *plumbv1.Profile) { m.Quantile = math.NaN() }},
+		{"profile.risk_curve[0]", func(m *plumbv1.Profile) {
+			m.RiskCurve = []*plumbv1.RiskPoint{{Lambda: 0.5, Answered: 3, Errors: 4}}
+		}},
+		{"profile.name", func(m *plumbv1.Profile) { m.Name = "" }},
+		{"profile.calibrated", func(m *plumbv1.Profile) { m.Calibrated = false }},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			m := ProfileToProto(good, nil)
+			tc.bad(m)
+			_, err := svc.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: m})
+			if st, _ := status.FromError(Status(err)); st.Code() != codes.InvalidArgument || ItemError(err).GetField() != tc.field {
+				t.Fatalf("%v, want InvalidArgument on %s", err, tc.field)
+			}
+		})
+	}
+	if l, _ := st.List(ctx, ""); len(l) != 0 {
+		t.Fatalf("refused imports stored %d versions", len(l))
+	}
+	resp, err := svc.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: ProfileToProto(good, nil), Name: "q"})
+	if err != nil || resp.GetProfile().GetName() != "q" || resp.GetProfile().GetVersion() != 1 {
+		t.Fatalf("a good import: %v, %v", resp, err)
 	}
 }

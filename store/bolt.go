@@ -20,7 +20,8 @@ import (
 // holding a key "active" (the active version, 8 bytes big-endian) and a nested bucket
 // "versions" of version (8 bytes big-endian) → created time (8 bytes, Unix nanoseconds) + data.
 type Bolt struct {
-	db *bolt.DB
+	db   *bolt.DB
+	path string
 }
 
 var _ Store = (*Bolt)(nil)
@@ -54,7 +55,7 @@ func Open(path string, timeout time.Duration) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %s is not a readable plumb store (%v): restore it from a backup, or give another path", path, err)
 	}
-	b := &Bolt{db: db}
+	b := &Bolt{db: db, path: path}
 	if err := b.check(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s is damaged (%v): restore it from a backup, or give another path", path, err)
@@ -79,6 +80,12 @@ func (b *Bolt) check() (err error) {
 
 // Close closes the file.
 func (b *Bolt) Close() error { return b.db.Close() }
+
+// Path returns the file's path.
+func (b *Bolt) Path() string { return b.path }
+
+// Ping reports nil: an open file is reachable.
+func (b *Bolt) Ping(context.Context) error { return nil }
 
 // view and update run a transaction, turning what a damaged file makes bbolt do (panic) and
 // what a failing disk makes a write do into the store's errors, without paths or panic text;
@@ -187,6 +194,9 @@ func activeOf(nb *bolt.Bucket) int64 {
 
 // Get returns a version of name (0: the active one).
 func (b *Bolt) Get(_ context.Context, name string, version int64) (Record, error) {
+	if err := CheckName(name); err != nil {
+		return Record{}, err
+	}
 	var rec Record
 	err := b.view(func(tx *bolt.Tx) error {
 		nb := tx.Bucket([]byte(name))
@@ -243,6 +253,9 @@ func (b *Bolt) List(_ context.Context, name string) ([]Record, error) {
 
 // Activate makes version the active one of name.
 func (b *Bolt) Activate(_ context.Context, name string, version int64) (Record, error) {
+	if err := CheckName(name); err != nil {
+		return Record{}, err
+	}
 	var rec Record
 	err := b.update(func(tx *bolt.Tx) error {
 		nb := tx.Bucket([]byte(name))
@@ -268,6 +281,9 @@ func (b *Bolt) Activate(_ context.Context, name string, version int64) (Record, 
 
 // Delete deletes one version, or all of name's when version is 0.
 func (b *Bolt) Delete(_ context.Context, name string, version int64) (int, error) {
+	if err := CheckName(name); err != nil {
+		return 0, err
+	}
 	var n int
 	err := b.update(func(tx *bolt.Tx) error {
 		nb := tx.Bucket([]byte(name))

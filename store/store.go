@@ -1,6 +1,8 @@
 // Package store persists calibration profiles: immutable numbered versions per name, one of
-// them active, behind the Store interface. Open returns the embedded bbolt implementation, whose
-// every change is one transaction, so a crash or a failed fit leaves the file as it was.
+// them active, behind the Store interface. Open returns the embedded bbolt implementation, one
+// process's file; OpenPostgres the PostgreSQL one, which several replicas share and which tells
+// each of the others' changes (Notifier). Every change is one transaction in both, so a crash or
+// a failed fit leaves the store as it was. The conformance suite in storetest runs on both.
 //
 // The store keeps profiles as opaque bytes (the server writes protobuf-encoded plumb.v1.Profile
 // messages); it knows names, versions and which version is active.
@@ -73,6 +75,32 @@ type Store interface {
 	// Delete deletes one version (ErrActive if it is the active one), or every version of name
 	// when version is 0, and returns how many it deleted.
 	Delete(ctx context.Context, name string, version int64) (int, error)
+	// Ping reports whether the store can be reached (a database's may not be).
+	Ping(ctx context.Context) error
 	// Close releases the store.
 	Close() error
+}
+
+// Change says that a profile name's versions changed in the store — a put, an activation or a
+// deletion — possibly by another process. A Change with no name means that anything may have
+// changed (changes went unheard).
+type Change struct {
+	Name string
+}
+
+// Notifier is a Store that several processes share and that tells each of the changes the
+// others make.
+type Notifier interface {
+	Store
+	// Watch calls f with every change, on one goroutine, until ctx is done.
+	Watch(ctx context.Context, f func(Change))
+}
+
+// OpenAny opens the store a --store value names: a PostgreSQL database for a postgres:// URL,
+// else a bbolt file.
+func OpenAny(ctx context.Context, spec string, pg PostgresConfig) (Store, error) {
+	if IsPostgres(spec) {
+		return OpenPostgres(ctx, spec, pg)
+	}
+	return Open(spec, 0)
 }

@@ -26,23 +26,29 @@ import (
 type served struct {
 	addr string
 	pid  int
+	proc *os.Process
 	log  *syncBuffer
 }
 
-// serve starts `plumb serve` on a free loopback port with a fresh store and extra flags; it is
-// stopped with SIGTERM when the test ends.
+// serve starts `plumb serve` on a free loopback port with a fresh store file and extra flags;
+// it is stopped with SIGTERM when the test ends.
 func serve(t *testing.T, flags ...string) *served {
 	t.Helper()
+	return serveArgs(t, append([]string{"--store", filepath.Join(t.TempDir(), "plumb.db")}, flags...)...)
+}
+
+// serveArgs starts `plumb serve` on a free loopback port with these flags only.
+func serveArgs(t *testing.T, flags ...string) *served {
+	t.Helper()
 	bin := buildPlumb(t)
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "plumb.db"), "--log-level", "warn"}, flags...)
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, flags...)...)
 	var log syncBuffer
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	return &served{addr: waitAddr(t, &log), pid: cmd.Process.Pid, log: &log}
+	return &served{addr: waitAddr(t, &log), pid: cmd.Process.Pid, proc: cmd.Process, log: &log}
 }
 
 // cpu returns the CPU time the process has used (user + system), from /proc/PID/stat.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/plumbhq/plumb/client"
@@ -33,6 +34,7 @@ type profileAPI interface {
 	ListProfiles(context.Context, *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error)
 	ActivateProfile(context.Context, *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error)
 	DeleteProfile(context.Context, *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error)
+	ImportProfile(context.Context, *plumbv1.ImportProfileRequest) (*plumbv1.ImportProfileResponse, error)
 }
 
 // target holds the flags that choose a backend.
@@ -43,7 +45,7 @@ type target struct {
 
 func (t *target) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.server, "server", "", "address of a plumb server (host:port); empty works in-process on --store")
-	fs.StringVar(&t.store, "store", envOr("PLUMB_STORE", "plumb.db"), "profile store file for in-process work ($PLUMB_STORE)")
+	fs.StringVar(&t.store, "store", envOr("PLUMB_STORE", "plumb.db"), "profile store for in-process work: a bbolt file or a postgres:// URL ($PLUMB_STORE)")
 	fs.StringVar(&t.token, "token", os.Getenv("PLUMB_TOKEN"), "bearer token for --server ($PLUMB_TOKEN)")
 	fs.IntVar(&t.streams, "streams", 2, "concurrent ScoreStream calls with --server")
 }
@@ -63,7 +65,7 @@ func (t *target) open() (backend, error) {
 		}
 		return &remote{c: c, streams: t.streams}, nil
 	}
-	st, err := store.Open(t.store, 0)
+	st, err := store.OpenAny(context.Background(), t.store, store.PostgresConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -106,20 +108,31 @@ func (p remoteProfiles) ActivateProfile(ctx context.Context, q *plumbv1.Activate
 	return p.c.ActivateProfile(ctx, q)
 }
 
+func (p remoteProfiles) ImportProfile(ctx context.Context, q *plumbv1.ImportProfileRequest) (*plumbv1.ImportProfileResponse, error) {
+	return p.c.ImportProfile(ctx, q)
+}
+
 func (p remoteProfiles) DeleteProfile(ctx context.Context, q *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
 	return p.c.DeleteProfile(ctx, q)
 }
 
-// profileArg reads NAME and optional VERSION positional arguments.
+// profileArg reads NAME and an optional VERSION: NAME VERSION or NAME@VERSION.
 func profileArg(args []string) (string, int64, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return "", 0, fmt.Errorf("a profile name is required")
 	}
+	name, ver := args[0], ""
+	if n, v, ok := strings.Cut(name, "@"); ok {
+		name, ver = n, v
+	} else if len(args) > 1 {
+		ver = args[1]
+	}
 	var v int64
-	if len(args) > 1 {
-		if _, err := fmt.Sscan(args[1], &v); err != nil || v < 0 {
-			return "", 0, fmt.Errorf("version %q: want a whole number", args[1])
+	if ver != "" {
+		var err error
+		if v, err = strconv.ParseInt(ver, 10, 64); err != nil || v < 0 {
+			return "", 0, fmt.Errorf("version %q: want a whole number", ver)
 		}
 	}
-	return args[0], v, nil
+	return name, v, nil
 }

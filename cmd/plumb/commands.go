@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/term"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -54,7 +56,12 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 func cmdServe(ctx context.Context, args []string, io ios) error {
 	fs := newFlags("serve", io)
 	addr := fs.String("addr", "localhost:50051", "listen address (port 0 picks a free port)")
-	storePath := fs.String("store", envOr("PLUMB_STORE", "plumb.db"), "profile store file ($PLUMB_STORE)")
+	storePath := fs.String("store", envOr("PLUMB_STORE", "plumb.db"), "profile store: a bbolt file, or a postgres:// URL that several replicas share ($PLUMB_STORE)")
+	var profileFiles files
+	fs.Var(&profileFiles, "profile-file", "serve this exported profile (repeatable), read-only, with no store")
+	pgConns := fs.Int("pg-max-conns", 8, "with a postgres:// store: connections in the pool")
+	pgConnect := fs.Duration("pg-connect-timeout", 5*time.Second, "with a postgres:// store: how long to wait for a connection to open")
+	pgTimeout := fs.Duration("pg-timeout", 5*time.Second, "with a postgres:// store: how long one store operation may take")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (e.g. localhost:9090)")
 	tokens := fs.String("auth-tokens", "", "file of accepted bearer tokens, a line each: \"score TOKEN\" or \"admin TOKEN\"; none means no auth")
 	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
@@ -82,6 +89,7 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 	}{
 		{"--max-message-bytes", *maxMsg > 0}, {"--max-connections", *maxConns > 0}, {"--max-streams", *maxStreams > 0 && *maxStreams <= 1<<20},
 		{"--send-timeout", *sendTimeout > 0}, {"--max-stream-bytes", *maxStreamBytes >= 0}, {"--shutdown-grace", *grace >= 0}, {"--rate-limit", *rateLimit >= 0},
+		{"--pg-max-conns", *pgConns > 0 && *pgConns <= 10000}, {"--pg-connect-timeout", *pgConnect > 0}, {"--pg-timeout", *pgTimeout > 0},
 	} {
 		if !f.ok {
 			return fmt.Errorf("%s %s: out of range", f.name, fs.Lookup(strings.TrimPrefix(f.name, "--")).Value)
@@ -119,9 +127,24 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	defer lis.Close()
-	st, err := store.Open(*storePath, 0)
-	if err != nil {
-		return err
+	var st store.Store
+	storeName := store.Redact(*storePath)
+	if len(profileFiles) > 0 {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "store" })
+		if explicit {
+			return fmt.Errorf("--profile-file serves profiles with no store: give --store or --profile-file, not both")
+		}
+		ro, err := service.ReadProfileFiles(profileFiles)
+		if err != nil {
+			return err
+		}
+		st, storeName = ro, fmt.Sprintf("%d profile files, read-only", len(profileFiles))
+	} else {
+		var err error
+		if st, err = store.OpenAny(ctx, *storePath, store.PostgresConfig{MaxConns: int32(*pgConns), ConnectTimeout: *pgConnect, Timeout: *pgTimeout}); err != nil {
+			return err
+		}
 	}
 	defer st.Close()
 	srv, err := server.New(service.New(st, service.MaxStreamBytes(*maxStreamBytes)), cfg)
@@ -140,8 +163,18 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 		defer hs.Close()
 		fmt.Fprintf(io.err, "plumb: metrics on http://%s/metrics\n", ml.Addr())
 	}
-	fmt.Fprintf(io.err, "plumb: serving on %s (store %s)\n", lis.Addr(), *storePath)
+	fmt.Fprintf(io.err, "plumb: serving on %s (store %s)\n", lis.Addr(), storeName)
 	return srv.Serve(ctx, lis)
+}
+
+// files is a repeatable flag of file names.
+type files []string
+
+func (f *files) String() string { return strings.Join(*f, ",") }
+
+func (f *files) Set(v string) error {
+	*f = append(*f, v)
+	return nil
 }
 
 func cmdScore(ctx context.Context, args []string, io ios) error {
@@ -392,13 +425,15 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 	fs := newFlags("profiles", io)
 	var t target
 	t.register(fs)
-	jsonOut := fs.Bool("json", false, "print protojson")
+	jsonOut := fs.Bool("json", false, "print protojson (export: write the profile as protojson instead of binary protobuf)")
+	importName := fs.String("name", "", "import: store the profile under this name instead of its own")
+	activate := fs.Bool("activate", false, "import: make the imported version active (a name's first version always is)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		fmt.Fprintln(io.err, "plumb profiles: list, get NAME [VERSION], activate NAME VERSION or delete NAME [VERSION]")
+		fmt.Fprintln(io.err, "plumb profiles: list, get NAME[@VERSION], export NAME[@VERSION], import FILE, activate NAME VERSION or delete NAME [VERSION]")
 		return errUsage
 	}
 	b, err := t.open()
@@ -441,6 +476,52 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 				p.GetAlpha(), p.GetLambda())
 		}
 		return tw.Flush()
+	case "export":
+		name, v, err := profileArg(pos[1:])
+		if err != nil {
+			return err
+		}
+		resp, err := api.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: name, Version: v})
+		if err != nil {
+			return errors.New(service.Describe(err))
+		}
+		if !resp.GetProfile().GetCalibrated() {
+			return fmt.Errorf("export: %s is the built-in default, not a stored profile", name)
+		}
+		if *jsonOut {
+			return printJSON(io, resp.GetProfile())
+		}
+		if f, ok := io.out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return fmt.Errorf("export: the profile is binary protobuf: redirect it to a file (> %s.binpb), or give --json", name)
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(resp.GetProfile())
+		if err != nil {
+			return err
+		}
+		_, err = io.out.Write(b)
+		return err
+	case "import":
+		if len(pos) != 2 {
+			return fmt.Errorf("import: one file is required (plumb profiles import FILE [--name NAME] [--activate])")
+		}
+		b, err := os.ReadFile(pos[1])
+		if err != nil {
+			return err
+		}
+		m, err := service.DecodeProfileFile(b)
+		if err != nil {
+			return fmt.Errorf("%s: %s", pos[1], service.Describe(err))
+		}
+		resp, err := api.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: m, Name: *importName, Activate: *activate})
+		if err != nil {
+			return errors.New(service.Describe(err))
+		}
+		if *jsonOut {
+			return printJSON(io, resp)
+		}
+		p := resp.GetProfile()
+		fmt.Fprintf(io.out, "imported %s as profile %s version %d (active: %v)\n", pos[1], p.GetName(), p.GetVersion(), p.GetActive())
+		return nil
 	case "get":
 		name, v, err := profileArg(pos[1:])
 		if err != nil {
@@ -483,7 +564,7 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 		fmt.Fprintf(io.out, "deleted %d version(s) of %s\n", resp.GetDeleted(), name)
 		return nil
 	}
-	return fmt.Errorf("profiles: unknown subcommand %q (list, get, activate, delete)", pos[0])
+	return fmt.Errorf("profiles: unknown subcommand %q (list, get, export, import, activate, delete)", pos[0])
 }
 
 // indented writes every field, zeros included (a q̂ or λ of 0 is a value, not an absence);

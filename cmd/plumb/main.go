@@ -19,18 +19,24 @@ const usage = `plumb: how far to trust an LLM's answer.
 
 Usage:
   plumb demo     [--report-dir DIR] [--questions N]
-  plumb serve    [--addr localhost:50051] [--store plumb.db] [--metrics-addr ADDR]
-                 [--auth-tokens FILE] [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
+  plumb serve    [--addr localhost:50051] [--store plumb.db | --store postgres://… | --profile-file F…]
+                 [--metrics-addr ADDR] [--auth-tokens FILE] [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
                  [--rate-limit N] [--max-connections N] [--max-streams N] [--send-timeout D]
-                 [--max-stream-bytes N]
+                 [--max-stream-bytes N] [--pg-max-conns N] [--pg-connect-timeout D] [--pg-timeout D]
   plumb score    [--profile NAME] [--server ADDR | --store PATH] [FILE|-]
   plumb fit      --data FILE [--profile NAME] [--alpha A] [--temperature auto|global|adaptive|none]
                  [--confidence-map auto|platt|logistic|none] [--score lac|aps|raps] [--split 0.4,0.4,0.2]
                  [--seed S] [--risk E] [--min-group N] [--report-dir DIR] [--json] [--dry-run]
                  [--server ADDR | --store PATH]
   plumb eval     --data FILE [--profile NAME] [--json] [--report-dir DIR] [--server ADDR | --store PATH]
-  plumb profiles list|get|activate|delete [NAME] [VERSION] [--server ADDR | --store PATH]
+  plumb profiles list [NAME] | get NAME[@VERSION] | export NAME[@VERSION] [--json] |
+                 import FILE [--name NAME] [--activate] | activate NAME VERSION | delete NAME [VERSION]
+                 [--server ADDR | --store PATH]
   plumb simulate [--questions N] [--seed S] [--samples N] [--stance N] [--labeled]
+
+--server takes host:port, several host:port separated by commas, or a gRPC target such as
+dns:///plumb.default.svc:50051; calls are spread over the healthy servers. --store takes a
+bbolt file or a postgres:// URL.
 
 Run "plumb COMMAND --help" for a command's flags. Files are JSON Lines in protojson.
 `

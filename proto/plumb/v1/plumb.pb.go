@@ -3807,6 +3807,117 @@ func (x *DeleteProfileResponse) GetDeleted() int32 {
 	return 0
 }
 
+// ImportProfileRequest carries an exported profile.
+type ImportProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The profile, as GetProfile returns it. Its version and active fields are ignored: the store
+	// numbers the import as the next version of the name.
+	Profile *Profile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	// Store it under this name instead of the profile's own (empty: its own).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Make the imported version the active one (a name's first version always is).
+	Activate      bool `protobuf:"varint,3,opt,name=activate,proto3" json:"activate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportProfileRequest) Reset() {
+	*x = ImportProfileRequest{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportProfileRequest) ProtoMessage() {}
+
+func (x *ImportProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportProfileRequest.ProtoReflect.Descriptor instead.
+func (*ImportProfileRequest) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ImportProfileRequest) GetProfile() *Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+func (x *ImportProfileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ImportProfileRequest) GetActivate() bool {
+	if x != nil {
+		return x.Activate
+	}
+	return false
+}
+
+// ImportProfileResponse is the profile as stored: its new version, without report and curve.
+type ImportProfileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored version.
+	Profile       *Profile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportProfileResponse) Reset() {
+	*x = ImportProfileResponse{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportProfileResponse) ProtoMessage() {}
+
+func (x *ImportProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportProfileResponse.ProtoReflect.Descriptor instead.
+func (*ImportProfileResponse) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ImportProfileResponse) GetProfile() *Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
 var File_plumb_v1_plumb_proto protoreflect.FileDescriptor
 
 const file_plumb_v1_plumb_proto_rawDesc = "" +
@@ -4096,7 +4207,13 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"1\n" +
 	"\x15DeleteProfileResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\x05R\adeleted*P\n" +
+	"\adeleted\x18\x01 \x01(\x05R\adeleted\"s\n" +
+	"\x14ImportProfileRequest\x12+\n" +
+	"\aprofile\x18\x01 \x01(\v2\x11.plumb.v1.ProfileR\aprofile\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bactivate\x18\x03 \x01(\bR\bactivate\"D\n" +
+	"\x15ImportProfileResponse\x12+\n" +
+	"\aprofile\x18\x01 \x01(\v2\x11.plumb.v1.ProfileR\aprofile*P\n" +
 	"\aFraming\x12\x17\n" +
 	"\x13FRAMING_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFRAMING_NEUTRAL\x10\x01\x12\x17\n" +
@@ -4157,7 +4274,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x0fSCORE_KIND_RAPS\x10\x032\x96\x01\n" +
 	"\x11ConfidenceService\x12=\n" +
 	"\x05Score\x12\x16.plumb.v1.ScoreRequest\x1a\x17.plumb.v1.ScoreResponse\"\x03\x90\x02\x01\x12B\n" +
-	"\vScoreStream\x12\x16.plumb.v1.ScoreRequest\x1a\x17.plumb.v1.ScoreResponse(\x010\x012\xd7\x03\n" +
+	"\vScoreStream\x12\x16.plumb.v1.ScoreRequest\x1a\x17.plumb.v1.ScoreResponse(\x010\x012\xa9\x04\n" +
 	"\x0eProfileService\x124\n" +
 	"\x03Fit\x12\x14.plumb.v1.FitRequest\x1a\x15.plumb.v1.FitResponse(\x01\x129\n" +
 	"\bEvaluate\x12\x19.plumb.v1.EvaluateRequest\x1a\x10.plumb.v1.Report(\x01\x12L\n" +
@@ -4165,7 +4282,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"GetProfile\x12\x1b.plumb.v1.GetProfileRequest\x1a\x1c.plumb.v1.GetProfileResponse\"\x03\x90\x02\x01\x12R\n" +
 	"\fListProfiles\x12\x1d.plumb.v1.ListProfilesRequest\x1a\x1e.plumb.v1.ListProfilesResponse\"\x03\x90\x02\x01\x12[\n" +
 	"\x0fActivateProfile\x12 .plumb.v1.ActivateProfileRequest\x1a!.plumb.v1.ActivateProfileResponse\"\x03\x90\x02\x02\x12U\n" +
-	"\rDeleteProfile\x12\x1e.plumb.v1.DeleteProfileRequest\x1a\x1f.plumb.v1.DeleteProfileResponse\"\x03\x90\x02\x02B1Z/github.com/plumbhq/plumb/proto/plumb/v1;plumbv1b\x06proto3"
+	"\rDeleteProfile\x12\x1e.plumb.v1.DeleteProfileRequest\x1a\x1f.plumb.v1.DeleteProfileResponse\"\x03\x90\x02\x02\x12P\n" +
+	"\rImportProfile\x12\x1e.plumb.v1.ImportProfileRequest\x1a\x1f.plumb.v1.ImportProfileResponseB1Z/github.com/plumbhq/plumb/proto/plumb/v1;plumbv1b\x06proto3"
 
 var (
 	file_plumb_v1_plumb_proto_rawDescOnce sync.Once
@@ -4180,7 +4298,7 @@ func file_plumb_v1_plumb_proto_rawDescGZIP() []byte {
 }
 
 var file_plumb_v1_plumb_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_plumb_v1_plumb_proto_goTypes = []any{
 	(Framing)(0),                    // 0: plumb.v1.Framing
 	(QueryKind)(0),                  // 1: plumb.v1.QueryKind
@@ -4229,8 +4347,10 @@ var file_plumb_v1_plumb_proto_goTypes = []any{
 	(*ActivateProfileResponse)(nil), // 44: plumb.v1.ActivateProfileResponse
 	(*DeleteProfileRequest)(nil),    // 45: plumb.v1.DeleteProfileRequest
 	(*DeleteProfileResponse)(nil),   // 46: plumb.v1.DeleteProfileResponse
-	nil,                             // 47: plumb.v1.Profile.GroupQuantilesEntry
-	(*timestamppb.Timestamp)(nil),   // 48: google.protobuf.Timestamp
+	(*ImportProfileRequest)(nil),    // 47: plumb.v1.ImportProfileRequest
+	(*ImportProfileResponse)(nil),   // 48: plumb.v1.ImportProfileResponse
+	nil,                             // 49: plumb.v1.Profile.GroupQuantilesEntry
+	(*timestamppb.Timestamp)(nil),   // 50: google.protobuf.Timestamp
 }
 var file_plumb_v1_plumb_proto_depIdxs = []int32{
 	12, // 0: plumb.v1.ScoreRequest.paraphrases:type_name -> plumb.v1.Paraphrase
@@ -4275,11 +4395,11 @@ var file_plumb_v1_plumb_proto_depIdxs = []int32{
 	33, // 39: plumb.v1.Report.certifiable_risk:type_name -> plumb.v1.CertifiableRisk
 	34, // 40: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
 	34, // 41: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
-	48, // 42: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
+	50, // 42: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
 	6,  // 43: plumb.v1.Profile.evidence:type_name -> plumb.v1.Evidence
 	7,  // 44: plumb.v1.Profile.temperature_method:type_name -> plumb.v1.TemperatureMethod
 	9,  // 45: plumb.v1.Profile.score:type_name -> plumb.v1.ScoreKind
-	47, // 46: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
+	49, // 46: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
 	37, // 47: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
 	2,  // 48: plumb.v1.Profile.equivalence:type_name -> plumb.v1.Equivalence
 	32, // 49: plumb.v1.Profile.report:type_name -> plumb.v1.Report
@@ -4288,27 +4408,31 @@ var file_plumb_v1_plumb_proto_depIdxs = []int32{
 	38, // 52: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
 	38, // 53: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
 	38, // 54: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
-	10, // 55: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
-	10, // 56: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
-	27, // 57: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
-	30, // 58: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
-	39, // 59: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
-	41, // 60: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
-	43, // 61: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
-	45, // 62: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
-	17, // 63: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
-	17, // 64: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
-	29, // 65: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
-	32, // 66: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
-	40, // 67: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
-	42, // 68: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
-	44, // 69: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
-	46, // 70: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
-	63, // [63:71] is the sub-list for method output_type
-	55, // [55:63] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	38, // 55: plumb.v1.ImportProfileRequest.profile:type_name -> plumb.v1.Profile
+	38, // 56: plumb.v1.ImportProfileResponse.profile:type_name -> plumb.v1.Profile
+	10, // 57: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
+	10, // 58: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
+	27, // 59: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
+	30, // 60: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
+	39, // 61: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
+	41, // 62: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
+	43, // 63: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
+	45, // 64: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
+	47, // 65: plumb.v1.ProfileService.ImportProfile:input_type -> plumb.v1.ImportProfileRequest
+	17, // 66: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
+	17, // 67: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
+	29, // 68: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
+	32, // 69: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
+	40, // 70: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
+	42, // 71: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
+	44, // 72: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
+	46, // 73: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
+	48, // 74: plumb.v1.ProfileService.ImportProfile:output_type -> plumb.v1.ImportProfileResponse
+	66, // [66:75] is the sub-list for method output_type
+	57, // [57:66] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_plumb_v1_plumb_proto_init() }
@@ -4331,7 +4455,7 @@ func file_plumb_v1_plumb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plumb_v1_plumb_proto_rawDesc), len(file_plumb_v1_plumb_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

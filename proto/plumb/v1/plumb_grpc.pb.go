@@ -176,6 +176,7 @@ const (
 	ProfileService_ListProfiles_FullMethodName    = "/plumb.v1.ProfileService/ListProfiles"
 	ProfileService_ActivateProfile_FullMethodName = "/plumb.v1.ProfileService/ActivateProfile"
 	ProfileService_DeleteProfile_FullMethodName   = "/plumb.v1.ProfileService/DeleteProfile"
+	ProfileService_ImportProfile_FullMethodName   = "/plumb.v1.ProfileService/ImportProfile"
 )
 
 // ProfileServiceClient is the client API for ProfileService service.
@@ -198,6 +199,10 @@ type ProfileServiceClient interface {
 	ActivateProfile(ctx context.Context, in *ActivateProfileRequest, opts ...grpc.CallOption) (*ActivateProfileResponse, error)
 	// DeleteProfile deletes one version, or every version of a name when version is 0.
 	DeleteProfile(ctx context.Context, in *DeleteProfileRequest, opts ...grpc.CallOption) (*DeleteProfileResponse, error)
+	// ImportProfile stores a profile exported from another store (GetProfile, or
+	// `plumb profiles export`) as the next version of its name: a profile fitted offline ships
+	// with a deployment.
+	ImportProfile(ctx context.Context, in *ImportProfileRequest, opts ...grpc.CallOption) (*ImportProfileResponse, error)
 }
 
 type profileServiceClient struct {
@@ -274,6 +279,16 @@ func (c *profileServiceClient) DeleteProfile(ctx context.Context, in *DeleteProf
 	return out, nil
 }
 
+func (c *profileServiceClient) ImportProfile(ctx context.Context, in *ImportProfileRequest, opts ...grpc.CallOption) (*ImportProfileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportProfileResponse)
+	err := c.cc.Invoke(ctx, ProfileService_ImportProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProfileServiceServer is the server API for ProfileService service.
 // All implementations must embed UnimplementedProfileServiceServer
 // for forward compatibility.
@@ -294,6 +309,10 @@ type ProfileServiceServer interface {
 	ActivateProfile(context.Context, *ActivateProfileRequest) (*ActivateProfileResponse, error)
 	// DeleteProfile deletes one version, or every version of a name when version is 0.
 	DeleteProfile(context.Context, *DeleteProfileRequest) (*DeleteProfileResponse, error)
+	// ImportProfile stores a profile exported from another store (GetProfile, or
+	// `plumb profiles export`) as the next version of its name: a profile fitted offline ships
+	// with a deployment.
+	ImportProfile(context.Context, *ImportProfileRequest) (*ImportProfileResponse, error)
 	mustEmbedUnimplementedProfileServiceServer()
 }
 
@@ -321,6 +340,9 @@ func (UnimplementedProfileServiceServer) ActivateProfile(context.Context, *Activ
 }
 func (UnimplementedProfileServiceServer) DeleteProfile(context.Context, *DeleteProfileRequest) (*DeleteProfileResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteProfile not implemented")
+}
+func (UnimplementedProfileServiceServer) ImportProfile(context.Context, *ImportProfileRequest) (*ImportProfileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportProfile not implemented")
 }
 func (UnimplementedProfileServiceServer) mustEmbedUnimplementedProfileServiceServer() {}
 func (UnimplementedProfileServiceServer) testEmbeddedByValue()                        {}
@@ -429,6 +451,24 @@ func _ProfileService_DeleteProfile_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProfileService_ImportProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProfileServiceServer).ImportProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProfileService_ImportProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProfileServiceServer).ImportProfile(ctx, req.(*ImportProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ProfileService_ServiceDesc is the grpc.ServiceDesc for ProfileService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -451,6 +491,10 @@ var ProfileService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteProfile",
 			Handler:    _ProfileService_DeleteProfile_Handler,
+		},
+		{
+			MethodName: "ImportProfile",
+			Handler:    _ProfileService_ImportProfile_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

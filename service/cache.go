@@ -1,0 +1,230 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/store"
+)
+
+// The service caches decoded profiles, so that a Score reads no store. Versions are immutable,
+// but another process on a shared store (a replica on the same PostgreSQL database) may
+// activate or delete one, so cached answers are re-checked: which version is active after
+// activeTTL, a version's existence after versionTTL, and at once when the store says the name
+// changed (store.Notifier, LISTEN/NOTIFY on PostgreSQL). When the store cannot be reached, the
+// cache serves what it has, however old.
+
+const (
+	activeTTL  = time.Second      // how long a cached active version is trusted
+	versionTTL = 10 * time.Second // how long a cached version is trusted to exist
+)
+
+type profileKey struct {
+	name    string
+	version int64
+}
+
+type cachedProfile struct {
+	p       *calibrate.Profile
+	checked time.Time // zero: re-check on next use
+}
+
+type activeEntry struct {
+	version int64
+	checked time.Time
+}
+
+type profileCache struct {
+	mu       sync.Mutex
+	versions map[profileKey]*cachedProfile
+	active   map[string]activeEntry
+	// gen counts the changes to each name (fits, activations, deletions): a profile read from
+	// the store is cached only if its name did not change while it was read, so that a version
+	// deleted meanwhile cannot come back into the cache.
+	gen map[string]uint64
+	// reads collapses concurrent store reads of one name@version into one.
+	reads singleflight.Group
+	// staleLogged is when each name was last logged as served stale.
+	staleLogged map[string]time.Time
+}
+
+func (c *profileCache) init() {
+	c.versions = map[profileKey]*cachedProfile{}
+	c.active = map[string]activeEntry{}
+	c.gen = map[string]uint64{}
+	c.staleLogged = map[string]time.Time{}
+}
+
+// Profile returns the engine's profile name@version (0: the active one). The name "default"
+// without a stored profile is the built-in uncalibrated one.
+func (s *Service) Profile(ctx context.Context, name string, version int64) (*calibrate.Profile, error) {
+	if name == "" {
+		name = DefaultProfile
+	}
+	c := &s.cache
+	now := s.now()
+	c.mu.Lock()
+	gen := c.gen[name]
+	var stale *calibrate.Profile // served if the store cannot be reached
+	if version == 0 {
+		if a, ok := c.active[name]; ok {
+			if e, ok := c.versions[profileKey{name, a.version}]; ok {
+				if now.Sub(a.checked) < activeTTL {
+					c.mu.Unlock()
+					return e.p, nil
+				}
+				stale = e.p
+			}
+		}
+	} else if e, ok := c.versions[profileKey{name, version}]; ok {
+		if now.Sub(e.checked) < versionTTL {
+			c.mu.Unlock()
+			return e.p, nil
+		}
+		stale = e.p
+	}
+	c.mu.Unlock()
+	if err := checkName("profile", name); err != nil {
+		return nil, err
+	}
+	// One read serves every caller waiting for it, so no one caller's cancellation may end it
+	// (the store bounds its own operations).
+	v, err, _ := c.reads.Do(name+"@"+strconv.FormatInt(version, 10), func() (any, error) {
+		return s.read(context.WithoutCancel(ctx), name, version, gen, now)
+	})
+	switch {
+	case err == nil:
+		return v.(*calibrate.Profile), nil
+	case errors.Is(err, store.ErrNotFound):
+		c.mu.Lock()
+		if version == 0 {
+			delete(c.active, name)
+		} else {
+			delete(c.versions, profileKey{name, version})
+		}
+		c.mu.Unlock()
+		if name == DefaultProfile && version == 0 {
+			return calibrate.Default(), nil
+		}
+	case stale != nil && errors.Is(err, store.ErrUnavailable):
+		s.servedStale(name, err)
+		return stale, nil
+	}
+	return nil, err
+}
+
+// read reads name@version from the store, decodes it and caches it, unless the name changed
+// since generation gen.
+func (s *Service) read(ctx context.Context, name string, version int64, gen uint64, now time.Time) (*calibrate.Profile, error) {
+	rec, err := s.store.Get(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	c := &s.cache
+	c.mu.Lock()
+	e, ok := c.versions[profileKey{name, rec.Version}]
+	c.mu.Unlock()
+	var p *calibrate.Profile
+	if ok {
+		p = e.p // versions are immutable: no need to decode it again
+	} else {
+		m, err := decodeProfile(rec)
+		if err != nil {
+			return nil, err
+		}
+		p = ProfileFromProto(m)
+	}
+	c.mu.Lock()
+	if c.gen[name] == gen {
+		c.versions[profileKey{name, rec.Version}] = &cachedProfile{p: p, checked: now}
+		if rec.Active {
+			c.active[name] = activeEntry{version: rec.Version, checked: now}
+		}
+	}
+	c.mu.Unlock()
+	return p, nil
+}
+
+// servedStale logs, at most once a minute for each name, that a cached profile was served
+// because the store could not be reached.
+func (s *Service) servedStale(name string, err error) {
+	c := &s.cache
+	c.mu.Lock()
+	now := s.now()
+	log := now.Sub(c.staleLogged[name]) > time.Minute
+	if log {
+		c.staleLogged[name] = now
+	}
+	c.mu.Unlock()
+	if log {
+		slog.Warn("service: the store cannot be reached; serving the cached profile", "profile", name, "err", err)
+	}
+}
+
+// changed marks what the cache knows of a name (of every name, for a Change without one) for
+// re-checking: a version was stored, activated or deleted, here or by another process.
+func (s *Service) changed(ch store.Change) {
+	c := &s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.versions {
+		if ch.Name == "" || k.name == ch.Name {
+			e.checked = time.Time{}
+		}
+	}
+	for n, a := range c.active {
+		if ch.Name == "" || n == ch.Name {
+			a.checked = time.Time{}
+			c.active[n] = a
+		}
+	}
+	if ch.Name != "" {
+		c.gen[ch.Name]++
+	} else {
+		for n := range c.gen {
+			c.gen[n]++
+		}
+	}
+}
+
+// deleted drops a version this service deleted (every version of name for 0) from the cache.
+func (s *Service) deleted(name string, version int64) {
+	s.changed(store.Change{Name: name})
+	c := &s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.versions {
+		if k.name == name && (version == 0 || k.version == version) {
+			delete(c.versions, k)
+		}
+	}
+	if a, ok := c.active[name]; ok && (version == 0 || a.version == version) {
+		delete(c.active, name)
+	}
+}
+
+// Watch keeps the cache in step with a store that several processes share (store.Notifier),
+// until ctx is done; with any other store it returns at once.
+func (s *Service) Watch(ctx context.Context) {
+	if n, ok := s.store.(store.Notifier); ok {
+		n.Watch(ctx, s.changed)
+	}
+}
+
+// Serving reports whether the service can serve stored profiles: its store answers, or, when
+// it does not, the cache holds some.
+func (s *Service) Serving(ctx context.Context) bool {
+	if s.store.Ping(ctx) == nil {
+		return true
+	}
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	return len(s.cache.versions) > 0
+}

@@ -1,0 +1,409 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Postgres is the Store for several replicas: profile versions in two tables of a PostgreSQL
+// database, every change one transaction that also notifies the channel plumb_profiles with the
+// name, so that every replica's cache hears of it (Watch).
+type Postgres struct {
+	dsn     string
+	pool    *pgxpool.Pool
+	timeout time.Duration
+	conn    *pgx.ConnConfig // for the LISTEN connection, outside the pool
+}
+
+var (
+	_ Store    = (*Postgres)(nil)
+	_ Notifier = (*Postgres)(nil)
+)
+
+// PostgresConfig configures OpenPostgres. Zero values mean the defaults.
+type PostgresConfig struct {
+	MaxConns       int32         // connections in the pool (default 8)
+	ConnectTimeout time.Duration // to open a connection (default 5 s)
+	Timeout        time.Duration // of one store operation, waiting for a connection included (default 5 s)
+}
+
+// channel is the LISTEN/NOTIFY channel of changes; the payload is the profile name.
+const channel = "plumb_profiles"
+
+//go:embed migrations/postgres/*.sql
+var migrations embed.FS
+
+// IsPostgres reports whether a --store value names a PostgreSQL database rather than a file.
+func IsPostgres(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// Redact returns a DSN fit for logs: without its password.
+func Redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	dsn = userinfo.ReplaceAllString(dsn, "://$1:xxxxx@")
+	return keyPassword.ReplaceAllString(dsn, "password=xxxxx")
+}
+
+var (
+	userinfo    = regexp.MustCompile(`://([^:/@]*):[^@]*@`)
+	keyPassword = regexp.MustCompile(`password=[^\s&]*`)
+)
+
+// OpenPostgres connects to the database dsn names (postgres://user@host:port/db?…; a
+// search_path parameter selects a schema), creates plumb's tables there or migrates them to
+// this version's schema, and returns the store. Errors never show the DSN's password.
+func OpenPostgres(ctx context.Context, dsn string, c PostgresConfig) (*Postgres, error) {
+	if c.MaxConns == 0 {
+		c.MaxConns = 8
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors quote the DSN, password included.
+		return nil, fmt.Errorf("store: %s is not a PostgreSQL connection string", Redact(dsn))
+	}
+	cfg.MaxConns = c.MaxConns
+	cfg.ConnConfig.ConnectTimeout = c.ConnectTimeout
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", Redact(dsn), err)
+	}
+	p := &Postgres{dsn: dsn, pool: pool, timeout: c.Timeout, conn: cfg.ConnConfig.Copy()}
+	mctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout+c.Timeout)
+	defer cancel()
+	if err := p.migrate(mctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: %s: %w", Redact(dsn), err)
+	}
+	return p, nil
+}
+
+// migrate brings the schema to the newest embedded version, one migration a transaction, under
+// an advisory lock so that replicas starting together do not race.
+func (p *Postgres) migrate(ctx context.Context) error {
+	files, err := fs.Glob(migrations, "migrations/postgres/*.sql")
+	if err != nil {
+		return err
+	}
+	slices.Sort(files)
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('plumb schema'))`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS plumb_schema (version int PRIMARY KEY, applied timestamptz NOT NULL)`); err != nil {
+		return err
+	}
+	var have int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM plumb_schema`).Scan(&have); err != nil {
+		return err
+	}
+	if have > len(files) {
+		return fmt.Errorf("the database's plumb schema is version %d, newer than this plumb's (%d): upgrade plumb", have, len(files))
+	}
+	for i, f := range files {
+		v := i + 1
+		if !strings.HasPrefix(f, fmt.Sprintf("migrations/postgres/%04d_", v)) {
+			return fmt.Errorf("migration %s is out of sequence", f)
+		}
+		if v <= have {
+			continue
+		}
+		sql, err := migrations.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, string(sql)); err != nil {
+			return fmt.Errorf("migration %s: %w", f, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO plumb_schema (version, applied) VALUES ($1, now())`, v); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// Close closes the pool.
+func (p *Postgres) Close() error {
+	p.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers.
+func (p *Postgres) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	return p.fault("ping", ctx, p.pool.Ping(ctx))
+}
+
+// fault maps a database error to the store's: not found and bad names pass; a caller's
+// cancellation stays the context's error; a full disk is ErrFull; anything else — the database
+// unreachable, a timeout, a failed statement — is logged and ErrUnavailable.
+func (p *Postgres) fault(op string, ctx context.Context, err error) error {
+	var pe *pgconn.PgError
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, ErrActive), errors.Is(err, ErrBadName):
+		return err
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return ctx.Err()
+	case errors.As(err, &pe) && (pe.Code == "53100" || pe.Code == "53200"):
+		slog.Error("store: the database is out of space", "op", op, "err", err)
+		return ErrFull
+	}
+	slog.Error("store: the database failed", "op", op, "err", err)
+	return ErrUnavailable
+}
+
+// tx runs fn in a transaction with the operation timeout, and maps its error.
+func (p *Postgres) tx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	return p.fault(op, ctx, pgx.BeginFunc(ctx, p.pool, fn))
+}
+
+func notify(ctx context.Context, tx pgx.Tx, name string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, name)
+	return err
+}
+
+// Put stores the next version of name: the name's row, locked for the transaction, hands out
+// the number, so concurrent puts from any replica get distinct, consecutive versions.
+func (p *Postgres) Put(ctx context.Context, name string, data []byte, activate bool) (Record, error) {
+	if err := CheckName(name); err != nil {
+		return Record{}, err
+	}
+	rec := Record{Name: name, Created: time.Now().UTC().Truncate(time.Microsecond), Data: slices.Clone(data)}
+	if rec.Data == nil {
+		rec.Data = []byte{}
+	}
+	err := p.tx(ctx, "put", func(tx pgx.Tx) error {
+		var active *int64
+		err := tx.QueryRow(ctx, `
+			INSERT INTO plumb_profiles AS p (name, last_version) VALUES ($1, 1)
+			ON CONFLICT (name) DO UPDATE SET last_version = p.last_version + 1
+			RETURNING last_version, active`, name).Scan(&rec.Version, &active)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO plumb_profile_versions (name, version, created, data) VALUES ($1, $2, $3, $4)`,
+			name, rec.Version, rec.Created, rec.Data); err != nil {
+			return err
+		}
+		if activate || active == nil {
+			rec.Active = true
+			if _, err := tx.Exec(ctx, `UPDATE plumb_profiles SET active = $2 WHERE name = $1`, name, rec.Version); err != nil {
+				return err
+			}
+		}
+		return notify(ctx, tx, name)
+	})
+	if err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+// Get returns a version of name (0: the active one).
+func (p *Postgres) Get(ctx context.Context, name string, version int64) (Record, error) {
+	if err := CheckName(name); err != nil {
+		return Record{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	rec := Record{Name: name}
+	var active *int64
+	err := p.pool.QueryRow(ctx, `
+		SELECT v.version, v.created, v.data, p.active
+		FROM plumb_profiles p JOIN plumb_profile_versions v ON v.name = p.name
+		WHERE p.name = $1 AND v.version = CASE WHEN $2 = 0 THEN p.active ELSE $2 END`, name, version).
+		Scan(&rec.Version, &rec.Created, &rec.Data, &active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if version == 0 {
+			return Record{}, fmt.Errorf("%w: profile %q", ErrNotFound, name)
+		}
+		return Record{}, fmt.Errorf("%w: profile %q version %d", ErrNotFound, name, version)
+	}
+	if err != nil {
+		return Record{}, p.fault("get", ctx, err)
+	}
+	rec.Active = active != nil && *active == rec.Version
+	rec.Created = rec.Created.UTC()
+	return rec, nil
+}
+
+// List returns every version (of name, when not empty), by name then version.
+func (p *Postgres) List(ctx context.Context, name string) ([]Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	rows, err := p.pool.Query(ctx, `
+		SELECT v.name, v.version, v.created, v.data, p.active IS NOT DISTINCT FROM v.version
+		FROM plumb_profile_versions v JOIN plumb_profiles p ON p.name = v.name
+		WHERE $1 = '' OR v.name = $1
+		ORDER BY v.name COLLATE "C", v.version`, name)
+	if err != nil {
+		return nil, p.fault("list", ctx, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) {
+		var r Record
+		err := row.Scan(&r.Name, &r.Version, &r.Created, &r.Data, &r.Active)
+		r.Created = r.Created.UTC()
+		return r, err
+	})
+	if err != nil {
+		return nil, p.fault("list", ctx, err)
+	}
+	return out, nil
+}
+
+// Activate makes version the active one of name.
+func (p *Postgres) Activate(ctx context.Context, name string, version int64) (Record, error) {
+	if err := CheckName(name); err != nil {
+		return Record{}, err
+	}
+	rec := Record{Name: name, Version: version, Active: true}
+	err := p.tx(ctx, "activate", func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			UPDATE plumb_profiles p SET active = $2
+			FROM plumb_profile_versions v
+			WHERE p.name = $1 AND v.name = p.name AND v.version = $2
+			RETURNING v.created, v.data`, name, version).Scan(&rec.Created, &rec.Data)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: profile %q version %d", ErrNotFound, name, version)
+		}
+		if err != nil {
+			return err
+		}
+		return notify(ctx, tx, name)
+	})
+	if err != nil {
+		return Record{}, err
+	}
+	rec.Created = rec.Created.UTC()
+	return rec, nil
+}
+
+// Delete deletes one version (never the active one alone), or all of name's when version is 0;
+// the name's row stays, so that its versions are never reused.
+func (p *Postgres) Delete(ctx context.Context, name string, version int64) (int, error) {
+	if err := CheckName(name); err != nil {
+		return 0, err
+	}
+	var n int
+	err := p.tx(ctx, "delete", func(tx pgx.Tx) error {
+		var active *int64
+		err := tx.QueryRow(ctx, `SELECT active FROM plumb_profiles WHERE name = $1 FOR UPDATE`, name).Scan(&active)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: profile %q", ErrNotFound, name)
+		}
+		if err != nil {
+			return err
+		}
+		if version != 0 && active != nil && *active == version {
+			return fmt.Errorf("%w: version %d of %q is active: activate another version first, or delete every version", ErrActive, version, name)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM plumb_profile_versions WHERE name = $1 AND ($2 = 0 OR version = $2)`, name, version)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		if n == 0 {
+			if version == 0 {
+				return fmt.Errorf("%w: profile %q", ErrNotFound, name)
+			}
+			return fmt.Errorf("%w: profile %q version %d", ErrNotFound, name, version)
+		}
+		if version == 0 {
+			if _, err := tx.Exec(ctx, `UPDATE plumb_profiles SET active = NULL WHERE name = $1`, name); err != nil {
+				return err
+			}
+		}
+		return notify(ctx, tx, name)
+	})
+	return n, err
+}
+
+// Watch calls f with every change any replica makes (a Change naming the profile), until ctx is
+// done. It listens on a connection of its own; each time that connection is (re)made, f gets a
+// Change with no name, since changes made while it was down went unheard. A failed connection
+// is retried every second.
+func (p *Postgres) Watch(ctx context.Context, f func(Change)) {
+	for ctx.Err() == nil {
+		err := p.listen(ctx, f)
+		if ctx.Err() != nil {
+			return
+		}
+		slog.Warn("store: listening for profile changes failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (p *Postgres) listen(ctx context.Context, f func(Change)) error {
+	cctx, cancel := context.WithTimeout(ctx, p.conn.ConnectTimeout+p.timeout)
+	conn, err := pgx.ConnectConfig(cctx, p.conn)
+	if err == nil {
+		_, err = conn.Exec(cctx, "LISTEN "+channel)
+	}
+	cancel()
+	if err != nil {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+		return err
+	}
+	defer conn.Close(context.Background())
+	f(Change{})
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		f(Change{Name: n.Payload})
+	}
+}
+
+// DSN returns the connection string the store was opened with (password included: not for
+// logs; see Redact).
+func (p *Postgres) DSN() string { return p.dsn }
+
+// String describes the store for logs, without the password.
+func (p *Postgres) String() string {
+	c := p.pool.Config().ConnConfig
+	return "postgres://" + c.User + "@" + c.Host + ":" + strconv.Itoa(int(c.Port)) + "/" + c.Database
+}

@@ -1,0 +1,220 @@
+// Package storetest is the conformance suite of store.Store: every backend runs it (the bbolt
+// file and PostgreSQL), so that the service can rely on one behaviour whichever it is given.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plumbhq/plumb/store"
+)
+
+// Run runs the suite. open returns a new, empty store; reopen, when not nil, closes a store
+// and opens the same one again (to check that what was written survives).
+func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
+	t.Run("Lifecycle", func(t *testing.T) { lifecycle(t, open(t), reopen) })
+	t.Run("ConcurrentPuts", func(t *testing.T) { concurrentPuts(t, open(t)) })
+	t.Run("Errors", func(t *testing.T) { errorsOf(t, open(t)) })
+	t.Run("DataIsCopied", func(t *testing.T) { copied(t, open(t)) })
+	t.Run("Ping", func(t *testing.T) {
+		s := open(t)
+		defer s.Close()
+		if err := s.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// must fails the test on an error, passing a result through: ok(t).rec(s.Get(…)).
+type must struct{ t *testing.T }
+
+func ok(t *testing.T) must { return must{t} }
+
+func (m must) rec(r store.Record, err error) store.Record {
+	m.t.Helper()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return r
+}
+
+func (m must) n(n int, err error) int {
+	m.t.Helper()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return n
+}
+
+func (m must) list(l []store.Record, err error) []store.Record {
+	m.t.Helper()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return l
+}
+
+// lifecycle: versions count up from 1 and are never reused, even after deletes; the first
+// version of a name is active; activate, delete (never the active version alone) and list.
+func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store) store.Store) {
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	r1 := ok(t).rec(s.Put(ctx, "mmlu", []byte("one"), false))
+	if r1.Version != 1 || !r1.Active || r1.Name != "mmlu" || r1.Created.Before(before) {
+		t.Fatalf("first put = %+v; want version 1, active (a name's first version), created now", r1)
+	}
+	r2 := ok(t).rec(s.Put(ctx, "mmlu", []byte("two"), false))
+	if r2.Version != 2 || r2.Active {
+		t.Fatalf("second put = %+v; want version 2, inactive", r2)
+	}
+	if got := ok(t).rec(s.Get(ctx, "mmlu", 0)); got.Version != 1 || string(got.Data) != "one" || !got.Active {
+		t.Fatalf("active = %+v, want version 1", got)
+	}
+	if got := ok(t).rec(s.Get(ctx, "mmlu", 2)); got.Version != 2 || string(got.Data) != "two" || got.Active || !got.Created.Equal(r2.Created) {
+		t.Fatalf("version 2 = %+v, want %+v", got, r2)
+	}
+	if a := ok(t).rec(s.Activate(ctx, "mmlu", 2)); a.Version != 2 || !a.Active || string(a.Data) != "two" {
+		t.Fatalf("activate = %+v", a)
+	}
+	if _, err := s.Delete(ctx, "mmlu", 2); !errors.Is(err, store.ErrActive) {
+		t.Fatalf("deleting the active version: %v, want ErrActive", err)
+	}
+	ok(t).rec(s.Activate(ctx, "mmlu", 1))
+	if n := ok(t).n(s.Delete(ctx, "mmlu", 2)); n != 1 {
+		t.Fatalf("delete = %d, want 1", n)
+	}
+	if r3 := ok(t).rec(s.Put(ctx, "mmlu", []byte("three"), true)); r3.Version != 3 || !r3.Active {
+		t.Fatalf("put after delete = %+v, want version 3, active", r3)
+	}
+	if _, err := s.Get(ctx, "mmlu", 2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted version: %v, want ErrNotFound", err)
+	}
+	ok(t).rec(s.Put(ctx, "other", []byte("x"), false))
+	if reopen != nil {
+		s = reopen(t, s)
+	}
+	defer s.Close()
+	list := ok(t).list(s.List(ctx, ""))
+	var got []string
+	for _, r := range list {
+		got = append(got, fmt.Sprintf("%s:%d:%s:%v", r.Name, r.Version, r.Data, r.Active))
+	}
+	if want := []string{"mmlu:1:one:false", "mmlu:3:three:true", "other:1:x:true"}; !slices.Equal(got, want) {
+		t.Fatalf("list = %v, want %v", got, want)
+	}
+	if l := ok(t).list(s.List(ctx, "other")); len(l) != 1 || l[0].Name != "other" {
+		t.Fatalf("list of one name = %+v", l)
+	}
+	if n := ok(t).n(s.Delete(ctx, "mmlu", 0)); n != 2 {
+		t.Fatalf("delete all = %d, want 2", n)
+	}
+	if _, err := s.Get(ctx, "mmlu", 0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted name: %v, want ErrNotFound", err)
+	}
+	if l := ok(t).list(s.List(ctx, "mmlu")); len(l) != 0 {
+		t.Fatalf("deleted name still lists %v", l)
+	}
+	if _, err := s.Delete(ctx, "mmlu", 0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleting a deleted name: %v, want ErrNotFound", err)
+	}
+	// A name fitted again after a delete continues its numbering: a version number always
+	// means one profile.
+	if r := ok(t).rec(s.Put(ctx, "mmlu", []byte("four"), false)); r.Version != 4 || !r.Active {
+		t.Fatalf("put after deleting the name = %+v, want version 4, active", r)
+	}
+}
+
+// concurrentPuts: 16 puts of one name at once get 16 distinct, consecutive versions, and the
+// store holds each one's data under its version.
+func concurrentPuts(t *testing.T, s store.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	const n = 16
+	versions := make([]int64, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			r, err := s.Put(ctx, "shared", []byte(fmt.Sprint(i)), true)
+			if err != nil {
+				errs <- err
+				return
+			}
+			versions[i] = r.Version
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	sorted := slices.Sorted(slices.Values(versions))
+	for i, v := range sorted {
+		if v != int64(i+1) {
+			t.Fatalf("versions %v, want 1..%d each once", sorted, n)
+		}
+	}
+	for i, v := range versions {
+		if r := ok(t).rec(s.Get(ctx, "shared", v)); string(r.Data) != fmt.Sprint(i) {
+			t.Fatalf("version %d holds %q, want %q", v, r.Data, fmt.Sprint(i))
+		}
+	}
+}
+
+// errorsOf: unknown names and versions are ErrNotFound, bad names ErrBadName, on every method.
+func errorsOf(t *testing.T, s store.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	ok(t).rec(s.Put(ctx, "p", []byte("x"), true))
+	for name, err := range map[string]error{
+		"get unknown name":         second(s.Get(ctx, "nope", 0)),
+		"get unknown version":      second(s.Get(ctx, "p", 9)),
+		"activate unknown name":    second(s.Activate(ctx, "nope", 1)),
+		"activate unknown version": second(s.Activate(ctx, "p", 9)),
+		"delete unknown name":      second(s.Delete(ctx, "nope", 0)),
+		"delete unknown version":   second(s.Delete(ctx, "p", 9)),
+	} {
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+	}
+	for name, err := range map[string]error{
+		"put":      second(s.Put(ctx, "bad name!", nil, true)),
+		"put long": second(s.Put(ctx, string(bytes.Repeat([]byte("n"), 200)), nil, true)),
+		"get":      second(s.Get(ctx, "", 0)),
+		"activate": second(s.Activate(ctx, "a/b", 1)),
+		"delete":   second(s.Delete(ctx, "-x", 0)),
+	} {
+		if !errors.Is(err, store.ErrBadName) {
+			t.Errorf("%s: %v, want ErrBadName", name, err)
+		}
+	}
+	if l := ok(t).list(s.List(ctx, "nope")); len(l) != 0 {
+		t.Errorf("list of an unknown name = %v", l)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// copied: the store keeps its own copy of the data it is given, and gives out copies.
+func copied(t *testing.T, s store.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	data := []byte("profile")
+	ok(t).rec(s.Put(ctx, "c", data, true))
+	data[0] = 'X'
+	r := ok(t).rec(s.Get(ctx, "c", 0))
+	if string(r.Data) != "profile" {
+		t.Fatalf("the store kept the caller's slice: %q", r.Data)
+	}
+	r.Data[0] = 'Y'
+	if r := ok(t).rec(s.Get(ctx, "c", 1)); string(r.Data) != "profile" {
+		t.Fatalf("the store gave out its own slice: %q", r.Data)
+	}
+}
