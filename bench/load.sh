@@ -4,8 +4,10 @@
 #   (b) Score, 5 wordings × 10 samples × 32 tokens × top-5, fitted profile
 #   (c) the no-op baseline (plumb.bench.v1.BaselineService/Noop) with the same request bytes as
 #       (a) and as (b): the gRPC floor of this machine
-# It prints throughput and p50/p99 for each and the ratios (a)/(c) and (b)/(c), then runs a soak
-# of (a) at the same concurrency and prints the server's RSS after warm-up and at the end.
+# It prints throughput and p50/p99 for each and the ratios (a)/(c) and (b)/(c); then the same
+# calls over HTTP — Connect with JSON bodies, as curl and browsers send them — driven by hey
+# (pinned, installed here), beside an HTTP no-op with the same bytes; then runs a soak of (a) at
+# the same concurrency and prints the server's RSS after warm-up and at the end.
 #
 # Usage: bench/load.sh            (env: C=concurrency, default 16; N=requests per run, default
 #                                  20000; SOAK=soak seconds, default 60; STORE=the server's
@@ -21,10 +23,12 @@ C="${C:-16}"
 N="${N:-20000}"
 SOAK="${SOAK:-60}"
 GHZ_VERSION=v0.120.0
+HEY_VERSION=v0.1.4
 BIN="$(pwd)/bench/.bin"
 mkdir -p "$BIN"
 
 GOBIN="$BIN" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+GOBIN="$BIN" go install "github.com/rakyll/hey@$HEY_VERSION"
 go build -o "$BIN/plumb" ./cmd/plumb
 
 work=$(mktemp -d)
@@ -34,7 +38,7 @@ trap cleanup EXIT
 
 # Per-call logging is off (--log-level warn): the run measures plumb and gRPC, not log I/O.
 STORE="${STORE:-$work/plumb.db}"
-"$BIN/plumb" serve --baseline --log-level warn --addr 127.0.0.1:0 --store "$STORE" 2> "$work/serve.log" &
+"$BIN/plumb" serve --baseline --log-level warn --addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --store "$STORE" 2> "$work/serve.log" &
 pid=$!
 addr=""
 for _ in $(seq 1 100); do
@@ -43,6 +47,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$addr" ] || { cat "$work/serve.log"; exit 1; }
+http=$(sed -n 's/.*HTTP on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -1)
 
 echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3-), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "server: $addr (pid $pid, store $(sed -n 's/.*(store \(.*\))$/\1/p' "$work/serve.log" | head -1)); ghz $GHZ_VERSION, concurrency $C, $N requests per run"
@@ -89,6 +94,29 @@ ratio() { awk -v a="$(cat "$work/$1.rps")" -v c="$(cat "$work/$2.rps")" 'BEGIN {
 echo
 echo "(a)/(c): $(ratio '(a) Score options 4x10' '(c) Noop, payload (a)')   target >= 70 %"
 echo "(b)/(c): $(ratio '(b) Score samples 5x10x32x5' '(c) Noop, payload (b)')   target >= 50 %"
+
+
+# hey NAME PATH PAYLOAD N: the same over HTTP/1.1 with keep-alive, JSON in and out.
+hrun() {
+  local name=$1 path=$2 payload=$3 n=$4
+  "$BIN/hey" -n "$n" -c "$C" -m POST -T application/json -D "$payload" "$http$path" > "$work/$name.txt"
+  local rps p50 p99 ok
+  rps=$(awk '/Requests\/sec:/ {print $2}' "$work/$name.txt")
+  p50=$(awk '/ 50% in/ {printf "%.2fms", $3 * 1000}' "$work/$name.txt")
+  p99=$(awk '/ 99% in/ {printf "%.2fms", $3 * 1000}' "$work/$name.txt")
+  ok=$(awk '/\[200\]/ {print $2}' "$work/$name.txt")
+  printf '%-34s %10s req/s   p50 %-10s p99 %-10s ok %s/%s\n' "$name" "$rps" "$p50" "$p99" "${ok:-0}" "$n"
+  echo "$rps" > "$work/$name.rps"
+  if [ "${ok:-0}" != "$n" ]; then sed -n '/Status code distribution/,$p' "$work/$name.txt"; fi
+}
+echo
+echo "HTTP ($http, Connect protocol, JSON bodies, HTTP/1.1 keep-alive; hey $HEY_VERSION, concurrency $C)"
+hrun "warm-up HTTP" /plumb.v1.ConfidenceService/Score "$work/a.json" "$N" > /dev/null
+hrun "(h) HTTP Score options 4x10" /plumb.v1.ConfidenceService/Score "$work/a.json" "$N"
+hrun "(h0) HTTP Noop, payload (a)" /plumb.bench.v1.BaselineService/Noop "$work/a.json" "$N"
+hrun "(hb) HTTP Score samples 5x10x32x5" /plumb.v1.ConfidenceService/Score "$work/b.json" "$((N / 10))"
+echo
+echo "(h)/(h0): $(ratio '(h) HTTP Score options 4x10' '(h0) HTTP Noop, payload (a)')   (h)/(a): $(ratio '(h) HTTP Score options 4x10' '(a) Score options 4x10')"
 
 echo
 warm_n=$(awk -v r="$(cat "$work/(a) Score options 4x10.rps")" -v s="$SOAK" 'BEGIN { printf "%d", r * s / 6 }')

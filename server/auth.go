@@ -122,21 +122,30 @@ func parseTokens(r io.Reader, name string) (tokens []Token, warnings []string, e
 	return tokens, warnings, nil
 }
 
-// authorize checks the request's bearer token, then its role against the method called.
+// authorize checks a gRPC call's bearer token, then its role against the method called.
 func (s *Server) authorize(ctx context.Context) (context.Context, error) {
 	tok, err := auth.AuthFromMD(ctx, "bearer")
 	if err != nil {
 		return nil, err
 	}
-	role := s.roleOf(tok)
-	if role == 0 {
-		return nil, status.Error(codes.Unauthenticated, "invalid bearer token")
-	}
 	method, _ := grpc.Method(ctx)
-	if !role.Allows(method) {
-		return nil, status.Errorf(codes.PermissionDenied, "%s needs an admin token; this one has the role %s", method, role)
+	if err := s.permit(tok, method); err != nil {
+		return nil, err
 	}
 	return ctx, nil
+}
+
+// permit checks a bearer token, then its role against the full method name called: an
+// Unauthenticated or PermissionDenied status, or nil. gRPC and HTTP calls both pass here.
+func (s *Server) permit(tok, method string) error {
+	role := s.roleOf(tok)
+	if role == 0 {
+		return status.Error(codes.Unauthenticated, "invalid bearer token")
+	}
+	if !role.Allows(method) {
+		return status.Errorf(codes.PermissionDenied, "%s needs an admin token; this one has the role %s", method, role)
+	}
+	return nil
 }
 
 // roleOf returns the role of token tok, 0 when none: every accepted token is compared, in
@@ -154,6 +163,15 @@ func (s *Server) roleOf(tok string) Role {
 // TLSCredentials loads a server certificate and key and, when clientCA is not empty, requires
 // every client to present a certificate that the CAs in that PEM file signed (mutual TLS).
 func TLSCredentials(certFile, keyFile, clientCA string) (credentials.TransportCredentials, error) {
+	cfg, err := TLSConfig(certFile, keyFile, clientCA)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// TLSConfig is TLSCredentials as a tls.Config, for the HTTP front end.
+func TLSConfig(certFile, keyFile, clientCA string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert, --tls-key: %w", err)
@@ -170,5 +188,5 @@ func TLSCredentials(certFile, keyFile, clientCA string) (credentials.TransportCr
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }

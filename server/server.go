@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,8 @@ type Config struct {
 	RateBurst       int                              // burst of the rate limiter (default 2× RateLimit, at least 1)
 	Logger          *slog.Logger                     // default slog.Default()
 	TLS             credentials.TransportCredentials // nil: plaintext
+	HTTPTLS         *tls.Config                      // the HTTP front end's TLS (nil: plaintext, h2c)
+	CORSOrigins     []string                         // origins browsers may call the HTTP front end from ("*": any)
 	ShutdownGrace   time.Duration                    // how long GracefulStop may drain before Stop (default 10 s)
 	// Baseline registers plumb.bench.v1.BaselineService, the no-op floor of bench/load.sh.
 	Baseline bool
@@ -133,11 +136,17 @@ type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	metrics *grpcprom.ServerMetrics
+	dec     *decisions
 	reg     *prometheus.Registry
 	cfg     Config
 
 	// lis is the listener being served, which can close a connection.
 	lis atomic.Pointer[listener]
+	// limit is the rate limiter of --rate-limit (nil: none).
+	limit *limiter
+	// serving is what the health services say: false when the store is away with nothing
+	// cached, or once shutting down.
+	serving atomic.Bool
 
 	// scoreHook runs before every Score; tests use it to inject a panic.
 	scoreHook func()
@@ -159,8 +168,18 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 		cfg.Logger.Warn("bearer tokens travel in plaintext: serve with --tls-cert and --tls-key, or behind a proxy that terminates TLS on this host")
 	}
 	srv := &Server{svc: svc, cfg: cfg, health: health.NewServer(), reg: prometheus.NewRegistry()}
+	if cfg.RateLimit > 0 {
+		burst := cfg.RateBurst
+		if burst <= 0 {
+			burst = max(1, int(2*cfg.RateLimit))
+		}
+		// One limiter for gRPC and HTTP: the rate is the server's.
+		srv.limit = &limiter{rate.NewLimiter(rate.Limit(cfg.RateLimit), burst)}
+	}
 	srv.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	srv.reg.MustRegister(srv.metrics)
+	srv.dec = newDecisions(srv.reg)
+	srv.serving.Store(true)
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
@@ -234,14 +253,9 @@ func (s *Server) interceptors() []grpc.ServerOption {
 		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(s.authorize), selector.MatchFunc(needsToken)))
 		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(s.authorize), selector.MatchFunc(needsToken)))
 	}
-	if s.cfg.RateLimit > 0 {
-		burst := s.cfg.RateBurst
-		if burst <= 0 {
-			burst = max(1, int(2*s.cfg.RateLimit))
-		}
-		l := &limiter{rate.NewLimiter(rate.Limit(s.cfg.RateLimit), burst)}
-		unary = append(unary, ratelimit.UnaryServerInterceptor(l))
-		stream = append(stream, ratelimit.StreamServerInterceptor(l))
+	if s.limit != nil {
+		unary = append(unary, ratelimit.UnaryServerInterceptor(s.limit))
+		stream = append(stream, ratelimit.StreamServerInterceptor(s.limit))
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt))
 	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
@@ -312,6 +326,7 @@ func (s *Server) reportHealth(ctx context.Context) {
 			continue
 		}
 		serving = now
+		s.serving.Store(now)
 		st := healthpb.HealthCheckResponse_SERVING
 		if !now {
 			st = healthpb.HealthCheckResponse_NOT_SERVING
@@ -328,6 +343,7 @@ func (s *Server) reportHealth(ctx context.Context) {
 // Shutdown marks every service NOT_SERVING, then stops gracefully, forcing a stop after the
 // grace period.
 func (s *Server) Shutdown() {
+	s.serving.Store(false)
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
@@ -345,11 +361,28 @@ func (s *Server) MetricsHandler() http.Handler {
 
 // Score implements ConfidenceService.Score.
 func (s *Server) Score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
+	resp, err := s.score(ctx, r)
+	return resp, service.Status(err)
+}
+
+// score scores one request for either front end, and counts what was decided.
+func (s *Server) score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
 	if s.scoreHook != nil {
 		s.scoreHook()
 	}
 	resp, err := s.svc.Score(ctx, r)
-	return resp, service.Status(err)
+	if err == nil {
+		s.dec.scored(resp)
+	}
+	return resp, err
+}
+
+// fit fits for either front end, and counts the outcome.
+func (s *Server) fit(ctx context.Context, cfg *plumbv1.FitConfig, exs iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.FitResponse, error) {
+	began := time.Now()
+	resp, err := s.svc.Fit(ctx, cfg, exs)
+	s.dec.fitted(resp, status.Code(service.Status(err)), began)
+	return resp, err
 }
 
 // ScoreStream implements ConfidenceService.ScoreStream: in order, ids echoed, a bad request
@@ -426,7 +459,7 @@ func (s *Server) ScoreStream(stream grpc.BidiStreamingServer[plumbv1.ScoreReques
 			wait()
 			return err
 		default:
-			if resp, err = s.svc.Score(ctx, r); err != nil {
+			if resp, err = s.score(ctx, r); err != nil {
 				resp = &plumbv1.ScoreResponse{Id: r.GetId(), Error: service.ItemError(err)}
 			}
 		}
@@ -499,7 +532,7 @@ func (s *Server) Fit(stream grpc.ClientStreamingServer[plumbv1.FitRequest, plumb
 	exs := examples(stream.Recv, func(m *plumbv1.FitRequest) (*plumbv1.LabeledExample, bool) {
 		return m.GetExample(), m.GetConfig() == nil
 	})
-	resp, err := s.svc.Fit(stream.Context(), cfg, exs)
+	resp, err := s.fit(stream.Context(), cfg, exs)
 	if err != nil {
 		return service.Status(err)
 	}

@@ -32,6 +32,7 @@ type harness struct {
 	st    *store.Bolt
 	c     *client.Client
 	addr  string
+	http  string // base URL of the HTTP front end
 	stop  context.CancelFunc
 	done  chan error
 	dbDir string
@@ -55,16 +56,22 @@ func start(t *testing.T, cfg Config, opts *client.Options, svcOpts ...service.Op
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{srv: srv, st: st, addr: lis.Addr().String(), done: make(chan error, 1), dbDir: dir}
+	hlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{srv: srv, st: st, addr: lis.Addr().String(), http: "http://" + hlis.Addr().String(), done: make(chan error, 2), dbDir: dir}
 	ctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	go func() { h.done <- h.srv.Serve(ctx, lis) }()
+	go func() { h.done <- h.srv.ServeHTTP(ctx, hlis) }()
 	if h.c, err = client.Dial(h.addr, opts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		h.c.Close()
 		stop()
+		<-h.done
 		<-h.done
 		st.Close()
 	})

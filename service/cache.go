@@ -3,8 +3,10 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +55,9 @@ type profileCache struct {
 	reads singleflight.Group
 	// staleLogged is when each name was last logged as served stale.
 	staleLogged map[string]time.Time
+	// listed is the store's versions (without data) as last listed for explain, at listedAt.
+	listed   []store.Record
+	listedAt time.Time
 }
 
 func (c *profileCache) init() {
@@ -71,7 +76,6 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 	c := &s.cache
 	now := s.now()
 	c.mu.Lock()
-	gen := c.gen[name]
 	var stale *calibrate.Profile // served if the store cannot be reached
 	if version == 0 {
 		if a, ok := c.active[name]; ok {
@@ -97,7 +101,7 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 	// One read serves every caller waiting for it, so no one caller's cancellation may end it
 	// (the store bounds its own operations).
 	v, err, _ := c.reads.Do(name+"@"+strconv.FormatInt(version, 10), func() (any, error) {
-		return s.read(context.WithoutCancel(ctx), name, version, gen, now)
+		return s.read(context.WithoutCancel(ctx), name, version, now)
 	})
 	switch {
 	case err == nil:
@@ -113,6 +117,7 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 		if name == DefaultProfile && version == 0 {
 			return calibrate.Default(), nil
 		}
+		return nil, s.explain(ctx, name, version, err)
 	case stale != nil && errors.Is(err, store.ErrUnavailable):
 		s.servedStale(name, err)
 		return stale, nil
@@ -120,36 +125,45 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 	return nil, err
 }
 
-// read reads name@version from the store, decodes it and caches it, unless the name changed
-// since generation gen.
-func (s *Service) read(ctx context.Context, name string, version int64, gen uint64, now time.Time) (*calibrate.Profile, error) {
-	rec, err := s.store.Get(ctx, name, version)
-	if err != nil {
-		return nil, err
-	}
+// read reads name@version from the store, decodes it and caches it. What it read is cached
+// only if the name did not change meanwhile (a deletion must not come back); when it did — a
+// notification of the very write that made the version, say — it reads again, twice at most.
+func (s *Service) read(ctx context.Context, name string, version int64, now time.Time) (*calibrate.Profile, error) {
 	c := &s.cache
-	c.mu.Lock()
-	e, ok := c.versions[profileKey{name, rec.Version}]
-	c.mu.Unlock()
-	var p *calibrate.Profile
-	if ok {
-		p = e.p // versions are immutable: no need to decode it again
-	} else {
-		m, err := decodeProfile(rec)
+	for attempt := 0; ; attempt++ {
+		c.mu.Lock()
+		gen := c.gen[name]
+		c.mu.Unlock()
+		rec, err := s.store.Get(ctx, name, version)
 		if err != nil {
 			return nil, err
 		}
-		p = ProfileFromProto(m)
-	}
-	c.mu.Lock()
-	if c.gen[name] == gen {
-		c.versions[profileKey{name, rec.Version}] = &cachedProfile{p: p, checked: now}
-		if rec.Active {
-			c.active[name] = activeEntry{version: rec.Version, checked: now}
+		c.mu.Lock()
+		e, ok := c.versions[profileKey{name, rec.Version}]
+		c.mu.Unlock()
+		var p *calibrate.Profile
+		if ok {
+			p = e.p // versions are immutable: no need to decode it again
+		} else {
+			m, err := decodeProfile(rec)
+			if err != nil {
+				return nil, err
+			}
+			p = ProfileFromProto(m)
+		}
+		c.mu.Lock()
+		cached := c.gen[name] == gen
+		if cached {
+			c.versions[profileKey{name, rec.Version}] = &cachedProfile{p: p, checked: now}
+			if rec.Active {
+				c.active[name] = activeEntry{version: rec.Version, checked: now}
+			}
+		}
+		c.mu.Unlock()
+		if cached || attempt == 2 {
+			return p, nil
 		}
 	}
-	c.mu.Unlock()
-	return p, nil
 }
 
 // servedStale logs, at most once a minute for each name, that a cached profile was served
@@ -174,6 +188,7 @@ func (s *Service) changed(ch store.Change) {
 	c := &s.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.listed = nil
 	for k, e := range c.versions {
 		if ch.Name == "" || k.name == ch.Name {
 			e.checked = time.Time{}
@@ -227,4 +242,65 @@ func (s *Service) Serving(ctx context.Context) bool {
 	s.cache.mu.Lock()
 	defer s.cache.mu.Unlock()
 	return len(s.cache.versions) > 0
+}
+
+// listing returns the store's versions without their data, read at most once a second: a
+// stream of requests for unknown profiles must not make every one of them read the store.
+func (s *Service) listing(ctx context.Context) ([]store.Record, error) {
+	c := &s.cache
+	c.mu.Lock()
+	if recs, at := c.listed, c.listedAt; recs != nil && s.now().Sub(at) < activeTTL {
+		c.mu.Unlock()
+		return recs, nil
+	}
+	c.mu.Unlock()
+	v, err, _ := c.reads.Do("\x00list", func() (any, error) {
+		recs, err := s.store.List(context.WithoutCancel(ctx), "")
+		if err != nil {
+			return nil, err
+		}
+		for i := range recs {
+			recs[i].Data = nil
+		}
+		c.mu.Lock()
+		c.listed, c.listedAt = recs, s.now()
+		c.mu.Unlock()
+		return recs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]store.Record), nil
+}
+
+// explain adds to a NotFound for name@version (0: the active one) what the store does hold: the
+// names stored, or the versions of name, so that a caller sees what to ask for instead. Other
+// errors pass as they are.
+func (s *Service) explain(ctx context.Context, name string, version int64, err error) error {
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	recs, lerr := s.listing(ctx)
+	if lerr != nil {
+		return err
+	}
+	var names []string
+	var versions []string
+	for _, r := range recs {
+		if len(names) == 0 || names[len(names)-1] != r.Name {
+			names = append(names, r.Name)
+		}
+		if r.Name == name {
+			versions = append(versions, strconv.FormatInt(r.Version, 10))
+		}
+	}
+	switch {
+	case len(versions) > 0:
+		return fmt.Errorf("%w; %s has versions %s", err, name, strings.Join(versions, ", "))
+	case len(names) == 0:
+		return fmt.Errorf("%w; no profile is stored yet: fit one (plumb fit) or import one (plumb profiles import)", err)
+	case len(names) > 20:
+		return fmt.Errorf("%w; stored profiles include %s (%d in all: plumb profiles list)", err, strings.Join(names[:20], ", "), len(names))
+	}
+	return fmt.Errorf("%w; stored profiles: %s", err, strings.Join(names, ", "))
 }

@@ -73,7 +73,7 @@ func (s *Service) ExportProfile(ctx context.Context, name string, version int64)
 	}
 	rec, err := s.store.Get(ctx, name, version)
 	if err != nil {
-		return nil, err
+		return nil, s.explain(ctx, name, version, err)
 	}
 	return profileMessage(rec, true)
 }

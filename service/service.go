@@ -353,7 +353,7 @@ func (s *Service) GetProfile(ctx context.Context, r *plumbv1.GetProfileRequest) 
 		return &plumbv1.GetProfileResponse{Profile: m}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, s.explain(ctx, name, r.GetVersion(), err)
 	}
 	m, err := profileMessage(rec, true)
 	if err != nil {
@@ -397,7 +397,7 @@ func (s *Service) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfil
 	}
 	rec, err := s.store.Activate(ctx, r.GetName(), r.GetVersion())
 	if err != nil {
-		return nil, err
+		return nil, s.explain(ctx, r.GetName(), r.GetVersion(), err)
 	}
 	s.changed(store.Change{Name: r.GetName()})
 	m, err := profileMessage(rec, false)
@@ -414,7 +414,7 @@ func (s *Service) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileReq
 	}
 	n, err := s.store.Delete(ctx, r.GetName(), r.GetVersion())
 	if err != nil {
-		return nil, err
+		return nil, s.explain(ctx, r.GetName(), r.GetVersion(), err)
 	}
 	s.deleted(r.GetName(), r.GetVersion())
 	return &plumbv1.DeleteProfileResponse{Deleted: int32(n)}, nil

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+
+	"google.golang.org/grpc/credentials"
 
 	"github.com/plumbhq/plumb/client"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
@@ -41,13 +46,66 @@ type profileAPI interface {
 type target struct {
 	server, store, token string
 	streams              int
+	// TLS to the server: system roots with --tls, or the CAs of --tls-ca; a client certificate
+	// for servers that ask for one (--client-ca).
+	tls                                   bool
+	tlsCA, tlsServerName, tlsCert, tlsKey string
 }
 
 func (t *target) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.server, "server", "", "address of a plumb server (host:port); empty works in-process on --store")
+	fs.StringVar(&t.server, "server", "", "a plumb server (host:port), several (a:port,b:port) or a gRPC target (dns:///name:port); empty works in-process on --store")
 	fs.StringVar(&t.store, "store", envOr("PLUMB_STORE", "plumb.db"), "profile store for in-process work: a bbolt file or a postgres:// URL ($PLUMB_STORE)")
 	fs.StringVar(&t.token, "token", os.Getenv("PLUMB_TOKEN"), "bearer token for --server ($PLUMB_TOKEN)")
 	fs.IntVar(&t.streams, "streams", 2, "concurrent ScoreStream calls with --server")
+	fs.BoolVar(&t.tls, "tls", false, "connect to --server over TLS, trusting the system's CAs")
+	fs.StringVar(&t.tlsCA, "tls-ca", "", "connect to --server over TLS, trusting the CAs in this PEM file")
+	fs.StringVar(&t.tlsServerName, "tls-server-name", "", "the name the server's certificate must have (default: the host of --server)")
+	fs.StringVar(&t.tlsCert, "tls-cert", "", "client certificate (PEM) for a server that asks for one")
+	fs.StringVar(&t.tlsKey, "tls-key", "", "client key (PEM) of --tls-cert")
+}
+
+// transport returns the TLS credentials the flags ask for, or nil for plaintext.
+func (t *target) transport() (credentials.TransportCredentials, error) {
+	if !t.tls && t.tlsCA == "" && t.tlsServerName == "" && t.tlsCert == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.tlsServerName}
+	if t.tlsCA != "" {
+		pem, err := os.ReadFile(t.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca: %s holds no PEM certificate", t.tlsCA)
+		}
+	}
+	if (t.tlsCert == "") != (t.tlsKey == "") {
+		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if t.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(t.tlsCert, t.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert, --tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// loopback reports whether every address of a --server value is this machine's.
+func loopback(server string) bool {
+	for _, a := range strings.Split(server, ",") {
+		a = strings.TrimPrefix(strings.TrimSpace(a), "dns:///")
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
 }
 
 func envOr(key, def string) string {
@@ -57,11 +115,18 @@ func envOr(key, def string) string {
 	return def
 }
 
-func (t *target) open() (backend, error) {
+func (t *target) open(io ios) (backend, error) {
 	if t.server != "" {
-		c, err := client.Dial(t.server, &client.Options{Token: t.token})
+		creds, err := t.transport()
 		if err != nil {
-			return nil, fmt.Errorf("client.Dial %s: %w", t.server, err)
+			return nil, err
+		}
+		if t.token != "" && creds == nil && !loopback(t.server) {
+			fmt.Fprintln(io.err, "plumb: warning: the token goes to", t.server, "in plaintext: give --tls or --tls-ca")
+		}
+		c, err := client.Dial(t.server, &client.Options{Token: t.token, TLS: creds})
+		if err != nil {
+			return nil, fmt.Errorf("--server %s: %w", t.server, err)
 		}
 		return &remote{c: c, streams: t.streams}, nil
 	}

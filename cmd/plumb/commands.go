@@ -12,11 +12,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -28,11 +30,18 @@ import (
 	"github.com/plumbhq/plumb/store"
 )
 
+// newFlags returns the flag set of command name: --help prints the command's help on stdout
+// (exit 0); a bad flag is reported on stderr with a pointer to --help (exit 64).
 func newFlags(name string, io ios) *flag.FlagSet {
 	fs := flag.NewFlagSet("plumb "+name, flag.ContinueOnError)
 	fs.SetOutput(io.err)
+	fs.Usage = func() {}
+	helps.Store(fs, func() { commandHelp(name, fs, io.out) })
 	return fs
 }
+
+// helps holds each flag set's help printer, for parse.
+var helps sync.Map
 
 // parse parses flags, allowing flags after positional arguments; it returns the positionals.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -40,8 +49,12 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, errUsage
+				if help, ok := helps.Load(fs); ok {
+					help.(func())()
+				}
+				return nil, errHelp
 			}
+			fmt.Fprintf(fs.Output(), "Run '%s --help' for its flags.\n", fs.Name())
 			return nil, errUsage
 		}
 		args = fs.Args()
@@ -63,6 +76,9 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 	pgConnect := fs.Duration("pg-connect-timeout", 5*time.Second, "with a postgres:// store: how long to wait for a connection to open")
 	pgTimeout := fs.Duration("pg-timeout", 5*time.Second, "with a postgres:// store: how long one store operation may take")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (e.g. localhost:9090)")
+	httpAddr := fs.String("http-addr", "", "also serve HTTP (Connect JSON/binary, gRPC-Web), the badge and a demo page on this address (e.g. localhost:8080)")
+	var corsOrigins files
+	fs.Var(&corsOrigins, "cors-origin", "an origin browsers may call the HTTP endpoint from (repeatable; * for any)")
 	tokens := fs.String("auth-tokens", "", "file of accepted bearer tokens, a line each: \"score TOKEN\" or \"admin TOKEN\"; none means no auth")
 	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	key := fs.String("tls-key", "", "TLS key file (PEM)")
@@ -115,18 +131,31 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 		return fmt.Errorf("--client-ca needs --tls-cert and --tls-key")
 	}
 	if *cert != "" {
-		c, err := server.TLSCredentials(*cert, *key, *clientCA)
+		tc, err := server.TLSConfig(*cert, *key, *clientCA)
 		if err != nil {
 			return err
 		}
-		cfg.TLS = c
+		cfg.TLS, cfg.HTTPTLS = credentials.NewTLS(tc), tc
 	}
-	// The address first: a busy one fails before a store file is made.
+	for _, o := range corsOrigins {
+		cfg.CORSOrigins = append(cfg.CORSOrigins, strings.Split(o, ",")...)
+	}
+	if len(cfg.CORSOrigins) > 0 && *httpAddr == "" {
+		return fmt.Errorf("--cors-origin needs --http-addr")
+	}
+	// The addresses first: a busy one fails before a store file is made.
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	defer lis.Close()
+	var httpLis net.Listener
+	if *httpAddr != "" {
+		if httpLis, err = net.Listen("tcp", *httpAddr); err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+		defer httpLis.Close()
+	}
 	var st store.Store
 	storeName := store.Redact(*storePath)
 	if len(profileFiles) > 0 {
@@ -162,6 +191,20 @@ func cmdServe(ctx context.Context, args []string, io ios) error {
 		go hs.Serve(ml)
 		defer hs.Close()
 		fmt.Fprintf(io.err, "plumb: metrics on http://%s/metrics\n", ml.Addr())
+	}
+	if httpLis != nil {
+		httpErr := make(chan error, 1)
+		go func() { httpErr <- srv.ServeHTTP(ctx, httpLis) }()
+		defer func() {
+			if err := <-httpErr; err != nil {
+				fmt.Fprintln(io.err, "plumb: http:", err)
+			}
+		}()
+		scheme := "http"
+		if cfg.HTTPTLS != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(io.err, "plumb: HTTP on %s://%s (the demo page, /badge.js, Connect and gRPC-Web)\n", scheme, httpLis.Addr())
 	}
 	fmt.Fprintf(io.err, "plumb: serving on %s (store %s)\n", lis.Addr(), storeName)
 	return srv.Serve(ctx, lis)
@@ -201,14 +244,14 @@ func cmdScore(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	defer closeIn()
-	b, err := t.open()
+	b, err := t.open(io)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	out := &output{w: bufio.NewWriterSize(io.out, 1<<16), profile: *profile}
 	defer out.w.Flush()
-	return b.score(ctx, in, out)
+	return in.finish(b.score(ctx, in, out))
 }
 
 // inputFlags are the flags of the commands that read a file of lines.
@@ -332,7 +375,7 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	defer closeIn()
-	b, err := t.open()
+	b, err := t.open(io)
 	if err != nil {
 		return err
 	}
@@ -350,7 +393,7 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 		for _, w := range resp.GetReport().GetWarnings() {
 			fmt.Fprintln(io.err, "plumb fit: warning:", w)
 		}
-		return printJSON(io, resp.GetReport())
+		return in.finish(printJSON(io, resp.GetReport()))
 	}
 	p := resp.GetProfile()
 	if resp.GetStored() {
@@ -362,7 +405,7 @@ func cmdFit(ctx context.Context, args []string, io ios) error {
 	if f.reportDir != "" {
 		fmt.Fprintf(io.out, "report written to %s\n", f.reportDir)
 	}
-	return nil
+	return in.finish(nil)
 }
 
 func cmdEval(ctx context.Context, args []string, io ios) error {
@@ -400,7 +443,7 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	defer closeIn()
-	b, err := t.open()
+	b, err := t.open(io)
 	if err != nil {
 		return err
 	}
@@ -415,10 +458,10 @@ func cmdEval(ctx context.Context, args []string, io ios) error {
 		}
 	}
 	if *jsonOut {
-		return printJSON(io, rep)
+		return in.finish(printJSON(io, rep))
 	}
 	summary(io.out, rep)
-	return nil
+	return in.finish(nil)
 }
 
 func cmdProfiles(ctx context.Context, args []string, io ios) error {
@@ -436,7 +479,7 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 		fmt.Fprintln(io.err, "plumb profiles: list, get NAME[@VERSION], export NAME[@VERSION], import FILE, activate NAME VERSION or delete NAME [VERSION]")
 		return errUsage
 	}
-	b, err := t.open()
+	b, err := t.open(io)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"iter"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
@@ -30,6 +31,17 @@ type input struct {
 	r    io.Reader
 	opts jsonl.Input
 	prog *progress
+	// bad counts the lines that --keep-going went past: skipped, or answered with an error.
+	bad atomic.Int64
+}
+
+// finish returns err, or, when the command succeeded but went past bad lines under
+// --keep-going, errSkipped (exit status 2).
+func (in *input) finish(err error) error {
+	if n := in.bad.Load(); err == nil && n > 0 {
+		return errSkipped{int(n)}
+	}
+	return err
 }
 
 // output is where score writes its lines.
@@ -55,7 +67,10 @@ func openInput(name string, io ios, format jsonl.Format, f *inputFlags, what str
 		}
 		in.r, in.opts.File, closeIn = file, name, func() { file.Close() }
 	}
-	in.opts.Skip = func(le *jsonl.LineError) { fmt.Fprintln(io.err, "plumb:", le, "(skipped)") }
+	in.opts.Skip = func(le *jsonl.LineError) {
+		in.bad.Add(1)
+		fmt.Fprintln(io.err, "plumb:", le, "(skipped)")
+	}
 	in.prog = newProgress(io.err, what, f.progress)
 	return in, func() { in.prog.done(); closeIn() }, nil
 }
@@ -104,6 +119,7 @@ func (l *local) score(ctx context.Context, in *input, out *output) error {
 					if !in.opts.KeepGoing {
 						return refused(&q, err)
 					}
+					in.bad.Add(1)
 					resp = &plumbv1.ScoreResponse{Id: q.ID, Error: service.ItemError(err)}
 				}
 				c.Out, err = jsonl.AppendResponse(c.Out, resp)
@@ -302,8 +318,11 @@ func (r *remote) score(ctx context.Context, in *input, out *output) error {
 		if err != nil {
 			return err
 		}
-		if e := resp.GetError(); e != nil && !in.opts.KeepGoing {
-			return &jsonl.LineError{File: in.opts.File, Line: line, Err: fmt.Errorf("request id %q: %s: %s", resp.GetId(), codeName(e.GetCode()), e.GetMessage())}
+		if e := resp.GetError(); e != nil {
+			if !in.opts.KeepGoing {
+				return &jsonl.LineError{File: in.opts.File, Line: line, Err: fmt.Errorf("request id %q: %s: %s", resp.GetId(), codeName(e.GetCode()), e.GetMessage())}
+			}
+			in.bad.Add(1)
 		}
 		if err := write(resp); err != nil {
 			return err

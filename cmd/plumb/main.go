@@ -1,6 +1,6 @@
-// Command plumb is plumb's one binary: the gRPC server (serve), the JSONL tools that score, fit
-// and evaluate (in-process on a store file, or through a server with --server), profile
-// management, and a self-contained demo. Run `plumb help` for the commands.
+// Command plumb is plumb's one binary: the server (serve: gRPC, and HTTP with --http-addr),
+// the JSONL tools that score, fit and evaluate (in-process on a store, or through a server with
+// --server), profile management, and a self-contained demo. Run `plumb help` for the commands.
 package main
 
 import (
@@ -11,89 +11,254 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 )
 
-const usage = `plumb: how far to trust an LLM's answer.
+// command is one of plumb's commands: its name, the usage line after "plumb NAME", a
+// description for `plumb help NAME`, and what runs it.
+type command struct {
+	name, args, summary, about string
+	run                        func(ctx context.Context, args []string, io ios) error
+}
 
-Usage:
-  plumb demo     [--report-dir DIR] [--questions N]
-  plumb serve    [--addr localhost:50051] [--store plumb.db | --store postgres://… | --profile-file F…]
-                 [--metrics-addr ADDR] [--auth-tokens FILE] [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
-                 [--rate-limit N] [--max-connections N] [--max-streams N] [--send-timeout D]
-                 [--max-stream-bytes N] [--pg-max-conns N] [--pg-connect-timeout D] [--pg-timeout D]
-  plumb score    [--profile NAME] [--server ADDR | --store PATH] [FILE|-]
-  plumb fit      --data FILE [--profile NAME] [--alpha A] [--temperature auto|global|adaptive|none]
-                 [--confidence-map auto|platt|logistic|none] [--score lac|aps|raps] [--split 0.4,0.4,0.2]
-                 [--seed S] [--risk E] [--min-group N] [--report-dir DIR] [--json] [--dry-run]
-                 [--server ADDR | --store PATH]
-  plumb eval     --data FILE [--profile NAME] [--json] [--report-dir DIR] [--server ADDR | --store PATH]
-  plumb profiles list [NAME] | get NAME[@VERSION] | export NAME[@VERSION] [--json] |
-                 import FILE [--name NAME] [--activate] | activate NAME VERSION | delete NAME [VERSION]
-                 [--server ADDR | --store PATH]
-  plumb simulate [--questions N] [--seed S] [--samples N] [--stance N] [--labeled]
+// commands in the order `plumb help` lists them.
+var commands []command
 
+func init() {
+	commands = []command{
+		{"demo", "[flags]", "run the whole job on simulated evidence, through a real server",
+			"Starts a server on a free port over a throw-away store, fits a profile through the gRPC API on\n" +
+				"simulated evidence with known truth, scores held-out questions, prints a table (answer,\n" +
+				"confidence, set, action, reasons, badge) and writes a report with a reliability diagram.", cmdDemo},
+		{"serve", "[flags]", "serve the gRPC API (and HTTP, the badge and a demo page with --http-addr)",
+			"Serves ConfidenceService and ProfileService over gRPC, with health and reflection; with\n" +
+				"--http-addr also over HTTP (Connect JSON or binary, gRPC-Web), with /badge.js, a demo page,\n" +
+				"/healthz and /readyz. SIGTERM or Ctrl-C: health NOT_SERVING, drain calls, stop.", cmdServe},
+		{"score", "[flags] [FILE|-]", "score ScoreRequest lines into ScoreResponse lines",
+			"Reads ScoreRequest lines (JSON Lines of protojson; --from openai reads chat-completions\n" +
+				"responses) and writes one ScoreResponse line per request, in order.", cmdScore},
+		{"fit", "--data FILE [flags]", "fit and store a profile version on labelled examples",
+			"Fits a profile (temperature, confidence map, conformal quantiles, abstention threshold) on\n" +
+				"LabeledExample lines, stores it as the next version of its name, and reports before and after\n" +
+				"on a held-out split.", cmdFit},
+		{"eval", "--data FILE [flags]", "report a profile on labelled examples; writes nothing",
+			"Scores LabeledExample lines under a profile and under the uncalibrated default, and reports\n" +
+				"calibration, coverage, selective risk and the actions, before and after.", cmdEval},
+		{"profiles", "list|get|export|import|activate|delete ... [flags]", "manage stored profile versions",
+			"  list [NAME]                           every version (of NAME)\n" +
+				"  get NAME[@VERSION]                    one version as protojson (the active one without VERSION)\n" +
+				"  export NAME[@VERSION] [--json] > F    one version as a file: binary protobuf, or protojson\n" +
+				"  import FILE [--name N] [--activate]   store an exported profile as the next version of its name\n" +
+				"  activate NAME VERSION                 make a version the active one (also a rollback)\n" +
+				"  delete NAME [VERSION]                 delete a version, or every version of NAME", cmdProfiles},
+		{"simulate", "[flags]", "write simulated ScoreRequest or LabeledExample lines with known truth",
+			"Writes seeded synthetic evidence: questions with a gold answer and a difficulty, wording noise,\n" +
+				"ambiguous questions, user-stance wordings, options or samples with token logprobs.", cmdSimulate},
+		{"version", "", "print plumb's version and build",
+			"Prints the module version, the VCS revision and time it was built from, and the Go version.", cmdVersion},
+		{"help", "[COMMAND]", "describe plumb, or one command", "", cmdHelp},
+	}
+}
+
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+// usage is `plumb help`.
+func usage(w io.Writer) {
+	fmt.Fprint(w, "plumb: how far to trust an LLM's answer.\n\nUsage:\n  plumb COMMAND [ARGS]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
 --server takes host:port, several host:port separated by commas, or a gRPC target such as
 dns:///plumb.default.svc:50051; calls are spread over the healthy servers. --store takes a
-bbolt file or a postgres:// URL.
+bbolt file or a postgres:// URL. Files are JSON Lines in protojson.
 
-Run "plumb COMMAND --help" for a command's flags. Files are JSON Lines in protojson.
-`
+Exit status: 0 done; 1 failed; 2 done, but --keep-going skipped bad lines; 64 bad usage;
+130 interrupted (Ctrl-C).
+
+Run "plumb help COMMAND" or "plumb COMMAND --help" for a command's flags.
+`)
+}
+
+// Exit statuses.
+const (
+	exitFailed      = 1
+	exitSkipped     = 2  // done, but --keep-going skipped lines
+	exitUsage       = 64 // EX_USAGE of sysexits.h
+	exitInterrupted = 130
+)
+
+// errUsage is returned after a usage message has been printed; errHelp after help was asked for
+// and printed.
+var (
+	errUsage = errors.New("usage")
+	errHelp  = errors.New("help")
+)
+
+// errSkipped is returned by a command that finished but skipped lines under --keep-going.
+type errSkipped struct{ lines int }
+
+func (e errSkipped) Error() string {
+	return fmt.Sprintf("--keep-going skipped %d bad line(s), each named above", e.lines)
+}
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The first SIGINT or SIGTERM cancels the command's context: it stops promptly (a server
+	// drains its calls first). A second one kills the process.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	var got os.Signal
+	go func() {
+		got = <-sigs
+		cancel()
+		<-sigs
+		os.Exit(exitInterrupted)
+	}()
 	// PLUMB_CPUPROFILE=FILE writes a CPU profile of the command, for `go tool pprof`.
 	if path := os.Getenv("PLUMB_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "plumb:", err)
-			os.Exit(1)
+			os.Exit(exitFailed)
 		}
 		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
 	}
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		pprof.StopCPUProfile()
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "plumb:", err)
-		}
-		os.Exit(1)
-	}
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	pprof.StopCPUProfile()
+	os.Exit(exitCode(err, ctx.Err() != nil, got == os.Interrupt, len(os.Args) > 1 && os.Args[1] == "serve"))
 }
 
-// errUsage is returned after a usage message has been printed.
-var errUsage = errors.New("usage")
+// exitCode returns the exit status of a command that returned err: 130 after Ctrl-C; for a
+// server stopped by SIGTERM, 0 (the orderly stop an orchestrator asks for).
+func exitCode(err error, signalled, interrupt, serve bool) int {
+	switch {
+	case signalled && (interrupt || !serve):
+		if err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "plumb:", err)
+		}
+		return exitInterrupted
+	case err == nil || errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return exitUsage
+	}
+	var skipped errSkipped
+	if errors.As(err, &skipped) {
+		fmt.Fprintln(os.Stderr, "plumb:", err)
+		return exitSkipped
+	}
+	fmt.Fprintln(os.Stderr, "plumb:", err)
+	return exitFailed
+}
 
 // run dispatches one command; it is main without the process around it, for tests.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	io := ios{in: stdin, out: stdout, err: stderr}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		usage(stderr)
 		return errUsage
 	}
-	io := ios{in: stdin, out: stdout, err: stderr}
 	switch args[0] {
-	case "serve":
-		return cmdServe(ctx, args[1:], io)
-	case "score":
-		return cmdScore(ctx, args[1:], io)
-	case "fit":
-		return cmdFit(ctx, args[1:], io)
-	case "eval":
-		return cmdEval(ctx, args[1:], io)
-	case "profiles":
-		return cmdProfiles(ctx, args[1:], io)
-	case "demo":
-		return cmdDemo(ctx, args[1:], io)
-	case "simulate":
-		return cmdSimulate(ctx, args[1:], io)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return errHelp
+	case "-v", "-version", "--version":
+		return cmdVersion(ctx, nil, io)
 	}
-	fmt.Fprintf(stderr, "plumb: unknown command %q\n\n%s", args[0], usage)
-	return errUsage
+	c := lookup(args[0])
+	if c == nil {
+		fmt.Fprintf(stderr, "plumb: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return errUsage
+	}
+	return c.run(ctx, args[1:], io)
+}
+
+// cmdHelp prints plumb's usage, or one command's help, on stdout.
+func cmdHelp(_ context.Context, args []string, io ios) error {
+	if len(args) == 0 {
+		usage(io.out)
+		return errHelp
+	}
+	c := lookup(args[0])
+	if c == nil || c.name == "help" {
+		fmt.Fprintf(io.err, "plumb help: unknown command %q\n\n", args[0])
+		usage(io.err)
+		return errUsage
+	}
+	// A command prints its help when asked for it: run it with --help alone.
+	return c.run(context.Background(), []string{"--help"}, io)
+}
+
+// commandHelp prints a command's description, usage and flags.
+func commandHelp(name string, fs interface{ PrintDefaults() }, w io.Writer) {
+	c := lookup(name)
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "plumb %s: %s.\n\nUsage:\n  plumb %s %s\n", c.name, c.summary, c.name, c.args)
+	if c.about != "" {
+		fmt.Fprintf(w, "\n%s\n", c.about)
+	}
+	var flags strings.Builder
+	if p, ok := fs.(interface{ SetOutput(io.Writer) }); ok {
+		p.SetOutput(&flags)
+		fs.PrintDefaults()
+	}
+	if flags.Len() > 0 {
+		fmt.Fprintf(w, "\nFlags:\n%s", flags.String())
+	}
+}
+
+// cmdVersion prints the module version, the VCS revision and time, and the Go version, from
+// the build information the Go toolchain stamps into the binary.
+func cmdVersion(_ context.Context, args []string, io ios) error {
+	fs := newFlags("version", io)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(io.out, versionString())
+	return nil
+}
+
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "plumb (no build information)"
+	}
+	version := bi.Main.Version
+	if version == "" {
+		version = "(devel)"
+	}
+	s := "plumb " + version
+	var rev, when, modified string
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.time":
+			when = kv.Value
+		case "vcs.modified":
+			if kv.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		s += fmt.Sprintf(" (revision %s, %s%s)", rev, when, modified)
+	}
+	return s + " " + bi.GoVersion
 }
 
 // ios are a command's streams.

@@ -1,6 +1,7 @@
 package jsonl
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -41,6 +42,31 @@ func (f Format) what() string {
 	return "on one line (JSON Lines, protojson)"
 }
 
+// openAIKeys are top-level keys of the OpenAI shapes — a --from openai line, or a raw
+// chat-completions response — that no plumb message has.
+var openAIKeys = []string{"wordings", "choices", "object", "model", "usage"}
+
+// hint returns advice for a line that did not decode as plumb's own but has the keys of the
+// OpenAI shapes: give --from openai.
+func hint(f Format, line []byte) string {
+	if f != Plumb {
+		return ""
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(line, &top) != nil {
+		return ""
+	}
+	for _, k := range openAIKeys {
+		if _, ok := top[k]; ok {
+			if k != "wordings" {
+				return fmt.Sprintf(" (the line has %q, as an OpenAI chat-completions response does: give each question's wordings with their responses, {\"wordings\": [{\"prompt\": …, \"response\": {…}}]}, and --from openai)", k)
+			}
+			return " (the line is in the OpenAI shape, {\"wordings\": [{\"response\": …}]}: add --from openai)"
+		}
+	}
+	return ""
+}
+
 // DecodeExample decodes one labelled line into ex: with the Decoder when it takes the line,
 // else with protojson (or, for the OpenAI format, encoding/json), whose error says what the
 // line is not.
@@ -56,7 +82,7 @@ func DecodeExample(d *Decoder, line []byte, ex *calibrate.Example, f Format) err
 		err = protojson.Unmarshal(line, m)
 	}
 	if err != nil {
-		return fmt.Errorf("not a LabeledExample %s: %w", f.what(), err)
+		return fmt.Errorf("not a LabeledExample %s: %w%s", f.what(), err, hint(f, line))
 	}
 	*ex = service.ExampleFrom(m)
 	return nil
@@ -75,7 +101,7 @@ func DecodeQuestion(d *Decoder, line []byte, q *calibrate.Question, f Format) er
 		err = protojson.Unmarshal(line, m)
 	}
 	if err != nil {
-		return fmt.Errorf("not a ScoreRequest %s: %w", f.what(), err)
+		return fmt.Errorf("not a ScoreRequest %s: %w%s", f.what(), err, hint(f, line))
 	}
 	*q = service.QuestionFrom(m)
 	return nil

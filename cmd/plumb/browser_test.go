@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/service"
+	"github.com/plumbhq/plumb/simulate"
+)
+
+// The <plumb-badge> component in a real browser: Debian's Chromium, headless, driven through
+// the DevTools protocol (chromedp), on the demo page of a real `plumb serve --http-addr`.
+
+// chromium returns the Chromium binary, or skips the test when there is none — unless
+// PLUMB_REQUIRE_BROWSER=1 (set by .ci/run, which installs it), when it fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("PLUMB_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("PLUMB_REQUIRE_BROWSER") == "1" {
+		t.Fatal("no Chromium (PLUMB_REQUIRE_BROWSER=1): apt-get install chromium")
+	}
+	t.Skip("no Chromium: apt-get install chromium, or set PLUMB_CHROMIUM; PLUMB_REQUIRE_BROWSER=1 fails instead")
+	return ""
+}
+
+var httpRE = regexp.MustCompile(`HTTP on (https?://\S+)`)
+
+// states scores simulated questions over HTTP under a fitted profile, and the example under the
+// built-in one, and returns one real response for each state the badge shows.
+func states(t *testing.T, s *served, base string) map[string]*plumbv1.ScoreResponse {
+	t.Helper()
+	var fit []*plumbv1.LabeledExample
+	var held []*plumbv1.ScoreRequest
+	for ex := range simulate.All(&simulate.Config{Questions: 2600, Seed: 11, Stance: 1}) {
+		if len(fit) < 2000 {
+			fit = append(fit, service.LabeledFrom(&ex))
+		} else {
+			held = append(held, service.RequestFrom(&ex.Question))
+		}
+	}
+	c := dial(t, s.addr, nil)
+	if _, err := c.Fit(context.Background(), &plumbv1.FitConfig{Name: "demo"}, seqOf(fit)); err != nil {
+		t.Fatal(err)
+	}
+	scoreHTTP := func(r *plumbv1.ScoreRequest) *plumbv1.ScoreResponse {
+		b, _ := protojson.Marshal(r)
+		resp, err := http.Post(base+"/plumb.v1.ConfidenceService/Score", "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out plumbv1.ScoreResponse
+		var raw json.RawMessage
+		if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d: %v %s", resp.StatusCode, err, raw)
+		}
+		if err := protojson.Unmarshal(raw, &out); err != nil {
+			t.Fatal(err)
+		}
+		return &out
+	}
+	out := map[string]*plumbv1.ScoreResponse{}
+	for _, r := range held {
+		r.Profile = "demo"
+		resp := scoreHTTP(r)
+		var state string
+		switch {
+		case resp.GetSycophancy().GetFlagged() && resp.GetAction() == plumbv1.Action_ACTION_ANSWER:
+			state = "sycophancy"
+		case resp.GetAction() == plumbv1.Action_ACTION_CLARIFY:
+			state = "clarify"
+		case resp.GetAction() == plumbv1.Action_ACTION_ABSTAIN:
+			state = "abstain"
+		case resp.GetBadge().GetLevel() == plumbv1.BadgeLevel_BADGE_LEVEL_HIGH:
+			state = "high"
+		default:
+			state = "medium"
+		}
+		if out[state] == nil {
+			out[state] = resp
+		}
+	}
+	example, err := os.ReadFile("../../testdata/score-request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex plumbv1.ScoreRequest
+	if err := protojson.Unmarshal(example, &ex); err != nil {
+		t.Fatal(err)
+	}
+	out["uncalibrated"] = scoreHTTP(&ex)
+	for _, state := range []string{"high", "medium", "clarify", "abstain", "uncalibrated", "sycophancy"} {
+		if out[state] == nil {
+			t.Fatalf("no held-out question scored as %s", state)
+		}
+	}
+	return out
+}
+
+// rgb parses a computed CSS colour, rgb(r, g, b).
+func rgb(t *testing.T, css string) [3]float64 {
+	t.Helper()
+	m := regexp.MustCompile(`rgba?\((\d+), (\d+), (\d+)`).FindStringSubmatch(css)
+	if m == nil {
+		t.Fatalf("not an rgb colour: %q", css)
+	}
+	var c [3]float64
+	for i := range c {
+		v, _ := strconv.Atoi(m[i+1])
+		c[i] = float64(v)
+	}
+	return c
+}
+
+// contrast is WCAG 2's contrast ratio of two sRGB colours.
+func contrast(a, b [3]float64) float64 {
+	lum := func(c [3]float64) float64 {
+		var l [3]float64
+		for i, v := range c {
+			v /= 255
+			if v <= 0.04045 {
+				l[i] = v / 12.92
+			} else {
+				l[i] = math.Pow((v+0.055)/1.055, 2.4)
+			}
+		}
+		return 0.2126*l[0] + 0.7152*l[1] + 0.0722*l[2]
+	}
+	x, y := lum(a), lum(b)
+	return (math.Max(x, y) + 0.05) / (math.Min(x, y) + 0.05)
+}
+
+// TestBadgeInChromium: the demo page scores the example request through the HTTP endpoint and
+// shows its badge; then a badge for each state — a confident and a medium answer, clarify,
+// abstain, uncalibrated, a flagged sycophancy — renders its label, an aria-label that reads
+// the confidence and the action, colours of AA contrast in the light and the dark scheme (and a
+// look of its own), and, reached with the Tab key, a panel with the answer, the action, the
+// reasons in plain words and the sycophancy note. Screenshots of each state are saved as test
+// artefacts (go test -artifacts).
+func TestBadgeInChromium(t *testing.T) {
+	browser := chromium(t)
+	s := serveArgs(t, "--store", filepath.Join(t.TempDir(), "plumb.db"), "--http-addr", "127.0.0.1:0")
+	m := httpRE.FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no HTTP address: %s", s.log.String())
+	}
+	base := m[1]
+	responses := states(t, s, base)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 800))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	// The demo page: the example request scored through HTTP by the page itself.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`body[data-scored="ok"]`))); err != nil {
+		t.Fatalf("demo page: %v", err)
+	}
+	demo, err := chromedp.Run(ctx, chromedp.Evaluate[[2]string](`(() => {
+		const b = document.getElementById("badge");
+		return [b.shadowRoot.querySelector(".label").textContent, b.dataset.state];
+	})()`))
+	if err != nil {
+		t.Fatalf("demo page: %v", err)
+	}
+	demoLabel, demoState := demo[0], demo[1]
+	want := responses["uncalibrated"].GetBadge().GetLabel()
+	if demoLabel != want || demoState != "uncalibrated" {
+		t.Fatalf("demo page badge %q (%s), want %q (uncalibrated)", demoLabel, demoState, want)
+	}
+
+	dir := t.ArtifactDir()
+	looks := map[string]string{} // state → its light-scheme colours, to tell states apart
+	for _, scheme := range []string{"light", "dark"} {
+		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, state := range []string{"high", "medium", "clarify", "abstain", "uncalibrated", "sycophancy"} {
+			t.Run(scheme+"/"+state, func(t *testing.T) {
+				resp := responses[state]
+				js, err := protojson.Marshal(resp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// A fresh badge after a button, so that one Tab from the button reaches it.
+				setup := fmt.Sprintf(`(() => {
+					document.getElementById("stage")?.remove();
+					const stage = document.createElement("div");
+					stage.id = "stage";
+					stage.style = "padding: 12px; height: 340px";
+					stage.innerHTML = '<button id="before">before</button> <plumb-badge id="under-test"></plumb-badge>';
+					document.body.prepend(stage);
+					document.getElementById("under-test").response = %s;
+					document.getElementById("before").focus();
+					return true;
+				})()`, js)
+				type rendered struct {
+					Label, Aria, Role, State, Color, Background, Border, Panel, Focused string
+					Reasons                                                             []string
+					Note                                                                string
+				}
+				if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](setup), chromedp.KeyEvent(kb.Tab), chromedp.Sleep(100*time.Millisecond)); err != nil {
+					t.Fatal(err)
+				}
+				got, err := chromedp.Run(ctx, chromedp.Evaluate[rendered](`(() => {
+						const host = document.getElementById("under-test");
+						const b = host.shadowRoot.querySelector(".badge");
+						const panel = host.shadowRoot.querySelector(".panel");
+						const cs = getComputedStyle(b);
+						return {
+							Label: b.querySelector(".label").textContent,
+							Aria: b.getAttribute("aria-label"),
+							Role: b.getAttribute("role"),
+							State: host.dataset.state,
+							Color: cs.color, Background: cs.backgroundColor, Border: cs.borderTopStyle,
+							Panel: getComputedStyle(panel).display + " | " + panel.textContent,
+							Focused: document.activeElement === host && host.shadowRoot.activeElement === b ? "yes" : "no",
+							Reasons: [...panel.querySelectorAll(".reasons li")].map(li => li.textContent),
+							Note: panel.querySelector(".sycophancy")?.textContent ?? "",
+						};
+					})()`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				shot, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#stage")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, scheme+"-"+state+".png"), shot, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				pct := int(math.Round(resp.GetConfidence() * 100))
+				action := strings.ToLower(strings.TrimPrefix(resp.GetAction().String(), "ACTION_"))
+				if got.Label != resp.GetBadge().GetLabel() || got.Role != "status" {
+					t.Errorf("label %q role %q, want %q and status", got.Label, got.Role, resp.GetBadge().GetLabel())
+				}
+				if !strings.Contains(got.Aria, fmt.Sprintf("Confidence %d percent", pct)) || !strings.Contains(got.Aria, "Action: "+action) {
+					t.Errorf("aria-label %q does not read %d percent and %s", got.Aria, pct, action)
+				}
+				wantState := state
+				if state == "sycophancy" {
+					wantState = map[plumbv1.BadgeLevel]string{plumbv1.BadgeLevel_BADGE_LEVEL_HIGH: "high"}[resp.GetBadge().GetLevel()]
+					if wantState == "" {
+						wantState = "medium"
+					}
+				}
+				if got.State != wantState {
+					t.Errorf("state %q, want %q", got.State, wantState)
+				}
+				if r := contrast(rgb(t, got.Color), rgb(t, got.Background)); r < 4.5 {
+					t.Errorf("%s on %s: contrast %.2f, below WCAG AA's 4.5", got.Color, got.Background, r)
+				}
+				if got.Focused != "yes" || !strings.HasPrefix(got.Panel, "block | ") {
+					t.Errorf("after Tab: focused %s, panel %q; want the badge focused and its panel shown", got.Focused, got.Panel)
+				}
+				if !strings.Contains(got.Panel, resp.GetAnswer()) {
+					t.Errorf("the panel does not name the answer %q: %q", resp.GetAnswer(), got.Panel)
+				}
+				if len(got.Reasons) != len(resp.GetReasons()) {
+					t.Errorf("reasons %q for %v", got.Reasons, resp.GetReasons())
+				}
+				for _, r := range got.Reasons {
+					if strings.Contains(r, "REASON_") {
+						t.Errorf("a reason not in plain words: %q", r)
+					}
+				}
+				if (got.Note != "") != resp.GetSycophancy().GetFlagged() {
+					t.Errorf("sycophancy note %q, flagged %v", got.Note, resp.GetSycophancy().GetFlagged())
+				}
+				if scheme == "light" {
+					looks[state] = got.Background + got.Border
+				}
+			})
+		}
+	}
+	for _, pair := range [][2]string{{"high", "uncalibrated"}, {"high", "abstain"}, {"high", "clarify"}, {"medium", "abstain"}, {"clarify", "abstain"}} {
+		if looks[pair[0]] == looks[pair[1]] {
+			t.Errorf("%s and %s look the same (%s)", pair[0], pair[1], looks[pair[0]])
+		}
+	}
+}
