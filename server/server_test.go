@@ -28,14 +28,15 @@ import (
 
 // harness is a real server on a real loopback port over a real bbolt file, and a client.
 type harness struct {
-	srv   *Server
-	st    *store.Bolt
-	c     *client.Client
-	addr  string
-	http  string // base URL of the HTTP front end
-	stop  context.CancelFunc
-	done  chan error
-	dbDir string
+	srv      *Server
+	st       *store.Bolt
+	c        *client.Client
+	addr     string
+	http     string // base URL of the HTTP front end
+	stop     context.CancelFunc
+	done     chan error // Serve's (gRPC) result
+	httpDone chan error
+	dbDir    string
 }
 
 func start(t *testing.T, cfg Config, opts *client.Options, svcOpts ...service.Option) *harness {
@@ -60,11 +61,11 @@ func start(t *testing.T, cfg Config, opts *client.Options, svcOpts ...service.Op
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{srv: srv, st: st, addr: lis.Addr().String(), http: "http://" + hlis.Addr().String(), done: make(chan error, 2), dbDir: dir}
+	h := &harness{srv: srv, st: st, addr: lis.Addr().String(), http: "http://" + hlis.Addr().String(), done: make(chan error, 1), httpDone: make(chan error, 1), dbDir: dir}
 	ctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	go func() { h.done <- h.srv.Serve(ctx, lis) }()
-	go func() { h.done <- h.srv.ServeHTTP(ctx, hlis) }()
+	go func() { h.httpDone <- h.srv.ServeHTTP(ctx, hlis) }()
 	if h.c, err = client.Dial(h.addr, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func start(t *testing.T, cfg Config, opts *client.Options, svcOpts ...service.Op
 		h.c.Close()
 		stop()
 		<-h.done
-		<-h.done
+		<-h.httpDone
 		st.Close()
 	})
 	return h

@@ -16,16 +16,23 @@ import (
 	"github.com/plumbhq/plumb/store"
 )
 
+// openStore opens a bbolt store in the test's directory, closed when the test ends.
+func openStore(t *testing.T) *store.Bolt {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // TestDamagedProfile: a stored version that does not decode fails alone: GetProfile and Score
 // on it are DataLoss, ListProfiles lists it (with its error) beside the sound ones, and the
 // sound ones score.
 func TestDamagedProfile(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	svc := New(st)
 	p := calibrate.Default()
 	p.Name, p.Calibrated = "good", true
@@ -85,11 +92,7 @@ func (s *slowGet) Get(ctx context.Context, name string, version int64) (store.Re
 // come back into the profile cache: that Score and the next are NotFound.
 func TestDeletedWhileRead(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	p := calibrate.Default()
 	p.Name, p.Calibrated = "p", true
 	data, _ := protoMarshal(ProfileToProto(p, nil))
@@ -126,11 +129,7 @@ func TestDeletedWhileRead(t *testing.T) {
 // (a NotFound used to echo the whole name back).
 func TestLongNames(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	svc := New(st)
 	long := strings.Repeat("n", 1<<20)
 	q := &plumbv1.ScoreRequest{Profile: long, Paraphrases: []*plumbv1.Paraphrase{{Options: []*plumbv1.Option{{Label: "A", Logprob: -0.1}, {Label: "B", Logprob: -2.4}}}}}
@@ -168,11 +167,7 @@ func TestLongNames(t *testing.T) {
 // field; nothing is stored for a refused one.
 func TestImportChecks(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "plumb.db"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	svc := New(st)
 	good := calibrate.Default()
 	good.Name, good.Calibrated = "p", true

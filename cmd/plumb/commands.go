@@ -519,7 +519,7 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 				p.GetAlpha(), p.GetLambda())
 		}
 		return tw.Flush()
-	case "export":
+	case "get", "export":
 		name, v, err := profileArg(pos[1:])
 		if err != nil {
 			return err
@@ -527,6 +527,9 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 		resp, err := api.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: name, Version: v})
 		if err != nil {
 			return errors.New(service.Describe(err))
+		}
+		if pos[0] == "get" {
+			return printJSON(io, resp.GetProfile())
 		}
 		if !resp.GetProfile().GetCalibrated() {
 			return fmt.Errorf("export: %s is the built-in default, not a stored profile", name)
@@ -565,16 +568,6 @@ func cmdProfiles(ctx context.Context, args []string, io ios) error {
 		p := resp.GetProfile()
 		fmt.Fprintf(io.out, "imported %s as profile %s version %d (active: %v)\n", pos[1], p.GetName(), p.GetVersion(), p.GetActive())
 		return nil
-	case "get":
-		name, v, err := profileArg(pos[1:])
-		if err != nil {
-			return err
-		}
-		resp, err := api.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: name, Version: v})
-		if err != nil {
-			return errors.New(service.Describe(err))
-		}
-		return printJSON(io, resp.GetProfile())
 	case "activate":
 		name, v, err := profileArg(pos[1:])
 		if err != nil {
