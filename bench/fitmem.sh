@@ -14,11 +14,13 @@ bin=${1:-$work/plumb}
 [ -n "${1:-}" ] || go build -o "$bin" ./cmd/plumb
 "$bin" simulate --labeled --questions 400000 --seed 3 > "$work/400000.jsonl"
 head -100000 "$work/400000.jsonl" > "$work/100000.jsonl"
-base_local=$( { /usr/bin/time -f "%M" "$bin" fit --data /dev/null --dry-run --store "$work/local.db" > /dev/null 2>&1 || true; } 2>&1 | tail -1)
+/usr/bin/time -f "%M" -o "$work/base" "$bin" fit --data /dev/null --dry-run --store "$work/local.db" > /dev/null 2>&1 || true
+base_local=$(tail -1 "$work/base")
 echo "| examples | in process: peak RSS | per example | over gRPC: server peak RSS | per example |"
 echo "|---|---|---|---|---|"
 for n in 100000 400000; do
-  local_kb=$( { /usr/bin/time -f "%M" "$bin" fit --data "$work/$n.jsonl" --dry-run --store "$work/local.db" > /dev/null; } 2>&1 | tail -1)
+  /usr/bin/time -f "%M" -o "$work/local" "$bin" fit --data "$work/$n.jsonl" --dry-run --store "$work/local.db" > /dev/null
+  local_kb=$(tail -1 "$work/local")
   rm -f "$work/srv.db"
   "$bin" serve --addr 127.0.0.1:0 --store "$work/srv.db" --log-level warn 2> "$work/serve.log" &
   pid=$!

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -256,3 +257,26 @@ func TestHTTPExtras(t *testing.T) {
 func protojsonMarshal(m proto.Message) ([]byte, error) { return protojson.Marshal(m) }
 
 func protojsonUnmarshal(b []byte, m proto.Message) error { return protojson.Unmarshal(b, m) }
+
+// TestHTTPGRPCWebAndLimits: a gRPC-Web client (connect-go's) gets gRPC's answer; a body over the
+// message limit is resource_exhausted, as on gRPC.
+func TestHTTPGRPCWebAndLimits(t *testing.T) {
+	h := start(t, Config{MaxMessageBytes: 64 << 10}, nil)
+	ctx := context.Background()
+	req := &plumbv1.ScoreRequest{Id: "web", Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B,C", -0.3, -1.5, -2.5)), para(opts("A,B,C", -0.4, -1.2, -2.9))}}
+	web := plumbv1connect.NewConfidenceServiceClient(http.DefaultClient, h.http, connect.WithGRPCWeb())
+	got, err := web.Score(ctx, connect.NewRequest(req))
+	if err != nil {
+		t.Fatalf("gRPC-Web: %v", err)
+	}
+	want, err := h.c.Score(ctx, req)
+	if err != nil || !proto.Equal(got.Msg, want) {
+		t.Fatalf("gRPC-Web and gRPC differ (%v)", err)
+	}
+	big, _ := protojsonMarshal(&plumbv1.ScoreRequest{Id: strings.Repeat("x", 100<<10), Paraphrases: req.Paraphrases})
+	_, b := post(t, h.http+"/plumb.v1.ConfidenceService/Score", string(big))
+	var e connectErrorJSON
+	if err := json.Unmarshal(b, &e); err != nil || e.Code != "resource_exhausted" {
+		t.Fatalf("a body over the limit: %s", b)
+	}
+}

@@ -218,10 +218,13 @@ func messages[T, M any](ctx context.Context, in *input, lean bool,
 		stop := errors.New("stop")
 		err := jsonl.Stream(ctx, in.r, &in.opts, make([][]M, jsonl.InFlight()), func() func(*jsonl.Chunk[[]M]) {
 			d := jsonl.Decoder{Lean: lean}
-			var v T
 			return func(c *jsonl.Chunk[[]M]) {
 				c.Out = c.Out[:0]
 				c.Lines(&in.opts, func(line []byte, n int) error {
+					// A value of its own for each line: the message convert makes shares its
+					// slices (labels, tokens, embeddings), and is marshalled on another goroutine
+					// while later lines are decoded.
+					var v T
 					if err := decode(&d, line, &v, in.opts.Format); err != nil {
 						if bad != nil && in.opts.KeepGoing {
 							c.Out = append(c.Out, bad(n, err))

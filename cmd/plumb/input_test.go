@@ -3,12 +3,14 @@ package main
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 )
@@ -155,5 +157,49 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		if _, err := os.Stat(db); !os.IsNotExist(err) {
 			t.Errorf("serve %v made its store file", tc.args)
 		}
+	}
+}
+
+// TestRemoteSamples: fits and scores of sampled answers (tokens and top_logprobs included) give
+// the same through a server as in process. The lines' messages are sent while later lines are
+// decoded: a message that shared the decoder's memory failed to marshal ("size mismatch").
+func TestRemoteSamples(t *testing.T) {
+	bin := buildPlumb(t)
+	dir := t.TempDir()
+	labeled := filepath.Join(dir, "labeled.jsonl")
+	reqs := filepath.Join(dir, "reqs.jsonl")
+	for file, args := range map[string][]string{
+		labeled: {"simulate", "--labeled", "--questions", "600", "--seed", "2", "--samples", "6", "--wordings", "4", "--tokens", "8"},
+		reqs:    {"simulate", "--questions", "300", "--seed", "3", "--samples", "6", "--wordings", "4", "--tokens", "8"},
+	} {
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(file, out, 0o644)
+	}
+	s := serve(t)
+	db := filepath.Join(dir, "plumb.db")
+	fit := func(where ...string) *plumbv1.Report {
+		out, stderr, err := plumb(t, "", append([]string{"fit", "--data", labeled, "--dry-run", "--json", "--seed", "5"}, where...)...)
+		if err != nil {
+			t.Fatalf("fit %v: %v\n%s", where, err, stderr)
+		}
+		var r plumbv1.Report
+		if err := protojson.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	if local, remote := fit("--store", db), fit("--server", s.addr); !proto.Equal(local, remote) {
+		t.Fatal("the fit through the server reports other figures than in process")
+	}
+	local, _, err := plumb(t, "", "score", reqs, "--store", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, stderr, err := plumb(t, "", "score", reqs, "--server", s.addr)
+	if err != nil || remote != local || strings.Count(remote, "\n") != 300 {
+		t.Fatalf("score through the server (%v): %d lines, same as in process: %v\n%s", err, strings.Count(remote, "\n"), remote == local, stderr)
 	}
 }
