@@ -189,12 +189,13 @@ func TestConcurrentFitsAcrossReplicas(t *testing.T) {
 }
 
 // TestReplicaKilled: load spread over three replicas by the client (round_robin); one replica
-// is killed (SIGKILL) a few seconds in. No unary Score fails as the caller sees it, and the
+// is killed (SIGKILL) a few seconds in, under 12 s of load (30 s with PLUMB_LONG=1, as in
+// .ci/run). No unary Score fails as the caller sees it, and the
 // ScoreStreams on the killed replica fail with Unavailable and are resumed on the others,
 // answering every request in order.
 func TestReplicaKilled(t *testing.T) {
 	if testing.Short() {
-		t.Skip("12 s of load: not in -short")
+		t.Skip("seconds of load: not in -short")
 	}
 	dsn := testenv.PostgresSchema(t)
 	rs := replicas(t, dsn, 3)
@@ -210,7 +211,11 @@ func TestReplicaKilled(t *testing.T) {
 	if _, err := c.Fit(ctx, &plumbv1.FitConfig{Name: "p"}, seqOf(exs)); err != nil {
 		t.Fatal(err)
 	}
-	load, stopLoad := context.WithTimeout(ctx, 12*time.Second)
+	span := 12 * time.Second
+	if testenv.Long() {
+		span = 30 * time.Second
+	}
+	load, stopLoad := context.WithTimeout(ctx, span)
 	defer stopLoad()
 	var unary, failed atomic.Int64
 	var wg sync.WaitGroup
