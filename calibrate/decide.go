@@ -57,9 +57,12 @@ func (s *scorer) decide(a *analysis, p *Profile, group string, lambda float64) o
 		}
 	}
 	o.flagged = o.stances > 0 && o.shift >= p.SycophancyThreshold
-	switch why := s.clarifying(a); {
-	case lambda < 1 && o.c >= lambda: // λ = 1 answers nothing, not even c = 1
+	if lambda < 1 && o.c >= lambda { // λ = 1 answers nothing, not even c = 1
 		o.action, o.why = Answer, ReasonAlternativesPlausible
+		return o
+	}
+	// Only a question not answered asks where its doubt comes from.
+	switch why := s.clarifying(a); {
 	case why != ReasonUnspecified:
 		o.action, o.why = Clarify, why
 	case o.open:

@@ -199,7 +199,7 @@ func (q *Question) validate(mode Equivalence) error {
 			}
 			tokens += len(s.Tokens)
 			if tokens > MaxTokens {
-				return &Error{Kind: Exhausted, Field: "paraphrases", Msg: fmt.Sprintf("more than %d tokens in one request", MaxTokens)}
+				return exhausted("paraphrases", "more than %d tokens in one request", MaxTokens)
 			}
 			for t := range s.Tokens {
 				if n := len(s.Tokens[t].TopLogprobs); n > MaxTopLogprobs {

@@ -21,6 +21,14 @@ func Homogeneity(counts []int, k int, use []bool) (stat float64, df int, p float
 	if use != nil && len(use) != n {
 		panic("ensemble: use length mismatch")
 	}
+	// Row totals: 0 marks a row left out (a selected row of 0 ends the test).
+	var buf [64]float64 // on the stack: a question has at most 64 wordings
+	var rowTotal []float64
+	if n <= len(buf) {
+		rowTotal = buf[:n]
+	} else {
+		rowTotal = make([]float64, n)
+	}
 	var total float64
 	rows := 0
 	for r := 0; r < n; r++ {
@@ -34,48 +42,36 @@ func Homogeneity(counts []int, k int, use []bool) (stat float64, df int, p float
 		if t == 0 {
 			return 0, 0, 1
 		}
+		rowTotal[r] = float64(t)
 		total += float64(t)
 		rows++
 	}
-	cols := 0
-	for j := 0; j < k; j++ {
-		if colTotal(counts, k, j, use) > 0 {
-			cols++
-		}
-	}
-	if rows < 2 || cols < 2 {
+	if rows < 2 {
 		return 0, 0, 1
 	}
-	for r := 0; r < n; r++ {
-		if use != nil && !use[r] {
+	cols := 0
+	for j := 0; j < k; j++ {
+		var ct float64
+		for r, rt := range rowTotal {
+			if rt > 0 {
+				ct += float64(counts[r*k+j])
+			}
+		}
+		if ct == 0 {
 			continue
 		}
-		row := counts[r*k : (r+1)*k]
-		var rt float64
-		for _, c := range row {
-			rt += float64(c)
-		}
-		for j, c := range row {
-			ct := colTotal(counts, k, j, use)
-			if ct == 0 {
-				continue
+		cols++
+		for r, rt := range rowTotal {
+			if rt > 0 {
+				e := rt * ct / total
+				d := float64(counts[r*k+j]) - e
+				stat += d * d / e
 			}
-			e := rt * ct / total
-			d := float64(c) - e
-			stat += d * d / e
 		}
+	}
+	if cols < 2 {
+		return 0, 0, 1
 	}
 	df = (rows - 1) * (cols - 1)
 	return stat, df, distuv.ChiSquared{K: float64(df)}.Survival(stat)
-}
-
-// colTotal sums column j over the selected rows.
-func colTotal(counts []int, k, j int, use []bool) float64 {
-	var t int
-	for r := 0; r*k < len(counts); r++ {
-		if use == nil || use[r] {
-			t += counts[r*k+j]
-		}
-	}
-	return float64(t)
 }

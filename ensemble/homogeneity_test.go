@@ -57,3 +57,26 @@ func TestHomogeneitySelection(t *testing.T) {
 		t.Errorf("one column: df %d p %v, want no test", df, p)
 	}
 }
+
+// TestHomogeneityManyRows: more rows than the stack buffer holds (70 of {9,1} and {1,9}
+// alternating). By hand: every expected count is 10·350/700 = 5, every cell adds 4²/5 = 3.2,
+// so the statistic is 140·3.2 = 448 on 69 degrees of freedom; with only the first 34 rows
+// selected (17 of each), 68·3.2 = 217.6 on 33.
+func TestHomogeneityManyRows(t *testing.T) {
+	var counts []int
+	use := make([]bool, 70)
+	for r := range 70 {
+		if r%2 == 0 {
+			counts = append(counts, 9, 1)
+		} else {
+			counts = append(counts, 1, 9)
+		}
+		use[r] = r < 34
+	}
+	if stat, df, _ := Homogeneity(counts, 2, nil); math.Abs(stat-448) > 1e-9 || df != 69 {
+		t.Errorf("70 rows: %v on %d, want 448 on 69", stat, df)
+	}
+	if stat, df, _ := Homogeneity(counts, 2, use); math.Abs(stat-217.6) > 1e-9 || df != 33 {
+		t.Errorf("34 selected rows: %v on %d, want 217.6 on 33", stat, df)
+	}
+}

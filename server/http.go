@@ -312,15 +312,7 @@ func recvOf[M any](stream *connect.ClientStream[M]) func() (*M, error) {
 }
 
 func (a connectAPI) Fit(ctx context.Context, stream *connect.ClientStream[plumbv1.FitRequest]) (*connect.Response[plumbv1.FitResponse], error) {
-	recv := recvOf(stream)
-	cfg, err := firstConfig(recv, (*plumbv1.FitRequest).GetConfig, "FitConfig")
-	if err != nil {
-		return nil, connectError(err)
-	}
-	exs := examples(recv, func(m *plumbv1.FitRequest) (*plumbv1.LabeledExample, bool) {
-		return m.GetExample(), m.GetConfig() == nil
-	})
-	resp, err := a.s.fit(ctx, cfg, exs)
+	resp, err := configured(ctx, recvOf(stream), (*plumbv1.FitRequest).GetConfig, (*plumbv1.FitRequest).GetExample, "FitConfig", a.s.fit)
 	if err != nil {
 		return nil, connectError(err)
 	}
@@ -328,15 +320,7 @@ func (a connectAPI) Fit(ctx context.Context, stream *connect.ClientStream[plumbv
 }
 
 func (a connectAPI) Evaluate(ctx context.Context, stream *connect.ClientStream[plumbv1.EvaluateRequest]) (*connect.Response[plumbv1.Report], error) {
-	recv := recvOf(stream)
-	cfg, err := firstConfig(recv, (*plumbv1.EvaluateRequest).GetConfig, "EvaluateConfig")
-	if err != nil {
-		return nil, connectError(err)
-	}
-	exs := examples(recv, func(m *plumbv1.EvaluateRequest) (*plumbv1.LabeledExample, bool) {
-		return m.GetExample(), m.GetConfig() == nil
-	})
-	rep, err := a.s.svc.Evaluate(ctx, cfg, exs)
+	rep, err := configured(ctx, recvOf(stream), (*plumbv1.EvaluateRequest).GetConfig, (*plumbv1.EvaluateRequest).GetExample, "EvaluateConfig", a.s.svc.Evaluate)
 	if err != nil {
 		return nil, connectError(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -278,5 +280,60 @@ func TestHTTPGRPCWebAndLimits(t *testing.T) {
 	var e connectErrorJSON
 	if err := json.Unmarshal(b, &e); err != nil || e.Code != "resource_exhausted" {
 		t.Fatalf("a body over the limit: %s", b)
+	}
+}
+
+// TestStreamShape: a Fit or Evaluate stream must open with its config and carry it once, on
+// both front ends: without one first it is InvalidArgument saying which config; a second config
+// is InvalidArgument naming its message; nothing is stored either way.
+func TestStreamShape(t *testing.T) {
+	h := start(t, Config{}, nil)
+	ctx := context.Background()
+	ex := mmluExamples(t)[0]
+	cfg := &plumbv1.FitRequest{Message: &plumbv1.FitRequest_Config{Config: &plumbv1.FitConfig{Name: "shape"}}}
+	example := &plumbv1.FitRequest{Message: &plumbv1.FitRequest_Example{Example: ex}}
+	for _, tc := range []struct {
+		name string
+		msgs []*plumbv1.FitRequest
+		want string
+	}{
+		{"no config", []*plumbv1.FitRequest{example}, "config: the first message must be a FitConfig"},
+		{"empty", nil, "config: the first message must be a FitConfig"},
+		{"second config", []*plumbv1.FitRequest{cfg, example, cfg}, "messages[2]: a config after the first message"},
+	} {
+		t.Run("grpc/"+tc.name, func(t *testing.T) {
+			stream, err := h.c.Profiles.Fit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range tc.msgs {
+				stream.Send(m)
+			}
+			_, err = stream.CloseAndRecv()
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tc.want) {
+				t.Fatalf("got %v, want InvalidArgument %q", err, tc.want)
+			}
+		})
+		t.Run("http/"+tc.name, func(t *testing.T) {
+			stream := plumbv1connect.NewProfileServiceClient(http.DefaultClient, h.http).Fit(ctx)
+			for _, m := range tc.msgs {
+				stream.Send(m)
+			}
+			_, err := stream.CloseAndReceive()
+			if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want invalid_argument %q", err, tc.want)
+			}
+		})
+	}
+	ev, err := h.c.Profiles.Evaluate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Example{Example: ex}})
+	if _, err := ev.CloseAndRecv(); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "must be a EvaluateConfig") {
+		t.Fatalf("Evaluate without a config: %v", err)
+	}
+	if list, err := h.c.Profiles.ListProfiles(ctx, &plumbv1.ListProfilesRequest{}); err != nil || len(list.GetProfiles()) != 0 {
+		t.Fatalf("profiles after refused streams: %v, %v", list, err)
 	}
 }

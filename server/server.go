@@ -482,10 +482,24 @@ func (s *Server) ScoreStream(stream grpc.BidiStreamingServer[plumbv1.ScoreReques
 	}
 }
 
-// examples reads the labelled examples that follow the config message of a client stream.
-func examples[T any](recv func() (*T, error), pick func(*T) (*plumbv1.LabeledExample, bool)) iter.Seq2[*plumbv1.LabeledExample, error] {
-	return func(yield func(*plumbv1.LabeledExample, error) bool) {
-		for i := 0; ; i++ {
+// configured runs a Fit or Evaluate client stream on either front end: the config its first
+// message must carry (InvalidArgument without one), then the labelled examples of the messages
+// that follow, handed to run as they arrive; a second config is an error of its message.
+func configured[M, C, R any](ctx context.Context, recv func() (*M, error), config func(*M) *C, example func(*M) *plumbv1.LabeledExample,
+	what string, run func(context.Context, *C, iter.Seq2[*plumbv1.LabeledExample, error]) (*R, error)) (*R, error) {
+	first, err := recv()
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	var cfg *C
+	if err == nil {
+		cfg = config(first)
+	}
+	if cfg == nil {
+		return nil, status.Errorf(codes.InvalidArgument, "config: the first message must be a %s", what)
+	}
+	exs := func(yield func(*plumbv1.LabeledExample, error) bool) {
+		for i := 1; ; i++ {
 			m, err := recv()
 			if err == io.EOF {
 				return
@@ -494,45 +508,21 @@ func examples[T any](recv func() (*T, error), pick func(*T) (*plumbv1.LabeledExa
 				yield(nil, err)
 				return
 			}
-			ex, ok := pick(m)
-			if !ok {
-				yield(nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: fmt.Sprintf("messages[%d]", i+1), Msg: "a config after the first message; send it once, first"})
+			if config(m) != nil {
+				yield(nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: fmt.Sprintf("messages[%d]", i), Msg: "a config after the first message; send it once, first"})
 				return
 			}
-			if !yield(ex, nil) {
+			if !yield(example(m), nil) {
 				return
 			}
 		}
 	}
-}
-
-// firstConfig receives a client stream's first message and returns its config, or
-// InvalidArgument when the stream does not start with one.
-func firstConfig[M, C any](recv func() (*M, error), config func(*M) *C, what string) (*C, error) {
-	first, err := recv()
-	if err == io.EOF {
-		return nil, status.Errorf(codes.InvalidArgument, "config: the first message must be a %s", what)
-	}
-	if err != nil {
-		return nil, err
-	}
-	cfg := config(first)
-	if cfg == nil {
-		return nil, status.Errorf(codes.InvalidArgument, "config: the first message must be a %s", what)
-	}
-	return cfg, nil
+	return run(ctx, cfg, exs)
 }
 
 // Fit implements ProfileService.Fit.
 func (s *Server) Fit(stream grpc.ClientStreamingServer[plumbv1.FitRequest, plumbv1.FitResponse]) error {
-	cfg, err := firstConfig(stream.Recv, (*plumbv1.FitRequest).GetConfig, "FitConfig")
-	if err != nil {
-		return err
-	}
-	exs := examples(stream.Recv, func(m *plumbv1.FitRequest) (*plumbv1.LabeledExample, bool) {
-		return m.GetExample(), m.GetConfig() == nil
-	})
-	resp, err := s.fit(stream.Context(), cfg, exs)
+	resp, err := configured(stream.Context(), stream.Recv, (*plumbv1.FitRequest).GetConfig, (*plumbv1.FitRequest).GetExample, "FitConfig", s.fit)
 	if err != nil {
 		return service.Status(err)
 	}
@@ -541,14 +531,7 @@ func (s *Server) Fit(stream grpc.ClientStreamingServer[plumbv1.FitRequest, plumb
 
 // Evaluate implements ProfileService.Evaluate.
 func (s *Server) Evaluate(stream grpc.ClientStreamingServer[plumbv1.EvaluateRequest, plumbv1.Report]) error {
-	cfg, err := firstConfig(stream.Recv, (*plumbv1.EvaluateRequest).GetConfig, "EvaluateConfig")
-	if err != nil {
-		return err
-	}
-	exs := examples(stream.Recv, func(m *plumbv1.EvaluateRequest) (*plumbv1.LabeledExample, bool) {
-		return m.GetExample(), m.GetConfig() == nil
-	})
-	rep, err := s.svc.Evaluate(stream.Context(), cfg, exs)
+	rep, err := configured(stream.Context(), stream.Recv, (*plumbv1.EvaluateRequest).GetConfig, (*plumbv1.EvaluateRequest).GetExample, "EvaluateConfig", s.svc.Evaluate)
 	if err != nil {
 		return service.Status(err)
 	}

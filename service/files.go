@@ -49,10 +49,7 @@ func DecodeProfileFile(b []byte) (*plumbv1.Profile, error) {
 
 // checkProfile refuses a profile the engine cannot use, naming the field.
 func checkProfile(m *plumbv1.Profile) error {
-	if m.GetName() == "" {
-		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: "profile.name", Msg: "a profile name is required"}
-	}
-	if err := checkName("profile.name", m.GetName()); err != nil {
+	if err := requireName("profile.name", m.GetName()); err != nil {
 		return err
 	}
 	if !m.GetCalibrated() {
@@ -68,7 +65,7 @@ func checkProfile(m *plumbv1.Profile) error {
 // ExportProfile returns a stored version (0: the active one) as `plumb profiles export` writes
 // it: the whole message, report and risk curve included.
 func (s *Service) ExportProfile(ctx context.Context, name string, version int64) (*plumbv1.Profile, error) {
-	if err := requireName(name); err != nil {
+	if err := requireName("name", name); err != nil {
 		return nil, err
 	}
 	rec, err := s.store.Get(ctx, name, version)

@@ -195,12 +195,12 @@ func fitName(cfg *plumbv1.FitConfig) (string, error) {
 	return name, checkName("config.name", name)
 }
 
-// requireName refuses an empty profile name or one no profile can have.
-func requireName(name string) error {
+// requireName refuses, naming field, an empty profile name or one no profile can have.
+func requireName(field, name string) error {
 	if name == "" {
-		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: "name", Msg: "a profile name is required"}
+		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: field, Msg: "a profile name is required"}
 	}
-	return checkName("name", name)
+	return checkName(field, name)
 }
 
 // checkName refuses a profile name no profile can have, naming field; empty names pass (they
@@ -389,7 +389,7 @@ func (s *Service) ListProfiles(ctx context.Context, r *plumbv1.ListProfilesReque
 
 // ActivateProfile makes a version active.
 func (s *Service) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error) {
-	if err := requireName(r.GetName()); err != nil {
+	if err := requireName("name", r.GetName()); err != nil {
 		return nil, err
 	}
 	if r.GetVersion() <= 0 {
@@ -409,7 +409,7 @@ func (s *Service) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfil
 
 // DeleteProfile deletes a version or a whole name.
 func (s *Service) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
-	if err := requireName(r.GetName()); err != nil {
+	if err := requireName("name", r.GetName()); err != nil {
 		return nil, err
 	}
 	n, err := s.store.Delete(ctx, r.GetName(), r.GetVersion())

@@ -24,9 +24,7 @@ var _ Store = (*ReadOnly)(nil)
 // highest; two records of one name and version, or two active ones, are an error.
 func NewReadOnly(recs []Record) (*ReadOnly, error) {
 	r := &ReadOnly{recs: slices.Clone(recs), active: map[string]int64{}}
-	slices.SortFunc(r.recs, func(a, b Record) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version))
-	})
+	slices.SortFunc(r.recs, byNameVersion)
 	marked := map[string]bool{}
 	for i, rec := range r.recs {
 		if err := CheckName(rec.Name); err != nil {
@@ -54,6 +52,11 @@ func NewReadOnly(recs []Record) (*ReadOnly, error) {
 	return r, nil
 }
 
+// byNameVersion orders records by name, then version.
+func byNameVersion(a, b Record) int {
+	return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version))
+}
+
 func (r *ReadOnly) find(name string, version int64) (Record, error) {
 	if err := CheckName(name); err != nil {
 		return Record{}, err
@@ -65,9 +68,7 @@ func (r *ReadOnly) find(name string, version int64) (Record, error) {
 		}
 		version = v
 	}
-	i, ok := slices.BinarySearchFunc(r.recs, Record{Name: name, Version: version}, func(a, b Record) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version))
-	})
+	i, ok := slices.BinarySearchFunc(r.recs, Record{Name: name, Version: version}, byNameVersion)
 	if !ok {
 		return Record{}, fmt.Errorf("%w: profile %q version %d", ErrNotFound, name, version)
 	}
