@@ -15,8 +15,9 @@ import (
 type MapMethod int
 
 const (
-	// MapAuto keeps the simplest of none, Platt and logistic whose cross-validated log loss on
-	// tune no simpler one comes within one standard error of. The zero value: the default.
+	// MapAuto keeps the simplest of none, Platt and logistic that no richer one beats in
+	// cross-validated log loss on tune by more than two standard errors (mapData.choose). The
+	// zero value: the default.
 	MapAuto MapMethod = iota
 	// MapNone keeps c = π̄(k*), the identity map.
 	MapNone

@@ -300,15 +300,14 @@ func (t *tally) add(r *record) {
 	b := &t.bins[binOf(r.conf)]
 	b.Count++
 	b.Confidence += r.conf
-	c := math.Min(math.Max(r.conf, 1e-12), 1-1e-12)
 	if r.correct {
 		m.Accuracy++
 		b.Accuracy++
 		m.Brier += (r.conf - 1) * (r.conf - 1)
-		m.NLL -= math.Log(c)
+		m.NLL += logLoss(r.conf, 1)
 	} else {
 		m.Brier += r.conf * r.conf
-		m.NLL -= math.Log(1 - c)
+		m.NLL += logLoss(r.conf, 0)
 	}
 	if r.covered {
 		m.Coverage++

@@ -47,10 +47,7 @@ func ScoreContext(ctx context.Context, p *Profile, q *Question) (Result, error) 
 	if p == nil {
 		p = builtin
 	}
-	mode := q.Policy.Equivalence
-	if mode == EquivalenceDefault {
-		mode = p.Equivalence
-	}
+	mode := modeFor(q, p.Equivalence)
 	if err := q.validate(mode); err != nil {
 		return Result{}, err
 	}
