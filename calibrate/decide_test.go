@@ -56,8 +56,8 @@ func TestLambdaOneAnswersNothing(t *testing.T) {
 			}
 		})
 	}
-	// A request's own risk: at ε = 0.01 the curve (20 errors in 200 answered at every λ) certifies
-	// nothing, so λ = 1 and nothing is answered; the profile's ε = 0.1 answers.
+	// A request's own risk: at ε = 0.01 the curve (10 errors in 200 answered at every λ)
+	// certifies nothing, so λ = 1 and nothing is answered.
 	p := calibrated(0.5, math.Inf(1))
 	p.RiskMin, p.RiskMax = 0.01, 0.5
 	for _, l := range conformal.Grid() {

@@ -114,8 +114,8 @@ func TestKeepGoingExitStatus(t *testing.T) {
 	}
 }
 
-// TestInterrupt: Ctrl-C (SIGINT) stops a long fit within a second, writing nothing, with exit
-// status 130; it stops a server the same way; SIGTERM stops a server with status 0.
+// TestInterrupt: Ctrl-C (SIGINT) stops a long fit within a second of its temperature stage
+// beginning, writing nothing, with exit status 130; it stops a server the same way; SIGTERM stops a server with status 0.
 func TestInterrupt(t *testing.T) {
 	bin := buildPlumb(t)
 	dir := t.TempDir()
@@ -134,7 +134,13 @@ func TestInterrupt(t *testing.T) {
 	if err := fit.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Interrupt while it fits, when its --progress says so: a fixed sleep lands after the fit on
+	// a fast machine.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "plumb fit: temperature"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plumb fit never reached its temperature stage:\n%s", stderr.String())
+		}
+	}
 	fit.Process.Signal(os.Interrupt)
 	sent := time.Now()
 	err := fit.Wait()

@@ -136,7 +136,9 @@ func main() {
 	}
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
-	os.Exit(exitCode(err, ctx.Err() != nil, got == os.Interrupt, len(os.Args) > 1 && os.Args[1] == "serve"))
+	// got is read only after ctx.Err() reports the cancel that follows its write.
+	signalled := ctx.Err() != nil
+	os.Exit(exitCode(err, signalled, signalled && got == os.Interrupt, len(os.Args) > 1 && os.Args[1] == "serve"))
 }
 
 // exitCode returns the exit status of a command that returned err: 130 after Ctrl-C; for a
