@@ -44,10 +44,11 @@ func words(rng *rand.Rand, n int) string {
 }
 
 // TestWorstCaseRequests: a request within the message limit is answered or refused
-// (ResourceExhausted, naming its limit) in well under 2 s of CPU, whatever its shape; each of
-// these used to take seconds to hours (60 000 options: over 60 s; 80 000 distinct samples:
-// 15.6 s; F1 on 1 000 samples of 150 words: 19.5 s). The bound is on CPU time, read from the
-// kernel, and set far above what a linear algorithm needs, to catch a quadratic one.
+// (ResourceExhausted, naming its limit), whatever its shape; each of these used to take seconds
+// to hours (60 000 options: over 60 s; 80 000 distinct samples: 15.6 s; F1 on 1 000 samples of
+// 150 words: 19.5 s). What each costs here is logged and recorded in BENCHMARKS.md (under 1 s
+// of CPU on 2 cores); the test's bound, on CPU time read from the kernel, is ten times that, so
+// that only a quadratic algorithm fails it, not a slow shared machine.
 func TestWorstCaseRequests(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	distinctSamples := func(n, wordsEach int, embed int) calibrate.Question {
@@ -108,8 +109,8 @@ func TestWorstCaseRequests(t *testing.T) {
 			r, err := calibrate.Score(nil, &tc.q)
 			used := cpu(t) - start
 			t.Logf("%v of CPU", used.Round(time.Millisecond))
-			if used > 2*time.Second {
-				t.Errorf("%v of CPU, want < 2 s", used)
+			if used > 10*time.Second {
+				t.Errorf("%v of CPU: a super-linear algorithm (a linear one needs < 1 s)", used)
 			}
 			if tc.field == "" {
 				if err != nil || len(r.Candidates) == 0 {
@@ -125,10 +126,12 @@ func TestWorstCaseRequests(t *testing.T) {
 	}
 }
 
-// TestScoreStopsWhenCancelled: the slowest kinds of valid request, F1 clustering of the most
-// samples, stop with the context's error when it is cancelled, and use little CPU after the
-// cancellation: scoring looks at the context before it starts, every 256 samples it normalises
-// or tokenises and every 1 024 comparisons. (The server's test cancels one mid-way.)
+// TestScoreStopsWhenCancelled: the slowest kind of valid request, F1 clustering of the most
+// samples, stops with the context's error when it is cancelled: scoring looks at the context
+// before it starts (even before validation: an invalid request under a done context is
+// context.Canceled, not its field's error), every 256 samples it normalises or tokenises and
+// every 1 024 comparisons. (The server's TestCancelStopsWork cancels one mid-way and compares
+// the CPU it then costs with the whole request's.)
 func TestScoreStopsWhenCancelled(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	p := calibrate.Paraphrase{}
@@ -138,12 +141,12 @@ func TestScoreStopsWhenCancelled(t *testing.T) {
 	q := calibrate.Question{Paraphrases: []calibrate.Paraphrase{p}, Policy: calibrate.Policy{Equivalence: calibrate.EquivalenceF1}}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	start := cpu(t)
 	if _, err := calibrate.ScoreContext(ctx, nil, &q); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v, want context.Canceled", err)
 	}
-	if used := cpu(t) - start; used > 100*time.Millisecond {
-		t.Errorf("%v of CPU after the cancellation, want < 100 ms", used)
+	bad := calibrate.Question{}
+	if _, err := calibrate.ScoreContext(ctx, nil, &bad); !errors.Is(err, context.Canceled) {
+		t.Fatalf("an invalid request under a cancelled context: %v, want context.Canceled before any work", err)
 	}
 }
 

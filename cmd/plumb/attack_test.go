@@ -192,10 +192,11 @@ func f1Request() *plumbv1.ScoreRequest {
 	return &plumbv1.ScoreRequest{Paraphrases: []*plumbv1.Paraphrase{p}, Policy: &plumbv1.Policy{Equivalence: plumbv1.Equivalence_EQUIVALENCE_F1}}
 }
 
-// TestCancelStopsWork: the server stops scoring within 100 ms of a caller's deadline. The
-// slowest request the caps allow costs the server about 0.9 s of CPU in full; with a 100 ms
-// deadline it costs at most the deadline, the decoding, and 100 ms more. (Before, two requests
-// with 2 s deadlines kept the server busy for 2.5 minutes.)
+// TestCancelStopsWork: the server stops scoring soon after a caller's deadline. The slowest
+// request the caps allow costs the server about 0.9 s of CPU in full here; with a 100 ms
+// deadline it must cost at most a third of what the whole request costs in the same run (a
+// ratio, so that a slow machine slows both). (Before, two requests with 2 s deadlines kept the
+// server busy for 2.5 minutes.)
 func TestCancelStopsWork(t *testing.T) {
 	s := serve(t)
 	c, err := client.Dial(s.addr, nil)
@@ -228,7 +229,7 @@ func TestCancelStopsWork(t *testing.T) {
 	if full < 400*time.Millisecond {
 		t.Fatalf("the whole request took only %v of CPU: too light to show anything", full)
 	}
-	if cut > 300*time.Millisecond {
-		t.Errorf("the server used %v of CPU for a request with a 100 ms deadline, want ≤ 300 ms", cut)
+	if cut > full/3 {
+		t.Errorf("the server used %v of CPU for a request with a 100 ms deadline, want ≤ a third of the whole request's %v", cut, full)
 	}
 }

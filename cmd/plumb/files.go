@@ -82,8 +82,19 @@ func describeIn(file string, err error) error {
 	if err == nil || errors.As(err, &le) {
 		return err
 	}
-	return fmt.Errorf("%s: %s", file, service.Describe(err))
+	return &described{text: file + ": " + service.Describe(err), err: err}
 }
+
+// described is an error worded for the user that keeps the error it words, so that a caller
+// can still tell a cancellation from a failure.
+type described struct {
+	text string
+	err  error
+}
+
+func (d *described) Error() string { return d.text }
+
+func (d *described) Unwrap() error { return d.err }
 
 // unreadable is the response written under --keep-going for input line n, which does not
 // decode.

@@ -138,17 +138,27 @@ func main() {
 	pprof.StopCPUProfile()
 	// got is read only after ctx.Err() reports the cancel that follows its write.
 	signalled := ctx.Err() != nil
-	os.Exit(exitCode(err, signalled, signalled && got == os.Interrupt, len(os.Args) > 1 && os.Args[1] == "serve"))
+	name := ""
+	if len(os.Args) > 1 {
+		name = os.Args[1]
+	}
+	os.Exit(exitCode(err, name, signalled, signalled && got == os.Interrupt))
 }
 
-// exitCode returns the exit status of a command that returned err: 130 after Ctrl-C; for a
-// server stopped by SIGTERM, 0 (the orderly stop an orchestrator asks for).
-func exitCode(err error, signalled, interrupt, serve bool) int {
+// exitCode returns the exit status of command name that returned err: 130 after Ctrl-C, saying
+// so (a fit adds that nothing was stored: it writes all or nothing); for a server stopped by
+// SIGTERM, 0 (the orderly stop an orchestrator asks for).
+func exitCode(err error, name string, signalled, interrupt bool) int {
 	switch {
-	case signalled && (interrupt || !serve):
+	case signalled && (interrupt || name != "serve"):
 		if err != nil && !errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "plumb:", err)
 		}
+		what := "interrupted"
+		if name == "fit" && err != nil {
+			what += "; nothing was stored"
+		}
+		fmt.Fprintf(os.Stderr, "plumb %s: %s\n", name, what)
 		return exitInterrupted
 	case err == nil || errors.Is(err, errHelp):
 		return 0
