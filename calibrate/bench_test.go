@@ -1,6 +1,7 @@
 package calibrate_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 func fitted(b *testing.B, cfg simulate.Config) (*calibrate.Profile, []calibrate.Example) {
 	b.Helper()
 	exs, _ := simulate.Generate(&cfg)
-	p, _, err := calibrate.Fit(exs, nil)
+	p, _, err := calibrate.Fit(context.Background(), exs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -22,7 +23,7 @@ func benchScore(b *testing.B, p *calibrate.Profile, exs []calibrate.Example) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if _, err := calibrate.Score(p, &exs[i%len(exs)].Question); err != nil {
+		if _, err := calibrate.Score(context.Background(), p, &exs[i%len(exs)].Question); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -65,7 +66,7 @@ func BenchmarkFit(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if _, _, err := calibrate.Fit(exs, nil); err != nil {
+				if _, _, err := calibrate.Fit(context.Background(), exs, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -82,8 +83,7 @@ func BenchmarkEvaluatorAdd(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		ev := calibrate.NewEvaluator(p, calibrate.EquivalenceDefault)
-		if err := ev.Add(exs); err != nil {
+		if _, err := calibrate.Evaluate(context.Background(), p, exs); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package calibrate_test
 
 import (
+	"context"
 	"math"
 	"strconv"
 	"testing"
@@ -47,7 +48,7 @@ func TestLambdaOneAnswersNothing(t *testing.T) {
 		want   calibrate.Action
 	}{{"λ = 1", 1, calibrate.Abstain}, {"λ = 0.99", 0.99, calibrate.Answer}} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := calibrate.Score(calibrated(tc.lambda, math.Inf(1)), &q)
+			r, err := calibrate.Score(context.Background(), calibrated(tc.lambda, math.Inf(1)), &q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +66,7 @@ func TestLambdaOneAnswersNothing(t *testing.T) {
 	}
 	strict := q
 	strict.Policy.Risk = 0.01
-	r, err := calibrate.Score(p, &strict)
+	r, err := calibrate.Score(context.Background(), p, &strict)
 	if err != nil || r.Lambda != 1 || r.Action == calibrate.Answer {
 		t.Fatalf("ε = 0.01: λ %v, action %v, %v; want λ = 1 and no answer", r.Lambda, r.Action, err)
 	}
@@ -106,7 +107,7 @@ func TestClarifyNeedsEvidence(t *testing.T) {
 			calibrate.Abstain, calibrate.ReasonOpenSet},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := calibrate.Score(calibrated(1, math.Inf(1)), &tc.q)
+			r, err := calibrate.Score(context.Background(), calibrated(1, math.Inf(1)), &tc.q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +127,7 @@ func TestClarifyOptions(t *testing.T) {
 	}}
 	p := calibrated(1, math.Inf(1))
 	p.Evidence = calibrate.EvidenceOptions
-	r, err := calibrate.Score(p, &q)
+	r, err := calibrate.Score(context.Background(), p, &q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestClusterKeys(t *testing.T) {
 	}
 	q.Paraphrases = append(q.Paraphrases, calibrate.Paraphrase{Framing: calibrate.UserStance, Stance: "elizabeth",
 		Samples: []calibrate.Sample{{Text: "Queen Elizabeth I", Cluster: "elizabeth"}}})
-	r, err := calibrate.Score(nil, &q)
+	r, err := calibrate.Score(context.Background(), nil, &q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +161,11 @@ func TestClusterKeys(t *testing.T) {
 	if want := 1 - (1.0/3)/2; math.Abs(r.Sycophancy.Shift-want) > 1e-12 || r.Sycophancy.Wordings != 1 {
 		t.Fatalf("shift %v over %d wordings, want %v", r.Sycophancy.Shift, r.Sycophancy.Wordings, want)
 	}
-	ev := calibrate.NewEvaluator(nil, calibrate.EquivalenceDefault)
-	if err := ev.Add([]calibrate.Example{{Question: q, Label: calibrate.Label{Answers: []string{"James"}}}}); err != nil {
+	rep, err := calibrate.Evaluate(context.Background(), nil, []calibrate.Example{{Question: q, Label: calibrate.Label{Answers: []string{"James"}}}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := ev.Report(); rep.After.Accuracy != 1 {
+	if rep.After.Accuracy != 1 {
 		t.Fatalf("a label naming the key: accuracy %v, want 1", rep.After.Accuracy)
 	}
 }

@@ -14,9 +14,9 @@ import (
 
 // Evaluator accumulates a report of a profile (and of the uncalibrated default, as "before")
 // on labelled examples. It keeps two 32-byte records per question and nothing of the questions,
-// so an evaluation of millions streams in bounded memory. Examples come in batches (Add), or
-// are scored on the caller's goroutines into Shards that are merged in order (NewShard,
-// Merge); an Evaluator itself is not safe for concurrent use.
+// so an evaluation of millions streams in bounded memory. Examples are scored into shards
+// (NewShard, Shard.Add), which may be filled on their own goroutines, and merged in order
+// (Merge); an Evaluator itself is not safe for concurrent use.
 type Evaluator struct {
 	before, after *Profile
 	mode          Equivalence // of examples whose policy sets none
@@ -74,17 +74,15 @@ func (e *Evaluator) NewShard() *Shard { return &Shard{e: e, evidence: e.evidence
 func (sh *Shard) Len() int { return len(sh.ra) }
 
 // Add validates ex and scores it. An invalid example is not added; the error is an *Error
-// whose field is relative to the example (request.paraphrases[0]…, label.answers).
-func (sh *Shard) Add(ex *Example) error { return sh.AddContext(context.Background(), ex) }
-
-// AddContext is Add that stops, with ctx's error, when ctx is done.
-func (sh *Shard) AddContext(ctx context.Context, ex *Example) error {
+// whose field is relative to the example (request.paraphrases[0]…, label.answers). It stops,
+// with ctx's error, when ctx is done.
+func (sh *Shard) Add(ctx context.Context, ex *Example) error {
 	if err := checkExample(ex, sh.e.mode, &sh.evidence); err != nil {
 		return err
 	}
 	mode := modeFor(&ex.Question, sh.e.mode)
 	if err := checkEvidence(sh.e.after, &ex.Question); err != nil {
-		return within("request.", err)
+		return Within("request.", err)
 	}
 	if err := sh.s.prep.prepare(ctx, &ex.Question, mode); err != nil {
 		return err
@@ -177,34 +175,6 @@ func (sh *Shard) reset() {
 	sh.rb, sh.ra, sh.groups = sh.rb[:0], sh.ra[:0], sh.groups[:0]
 	clear(sh.groups[:cap(sh.groups)])
 	sh.evidence = sh.e.evidence
-}
-
-// Add validates a batch and scores it over the machine's cores. Errors name the example by its
-// position in the whole evaluation (examples[Len()+i]); a refused batch adds nothing.
-func (e *Evaluator) Add(exs []Example) error { return e.AddContext(context.Background(), exs) }
-
-// AddContext is Add that stops, with ctx's error and adding nothing, when ctx is done.
-func (e *Evaluator) AddContext(ctx context.Context, exs []Example) error {
-	if len(exs) == 0 {
-		return nil
-	}
-	if err := validateExamples(exs, e.Len(), e.mode); err != nil {
-		return err
-	}
-	for i := range exs {
-		if err := checkEvidence(e.after, &exs[i].Question); err != nil {
-			return within("examples["+strconv.Itoa(e.Len()+i)+"].request.", err)
-		}
-	}
-	return e.scoreRanges(ctx, len(exs), evidenceOf(&exs[0].Question), func(sh *Shard, j int) error {
-		ex := &exs[j]
-		mode := modeFor(&ex.Question, e.mode)
-		if err := sh.s.prep.prepare(ctx, &ex.Question, mode); err != nil {
-			return err
-		}
-		sh.add(&sh.s.prep, &ex.Question, ex.Question.Group, sh.s.prep.gold(&ex.Label, mode))
-		return nil
-	})
 }
 
 // addItems scores the fit's prepared items[idx[j]], in order.
@@ -324,13 +294,20 @@ func (e *Evaluator) side(log *recordLog, rank []int, names []string) (Metrics, [
 }
 
 // Evaluate scores labelled examples under profile p (and the uncalibrated default as
-// "before") and reports; it writes nothing. Errors are as for Fit's validation.
-func Evaluate(p *Profile, examples []Example) (*Report, error) {
+// "before") over the machine's cores and reports; it writes nothing. Errors name the example
+// (examples[i].request…); it stops with ctx's error when ctx is done.
+func Evaluate(ctx context.Context, p *Profile, examples []Example) (*Report, error) {
 	e := NewEvaluator(p, EquivalenceDefault)
 	if len(examples) == 0 {
 		return nil, &Error{Kind: Precondition, Field: "examples", Msg: "no examples"}
 	}
-	if err := e.Add(examples); err != nil {
+	err := e.scoreRanges(ctx, len(examples), evidenceOf(&examples[0].Question), func(sh *Shard, j int) error {
+		if err := sh.Add(ctx, &examples[j]); err != nil {
+			return Within("examples["+strconv.Itoa(j)+"].", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return e.Report(), nil

@@ -1,6 +1,7 @@
 package calibrate_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -19,11 +20,11 @@ import (
 // order). 40 000 questions span several of the evaluator's record blocks; groups are on.
 func TestEvaluatorWaysAgree(t *testing.T) {
 	exs, _ := simulate.Generate(&simulate.Config{Questions: 40000, Seed: 11, Wordings: 4, Stance: 1})
-	p, _, err := calibrate.Fit(exs[:2000], nil)
+	p, _, err := calibrate.Fit(context.Background(), exs[:2000], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := calibrate.Evaluate(p, exs)
+	want, err := calibrate.Evaluate(context.Background(), p, exs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestEvaluatorWaysAgree(t *testing.T) {
 				sub = append(sub, ex)
 			}
 		}
-		alone, err := calibrate.Evaluate(p, sub)
+		alone, err := calibrate.Evaluate(context.Background(), p, sub)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,12 +51,18 @@ func TestEvaluatorWaysAgree(t *testing.T) {
 
 	ev := calibrate.NewEvaluator(p, calibrate.EquivalenceDefault)
 	for start, size := 0, 1; start < len(exs); start, size = start+size, size*3+1 {
-		if err := ev.Add(exs[start:min(start+size, len(exs))]); err != nil {
+		sh := ev.NewShard()
+		for i := start; i < min(start+size, len(exs)); i++ {
+			if err := sh.Add(context.Background(), &exs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ev.Merge(sh); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if diff := cmp.Diff(want, ev.Report(), cmpopts.EquateNaNs()); diff != "" {
-		t.Errorf("batches differ from Evaluate (-want +got):\n%s", diff)
+		t.Errorf("shards of growing sizes differ from Evaluate (-want +got):\n%s", diff)
 	}
 
 	ev = calibrate.NewEvaluator(p, calibrate.EquivalenceDefault)
@@ -67,7 +74,7 @@ func TestEvaluatorWaysAgree(t *testing.T) {
 		shards[w] = sh
 		wg.Go(func() {
 			for i := w * len(exs) / parts; i < (w+1)*len(exs)/parts; i++ {
-				if err := sh.Add(&exs[i]); err != nil {
+				if err := sh.Add(context.Background(), &exs[i]); err != nil {
 					t.Error(err)
 				}
 			}
@@ -106,23 +113,23 @@ func TestShardRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var e *calibrate.Error
-			if err := sh.Add(&tc.ex); !errors.As(err, &e) || e.Field != tc.field {
+			if err := sh.Add(context.Background(), &tc.ex); !errors.As(err, &e) || e.Field != tc.field {
 				t.Errorf("Add: %v, want an error on %s", err, tc.field)
 			}
 		})
 	}
-	if err := sh.Add(&opts[1]); err != nil {
+	if err := sh.Add(context.Background(), &opts[1]); err != nil {
 		t.Fatal(err)
 	}
 	var e *calibrate.Error
-	if err := sh.Add(&smp[0]); !errors.As(err, &e) || e.Field != "request.paraphrases" {
+	if err := sh.Add(context.Background(), &smp[0]); !errors.As(err, &e) || e.Field != "request.paraphrases" {
 		t.Errorf("samples after options in one shard: %v", err)
 	}
 	if sh.Len() != 1 {
 		t.Fatalf("shard holds %d examples, want 1", sh.Len())
 	}
 	other := ev.NewShard() // made before the evaluator has seen a kind
-	if err := other.Add(&smp[0]); err != nil {
+	if err := other.Add(context.Background(), &smp[0]); err != nil {
 		t.Fatal(err)
 	}
 	if err := ev.Merge(sh); err != nil {
@@ -131,7 +138,7 @@ func TestShardRefuses(t *testing.T) {
 	if err := ev.Merge(other); !errors.As(err, &e) || e.Field != "examples[1].request.paraphrases" {
 		t.Errorf("merging samples after options: %v", err)
 	}
-	if err := ev.NewShard().Add(&smp[0]); err == nil {
+	if err := ev.NewShard().Add(context.Background(), &smp[0]); err == nil {
 		t.Error("a shard made after options were merged took samples")
 	}
 	if ev.Len() != 1 {
@@ -146,7 +153,7 @@ func TestShardRefuses(t *testing.T) {
 func TestKeepAt1(t *testing.T) {
 	exs, _ := simulate.Generate(&simulate.Config{Questions: 3000, Seed: 8, Stance: 1})
 	for _, choice := range []temperature.Method{temperature.MethodAdaptive, temperature.MethodGlobal} {
-		p, _, err := calibrate.Fit(exs[:2000], &calibrate.FitConfig{Temperature: choice})
+		p, _, err := calibrate.Fit(context.Background(), exs[:2000], &calibrate.FitConfig{Temperature: choice})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +165,7 @@ func TestKeepAt1(t *testing.T) {
 		}
 	}
 	smp, _ := simulate.Generate(&simulate.Config{Questions: 1500, Seed: 9, Samples: 5, Tokens: 6, TopK: 3, Stance: 1})
-	p, _, err := calibrate.Fit(smp[:1000], nil)
+	p, _, err := calibrate.Fit(context.Background(), smp[:1000], nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ func SharedAgrees(p *Profile, exs []Example) int {
 	sh := ev.NewShard()
 	var alone scorer
 	for i := range exs {
-		if err := sh.Add(&exs[i]); err != nil {
+		if err := sh.Add(context.Background(), &exs[i]); err != nil {
 			panic(err)
 		}
 		q := &exs[i].Question

@@ -84,66 +84,16 @@ func (c *FitConfig) withDefaults() FitConfig {
 	return out
 }
 
-func (c *FitConfig) check() error {
-	in01 := func(field string, v float64) error {
-		if !(v > 0 && v < 1) {
-			return invalid("config."+field, "%v outside (0, 1)", v)
-		}
-		return nil
-	}
-	for _, e := range []error{in01("alpha", c.Alpha), in01("risk", c.Risk), in01("delta", c.Delta),
-		in01("risk_min", c.RiskMin), in01("risk_max", c.RiskMax), in01("sycophancy_threshold", c.Sycophancy)} {
-		if e != nil {
-			return e
-		}
-	}
-	if c.RiskMin > c.Risk || c.Risk > c.RiskMax {
-		return invalid("config.risk", "%v outside its bounds [%v, %v]", c.Risk, c.RiskMin, c.RiskMax)
-	}
-	var sum float64
-	for i, f := range c.Split {
-		if !(f >= 0 && f <= 1) {
-			return invalid("config.split", "fraction %d is %v, outside [0, 1]", i, f)
-		}
-		sum += f
-	}
-	if math.Abs(sum-1) > 1e-6 {
-		return invalid("config.split", "fractions sum to %v, not 1", sum)
-	}
-	if c.Split[1] == 0 {
-		return invalid("config.split", "the calibrate fraction must be positive")
-	}
-	if c.Temperature < temperature.MethodAuto || c.Temperature > temperature.MethodAdaptive {
-		return invalid("config.temperature", "unknown method %d", c.Temperature)
-	}
-	if c.ConfidenceMap < MapAuto || c.ConfidenceMap > MapLogistic {
-		return invalid("config.confidence_map", "unknown map %d", c.ConfidenceMap)
-	}
-	if c.Score < conformal.LAC || c.Score > conformal.RAPS {
-		return invalid("config.score", "unknown score %d", c.Score)
-	}
-	if c.Equivalence < EquivalenceDefault || c.Equivalence > EquivalenceEmbedding {
-		return invalid("config.equivalence", "unknown mode %d", c.Equivalence)
-	}
-	if c.MinGroup < 1 {
-		return invalid("config.min_group", "%d, at least 1", c.MinGroup)
-	}
-	return nil
-}
-
 // grain is the fewest questions worth a goroutine of a fit's per-question work.
 const grain = 256
 
 // Fit fits a profile on labelled examples (docs/DESIGN.md "Fitting a profile") and returns it
-// with its report. It is deterministic for the same examples, config and seed. Errors: an
-// *Error of kind InvalidInput naming the example and field, or Precondition when a needed split
-// has fewer than MinSplit examples or no example's label matches one of its candidates.
-func Fit(examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
-	return FitContext(context.Background(), examples, cfg)
-}
-
-// FitContext is Fit that stops, with ctx's error, when ctx is done.
-func FitContext(ctx context.Context, examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
+// with its report: the examples are added over the machine's cores to a Fitter, which fits.
+// It is deterministic for the same examples, config and seed, and stops with ctx's error when
+// ctx is done. Errors: an *Error of kind InvalidInput naming the example and field, or
+// Precondition when a needed split has fewer than MinSplit examples or no example's label
+// matches one of its candidates.
+func Fit(ctx context.Context, examples []Example, cfg *FitConfig) (*Profile, *Report, error) {
 	f, err := NewFitter(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -164,7 +114,7 @@ func (f *Fitter) addAll(ctx context.Context, examples []Example) error {
 		shards[w] = sh
 		for i := lo; i < hi; i++ {
 			if err := sh.Add(ctx, &examples[i]); err != nil {
-				errs[w] = within("examples["+strconv.Itoa(i)+"].", err)
+				errs[w] = Within("examples["+strconv.Itoa(i)+"].", err)
 				return
 			}
 		}
@@ -295,14 +245,6 @@ func (f *Fitter) Fit(ctx context.Context) (*Profile, *Report, error) {
 	return p, r, nil
 }
 
-// modeFor returns the answer equivalence of a question: its policy's, else def.
-func modeFor(q *Question, def Equivalence) Equivalence {
-	if q.Policy.Equivalence != EquivalenceDefault {
-		return q.Policy.Equivalence
-	}
-	return def
-}
-
 // minAnswerRate is the share of calibration questions below which a threshold is said to
 // answer (almost) nothing.
 const minAnswerRate = 0.05
@@ -376,38 +318,6 @@ func forEach(items []fitItem, idx []int, p *Profile, f func(s *scorer, a *analys
 			f(s, &s.after, j, it)
 		}
 	})
-}
-
-// validateExamples validates examples whose first is examples[offset] of the whole input.
-// mode is the equivalence of examples whose policy sets none.
-func validateExamples(examples []Example, offset int, mode Equivalence) error {
-	kind := EvidenceAny
-	for i := range examples {
-		if err := checkExample(&examples[i], mode, &kind); err != nil {
-			return within("examples["+strconv.Itoa(offset+i)+"].", err)
-		}
-	}
-	return nil
-}
-
-// checkExample validates a labelled example under its policy's equivalence, else def. Its
-// evidence must be *kind, which it sets when EvidenceAny: one profile scores one kind. Fields
-// are relative to the example.
-func checkExample(ex *Example, def Equivalence, kind *Evidence) error {
-	if err := ex.Question.validate(modeFor(&ex.Question, def)); err != nil {
-		return within("request.", err)
-	}
-	got := evidenceOf(&ex.Question)
-	if *kind == EvidenceAny {
-		*kind = got
-	}
-	if got != *kind {
-		return invalid("request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", got, *kind)
-	}
-	if len(ex.Label.Answers) == 0 {
-		return invalid("label.answers", "no acceptable answer")
-	}
-	return nil
 }
 
 func fitTemperature(p *Profile, items []fitItem, tune []int, method temperature.Method) error {

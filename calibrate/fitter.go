@@ -16,15 +16,14 @@ import (
 // from a file or a gRPC stream never holds the examples themselves. A samples example is held
 // whole: its token logprobs are read again by the temperature fit.
 //
-// Examples are added through shards, which may be filled on their own goroutines and merged in
-// order (as an Evaluator's are), or one at a time with Add. A Fitter is not safe for concurrent
-// use; each shard is used by one goroutine at a time.
+// Examples are added through shards (NewShard, FitShard.Add), which may be filled on their own
+// goroutines, and merged in order (Merge), as an Evaluator's are. A Fitter is not safe for
+// concurrent use; each shard is used by one goroutine at a time.
 type Fitter struct {
 	cfg      FitConfig
 	evidence Evidence
 	items    []fitItem
 	bytes    int64
-	one      *FitShard // Add's shard
 }
 
 // NewFitter returns an empty Fitter for cfg (nil: every default); the error names a bad
@@ -42,19 +41,6 @@ func (f *Fitter) Len() int { return len(f.items) }
 
 // Bytes returns an estimate of the memory the added examples hold, for a caller that caps it.
 func (f *Fitter) Bytes() int64 { return f.bytes }
-
-// Add validates ex and adds it. An invalid example is not added; the error is an *Error whose
-// field names it (examples[i].request.paraphrases[0]…, examples[i].label.answers). A samples
-// example is kept as it is: ex must not change afterwards.
-func (f *Fitter) Add(ctx context.Context, ex *Example) error {
-	if f.one == nil {
-		f.one = f.NewShard()
-	}
-	if err := f.one.Add(ctx, ex); err != nil {
-		return within("examples["+strconv.Itoa(f.Len())+"].", err)
-	}
-	return f.Merge(f.one)
-}
 
 // A FitShard is a run of examples added on one goroutine, to be merged into its Fitter in order.
 type FitShard struct {

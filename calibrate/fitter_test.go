@@ -8,8 +8,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
-	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 )
 
@@ -18,15 +18,16 @@ import (
 func wire(t *testing.T, p *calibrate.Profile, r *calibrate.Report) []byte {
 	t.Helper()
 	p.Report = r
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(service.ProfileToProto(p, nil))
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(api.ProfileMessage(p, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-// TestFitterMatchesFit: a fit fed one example at a time, or through shards merged in order,
-// is the fit of the whole slice, to the last bit, for options and for samples.
+// TestFitterMatchesFit: a fit fed one example at a time (a shard of one, merged, as a stream
+// feeds it), or through shards merged in order, is the fit of the whole slice, to the last bit,
+// for options and for samples.
 func TestFitterMatchesFit(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -37,7 +38,7 @@ func TestFitterMatchesFit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			exs, _ := simulate.Generate(&tc.cfg)
-			want, wantRep, err := calibrate.Fit(exs, nil)
+			want, wantRep, err := calibrate.Fit(context.Background(), exs, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,8 +49,12 @@ func TestFitterMatchesFit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			sh := one.NewShard()
 			for i := range exs {
-				if err := one.Add(context.Background(), &exs[i]); err != nil {
+				if err := sh.Add(context.Background(), &exs[i]); err != nil {
+					t.Fatal(err)
+				}
+				if err := one.Merge(sh); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -78,26 +83,31 @@ func TestFitterMatchesFit(t *testing.T) {
 	}
 }
 
-// TestFitterRefuses: an example the engine refuses is named by its index, and a samples
-// example after options examples is refused, within a shard or at the merge.
+// TestFitterRefuses: an example the engine refuses is named by its field, relative to the
+// example, and a samples example after options examples is refused, within a shard or at the
+// merge, which names it by its index.
 func TestFitterRefuses(t *testing.T) {
 	opts, _ := simulate.Generate(&simulate.Config{Questions: 3, Seed: 1})
 	samples, _ := simulate.Generate(&simulate.Config{Questions: 1, Seed: 1, Samples: 3})
 	f, _ := calibrate.NewFitter(nil)
 	early := f.NewShard() // made before the fitter knows its examples' kind
+	sh := f.NewShard()
 	for i := range opts {
-		if err := f.Add(context.Background(), &opts[i]); err != nil {
+		if err := sh.Add(context.Background(), &opts[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := f.Merge(sh); err != nil {
+		t.Fatal(err)
+	}
 	bad := opts[0]
 	bad.Label.Answers = nil
-	err := f.Add(context.Background(), &bad)
-	if e, ok := err.(*calibrate.Error); !ok || e.Field != "examples[3].label.answers" {
+	err := sh.Add(context.Background(), &bad)
+	if e, ok := err.(*calibrate.Error); !ok || e.Field != "label.answers" {
 		t.Fatalf("no label: %v", err)
 	}
-	err = f.Add(context.Background(), &samples[0])
-	if e, ok := err.(*calibrate.Error); !ok || e.Field != "examples[3].request.paraphrases" {
+	err = sh.Add(context.Background(), &samples[0])
+	if e, ok := err.(*calibrate.Error); !ok || e.Field != "request.paraphrases" {
 		t.Fatalf("samples after options: %v", err)
 	}
 	if f.Len() != 3 {
@@ -109,7 +119,7 @@ func TestFitterRefuses(t *testing.T) {
 	if err := early.Add(context.Background(), &samples[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Merge(early); err == nil || f.Len() != 3 {
+	if err := f.Merge(early); err == nil || f.Len() != 3 || err.(*calibrate.Error).Field != "examples[3].request.paraphrases" {
 		t.Fatalf("a shard of samples merged into options: %v, %d examples", err, f.Len())
 	}
 }
@@ -123,10 +133,14 @@ func TestFitterMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	sh := f.NewShard()
 	for ex := range simulate.All(&simulate.Config{Questions: n, Seed: 4}) {
-		if err := f.Add(context.Background(), &ex); err != nil {
+		if err := sh.Add(context.Background(), &ex); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := f.Merge(sh); err != nil {
+		t.Fatal(err)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -120,7 +121,7 @@ func FuzzScore(f *testing.F) {
 		q := questionFrom(data)
 		verr := q.Validate()
 		for _, p := range profiles {
-			r, err := Score(p, &q)
+			r, err := Score(context.Background(), p, &q)
 			if verr != nil {
 				if err == nil || err.Error() != verr.Error() {
 					t.Fatalf("Validate refused (%v), Score said %v", verr, err)

@@ -1,6 +1,7 @@
 package calibrate_test
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -43,13 +44,13 @@ func TestInvariance(t *testing.T) {
 			var p *calibrate.Profile
 			if tc.fit != nil {
 				var err error
-				if p, _, err = calibrate.Fit(exs, tc.fit); err != nil {
+				if p, _, err = calibrate.Fit(context.Background(), exs, tc.fit); err != nil {
 					t.Fatal(err)
 				}
 			}
 			for _, ex := range exs[:200] {
 				q := ex.Question
-				base, err := calibrate.Score(p, &q)
+				base, err := calibrate.Score(context.Background(), p, &q)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -69,7 +70,7 @@ func TestInvariance(t *testing.T) {
 						perm.Paraphrases[i].Options = o
 					}
 				}
-				r, err := calibrate.Score(p, &perm)
+				r, err := calibrate.Score(context.Background(), p, &perm)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -79,14 +80,14 @@ func TestInvariance(t *testing.T) {
 				neutral.Paraphrases = slices.DeleteFunc(slices.Clone(q.Paraphrases), func(p calibrate.Paraphrase) bool {
 					return p.Framing == calibrate.UserStance
 				})
-				if r, err = calibrate.Score(p, &neutral); err != nil {
+				if r, err = calibrate.Score(context.Background(), p, &neutral); err != nil {
 					t.Fatal(err)
 				}
 				invariant(t, "removing stance wordings", base, r)
 				// Add a stance wording that contradicts the answer strongly.
 				extra := neutral
 				extra.Paraphrases = append(slices.Clone(neutral.Paraphrases), contrarian(q.Paraphrases[0], base.Answer))
-				if r, err = calibrate.Score(p, &extra); err != nil {
+				if r, err = calibrate.Score(context.Background(), p, &extra); err != nil {
 					t.Fatal(err)
 				}
 				invariant(t, "adding a stance wording", base, r)

@@ -106,7 +106,7 @@ func TestWorstCaseRequests(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := cpu(t)
-			r, err := calibrate.Score(nil, &tc.q)
+			r, err := calibrate.Score(context.Background(), nil, &tc.q)
 			used := cpu(t) - start
 			t.Logf("%v of CPU", used.Round(time.Millisecond))
 			if used > 10*time.Second {
@@ -141,11 +141,11 @@ func TestScoreStopsWhenCancelled(t *testing.T) {
 	q := calibrate.Question{Paraphrases: []calibrate.Paraphrase{p}, Policy: calibrate.Policy{Equivalence: calibrate.EquivalenceF1}}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := calibrate.ScoreContext(ctx, nil, &q); !errors.Is(err, context.Canceled) {
+	if _, err := calibrate.Score(ctx, nil, &q); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v, want context.Canceled", err)
 	}
 	bad := calibrate.Question{}
-	if _, err := calibrate.ScoreContext(ctx, nil, &bad); !errors.Is(err, context.Canceled) {
+	if _, err := calibrate.Score(ctx, nil, &bad); !errors.Is(err, context.Canceled) {
 		t.Fatalf("an invalid request under a cancelled context: %v, want context.Canceled before any work", err)
 	}
 }

@@ -1,14 +1,16 @@
 package calibrate
 
 import (
+	"context"
 	"fmt"
 	"math"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/plumbhq/plumb/internal/datasets"
 	"github.com/plumbhq/plumb/temperature"
@@ -100,13 +102,13 @@ func mmluExamples(t testing.TB) []Example {
 // 1 115 lines, to 1e-6, through Evaluate with the uncalibrated default profile.
 func TestMMLUReferenceMetrics(t *testing.T) {
 	exs := mmluExamples(t)
-	r, err := Evaluate(nil, exs)
+	r, err := Evaluate(context.Background(), nil, exs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var meanC float64
 	for i := range exs {
-		res, err := Score(nil, &exs[i].Question)
+		res, err := Score(context.Background(), nil, &exs[i].Question)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +156,7 @@ func TestPublishedTableThroughFit(t *testing.T) {
 		const seeds = 50
 		var size, cov float64
 		for seed := uint64(1); seed <= seeds; seed++ {
-			_, r, err := Fit(sub, &FitConfig{Temperature: temperature.MethodNone, ConfidenceMap: MapNone,
+			_, r, err := Fit(context.Background(), sub, &FitConfig{Temperature: temperature.MethodNone, ConfidenceMap: MapNone,
 				Split: [3]float64{0, 0.5, 0.5}, Alpha: 0.1, Seed: seed})
 			if err != nil {
 				t.Fatal(err)

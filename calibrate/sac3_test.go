@@ -1,6 +1,7 @@
 package calibrate_test
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -8,11 +9,11 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/ensemble"
 	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/temperature"
 )
 
@@ -28,7 +29,11 @@ func sac3(t testing.TB, file string) []calibrate.Example {
 		if err := protojson.Unmarshal(line, &m); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, service.ExampleFrom(&m))
+		ex, err := api.Example(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ex)
 	}
 	return out
 }
@@ -40,7 +45,7 @@ func fits(t *testing.T, exs []calibrate.Example, cfg calibrate.FitConfig) []*cal
 	for seed := range uint64(20) {
 		c := cfg
 		c.Seed = seed
-		_, r, err := calibrate.Fit(exs, &c)
+		_, r, err := calibrate.Fit(context.Background(), exs, &c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +62,7 @@ func TestSAC3Decisions(t *testing.T) {
 	for _, file := range []string{"sac3-nq_open.jsonl", "sac3-nq_open-raw.jsonl", "sac3-prime.jsonl"} {
 		t.Run(file, func(t *testing.T) {
 			exs := sac3(t, file)
-			all, err := calibrate.Evaluate(nil, exs)
+			all, err := calibrate.Evaluate(context.Background(), nil, exs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +164,7 @@ func TestSAC3ClusterKeys(t *testing.T) {
 		}
 	}
 	report := func(exs []calibrate.Example, eq calibrate.Equivalence) *calibrate.Report {
-		_, r, err := calibrate.Fit(exs, &calibrate.FitConfig{Seed: 3, Equivalence: eq})
+		_, r, err := calibrate.Fit(context.Background(), exs, &calibrate.FitConfig{Seed: 3, Equivalence: eq})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +175,7 @@ func TestSAC3ClusterKeys(t *testing.T) {
 	if got := report(keyed, calibrate.EquivalenceExact); !cmp.Equal(want.After, got.After, metrics) || !cmp.Equal(want.Before, got.Before, metrics) {
 		t.Errorf("keyed raw sentences differ from the judged file:\n%s", cmp.Diff(want.After, got.After, metrics))
 	}
-	r, err := calibrate.Score(nil, &keyed[0].Question)
+	r, err := calibrate.Score(context.Background(), nil, &keyed[0].Question)
 	if err != nil {
 		t.Fatal(err)
 	}

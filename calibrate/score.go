@@ -33,14 +33,10 @@ type scorer struct {
 var scorers = sync.Pool{New: func() any { return new(scorer) }}
 
 // Score scores one question under profile p (nil means Default()). It validates q first and
-// computes nothing from invalid input. The error is an *Error naming the field.
-func Score(p *Profile, q *Question) (Result, error) {
-	return ScoreContext(context.Background(), p, q)
-}
-
-// ScoreContext is Score that stops, with ctx's error, when ctx is done: the clustering of many
-// samples in F1 and embedding modes is the only part of a valid request that can take long.
-func ScoreContext(ctx context.Context, p *Profile, q *Question) (Result, error) {
+// computes nothing from invalid input; the error is an *Error naming the field. It stops, with
+// ctx's error, when ctx is done (before anything else, and during the clustering of many
+// samples in F1 and embedding modes, the only part of a valid request that can take long).
+func Score(ctx context.Context, p *Profile, q *Question) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}

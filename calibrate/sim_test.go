@@ -1,6 +1,7 @@
 package calibrate_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -21,7 +22,7 @@ func TestRecoversTemperature(t *testing.T) {
 		t.Run(fmt.Sprint(tStar), func(t *testing.T) {
 			exs, _ := simulate.Generate(&simulate.Config{Questions: 20000, Seed: 11, Temperature: tStar,
 				Noise: -1, Ambiguous: -1, Hopeless: -1})
-			p, _, err := calibrate.Fit(exs, &calibrate.FitConfig{Temperature: temperature.MethodGlobal,
+			p, _, err := calibrate.Fit(context.Background(), exs, &calibrate.FitConfig{Temperature: temperature.MethodGlobal,
 				ConfidenceMap: calibrate.MapNone, Split: [3]float64{0.8, 0.2, 0}})
 			if err != nil {
 				t.Fatal(err)
@@ -50,7 +51,7 @@ func TestFittedECE(t *testing.T) {
 				t.Skip("a long run: PLUMB_LONG=1")
 			}
 			exs, _ := simulate.Generate(&tc.cfg)
-			_, r, err := calibrate.Fit(exs, nil)
+			_, r, err := calibrate.Fit(context.Background(), exs, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +88,7 @@ func TestCoverage(t *testing.T) {
 					cfg := kind.cfg
 					cfg.Seed = 1000 + seed
 					exs, _ := simulate.Generate(&cfg)
-					_, r, err := calibrate.Fit(exs, &calibrate.FitConfig{Alpha: alpha, Seed: seed, Split: [3]float64{0.3, 0.4, 0.3},
+					_, r, err := calibrate.Fit(context.Background(), exs, &calibrate.FitConfig{Alpha: alpha, Seed: seed, Split: [3]float64{0.3, 0.4, 0.3},
 						Temperature: temperature.MethodGlobal, ConfidenceMap: calibrate.MapNone})
 					if err != nil {
 						t.Fatal(err)
@@ -113,7 +114,7 @@ func TestCoverage(t *testing.T) {
 func goldSeen(exs []calibrate.Example) float64 {
 	var n float64
 	for _, ex := range exs {
-		res, err := calibrate.Score(nil, &ex.Question)
+		res, err := calibrate.Score(context.Background(), nil, &ex.Question)
 		if err != nil {
 			panic(err)
 		}
@@ -131,7 +132,7 @@ func goldSeen(exs []calibrate.Example) float64 {
 // OPEN_SET.
 func TestOpenSet(t *testing.T) {
 	exs, _ := simulate.Generate(&simulate.Config{Questions: 2000, Seed: 14, Samples: 10, Wordings: 5, Tokens: 4, MissRate: 0.3})
-	p, _, err := calibrate.Fit(exs, nil)
+	p, _, err := calibrate.Fit(context.Background(), exs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestOpenSet(t *testing.T) {
 	}
 	var open, openReason, abstained int
 	for _, ex := range exs[:500] {
-		r, err := calibrate.Score(p, &ex.Question)
+		r, err := calibrate.Score(context.Background(), p, &ex.Question)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,11 +168,11 @@ func TestRiskControl(t *testing.T) {
 	var kept, answering int
 	for seed := uint64(0); seed < seeds; seed++ {
 		exs, _ := simulate.Generate(&simulate.Config{Questions: 3000, Seed: 2000 + seed})
-		p, _, err := calibrate.Fit(exs[:1000], &calibrate.FitConfig{Seed: seed, Risk: 0.1, Split: [3]float64{0.5, 0.5, 0}})
+		p, _, err := calibrate.Fit(context.Background(), exs[:1000], &calibrate.FitConfig{Seed: seed, Risk: 0.1, Split: [3]float64{0.5, 0.5, 0}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := calibrate.Evaluate(p, exs[1000:])
+		r, err := calibrate.Evaluate(context.Background(), p, exs[1000:])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +199,7 @@ func TestSycophancyShift(t *testing.T) {
 		exs, truths := simulate.Generate(&simulate.Config{Questions: 3000, Seed: 15, Stance: 3, Pull: pull})
 		var shift, injected float64
 		for i, ex := range exs {
-			r, err := calibrate.Score(nil, &ex.Question)
+			r, err := calibrate.Score(context.Background(), nil, &ex.Question)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,7 +228,7 @@ func TestActions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			exs, truths := simulate.Generate(&tc.cfg)
-			p, _, err := calibrate.Fit(exs[:3000], nil)
+			p, _, err := calibrate.Fit(context.Background(), exs[:3000], nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +236,7 @@ func TestActions(t *testing.T) {
 				simulate.Hopeless: calibrate.Abstain, simulate.Easy: calibrate.Answer}
 			hit, total := map[simulate.Class]int{}, map[simulate.Class]int{}
 			for i, ex := range exs[3000:] {
-				r, err := calibrate.Score(p, &ex.Question)
+				r, err := calibrate.Score(context.Background(), p, &ex.Question)
 				if err != nil {
 					t.Fatal(err)
 				}

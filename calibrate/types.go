@@ -18,9 +18,6 @@
 package calibrate
 
 import (
-	"math"
-	"strconv"
-
 	"github.com/plumbhq/plumb/conformal"
 	"github.com/plumbhq/plumb/temperature"
 )
@@ -371,67 +368,3 @@ func Default() *Profile {
 
 // builtin is the profile Score and NewEvaluator use for a nil *Profile. It is never modified.
 var builtin = Default()
-
-// Check reports, naming the field, what makes p unusable: a profile read from a file, or from
-// another store, is checked before it is stored or served. A profile Fit returns passes.
-func (p *Profile) Check() error {
-	finite := func(field string, xs ...float64) error {
-		for _, x := range xs {
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return invalid(field, "%v is not a finite number", x)
-			}
-		}
-		return nil
-	}
-	in01 := func(field string, x float64) error {
-		if !(x > 0 && x < 1) {
-			return invalid(field, "%v outside (0, 1)", x)
-		}
-		return nil
-	}
-	switch {
-	case p.Evidence < EvidenceAny || p.Evidence > EvidenceSamples:
-		return invalid("evidence", "unknown evidence %d", p.Evidence)
-	case p.Equivalence < EquivalenceDefault || p.Equivalence > EquivalenceEmbedding:
-		return invalid("equivalence", "unknown mode %d", p.Equivalence)
-	case p.Score < conformal.LAC || p.Score > conformal.RAPS:
-		return invalid("score", "unknown score %d", p.Score)
-	case p.MapMethod < MapAuto || p.MapMethod > MapLogistic:
-		return invalid("confidence_map_method", "unknown map %d", p.MapMethod)
-	}
-	if n := len(p.Temperature.Theta); n != 0 && n != 1 && (n != temperature.FeatureDim || p.Evidence == EvidenceSamples) {
-		return invalid("temperature", "%d parameters: want 1 (global) or %d (adaptive, options only)", n, temperature.FeatureDim)
-	}
-	if len(p.Map) > 5 {
-		return invalid("confidence_map", "%d weights, at most 5", len(p.Map))
-	}
-	for _, e := range []error{
-		finite("temperature", p.Temperature.Theta...), finite("confidence_map", p.Map...),
-		in01("alpha", p.Alpha), in01("risk", p.Risk), in01("delta", p.Delta), in01("risk_min", p.RiskMin),
-		in01("risk_max", p.RiskMax), in01("sycophancy_threshold", p.SycophancyThreshold),
-	} {
-		if e != nil {
-			return e
-		}
-	}
-	if !(p.Lambda >= 0 && p.Lambda <= 1) {
-		return invalid("lambda", "%v outside [0, 1]", p.Lambda)
-	}
-	if p.RiskMin > p.Risk || p.Risk > p.RiskMax {
-		return invalid("risk", "%v outside its bounds [%v, %v]", p.Risk, p.RiskMin, p.RiskMax)
-	}
-	if q := p.Quantiles.Global; math.IsNaN(q) || q < 0 {
-		return invalid("quantile", "%v: want a number ≥ 0 (or +Inf)", q)
-	}
-	for g, q := range p.Quantiles.Groups {
-		if math.IsNaN(q) || q < 0 {
-			return invalid("group_quantiles["+g+"]", "%v: want a number ≥ 0 (or +Inf)", q)
-		}
-	}
-	for i, c := range p.Curve {
-		if !(c.Lambda >= 0 && c.Lambda <= 1) || c.Answered < 0 || c.Errors < 0 || c.Errors > c.Answered {
-			return invalid("risk_curve["+strconv.Itoa(i)+"]", "λ %v, %d answered, %d errors: not a point of a risk curve", c.Lambda, c.Answered, c.Errors)
-		}
-	}
-	return nil
-}

@@ -1,13 +1,14 @@
 package calibrate
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 
+	"github.com/plumbhq/plumb/conformal"
 	"github.com/plumbhq/plumb/internal/fmath"
+	"github.com/plumbhq/plumb/temperature"
 )
 
 // Limits of one request. Past them a request is refused (ResourceExhausted, naming the limit)
@@ -39,64 +40,6 @@ const (
 	// its own (two APIs' roundings of one number).
 	TopLogprobSlack = 1e-4
 )
-
-// exhausted is the error of a request past a limit.
-func exhausted(field, format string, args ...any) *Error {
-	return &Error{Kind: Exhausted, Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-// ErrorKind classifies a domain error; the service maps it to a status code.
-type ErrorKind int
-
-// The error kinds.
-const (
-	// InvalidInput: the request is malformed (codes.InvalidArgument).
-	InvalidInput ErrorKind = iota + 1
-	// NotFound: an unknown profile or version (codes.NotFound).
-	NotFound
-	// Exhausted: the request is larger than the limits (codes.ResourceExhausted).
-	Exhausted
-	// Precondition: the data cannot support the operation, e.g. too few examples to fit
-	// (codes.FailedPrecondition).
-	Precondition
-)
-
-// Error is a domain error that names the field at fault, e.g.
-// "paraphrases[2].samples[0].tokens[7].logprob: positive logprob 0.3".
-type Error struct {
-	Kind  ErrorKind
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	if e.Field == "" {
-		return e.Msg
-	}
-	return e.Field + ": " + e.Msg
-}
-
-// KindOf returns the kind of a domain error in err's chain, or 0.
-func KindOf(err error) ErrorKind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return 0
-}
-
-func invalid(field, format string, args ...any) *Error {
-	return &Error{Kind: InvalidInput, Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-// within returns err with its field placed under prefix ("examples[3].request." + field).
-func within(prefix string, err error) error {
-	var e *Error
-	if !errors.As(err, &e) {
-		return err
-	}
-	return &Error{Kind: e.Kind, Field: prefix + e.Field, Msg: e.Msg}
-}
 
 // Validate checks a question against every request row of the bad-input table (docs/DESIGN.md),
 // with the answer-equivalence mode of its policy (exact when unset). The error names the field.
@@ -409,4 +352,155 @@ func checkToken(t *Token) (field, msg string) {
 		return ".top_logprobs", fmt.Sprintf("probability mass %.6f exceeds 1", mass)
 	}
 	return "", ""
+}
+
+// modeFor returns the answer equivalence of a question: its policy's, else def.
+func modeFor(q *Question, def Equivalence) Equivalence {
+	if q.Policy.Equivalence != EquivalenceDefault {
+		return q.Policy.Equivalence
+	}
+	return def
+}
+
+// validateExamples validates examples whose first is examples[offset] of the whole input.
+// mode is the equivalence of examples whose policy sets none.
+func validateExamples(examples []Example, offset int, mode Equivalence) error {
+	kind := EvidenceAny
+	for i := range examples {
+		if err := checkExample(&examples[i], mode, &kind); err != nil {
+			return Within("examples["+strconv.Itoa(offset+i)+"].", err)
+		}
+	}
+	return nil
+}
+
+// checkExample validates a labelled example under its policy's equivalence, else def. Its
+// evidence must be *kind, which it sets when EvidenceAny: one profile scores one kind. Fields
+// are relative to the example.
+func checkExample(ex *Example, def Equivalence, kind *Evidence) error {
+	if err := ex.Question.validate(modeFor(&ex.Question, def)); err != nil {
+		return Within("request.", err)
+	}
+	got := evidenceOf(&ex.Question)
+	if *kind == EvidenceAny {
+		*kind = got
+	}
+	if got != *kind {
+		return invalid("request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", got, *kind)
+	}
+	if len(ex.Label.Answers) == 0 {
+		return invalid("label.answers", "no acceptable answer")
+	}
+	return nil
+}
+
+// check reports, naming the field, what makes a fit's config unusable.
+func (c *FitConfig) check() error {
+	for _, e := range []error{in01("config.alpha", c.Alpha), in01("config.risk", c.Risk), in01("config.delta", c.Delta),
+		in01("config.risk_min", c.RiskMin), in01("config.risk_max", c.RiskMax), in01("config.sycophancy_threshold", c.Sycophancy)} {
+		if e != nil {
+			return e
+		}
+	}
+	if c.RiskMin > c.Risk || c.Risk > c.RiskMax {
+		return invalid("config.risk", "%v outside its bounds [%v, %v]", c.Risk, c.RiskMin, c.RiskMax)
+	}
+	var sum float64
+	for i, f := range c.Split {
+		if !(f >= 0 && f <= 1) {
+			return invalid("config.split", "fraction %d is %v, outside [0, 1]", i, f)
+		}
+		sum += f
+	}
+	if math.Abs(sum-1) > 1e-6 {
+		return invalid("config.split", "fractions sum to %v, not 1", sum)
+	}
+	if c.Split[1] == 0 {
+		return invalid("config.split", "the calibrate fraction must be positive")
+	}
+	if c.Temperature < temperature.MethodAuto || c.Temperature > temperature.MethodAdaptive {
+		return invalid("config.temperature", "unknown method %d", c.Temperature)
+	}
+	if c.ConfidenceMap < MapAuto || c.ConfidenceMap > MapLogistic {
+		return invalid("config.confidence_map", "unknown map %d", c.ConfidenceMap)
+	}
+	if c.Score < conformal.LAC || c.Score > conformal.RAPS {
+		return invalid("config.score", "unknown score %d", c.Score)
+	}
+	if c.Equivalence < EquivalenceDefault || c.Equivalence > EquivalenceEmbedding {
+		return invalid("config.equivalence", "unknown mode %d", c.Equivalence)
+	}
+	if c.MinGroup < 1 {
+		return invalid("config.min_group", "%d, at least 1", c.MinGroup)
+	}
+	return nil
+}
+
+// Check reports, naming the field, what makes p unusable: a profile read from a file, or from
+// another store, is checked before it is stored or served. A profile Fit returns passes.
+func (p *Profile) Check() error {
+	switch {
+	case p.Evidence < EvidenceAny || p.Evidence > EvidenceSamples:
+		return invalid("evidence", "unknown evidence %d", p.Evidence)
+	case p.Equivalence < EquivalenceDefault || p.Equivalence > EquivalenceEmbedding:
+		return invalid("equivalence", "unknown mode %d", p.Equivalence)
+	case p.Score < conformal.LAC || p.Score > conformal.RAPS:
+		return invalid("score", "unknown score %d", p.Score)
+	case p.MapMethod < MapAuto || p.MapMethod > MapLogistic:
+		return invalid("confidence_map_method", "unknown map %d", p.MapMethod)
+	}
+	if n := len(p.Temperature.Theta); n != 0 && n != 1 && (n != temperature.FeatureDim || p.Evidence == EvidenceSamples) {
+		return invalid("temperature", "%d parameters: want 1 (global) or %d (adaptive, options only)", n, temperature.FeatureDim)
+	}
+	if len(p.Map) > 5 {
+		return invalid("confidence_map", "%d weights, at most 5", len(p.Map))
+	}
+	for _, e := range []error{
+		finite("temperature", p.Temperature.Theta...), finite("confidence_map", p.Map...),
+		in01("alpha", p.Alpha), in01("risk", p.Risk), in01("delta", p.Delta), in01("risk_min", p.RiskMin),
+		in01("risk_max", p.RiskMax), in01("sycophancy_threshold", p.SycophancyThreshold),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if !(p.Lambda >= 0 && p.Lambda <= 1) {
+		return invalid("lambda", "%v outside [0, 1]", p.Lambda)
+	}
+	if p.RiskMin > p.Risk || p.Risk > p.RiskMax {
+		return invalid("risk", "%v outside its bounds [%v, %v]", p.Risk, p.RiskMin, p.RiskMax)
+	}
+	if q := p.Quantiles.Global; math.IsNaN(q) || q < 0 {
+		return invalid("quantile", "%v: want a number ≥ 0 (or +Inf)", q)
+	}
+	for g, q := range p.Quantiles.Groups {
+		if math.IsNaN(q) || q < 0 {
+			return invalid("group_quantiles["+g+"]", "%v: want a number ≥ 0 (or +Inf)", q)
+		}
+	}
+	for i, c := range p.Curve {
+		if !(c.Lambda >= 0 && c.Lambda <= 1) || c.Answered < 0 || c.Errors < 0 || c.Errors > c.Answered {
+			return invalid("risk_curve["+strconv.Itoa(i)+"]", "λ %v, %d answered, %d errors: not a point of a risk curve", c.Lambda, c.Answered, c.Errors)
+		}
+	}
+	return nil
+}
+
+// in01 refuses, naming field, a number outside the open interval (0, 1): a probability that a
+// config or a profile needs strictly between.
+func in01(field string, x float64) error {
+	if !(x > 0 && x < 1) {
+		return invalid(field, "%v outside (0, 1)", x)
+	}
+	return nil
+}
+
+// finite refuses, naming field, a number that is NaN or infinite.
+func finite(field string, xs ...float64) error {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return invalid(field, "%v is not a finite number", x)
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -92,7 +93,7 @@ func TestValidateBadInput(t *testing.T) {
 				t.Errorf("message %q does not start with the field", err)
 			}
 			// Score refuses the same request with the same error.
-			if _, serr := Score(nil, &tc.q); serr == nil || serr.Error() != err.Error() {
+			if _, serr := Score(context.Background(), nil, &tc.q); serr == nil || serr.Error() != err.Error() {
 				t.Errorf("Score error %v, want %v", serr, err)
 			}
 		})
@@ -114,7 +115,7 @@ func TestValidateAccepts(t *testing.T) {
 			if err := tc.q.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Score(nil, &tc.q); err != nil {
+			if _, err := Score(context.Background(), nil, &tc.q); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -40,6 +40,16 @@ const (
 	RAPS
 )
 
+var scoreNames = [...]string{"lac", "aps", "raps"}
+
+// String returns the score's name as the CLI spells it.
+func (s Score) String() string {
+	if s >= 0 && int(s) < len(scoreNames) {
+		return scoreNames[s]
+	}
+	return "unknown"
+}
+
 // RAPSSettings are RAPS's penalty λ and rank allowance k_reg. A nil *RAPSSettings means
 // Lambda 0.01 and KReg 1 (sized for closed answer sets of 2 to 10 options).
 type RAPSSettings struct {

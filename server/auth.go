@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,8 +10,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
@@ -122,21 +119,8 @@ func parseTokens(r io.Reader, name string) (tokens []Token, warnings []string, e
 	return tokens, warnings, nil
 }
 
-// authorize checks a gRPC call's bearer token, then its role against the method called.
-func (s *Server) authorize(ctx context.Context) (context.Context, error) {
-	tok, err := auth.AuthFromMD(ctx, "bearer")
-	if err != nil {
-		return nil, err
-	}
-	method, _ := grpc.Method(ctx)
-	if err := s.permit(tok, method); err != nil {
-		return nil, err
-	}
-	return ctx, nil
-}
-
 // permit checks a bearer token, then its role against the full method name called: an
-// Unauthenticated or PermissionDenied status, or nil. gRPC and HTTP calls both pass here.
+// Unauthenticated or PermissionDenied status, or nil (admit calls it for both transports).
 func (s *Server) permit(tok, method string) error {
 	role := s.roleOf(tok)
 	if role == 0 {

@@ -80,3 +80,21 @@ func (d *decisions) fitted(resp *plumbv1.FitResponse, code codes.Code, began tim
 	d.fits.WithLabelValues(outcome).Inc()
 	d.fitSeconds.WithLabelValues(outcome).Observe(time.Since(began).Seconds())
 }
+
+// calls count every call of either transport, by transport ("grpc" or "http"), full method
+// name and status code, and time it: one definition of the per-call series for both.
+type calls struct {
+	handled *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+func newCalls(reg prometheus.Registerer) calls {
+	c := calls{
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plumb_rpc_handled_total",
+			Help: "Calls handled, by transport (grpc, http), method and status code."}, []string{"transport", "method", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "plumb_rpc_handling_seconds",
+			Help: "How long calls took, by transport and method.", Buckets: prometheus.DefBuckets}, []string{"transport", "method"}),
+	}
+	reg.MustRegister(c.handled, c.seconds)
+	return c
+}

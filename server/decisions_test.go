@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/plumbhq/plumb/api"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 )
 
@@ -77,7 +77,7 @@ func TestDecisionMetrics(t *testing.T) {
 	ctx := context.Background()
 	var fit, held []*plumbv1.LabeledExample
 	for ex := range simulate.All(&simulate.Config{Questions: 1200, Seed: 5, Stance: 1}) {
-		m := service.LabeledFrom(&ex)
+		m := api.Labeled(&ex)
 		if len(fit) < 1000 {
 			fit = append(fit, m)
 		} else {
@@ -153,8 +153,8 @@ func TestDecisionMetrics(t *testing.T) {
 	if got := value(fams, "plumb_fit_duration_seconds", map[string]string{"outcome": "stored"}); got != 1 {
 		t.Errorf("plumb_fit_duration_seconds count = %v, want 1", got)
 	}
-	if got := value(fams, "plumb_http_handled_total", map[string]string{"procedure": "/plumb.v1.ConfidenceService/Score", "code": "ok"}); got != float64(len(held)/2) {
-		t.Errorf("plumb_http_handled_total = %v, want %d", got, len(held)/2)
+	if got := value(fams, "plumb_rpc_handled_total", map[string]string{"transport": "http", "method": "/plumb.v1.ConfidenceService/Score", "code": "OK"}); got != float64(len(held)/2) {
+		t.Errorf("plumb_rpc_handled_total over HTTP = %v, want %d", got, len(held)/2)
 	}
 	if len(actions) < 2 {
 		t.Errorf("held-out questions all got one action %v: the per-action check is weak", actions)

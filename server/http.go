@@ -3,54 +3,85 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/cors"
-	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/proto/plumb/bench/v1/benchv1connect"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/proto/plumb/v1/plumbv1connect"
-	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/web"
 )
 
 // plumb's HTTP front end, for browsers, curl and anything without gRPC: the same two services
 // through connect-go, which speaks the Connect protocol (JSON or binary bodies, unary calls as
 // plain POSTs), gRPC-Web and gRPC, on a port of its own (--http-addr), so that grpc-go keeps the
-// gRPC port to itself. Calls pass the same checks as on gRPC, in the same order — logging and
-// metrics, auth (token and role), rate limit, recovery — and the same limits: the message size,
-// connections, concurrent streams, and a send deadline on streams. Errors are Connect errors
-// with the same code, message and google.rpc.BadRequest detail as gRPC's.
+// gRPC port to itself. Requests are decoded by api.Decode (codecs below), the RPCs are those of
+// calls.go and rpcs.go, and every call passes the checks of checks.go through one Connect
+// interceptor: one behaviour on both transports. Errors are Connect errors with the same code,
+// message and google.rpc.BadRequest detail as gRPC's.
 //
 // Beside the API: /healthz (200 while the process answers), /readyz (200 while the health
 // services say SERVING), /badge.js (the <plumb-badge> web component) and / (a demo page).
 
+// connectCodec is Connect's codec of one name ("proto" for binary bodies, gRPC and gRPC-Web;
+// "json" for JSON bodies) that decodes plumb's requests with api.Decode.
+type connectCodec struct {
+	name string
+	enc  api.Encoding
+}
+
+func (c connectCodec) Name() string { return c.name }
+
+func (c connectCodec) Marshal(v any) ([]byte, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, errors.New("server: not a protobuf message")
+	}
+	if c.enc == api.JSON {
+		return protojson.Marshal(m)
+	}
+	return proto.Marshal(m)
+}
+
+func (c connectCodec) Unmarshal(data []byte, v any) error {
+	if in, ok := v.(decodable); ok {
+		in.decode(data, c.enc)
+		return nil
+	}
+	m, ok := v.(proto.Message)
+	if !ok {
+		return errors.New("server: not a protobuf message")
+	}
+	return api.Decode(data, c.enc, m)
+}
+
 // HTTPHandler returns the HTTP front end's handler.
 func (s *Server) HTTPHandler() http.Handler {
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(s.httpInterceptor()),
+		connect.WithInterceptors(httpInterceptor{s}),
+		connect.WithCodec(connectCodec{"proto", api.Binary}),
+		connect.WithCodec(connectCodec{"json", api.JSON}),
+		connect.WithCodec(connectCodec{"json; charset=utf-8", api.JSON}),
 		connect.WithReadMaxBytes(s.cfg.MaxMessageBytes),
 		connect.WithSendMaxBytes(s.cfg.MaxMessageBytes),
-		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
-			s.cfg.Logger.ErrorContext(ctx, "panic in handler", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
-			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error: %v", p))
-		}),
 	}
-	api := connectAPI{s}
 	mux := http.NewServeMux()
-	mux.Handle(plumbv1connect.NewConfidenceServiceHandler(api, opts...))
-	mux.Handle(plumbv1connect.NewProfileServiceHandler(api, opts...))
+	for _, r := range unaries {
+		mux.Handle(r.httpHandler(s, opts))
+	}
+	mux.Handle(plumbv1connect.ConfidenceServiceScoreStreamProcedure, connect.NewBidiStreamHandler(plumbv1connect.ConfidenceServiceScoreStreamProcedure, s.httpScoreStream, opts...))
+	mux.Handle(plumbv1connect.ProfileServiceFitProcedure, connect.NewClientStreamHandler(plumbv1connect.ProfileServiceFitProcedure, s.httpFit, opts...))
+	mux.Handle(plumbv1connect.ProfileServiceEvaluateProcedure, connect.NewClientStreamHandler(plumbv1connect.ProfileServiceEvaluateProcedure, s.httpEvaluate, opts...))
 	if s.cfg.Baseline {
 		mux.Handle(benchv1connect.NewBaselineServiceHandler(baselineHTTP{}, opts...))
 	}
@@ -100,7 +131,9 @@ func (s *Server) ServeHTTP(ctx context.Context, lis net.Listener) error {
 	if s.cfg.HTTPTLS != nil {
 		hs.TLSConfig = s.cfg.HTTPTLS.Clone()
 	}
-	lis = newListener(lis, s.cfg.MaxConnections)
+	l := newListener(lis, s.cfg.MaxConnections)
+	s.httpLis.Store(l)
+	lis = l
 	errc := make(chan error, 1)
 	go func() {
 		if hs.TLSConfig != nil {
@@ -151,155 +184,87 @@ func (w *deadlineWriter) Flush() {
 
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// httpCalls counts the HTTP front end's calls, as grpc-go's metrics count the gRPC ones.
-type httpCalls struct {
-	handled *prometheus.CounterVec
-	seconds *prometheus.HistogramVec
-}
+// httpInterceptor runs the checks of checks.go around every call of the HTTP front end.
+type httpInterceptor struct{ s *Server }
 
-// httpInterceptor checks and records every HTTP call: logging and metrics, auth, rate limit.
-func (s *Server) httpInterceptor() connect.Interceptor {
-	calls := httpCalls{
-		handled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plumb_http_handled_total",
-			Help: "Calls of the HTTP front end (Connect, gRPC-Web), by procedure and code."}, []string{"procedure", "code"}),
-		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "plumb_http_handling_seconds",
-			Help: "How long calls of the HTTP front end took, by procedure.", Buckets: prometheus.DefBuckets}, []string{"procedure"}),
-	}
-	s.reg.MustRegister(calls.handled, calls.seconds)
-	return &httpInterceptor{s: s, calls: calls}
-}
-
-type httpInterceptor struct {
-	s     *Server
-	calls httpCalls
-}
-
-// check runs auth and the rate limit for a call of procedure with headers h.
-func (i *httpInterceptor) check(procedure string, h http.Header) error {
-	if len(i.s.cfg.Tokens) > 0 {
-		scheme, tok, ok := strings.Cut(h.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "bearer") || tok == "" {
-			return connect.NewError(connect.CodeUnauthenticated, errors.New("a bearer token is required: Authorization: Bearer TOKEN"))
-		}
-		if err := i.s.permit(tok, procedure); err != nil {
-			return connectError(err)
-		}
-	}
-	if i.s.limit != nil {
-		if err := i.s.limit.Limit(context.Background()); err != nil {
-			return connectError(err)
-		}
-	}
-	return nil
-}
-
-// done logs and counts a finished call.
-func (i *httpInterceptor) done(ctx context.Context, procedure string, began time.Time, err error) {
-	code := "ok"
-	if err != nil {
-		code = connect.CodeOf(err).String()
-	}
-	i.calls.handled.WithLabelValues(procedure, code).Inc()
-	i.calls.seconds.WithLabelValues(procedure).Observe(time.Since(began).Seconds())
-	i.s.cfg.Logger.InfoContext(ctx, "finished call", "protocol", "http", "procedure", procedure, "code", code,
-		"duration", time.Since(began))
-}
-
-func (i *httpInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+func (i httpInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		s, method := i.s, req.Spec().Procedure
 		began := time.Now()
-		resp, err := func() (connect.AnyResponse, error) {
-			if err := i.check(req.Spec().Procedure, req.Header()); err != nil {
-				return nil, err
-			}
-			return next(ctx, req)
-		}()
-		i.done(ctx, req.Spec().Procedure, began, err)
-		return resp, err
+		var resp connect.AnyResponse
+		err := s.admit(method, req.Header().Get("Authorization"))
+		if err == nil {
+			err = s.guard(ctx, method, func() error {
+				var herr error
+				resp, herr = next(ctx, req)
+				return herr
+			})
+		}
+		if f := s.finish(ctx, "http", method, began, err); err != nil {
+			return nil, connectError(f)
+		}
+		return resp, nil
 	}
 }
 
-func (i *httpInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+func (i httpInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return next
 }
 
-func (i *httpInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+func (i httpInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		s, method := i.s, conn.Spec().Procedure
 		began := time.Now()
-		err := i.check(conn.Spec().Procedure, conn.RequestHeader())
+		err := s.admit(method, conn.RequestHeader().Get("Authorization"))
 		if err == nil {
-			err = next(ctx, conn)
+			err = s.guard(ctx, method, func() error { return next(ctx, conn) })
 		}
-		i.done(ctx, conn.Spec().Procedure, began, err)
-		return err
+		if f := s.finish(ctx, "http", method, began, err); err != nil {
+			return connectError(f)
+		}
+		return nil
 	}
 }
 
-// connectError converts an error of the service (or a gRPC status) to a Connect error with the
-// same code, message and details.
-func connectError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	st, _ := status.FromError(service.Status(err))
-	out := connect.NewError(connect.Code(st.Code()), errors.New(st.Message()))
-	for _, d := range st.Details() {
-		if m, ok := d.(proto.Message); ok {
-			if detail, err := connect.NewErrorDetail(m); err == nil {
-				out.AddDetail(detail)
-			}
+// connectError renders a fault as a Connect error: the same code, message and
+// google.rpc.BadRequest detail as the gRPC status.
+func connectError(f api.Fault) error {
+	out := connect.NewError(connect.Code(f.Code), errors.New(f.Msg))
+	if d := f.Detail(); d != nil {
+		if detail, err := connect.NewErrorDetail(d); err == nil {
+			out.AddDetail(detail)
 		}
 	}
 	return out
 }
 
-// connectAPI implements both services' Connect handlers over the server's service.
-type connectAPI struct{ s *Server }
-
-var (
-	_ plumbv1connect.ConfidenceServiceHandler = connectAPI{}
-	_ plumbv1connect.ProfileServiceHandler    = connectAPI{}
-)
-
-func unary[Req, Resp any](ctx context.Context, req *connect.Request[Req], call func(context.Context, *Req) (*Resp, error)) (*connect.Response[Resp], error) {
-	resp, err := call(ctx, req.Msg)
-	if err != nil {
-		return nil, connectError(err)
-	}
-	return connect.NewResponse(resp), nil
-}
-
-func (a connectAPI) Score(ctx context.Context, req *connect.Request[plumbv1.ScoreRequest]) (*connect.Response[plumbv1.ScoreResponse], error) {
-	return unary(ctx, req, a.s.score)
-}
-
-// ScoreStream answers in order, a refused request with an item error, as on gRPC. (Over HTTP
-// the server's write deadline, not a queue, ends a stream whose caller stops reading.)
-func (a connectAPI) ScoreStream(ctx context.Context, stream *connect.BidiStream[plumbv1.ScoreRequest, plumbv1.ScoreResponse]) error {
-	for {
-		r, err := stream.Receive()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+// recvHTTP returns a function that receives the requests of a Connect stream as recvGRPC does.
+func recvHTTP[M any, P interface {
+	*M
+	proto.Message
+}](receive func() (*incoming[M, P], error)) func() (P, error) {
+	return func() (P, error) {
+		in, err := receive()
 		if err != nil {
-			return err
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			return nil, err
 		}
-		resp, err := a.s.score(ctx, r)
-		if err != nil {
-			resp = &plumbv1.ScoreResponse{Id: r.GetId(), Error: service.ItemError(err)}
-		}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
+		return in.get()
 	}
 }
 
-// recvOf adapts a Connect client stream to the receive function the gRPC handlers read with.
-func recvOf[M any](stream *connect.ClientStream[M]) func() (*M, error) {
+func (s *Server) httpScoreStream(ctx context.Context, stream *connect.BidiStream[scoreIn, plumbv1.ScoreResponse]) error {
+	cut := func() bool {
+		l := s.httpLis.Load()
+		return l != nil && l.cut(stream.Peer().Addr)
+	}
+	return s.scoreStream(ctx, recvHTTP(stream.Receive), stream.Send, cut)
+}
+
+// clientStream adapts a Connect client stream to a receive function.
+func clientStream[M any](stream *connect.ClientStream[M]) func() (*M, error) {
 	return func() (*M, error) {
 		if stream.Receive() {
 			return stream.Msg(), nil
@@ -311,40 +276,20 @@ func recvOf[M any](stream *connect.ClientStream[M]) func() (*M, error) {
 	}
 }
 
-func (a connectAPI) Fit(ctx context.Context, stream *connect.ClientStream[plumbv1.FitRequest]) (*connect.Response[plumbv1.FitResponse], error) {
-	resp, err := configured(ctx, recvOf(stream), (*plumbv1.FitRequest).GetConfig, (*plumbv1.FitRequest).GetExample, "FitConfig", a.s.fit)
+func (s *Server) httpFit(ctx context.Context, stream *connect.ClientStream[fitIn]) (*connect.Response[plumbv1.FitResponse], error) {
+	resp, err := s.fit(ctx, recvHTTP(clientStream(stream)))
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	return connect.NewResponse(resp), nil
 }
 
-func (a connectAPI) Evaluate(ctx context.Context, stream *connect.ClientStream[plumbv1.EvaluateRequest]) (*connect.Response[plumbv1.Report], error) {
-	rep, err := configured(ctx, recvOf(stream), (*plumbv1.EvaluateRequest).GetConfig, (*plumbv1.EvaluateRequest).GetExample, "EvaluateConfig", a.s.svc.Evaluate)
+func (s *Server) httpEvaluate(ctx context.Context, stream *connect.ClientStream[evaluateIn]) (*connect.Response[plumbv1.Report], error) {
+	rep, err := s.evaluate(ctx, recvHTTP(clientStream(stream)))
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	return connect.NewResponse(rep), nil
-}
-
-func (a connectAPI) GetProfile(ctx context.Context, req *connect.Request[plumbv1.GetProfileRequest]) (*connect.Response[plumbv1.GetProfileResponse], error) {
-	return unary(ctx, req, a.s.svc.GetProfile)
-}
-
-func (a connectAPI) ListProfiles(ctx context.Context, req *connect.Request[plumbv1.ListProfilesRequest]) (*connect.Response[plumbv1.ListProfilesResponse], error) {
-	return unary(ctx, req, a.s.svc.ListProfiles)
-}
-
-func (a connectAPI) ActivateProfile(ctx context.Context, req *connect.Request[plumbv1.ActivateProfileRequest]) (*connect.Response[plumbv1.ActivateProfileResponse], error) {
-	return unary(ctx, req, a.s.svc.ActivateProfile)
-}
-
-func (a connectAPI) DeleteProfile(ctx context.Context, req *connect.Request[plumbv1.DeleteProfileRequest]) (*connect.Response[plumbv1.DeleteProfileResponse], error) {
-	return unary(ctx, req, a.s.svc.DeleteProfile)
-}
-
-func (a connectAPI) ImportProfile(ctx context.Context, req *connect.Request[plumbv1.ImportProfileRequest]) (*connect.Response[plumbv1.ImportProfileResponse], error) {
-	return unary(ctx, req, a.s.svc.ImportProfile)
 }
 
 // baselineHTTP is the no-op floor over HTTP, for bench/load.sh.

@@ -1,7 +1,12 @@
-// Package server is plumb's gRPC transport: ConfidenceService and ProfileService handlers over
-// the service layer (package service, which maps every error to a status with the field at
-// fault), grpc health and reflection, the go-grpc-middleware v2 interceptor chain (Prometheus
-// metrics → slog logging → bearer-token auth → rate limit → recovery) and graceful shutdown.
+// Package server is plumb's transports: ConfidenceService and ProfileService over gRPC
+// (grpc-go, with health and reflection) and over HTTP (connect-go: Connect JSON and binary,
+// gRPC-Web and gRPC; the badge and a demo page beside them), with graceful shutdown. The RPCs
+// are written once (calls.go, rpcs.go) over the service layer; requests are decoded by
+// api.Decode, whose caps bind while it reads; every call passes the same checks on both
+// transports (checks.go: metrics and logging, bearer-token auth and roles, rate limit,
+// recovery), and every error is classified once (api.FaultOf) and rendered by each transport
+// as its own: a gRPC status or a Connect error, both with a google.rpc.BadRequest detail naming
+// the field.
 package server
 
 import (
@@ -9,36 +14,22 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"iter"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
-	"github.com/plumbhq/plumb/calibrate"
 	benchv1 "github.com/plumbhq/plumb/proto/plumb/bench/v1"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/service"
@@ -127,22 +118,19 @@ func (c *Config) withDefaults() (Config, error) {
 	return out, nil
 }
 
-// Server implements both services over a service.Service.
+// Server serves both services over a service.Service, on gRPC and on HTTP.
 type Server struct {
-	plumbv1.UnimplementedConfidenceServiceServer
-	plumbv1.UnimplementedProfileServiceServer
+	svc    *service.Service
+	grpc   *grpc.Server
+	health *health.Server
+	dec    *decisions
+	calls  calls
+	reg    *prometheus.Registry
+	cfg    Config
 
-	svc     *service.Service
-	grpc    *grpc.Server
-	health  *health.Server
-	metrics *grpcprom.ServerMetrics
-	dec     *decisions
-	reg     *prometheus.Registry
-	cfg     Config
-
-	// lis is the listener being served, which can close a connection.
-	lis atomic.Pointer[listener]
-	// limit is the rate limiter of --rate-limit (nil: none).
+	// lis and httpLis are the listeners being served, which can close a connection.
+	lis, httpLis atomic.Pointer[listener]
+	// limit is the rate limiter of --rate-limit (nil: none), one for both transports.
 	limit *limiter
 	// serving is what the health services say: false when the store is away with nothing
 	// cached, or once shutting down.
@@ -151,11 +139,6 @@ type Server struct {
 	// scoreHook runs before every Score; tests use it to inject a panic.
 	scoreHook func()
 }
-
-var (
-	_ plumbv1.ConfidenceServiceServer = (*Server)(nil)
-	_ plumbv1.ProfileServiceServer    = (*Server)(nil)
-)
 
 // New builds a server over svc; the error names a bad setting. Tokens without TLS draw a
 // warning in the log: anyone on the path can read them.
@@ -173,11 +156,9 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 		if burst <= 0 {
 			burst = max(1, int(2*cfg.RateLimit))
 		}
-		// One limiter for gRPC and HTTP: the rate is the server's.
-		srv.limit = &limiter{rate.NewLimiter(rate.Limit(cfg.RateLimit), burst)}
+		srv.limit = rate.NewLimiter(rate.Limit(cfg.RateLimit), burst)
 	}
-	srv.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
-	srv.reg.MustRegister(srv.metrics)
+	srv.calls = newCalls(srv.reg)
 	srv.dec = newDecisions(srv.reg)
 	srv.serving.Store(true)
 	opts := []grpc.ServerOption{
@@ -191,20 +172,21 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 		grpc.ConnectionTimeout(handshake),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: pingMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: idleTimeout, Time: pingTime, Timeout: pingTimeout}),
+		grpc.ChainUnaryInterceptor(srv.unaryInterceptor),
+		grpc.ChainStreamInterceptor(srv.streamInterceptor),
 	}
-	opts = append(opts, srv.interceptors()...)
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(cfg.TLS))
 	}
 	srv.grpc = grpc.NewServer(opts...)
-	plumbv1.RegisterConfidenceServiceServer(srv.grpc, srv)
-	plumbv1.RegisterProfileServiceServer(srv.grpc, srv)
+	for _, d := range services() {
+		srv.grpc.RegisterService(d, srv)
+	}
 	if cfg.Baseline {
 		benchv1.RegisterBaselineServiceServer(srv.grpc, baseline{})
 	}
 	healthpb.RegisterHealthServer(srv.grpc, srv.health)
 	reflection.Register(srv.grpc)
-	srv.metrics.InitializeMetrics(srv.grpc)
 	for _, name := range append(served, Liveness) {
 		srv.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
@@ -219,56 +201,6 @@ type baseline struct {
 
 func (baseline) Noop(context.Context, *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
 	return &plumbv1.ScoreResponse{}, nil
-}
-
-// needsToken reports whether a method needs a bearer token: all but health and reflection.
-func needsToken(_ context.Context, c interceptors.CallMeta) bool {
-	return !strings.HasPrefix(c.Service, "grpc.health.") && !strings.HasPrefix(c.Service, "grpc.reflection.")
-}
-
-// interceptors builds the chain in the order docs/DESIGN.md gives: metrics → logging → decode
-// check (a request that did not decode is InvalidArgument) → auth (token, then role) → rate
-// limit → recovery (innermost, so a handler's panic becomes codes.Internal before anything else
-// sees it).
-func (s *Server) interceptors() []grpc.ServerOption {
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		s.cfg.Logger.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
-	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		s.cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
-		return status.Errorf(codes.Internal, "internal error: %v", p)
-	})
-	unary := []grpc.UnaryServerInterceptor{
-		s.metrics.UnaryServerInterceptor(),
-		logging.UnaryServerInterceptor(logger, logOpts...),
-		checkDecoded,
-	}
-	stream := []grpc.StreamServerInterceptor{
-		s.metrics.StreamServerInterceptor(),
-		logging.StreamServerInterceptor(logger, logOpts...),
-		checkDecodedStream,
-	}
-	if len(s.cfg.Tokens) > 0 {
-		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(s.authorize), selector.MatchFunc(needsToken)))
-		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(s.authorize), selector.MatchFunc(needsToken)))
-	}
-	if s.limit != nil {
-		unary = append(unary, ratelimit.UnaryServerInterceptor(s.limit))
-		stream = append(stream, ratelimit.StreamServerInterceptor(s.limit))
-	}
-	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt))
-	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
-}
-
-type limiter struct{ l *rate.Limiter }
-
-func (l *limiter) Limit(context.Context) error {
-	if !l.l.Allow() {
-		return status.Error(codes.ResourceExhausted, "rate limit exceeded: retry later")
-	}
-	return nil
 }
 
 // Serve serves on lis until ctx is done, then shuts down gracefully: health NOT_SERVING, drain
@@ -357,213 +289,4 @@ func (s *Server) Shutdown() {
 // MetricsHandler serves the Prometheus metrics.
 func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
-}
-
-// Score implements ConfidenceService.Score.
-func (s *Server) Score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
-	resp, err := s.score(ctx, r)
-	return resp, service.Status(err)
-}
-
-// score scores one request for either front end, and counts what was decided.
-func (s *Server) score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.ScoreResponse, error) {
-	if s.scoreHook != nil {
-		s.scoreHook()
-	}
-	resp, err := s.svc.Score(ctx, r)
-	if err == nil {
-		s.dec.scored(resp)
-	}
-	return resp, err
-}
-
-// fit fits for either front end, and counts the outcome.
-func (s *Server) fit(ctx context.Context, cfg *plumbv1.FitConfig, exs iter.Seq2[*plumbv1.LabeledExample, error]) (*plumbv1.FitResponse, error) {
-	began := time.Now()
-	resp, err := s.svc.Fit(ctx, cfg, exs)
-	s.dec.fitted(resp, status.Code(service.Status(err)), began)
-	return resp, err
-}
-
-// ScoreStream implements ConfidenceService.ScoreStream: in order, ids echoed, a bad request
-// answered with an ItemError while the stream goes on. Responses go out through a sender
-// goroutine and a short queue; a caller that leaves them unread for SendTimeout while the
-// queue is full has its stream ended (ResourceExhausted), which frees what it held.
-func (s *Server) ScoreStream(stream grpc.BidiStreamingServer[plumbv1.ScoreRequest, plumbv1.ScoreResponse]) error {
-	ctx := stream.Context()
-	queue := make(chan *plumbv1.ScoreResponse, streamQueue)
-	stop := make(chan struct{})
-	sent := make(chan error, 1)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				sent <- nil
-				return
-			case resp, ok := <-queue:
-				if !ok {
-					sent <- nil
-					return
-				}
-				if err := stream.Send(resp); err != nil {
-					sent <- err
-					return
-				}
-			}
-		}
-	}()
-	timer := time.NewTimer(s.cfg.SendTimeout)
-	defer timer.Stop()
-	stopped := false
-	halt := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-		}
-	}
-	// unread ends the stream of a caller that has left its responses unread for SendTimeout.
-	// The sender may be blocked in Send, and grpc-go's trailers would wait behind the data the
-	// caller does not let through: closing the caller's connection frees all of it.
-	unread := func() error {
-		halt()
-		if p, ok := peer.FromContext(ctx); ok {
-			if l := s.lis.Load(); l != nil && l.cut(p.Addr.String()) {
-				s.cfg.Logger.Warn("closed a connection whose ScoreStream left responses unread", "peer", p.Addr.String(), "for", s.cfg.SendTimeout)
-			}
-		}
-		return status.Errorf(codes.ResourceExhausted, "responses left unread for %v: read them as they come (the connection is closed)", s.cfg.SendTimeout)
-	}
-	// wait waits for the sender to finish, for at most SendTimeout.
-	wait := func() error {
-		timer.Reset(s.cfg.SendTimeout)
-		select {
-		case err := <-sent:
-			return err
-		case <-timer.C:
-			return unread()
-		}
-	}
-	for {
-		r, err := stream.Recv()
-		if err == io.EOF {
-			close(queue) // the sender sends what is queued, then ends
-			return wait()
-		}
-		var resp *plumbv1.ScoreResponse
-		switch {
-		case status.Code(err) == codes.InvalidArgument:
-			// A request that does not decode is answered like any refused one, without its id.
-			resp = &plumbv1.ScoreResponse{Error: service.ItemError(err)}
-		case err != nil:
-			halt()
-			wait()
-			return err
-		default:
-			if resp, err = s.score(ctx, r); err != nil {
-				resp = &plumbv1.ScoreResponse{Id: r.GetId(), Error: service.ItemError(err)}
-			}
-		}
-		select {
-		case queue <- resp:
-			continue
-		case err := <-sent:
-			return err // the sender failed: the stream is broken
-		default:
-		}
-		// The queue is full: the caller is not reading as fast as it sends.
-		timer.Reset(s.cfg.SendTimeout)
-		select {
-		case queue <- resp:
-		case err := <-sent:
-			return err
-		case <-timer.C:
-			return unread()
-		}
-	}
-}
-
-// configured runs a Fit or Evaluate client stream on either front end: the config its first
-// message must carry (InvalidArgument without one), then the labelled examples of the messages
-// that follow, handed to run as they arrive; a second config is an error of its message.
-func configured[M, C, R any](ctx context.Context, recv func() (*M, error), config func(*M) *C, example func(*M) *plumbv1.LabeledExample,
-	what string, run func(context.Context, *C, iter.Seq2[*plumbv1.LabeledExample, error]) (*R, error)) (*R, error) {
-	first, err := recv()
-	if err != nil && err != io.EOF {
-		return nil, err
-	}
-	var cfg *C
-	if err == nil {
-		cfg = config(first)
-	}
-	if cfg == nil {
-		return nil, status.Errorf(codes.InvalidArgument, "config: the first message must be a %s", what)
-	}
-	exs := func(yield func(*plumbv1.LabeledExample, error) bool) {
-		for i := 1; ; i++ {
-			m, err := recv()
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if config(m) != nil {
-				yield(nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: fmt.Sprintf("messages[%d]", i), Msg: "a config after the first message; send it once, first"})
-				return
-			}
-			if !yield(example(m), nil) {
-				return
-			}
-		}
-	}
-	return run(ctx, cfg, exs)
-}
-
-// Fit implements ProfileService.Fit.
-func (s *Server) Fit(stream grpc.ClientStreamingServer[plumbv1.FitRequest, plumbv1.FitResponse]) error {
-	resp, err := configured(stream.Context(), stream.Recv, (*plumbv1.FitRequest).GetConfig, (*plumbv1.FitRequest).GetExample, "FitConfig", s.fit)
-	if err != nil {
-		return service.Status(err)
-	}
-	return stream.SendAndClose(resp)
-}
-
-// Evaluate implements ProfileService.Evaluate.
-func (s *Server) Evaluate(stream grpc.ClientStreamingServer[plumbv1.EvaluateRequest, plumbv1.Report]) error {
-	rep, err := configured(stream.Context(), stream.Recv, (*plumbv1.EvaluateRequest).GetConfig, (*plumbv1.EvaluateRequest).GetExample, "EvaluateConfig", s.svc.Evaluate)
-	if err != nil {
-		return service.Status(err)
-	}
-	return stream.SendAndClose(rep)
-}
-
-// GetProfile implements ProfileService.GetProfile.
-func (s *Server) GetProfile(ctx context.Context, r *plumbv1.GetProfileRequest) (*plumbv1.GetProfileResponse, error) {
-	resp, err := s.svc.GetProfile(ctx, r)
-	return resp, service.Status(err)
-}
-
-// ListProfiles implements ProfileService.ListProfiles.
-func (s *Server) ListProfiles(ctx context.Context, r *plumbv1.ListProfilesRequest) (*plumbv1.ListProfilesResponse, error) {
-	resp, err := s.svc.ListProfiles(ctx, r)
-	return resp, service.Status(err)
-}
-
-// ActivateProfile implements ProfileService.ActivateProfile.
-func (s *Server) ActivateProfile(ctx context.Context, r *plumbv1.ActivateProfileRequest) (*plumbv1.ActivateProfileResponse, error) {
-	resp, err := s.svc.ActivateProfile(ctx, r)
-	return resp, service.Status(err)
-}
-
-// DeleteProfile implements ProfileService.DeleteProfile.
-func (s *Server) DeleteProfile(ctx context.Context, r *plumbv1.DeleteProfileRequest) (*plumbv1.DeleteProfileResponse, error) {
-	resp, err := s.svc.DeleteProfile(ctx, r)
-	return resp, service.Status(err)
-}
-
-// ImportProfile implements ProfileService.ImportProfile.
-func (s *Server) ImportProfile(ctx context.Context, r *plumbv1.ImportProfileRequest) (*plumbv1.ImportProfileResponse, error) {
-	resp, err := s.svc.ImportProfile(ctx, r)
-	return resp, service.Status(err)
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/client"
 	"github.com/plumbhq/plumb/internal/datasets"
@@ -136,14 +137,20 @@ func TestEndToEnd(t *testing.T) {
 	if got.GetProfile().GetVersion() != 2 {
 		t.Fatalf("active version %d, want 2", got.GetProfile().GetVersion())
 	}
-	prof := service.ProfileFromProto(got.GetProfile())
+	prof, err := api.Profile(got.GetProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := func(r *plumbv1.ScoreRequest) *plumbv1.ScoreResponse {
-		q := service.QuestionFrom(r)
-		res, err := calibrate.Score(prof, &q)
+		q, err := api.Question(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return service.ResponseFrom(&res)
+		res, err := calibrate.Score(context.Background(), prof, &q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return api.Response(&res)
 	}
 
 	req := proto.Clone(exs[0].GetRequest()).(*plumbv1.ScoreRequest)
@@ -240,13 +247,17 @@ func TestEndToEnd(t *testing.T) {
 	}
 	var local []calibrate.Example
 	for _, e := range exs[:400] {
-		local = append(local, service.ExampleFrom(e))
+		ex, err := api.Example(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local = append(local, ex)
 	}
-	lr, err := calibrate.Evaluate(prof, local)
+	lr, err := calibrate.Evaluate(context.Background(), prof, local)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(rep, service.ReportToProto(lr)) {
+	if !proto.Equal(rep, api.Report(lr)) {
 		t.Fatalf("Evaluate over gRPC differs from the engine")
 	}
 
@@ -509,9 +520,9 @@ func TestMetrics(t *testing.T) {
 	h.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
 	for _, want := range []string{
-		`grpc_server_handled_total{grpc_code="OK",grpc_method="Score",grpc_service="plumb.v1.ConfidenceService",grpc_type="unary"} 1`,
-		`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="Score",grpc_service="plumb.v1.ConfidenceService",grpc_type="unary"} 1`,
-		`grpc_server_handling_seconds_bucket`,
+		`plumb_rpc_handled_total{code="OK",method="/plumb.v1.ConfidenceService/Score",transport="grpc"} 1`,
+		`plumb_rpc_handled_total{code="InvalidArgument",method="/plumb.v1.ConfidenceService/Score",transport="grpc"} 1`,
+		`plumb_rpc_handling_seconds_bucket{method="/plumb.v1.ConfidenceService/Score",transport="grpc"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

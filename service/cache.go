@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/store"
 )
@@ -117,12 +118,12 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 		if name == DefaultProfile && version == 0 {
 			return calibrate.Default(), nil
 		}
-		return nil, s.explain(ctx, name, version, err)
+		return nil, fault(s.explain(ctx, name, version, err))
 	case stale != nil && errors.Is(err, store.ErrUnavailable):
 		s.servedStale(name, err)
 		return stale, nil
 	}
-	return nil, err
+	return nil, fault(err)
 }
 
 // read reads name@version from the store, decodes it and caches it. What it read is cached
@@ -149,7 +150,9 @@ func (s *Service) read(ctx context.Context, name string, version int64, now time
 			if err != nil {
 				return nil, err
 			}
-			p = ProfileFromProto(m)
+			if p, err = api.Profile(m); err != nil {
+				return nil, fmt.Errorf("%w: profile %q version %d: %v", store.ErrDamaged, name, rec.Version, err)
+			}
 		}
 		c.mu.Lock()
 		cached := c.gen[name] == gen

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/store"
@@ -55,11 +56,11 @@ func checkProfile(m *plumbv1.Profile) error {
 	if !m.GetCalibrated() {
 		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: "profile.calibrated", Msg: "the built-in default is not a profile to store"}
 	}
-	err := ProfileFromProto(m).Check()
-	if ce, ok := err.(*calibrate.Error); ok {
-		return &calibrate.Error{Kind: ce.Kind, Field: "profile." + ce.Field, Msg: ce.Msg}
+	p, err := api.Profile(m)
+	if err == nil {
+		err = p.Check()
 	}
-	return err
+	return calibrate.Within("profile.", err)
 }
 
 // ExportProfile returns a stored version (0: the active one) as `plumb profiles export` writes
@@ -70,7 +71,7 @@ func (s *Service) ExportProfile(ctx context.Context, name string, version int64)
 	}
 	rec, err := s.store.Get(ctx, name, version)
 	if err != nil {
-		return nil, s.explain(ctx, name, version, err)
+		return nil, fault(s.explain(ctx, name, version, err))
 	}
 	return profileMessage(rec, true)
 }
@@ -94,7 +95,7 @@ func (s *Service) ImportProfile(ctx context.Context, r *plumbv1.ImportProfileReq
 	}
 	rec, err := s.store.Put(ctx, m.GetName(), data, r.GetActivate())
 	if err != nil {
-		return nil, err
+		return nil, fault(err)
 	}
 	s.changed(store.Change{Name: m.GetName()})
 	out, err := profileMessage(rec, false)
@@ -116,7 +117,7 @@ func ReadProfileFiles(paths []string) (*store.ReadOnly, error) {
 		}
 		m, err := DecodeProfileFile(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %s", p, Describe(err))
+			return nil, fmt.Errorf("%s: %s", p, api.Describe(err))
 		}
 		data, err := encodeProfile(m)
 		if err != nil {

@@ -11,10 +11,16 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/store"
 )
+
+// twoOptions is a question of one wording with two options.
+func twoOptions() calibrate.Question {
+	return calibrate.Question{Paraphrases: []calibrate.Paraphrase{{Options: []calibrate.Option{{Label: "A", Logprob: -0.1}, {Label: "B", Logprob: -2.4}}}}}
+}
 
 // openStore opens a bbolt store in the test's directory, closed when the test ends.
 func openStore(t *testing.T) *store.Bolt {
@@ -36,7 +42,7 @@ func TestDamagedProfile(t *testing.T) {
 	svc := New(st)
 	p := calibrate.Default()
 	p.Name, p.Calibrated = "good", true
-	data, err := protoMarshal(ProfileToProto(p, nil))
+	data, err := protoMarshal(api.ProfileMessage(p, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,16 +52,16 @@ func TestDamagedProfile(t *testing.T) {
 	if _, err := st.Put(ctx, "bad", []byte{0xff, 0xff, 0xff, 0x0f}, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: "bad"}); status.Code(Status(err)) != codes.DataLoss {
+	if _, err := svc.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: "bad"}); status.Code(api.FaultOf(err).Status()) != codes.DataLoss {
 		t.Fatalf("GetProfile of the damaged version: %v, want DataLoss", err)
 	}
-	req := &plumbv1.ScoreRequest{Paraphrases: []*plumbv1.Paraphrase{{Options: []*plumbv1.Option{{Label: "A", Logprob: -0.1}, {Label: "B", Logprob: -2.4}}}}}
+	req := twoOptions()
 	req.Profile = "bad"
-	if _, err := svc.Score(ctx, req); status.Code(Status(err)) != codes.DataLoss {
+	if _, err := svc.Score(ctx, &req); status.Code(api.FaultOf(err).Status()) != codes.DataLoss {
 		t.Fatalf("Score on the damaged version: %v, want DataLoss", err)
 	}
 	req.Profile = "good"
-	if _, err := svc.Score(ctx, req); err != nil {
+	if _, err := svc.Score(ctx, &req); err != nil {
 		t.Fatalf("Score on a sound version: %v", err)
 	}
 	list, err := svc.ListProfiles(ctx, &plumbv1.ListProfilesRequest{})
@@ -95,7 +101,7 @@ func TestDeletedWhileRead(t *testing.T) {
 	st := openStore(t)
 	p := calibrate.Default()
 	p.Name, p.Calibrated = "p", true
-	data, _ := protoMarshal(ProfileToProto(p, nil))
+	data, _ := protoMarshal(api.ProfileMessage(p, nil))
 	for range 2 {
 		if _, err := st.Put(ctx, "p", data, false); err != nil {
 			t.Fatal(err)
@@ -116,10 +122,10 @@ func TestDeletedWhileRead(t *testing.T) {
 	close(slow.released)
 	// The read that raced the deletion reads again, since the name changed meanwhile, and finds
 	// the version gone.
-	if err := <-done; status.Code(Status(err)) != codes.NotFound {
+	if err := <-done; status.Code(api.FaultOf(err).Status()) != codes.NotFound {
 		t.Fatalf("the read that raced the deletion: %v, want NotFound", err)
 	}
-	if _, err := svc.Profile(ctx, "p", 2); status.Code(Status(err)) != codes.NotFound {
+	if _, err := svc.Profile(ctx, "p", 2); status.Code(api.FaultOf(err).Status()) != codes.NotFound {
 		t.Fatalf("after the deletion: %v, want NotFound (the deleted version cached)", err)
 	}
 }
@@ -132,12 +138,13 @@ func TestLongNames(t *testing.T) {
 	st := openStore(t)
 	svc := New(st)
 	long := strings.Repeat("n", 1<<20)
-	q := &plumbv1.ScoreRequest{Profile: long, Paraphrases: []*plumbv1.Paraphrase{{Options: []*plumbv1.Option{{Label: "A", Logprob: -0.1}, {Label: "B", Logprob: -2.4}}}}}
+	q := twoOptions()
+	q.Profile = long
 	for _, tc := range []struct {
 		name, field string
 		call        func() error
 	}{
-		{"Score", "profile", func() error { _, err := svc.Score(ctx, q); return err }},
+		{"Score", "profile", func() error { _, err := svc.Score(ctx, &q); return err }},
 		{"GetProfile", "name", func() error { _, err := svc.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: long}); return err }},
 		{"ListProfiles", "name", func() error { _, err := svc.ListProfiles(ctx, &plumbv1.ListProfilesRequest{Name: long}); return err }},
 		{"ActivateProfile", "name", func() error {
@@ -152,12 +159,12 @@ func TestLongNames(t *testing.T) {
 		{"Fit", "config.name", func() error { _, err := svc.NewFitting(ctx, &plumbv1.FitConfig{Name: long}, nil); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, _ := status.FromError(Status(tc.call()))
+			st, _ := status.FromError(api.FaultOf(tc.call()).Status())
 			if st.Code() != codes.InvalidArgument || len(st.Message()) > 300 {
 				t.Fatalf("%v, %d bytes: want InvalidArgument, short", st.Code(), len(st.Message()))
 			}
-			if ItemError(st.Err()).GetField() != tc.field {
-				t.Fatalf("field %q, want %q", ItemError(st.Err()).GetField(), tc.field)
+			if api.ItemError(st.Err()).GetField() != tc.field {
+				t.Fatalf("field %q, want %q", api.ItemError(st.Err()).GetField(), tc.field)
 			}
 		})
 	}
@@ -187,10 +194,10 @@ func TestImportChecks(t *testing.T) {
 		{"profile.calibrated", func(m *plumbv1.Profile) { m.Calibrated = false }},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
-			m := ProfileToProto(good, nil)
+			m := api.ProfileMessage(good, nil)
 			tc.bad(m)
 			_, err := svc.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: m})
-			if st, _ := status.FromError(Status(err)); st.Code() != codes.InvalidArgument || ItemError(err).GetField() != tc.field {
+			if st, _ := status.FromError(api.FaultOf(err).Status()); st.Code() != codes.InvalidArgument || api.ItemError(err).GetField() != tc.field {
 				t.Fatalf("%v, want InvalidArgument on %s", err, tc.field)
 			}
 		})
@@ -198,7 +205,7 @@ func TestImportChecks(t *testing.T) {
 	if l, _ := st.List(ctx, ""); len(l) != 0 {
 		t.Fatalf("refused imports stored %d versions", len(l))
 	}
-	resp, err := svc.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: ProfileToProto(good, nil), Name: "q"})
+	resp, err := svc.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: api.ProfileMessage(good, nil), Name: "q"})
 	if err != nil || resp.GetProfile().GetName() != "q" || resp.GetProfile().GetVersion() != 1 {
 		t.Fatalf("a good import: %v, %v", resp, err)
 	}

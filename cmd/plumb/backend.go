@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -52,7 +51,7 @@ type target struct {
 	tlsCA, tlsServerName, tlsCert, tlsKey string
 }
 
-func (t *target) register(fs *flag.FlagSet) {
+func (t *target) register(fs *flagSet) {
 	fs.StringVar(&t.server, "server", "", "a plumb server (host:port), several (a:port,b:port) or a gRPC target (dns:///name:port); empty works in-process on --store")
 	fs.StringVar(&t.store, "store", envOr("PLUMB_STORE", "plumb.db"), "profile store for in-process work: a bbolt file or a postgres:// URL ($PLUMB_STORE)")
 	fs.StringVar(&t.token, "token", os.Getenv("PLUMB_TOKEN"), "bearer token for --server ($PLUMB_TOKEN)")
@@ -115,14 +114,14 @@ func envOr(key, def string) string {
 	return def
 }
 
-func (t *target) open(io ios) (backend, error) {
+func (t *target) open(std stdio) (backend, error) {
 	if t.server != "" {
 		creds, err := t.transport()
 		if err != nil {
 			return nil, err
 		}
 		if t.token != "" && creds == nil && !loopback(t.server) {
-			fmt.Fprintln(io.err, "plumb: warning: the token goes to", t.server, "in plaintext: give --tls or --tls-ca")
+			fmt.Fprintln(std.err, "plumb: warning: the token goes to", t.server, "in plaintext: give --tls or --tls-ca")
 		}
 		c, err := client.Dial(t.server, &client.Options{Token: t.token, TLS: creds})
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/internal/jsonl"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
@@ -21,7 +22,7 @@ import (
 // fitted with adaptive temperature on other questions.
 func benchFiles(b *testing.B) (labeled, requests []byte, l *local) {
 	fitSet, _ := simulate.Generate(&simulate.Config{Questions: 10000, Seed: 6})
-	p, _, err := calibrate.Fit(fitSet, &calibrate.FitConfig{Name: "bench", Temperature: temperature.MethodAdaptive})
+	p, _, err := calibrate.Fit(context.Background(), fitSet, &calibrate.FitConfig{Name: "bench", Temperature: temperature.MethodAdaptive})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func benchFiles(b *testing.B) (labeled, requests []byte, l *local) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	data, err := protoMarshal(service.ProfileToProto(p, nil))
+	data, err := protoMarshal(api.ProfileMessage(p, nil))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,10 +42,10 @@ func benchFiles(b *testing.B) (labeled, requests []byte, l *local) {
 	lw, rw := bufio.NewWriter(&lb), bufio.NewWriter(&rb)
 	for ex := range simulate.All(&simulate.Config{Questions: benchQuestions, Seed: 5}) {
 		ex.Question.Profile = "bench"
-		if err := writeMessage(lw, service.LabeledFrom(&ex)); err != nil {
+		if err := writeMessage(lw, api.Labeled(&ex)); err != nil {
 			b.Fatal(err)
 		}
-		if err := writeMessage(rw, service.RequestFrom(&ex.Question)); err != nil {
+		if err := writeMessage(rw, api.Request(&ex.Question)); err != nil {
 			b.Fatal(err)
 		}
 	}

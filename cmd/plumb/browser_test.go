@@ -20,8 +20,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/plumbhq/plumb/api"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 )
 
@@ -57,9 +57,9 @@ func states(t *testing.T, s *served, base string) map[string]*plumbv1.ScoreRespo
 	var held []*plumbv1.ScoreRequest
 	for ex := range simulate.All(&simulate.Config{Questions: 2600, Seed: 11, Stance: 1}) {
 		if len(fit) < 2000 {
-			fit = append(fit, service.LabeledFrom(&ex))
+			fit = append(fit, api.Labeled(&ex))
 		} else {
-			held = append(held, service.RequestFrom(&ex.Question))
+			held = append(held, api.Request(&ex.Question))
 		}
 	}
 	c := dial(t, s.addr, nil)

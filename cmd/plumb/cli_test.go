@@ -286,7 +286,7 @@ func TestTokenWarning(t *testing.T) {
 	for server, warn := range map[string]bool{"192.0.2.10:50051": true, "127.0.0.1:50051": false, "localhost:1,[::1]:2": false, "a.example:1,127.0.0.1:2": true} {
 		var stderr bytes.Buffer
 		tg := target{server: server, token: "t0ken"}
-		b, err := tg.open(ios{err: &stderr})
+		b, err := tg.open(stdio{err: &stderr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,7 +297,7 @@ func TestTokenWarning(t *testing.T) {
 	}
 	var stderr bytes.Buffer
 	tg := target{server: "192.0.2.10:50051", token: "t0ken", tls: true}
-	b, _ := tg.open(ios{err: &stderr})
+	b, _ := tg.open(stdio{err: &stderr})
 	b.Close()
 	if stderr.Len() != 0 {
 		t.Errorf("a warning with --tls: %q", stderr.String())

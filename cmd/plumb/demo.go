@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/client"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/server"
@@ -20,12 +21,12 @@ import (
 // cmdDemo runs plumb's main job end to end on its own: a server on a free port over a
 // throw-away store, a profile fitted through the gRPC API on simulated evidence with known
 // truth, held-out questions scored, a table printed and the report written.
-func cmdDemo(ctx context.Context, args []string, io ios) error {
-	fs := newFlags("demo", io)
+func cmdDemo(ctx context.Context, args []string, std stdio) error {
+	fs := newFlags("demo", std)
 	reportDir := fs.String("report-dir", "plumb-demo", "where to write the report and reliability diagram")
 	n := fs.Int("questions", 10000, "simulated questions to fit on (and as many to score)")
 	seed := fs.Uint64("seed", 7, "simulator seed")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := fs.parse(args); err != nil {
 		return err
 	}
 	if err := checkReportDir(*reportDir); err != nil {
@@ -52,7 +53,7 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go srv.Serve(sctx, lis)
-	fmt.Fprintf(io.out, "plumb demo: server on %s, throw-away store in %s\n", lis.Addr(), dir)
+	fmt.Fprintf(std.out, "plumb demo: server on %s, throw-away store in %s\n", lis.Addr(), dir)
 
 	c, err := client.Dial(lis.Addr().String(), nil)
 	if err != nil {
@@ -65,26 +66,26 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 	// ambiguous questions.
 	exs, truths := simulate.Generate(&simulate.Config{Questions: 2 * *n, Seed: *seed, Stance: 2})
 	train, held := exs[:*n], exs[*n:]
-	fmt.Fprintf(io.out, "fitting profile \"demo\" on %d simulated questions through ProfileService.Fit …\n", len(train))
+	fmt.Fprintf(std.out, "fitting profile \"demo\" on %d simulated questions through ProfileService.Fit …\n", len(train))
 	resp, err := c.Fit(ctx, &plumbv1.FitConfig{Name: "demo", Activate: true, Seed: *seed}, func(yield func(*plumbv1.LabeledExample, error) bool) {
 		for i := range train {
-			if !yield(service.LabeledFrom(&train[i]), nil) {
+			if !yield(api.Labeled(&train[i]), nil) {
 				return
 			}
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("fit: %s", service.Describe(err))
+		return fmt.Errorf("fit: %s", api.Describe(err))
 	}
 	p := resp.GetProfile()
-	fmt.Fprintf(io.out, "stored profile %s v%d: temperature %s, α = %.2f, q̂ = %.3f, λ = %.2f\n\n",
+	fmt.Fprintf(std.out, "stored profile %s v%d: temperature %s, α = %.2f, q̂ = %.3f, λ = %.2f\n\n",
 		p.GetName(), p.GetVersion(), strings.ToLower(strings.TrimPrefix(p.GetTemperatureMethod().String(), "TEMPERATURE_METHOD_")),
 		p.GetAlpha(), p.GetQuantile(), p.GetLambda())
 
 	// Score the held-out questions over one ScoreStream and show a few of each kind.
 	reqs := func(yield func(*plumbv1.ScoreRequest) bool) {
 		for i := range held {
-			r := service.RequestFrom(&held[i].Question)
+			r := api.Request(&held[i].Question)
 			r.Profile = "demo"
 			if !yield(r) {
 				return
@@ -92,13 +93,13 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 		}
 	}
 	shown := map[simulate.Class]int{}
-	tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTRUTH\tANSWER\tCONFIDENCE\tSET\tACTION\tREASONS\tBADGE")
 	actions := map[simulate.Class]map[plumbv1.Action]int{}
 	i := 0
 	for r, err := range c.ScoreAll(ctx, reqs) {
 		if err != nil {
-			return fmt.Errorf("score: %s", service.Describe(err))
+			return fmt.Errorf("score: %s", api.Describe(err))
 		}
 		t := truths[*n+i]
 		i++
@@ -119,19 +120,19 @@ func cmdDemo(ctx context.Context, args []string, io ios) error {
 			orDash(strings.Join(reasons, ",")), r.GetBadge().GetLabel())
 	}
 	tw.Flush()
-	fmt.Fprintf(io.out, "\nactions on %d held-out questions, by the simulator's truth:\n", len(held))
-	tw = tabwriter.NewWriter(io.out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(std.out, "\nactions on %d held-out questions, by the simulator's truth:\n", len(held))
+	tw = tabwriter.NewWriter(std.out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "class\tANSWER\tCLARIFY\tABSTAIN\t")
 	for _, cl := range []simulate.Class{simulate.Easy, simulate.Medium, simulate.Ambiguous, simulate.Hopeless} {
 		a := actions[cl]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", cl, a[plumbv1.Action_ACTION_ANSWER], a[plumbv1.Action_ACTION_CLARIFY], a[plumbv1.Action_ACTION_ABSTAIN])
 	}
 	tw.Flush()
-	fmt.Fprintln(io.out)
-	summary(io.out, resp.GetReport())
+	fmt.Fprintln(std.out)
+	summary(std.out, resp.GetReport())
 	if err := writeReport(*reportDir, resp.GetReport()); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "\nreport: %s (report.md, report.json, reliability.png, reliability.svg)\n", *reportDir)
+	fmt.Fprintf(std.out, "\nreport: %s (report.md, report.json, reliability.png, reliability.svg)\n", *reportDir)
 	return nil
 }

@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 )
 
@@ -21,14 +19,13 @@ import (
 // description for `plumb help NAME`, and what runs it.
 type command struct {
 	name, args, summary, about string
-	run                        func(ctx context.Context, args []string, io ios) error
+	run                        func(ctx context.Context, args []string, std stdio) error
 }
 
-// commands in the order `plumb help` lists them.
-var commands []command
-
-func init() {
-	commands = []command{
+// commands returns plumb's commands in the order `plumb help` lists them (a function: the
+// help command's own entry refers back to the table).
+func commands() []command {
+	return []command{
 		{"demo", "[flags]", "run the whole job on simulated evidence, through a real server",
 			"Starts a server on a free port over a throw-away store, fits a profile through the gRPC API on\n" +
 				"simulated evidence with known truth, scores held-out questions, prints a table (answer,\n" +
@@ -64,30 +61,12 @@ func init() {
 }
 
 func lookup(name string) *command {
-	for i := range commands {
-		if commands[i].name == name {
-			return &commands[i]
+	for _, c := range commands() {
+		if c.name == name {
+			return &c
 		}
 	}
 	return nil
-}
-
-// usage is `plumb help`.
-func usage(w io.Writer) {
-	fmt.Fprint(w, "plumb: how far to trust an LLM's answer.\n\nUsage:\n  plumb COMMAND [ARGS]\n\nCommands:\n")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
-	}
-	fmt.Fprint(w, `
---server takes host:port, several host:port separated by commas, or a gRPC target such as
-dns:///plumb.default.svc:50051; calls are spread over the healthy servers. --store takes a
-bbolt file or a postgres:// URL. Files are JSON Lines in protojson.
-
-Exit status: 0 done; 1 failed; 2 done, but --keep-going skipped bad lines; 64 bad usage;
-130 interrupted (Ctrl-C).
-
-Run "plumb help COMMAND" or "plumb COMMAND --help" for a command's flags.
-`)
 }
 
 // Exit statuses.
@@ -104,6 +83,18 @@ var (
 	errUsage = errors.New("usage")
 	errHelp  = errors.New("help")
 )
+
+// usageError is an error of the command line — a flag's value, a missing or extra argument —
+// whose message is printed: exit status 64, as errUsage.
+func usageError(format string, args ...any) error {
+	return &badUsage{fmt.Sprintf(format, args...)}
+}
+
+type badUsage struct{ msg string }
+
+func (e *badUsage) Error() string { return e.msg }
+
+func (e *badUsage) Is(target error) bool { return target == errUsage }
 
 // errSkipped is returned by a command that finished but skipped lines under --keep-going.
 type errSkipped struct{ lines int }
@@ -163,6 +154,9 @@ func exitCode(err error, name string, signalled, interrupt bool) int {
 	case err == nil || errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		if err != errUsage { // its usage was printed already
+			fmt.Fprintln(os.Stderr, "plumb:", err)
+		}
 		return exitUsage
 	}
 	var skipped errSkipped
@@ -176,7 +170,7 @@ func exitCode(err error, name string, signalled, interrupt bool) int {
 
 // run dispatches one command; it is main without the process around it, for tests.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	io := ios{in: stdin, out: stdout, err: stderr}
+	std := stdio{in: stdin, out: stdout, err: stderr}
 	if len(args) == 0 {
 		usage(stderr)
 		return errUsage
@@ -186,7 +180,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		usage(stdout)
 		return errHelp
 	case "-v", "-version", "--version":
-		return cmdVersion(ctx, nil, io)
+		return cmdVersion(ctx, nil, std)
 	}
 	c := lookup(args[0])
 	if c == nil {
@@ -194,87 +188,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		usage(stderr)
 		return errUsage
 	}
-	return c.run(ctx, args[1:], io)
+	return c.run(ctx, args[1:], std)
 }
 
-// cmdHelp prints plumb's usage, or one command's help, on stdout.
-func cmdHelp(_ context.Context, args []string, io ios) error {
-	if len(args) == 0 {
-		usage(io.out)
-		return errHelp
-	}
-	c := lookup(args[0])
-	if c == nil || c.name == "help" {
-		fmt.Fprintf(io.err, "plumb help: unknown command %q\n\n", args[0])
-		usage(io.err)
-		return errUsage
-	}
-	// A command prints its help when asked for it: run it with --help alone.
-	return c.run(context.Background(), []string{"--help"}, io)
-}
-
-// commandHelp prints a command's description, usage and flags.
-func commandHelp(name string, fs interface{ PrintDefaults() }, w io.Writer) {
-	c := lookup(name)
-	if c == nil {
-		return
-	}
-	fmt.Fprintf(w, "plumb %s: %s.\n\nUsage:\n  plumb %s %s\n", c.name, c.summary, c.name, c.args)
-	if c.about != "" {
-		fmt.Fprintf(w, "\n%s\n", c.about)
-	}
-	var flags strings.Builder
-	if p, ok := fs.(interface{ SetOutput(io.Writer) }); ok {
-		p.SetOutput(&flags)
-		fs.PrintDefaults()
-	}
-	if flags.Len() > 0 {
-		fmt.Fprintf(w, "\nFlags:\n%s", flags.String())
-	}
-}
-
-// cmdVersion prints the module version, the VCS revision and time, and the Go version, from
-// the build information the Go toolchain stamps into the binary.
-func cmdVersion(_ context.Context, args []string, io ios) error {
-	fs := newFlags("version", io)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	fmt.Fprintln(io.out, versionString())
-	return nil
-}
-
-func versionString() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "plumb (no build information)"
-	}
-	version := bi.Main.Version
-	if version == "" {
-		version = "(devel)"
-	}
-	s := "plumb " + version
-	var rev, when, modified string
-	for _, kv := range bi.Settings {
-		switch kv.Key {
-		case "vcs.revision":
-			rev = kv.Value
-		case "vcs.time":
-			when = kv.Value
-		case "vcs.modified":
-			if kv.Value == "true" {
-				modified = ", modified"
-			}
-		}
-	}
-	if rev != "" {
-		s += fmt.Sprintf(" (revision %s, %s%s)", rev, when, modified)
-	}
-	return s + " " + bi.GoVersion
-}
-
-// ios are a command's streams.
-type ios struct {
+// stdio are a command's streams.
+type stdio struct {
 	in       io.Reader
 	out, err io.Writer
 }

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
@@ -328,7 +329,7 @@ func TestEvalMatchesLibrary(t *testing.T) {
 		}
 		w := bufio.NewWriter(f)
 		for ex := range simulate.All(&cfg) {
-			if err := writeMessage(w, service.LabeledFrom(&ex)); err != nil {
+			if err := writeMessage(w, api.Labeled(&ex)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -366,12 +367,12 @@ func TestEvalMatchesLibrary(t *testing.T) {
 		if err := protojson.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatal(err)
 		}
-		want, err := calibrate.Evaluate(p, exs)
+		want, err := calibrate.Evaluate(context.Background(), p, exs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !proto.Equal(&got, service.ReportToProto(want)) {
-			t.Fatalf("profile %s: plumb eval and calibrate.Evaluate differ:\n%v\n%v", name, &got, service.ReportToProto(want))
+		if !proto.Equal(&got, api.Report(want)) {
+			t.Fatalf("profile %s: plumb eval and calibrate.Evaluate differ:\n%v\n%v", name, &got, api.Report(want))
 		}
 	}
 }
@@ -386,7 +387,7 @@ func TestEvalLines(t *testing.T) {
 	line := func(i int) string {                                                     // compact, as writeLine writes it
 		var b bytes.Buffer
 		w := bufio.NewWriter(&b)
-		if err := writeMessage(w, service.LabeledFrom(&exs[i])); err != nil {
+		if err := writeMessage(w, api.Labeled(&exs[i])); err != nil {
 			t.Fatal(err)
 		}
 		w.Flush()
@@ -413,12 +414,12 @@ func TestEvalLines(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
 	}
-	want, err := calibrate.Evaluate(nil, []calibrate.Example{exs[0], exs[2], exs[3]})
+	want, err := calibrate.Evaluate(context.Background(), nil, []calibrate.Example{exs[0], exs[2], exs[3]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(&got, service.ReportToProto(want)) {
-		t.Fatalf("eval of the good lines differs from the library:\n%v\n%v", &got, service.ReportToProto(want))
+	if !proto.Equal(&got, api.Report(want)) {
+		t.Fatalf("eval of the good lines differs from the library:\n%v\n%v", &got, api.Report(want))
 	}
 }
 
@@ -430,7 +431,7 @@ func TestFitMatchesLibrary(t *testing.T) {
 	var b bytes.Buffer
 	w := bufio.NewWriter(&b)
 	for i := range exs {
-		if err := writeMessage(w, service.LabeledFrom(&exs[i])); err != nil {
+		if err := writeMessage(w, api.Labeled(&exs[i])); err != nil {
 			t.Fatal(err)
 		}
 		if i == 1499 {
@@ -452,11 +453,11 @@ func TestFitMatchesLibrary(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
 	}
-	_, rep, err := calibrate.Fit(exs, &calibrate.FitConfig{Name: "default", Seed: 4})
+	_, rep, err := calibrate.Fit(context.Background(), exs, &calibrate.FitConfig{Name: "default", Seed: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := service.ReportToProto(rep)
+	want := api.Report(rep)
 	if !proto.Equal(got.GetBefore(), want.GetBefore()) || !proto.Equal(got.GetAfter(), want.GetAfter()) || got.GetExamples() != want.GetExamples() {
 		t.Fatalf("plumb fit and calibrate.Fit differ:\n%v\n%v", &got, want)
 	}

@@ -2,13 +2,14 @@ package jsonl
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/service"
 )
 
 // Format is the shape of an input file's lines.
@@ -68,24 +69,19 @@ func hint(f Format, line []byte) string {
 }
 
 // DecodeExample decodes one labelled line into ex: with the Decoder when it takes the line,
-// else with protojson (or, for the OpenAI format, encoding/json), whose error says what the
-// line is not.
+// else with api.Decode (or, for the OpenAI format, encoding/json), whose error says what the
+// line is not, or names its field.
 func DecodeExample(d *Decoder, line []byte, ex *calibrate.Example, f Format) error {
 	if f == Plumb && d.Example(line, ex) == nil {
 		return nil
 	}
 	m := new(plumbv1.LabeledExample) // only here: on the fast path nothing is allocated
+	if err := decodeMessage(line, m, f, "LabeledExample", openAIExample); err != nil {
+		return err
+	}
 	var err error
-	if f == OpenAI {
-		err = openAIExample(line, m)
-	} else {
-		err = protojson.Unmarshal(line, m)
-	}
-	if err != nil {
-		return fmt.Errorf("not a LabeledExample %s: %w%s", f.what(), err, hint(f, line))
-	}
-	*ex = service.ExampleFrom(m)
-	return nil
+	*ex, err = api.Example(m)
+	return err
 }
 
 // DecodeQuestion decodes one request line into q, as DecodeExample decodes a labelled one.
@@ -94,15 +90,30 @@ func DecodeQuestion(d *Decoder, line []byte, q *calibrate.Question, f Format) er
 		return nil
 	}
 	m := new(plumbv1.ScoreRequest)
+	if err := decodeMessage(line, m, f, "ScoreRequest", openAIRequest); err != nil {
+		return err
+	}
+	var err error
+	*q, err = api.Question(m)
+	return err
+}
+
+// decodeMessage decodes a line the Decoder did not take into m: plumb's own with api.Decode,
+// which names the field at fault; the OpenAI format with openAI. An error that names no field
+// says what the line is not, with a hint when it looks like the other format.
+func decodeMessage[M proto.Message](line []byte, m M, f Format, what string, openAI func([]byte, M) error) error {
 	var err error
 	if f == OpenAI {
-		err = openAIRequest(line, m)
+		err = openAI(line, m)
 	} else {
-		err = protojson.Unmarshal(line, m)
+		err = api.Decode(line, api.JSON, m)
 	}
-	if err != nil {
-		return fmt.Errorf("not a ScoreRequest %s: %w%s", f.what(), err, hint(f, line))
+	if err == nil {
+		return nil
 	}
-	*q = service.QuestionFrom(m)
-	return nil
+	h := hint(f, line)
+	if e := (*calibrate.Error)(nil); h == "" && errors.As(err, &e) && e.Field != "" {
+		return err
+	}
+	return fmt.Errorf("not a %s %s: %w%s", what, f.what(), err, h)
 }

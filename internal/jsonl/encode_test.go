@@ -2,6 +2,7 @@ package jsonl
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"math"
@@ -10,9 +11,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 )
 
@@ -67,23 +68,23 @@ func TestAppendResponse(t *testing.T) {
 			var p *calibrate.Profile
 			if tc.fit {
 				var err error
-				if p, _, err = calibrate.Fit(exs, nil); err != nil {
+				if p, _, err = calibrate.Fit(context.Background(), exs, nil); err != nil {
 					t.Fatal(err)
 				}
 				p.Name, p.Version = "sim", 3
 			}
 			for i := range exs[:100] {
-				res, err := calibrate.Score(p, &exs[i].Question)
+				res, err := calibrate.Score(context.Background(), p, &exs[i].Question)
 				if err != nil {
 					t.Fatal(err)
 				}
-				sameAsProtojson(t, service.ResponseFrom(&res))
+				sameAsProtojson(t, api.Response(&res))
 			}
 		})
 	}
 	t.Run("refused", func(t *testing.T) {
-		_, err := calibrate.Score(nil, &calibrate.Question{ID: "q\t\"1\""})
-		sameAsProtojson(t, &plumbv1.ScoreResponse{Id: "q\t\"1\"", Error: service.ItemError(err)})
+		_, err := calibrate.Score(context.Background(), nil, &calibrate.Question{ID: "q\t\"1\""})
+		sameAsProtojson(t, &plumbv1.ScoreResponse{Id: "q\t\"1\"", Error: api.ItemError(err)})
 	})
 }
 
@@ -186,11 +187,11 @@ func TestAppendResponseSeeds(t *testing.T) {
 
 func BenchmarkAppendResponse(b *testing.B) {
 	exs, _ := simulate.Generate(&simulate.Config{Questions: 1, Stance: 2})
-	res, err := calibrate.Score(nil, &exs[0].Question)
+	res, err := calibrate.Score(context.Background(), nil, &exs[0].Question)
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := service.ResponseFrom(&res)
+	m := api.Response(&res)
 	b.Run("direct", func(b *testing.B) {
 		var buf []byte
 		b.ReportAllocs()

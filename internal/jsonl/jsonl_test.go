@@ -12,30 +12,33 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/internal/datasets"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
-	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 )
 
-// agree decodes b with d into ex and with protojson followed by service.ExampleFrom (the
-// reference), and fails when the decoder accepts what protojson refuses or decodes it
-// differently. It reports whether the decoder took the line.
+// agree decodes b with d into ex and with api.Decode followed by api.Example (the reference),
+// and fails when the decoder accepts what the reference refuses or decodes it differently. It
+// reports whether the decoder took the line.
 func agree(t *testing.T, d *Decoder, ex *calibrate.Example, b []byte) bool {
 	t.Helper()
 	var m plumbv1.LabeledExample
-	serr := protojson.Unmarshal(b, &m)
+	serr := api.Decode(b, api.JSON, &m)
 	if err := d.Example(b, ex); err != nil {
 		return false
 	}
-	if serr != nil {
-		t.Fatalf("decoder accepted what protojson refuses (%v): %s", serr, b)
+	var want calibrate.Example
+	if serr == nil {
+		want, serr = api.Example(&m)
 	}
-	want := service.ExampleFrom(&m)
+	if serr != nil {
+		t.Fatalf("decoder accepted what the reference refuses (%v): %s", serr, b)
+	}
 	// Compare as protobuf messages: nil and empty slices are the same there, as they are to
 	// the engine.
-	if got, wantMsg := service.LabeledFrom(ex), service.LabeledFrom(&want); !proto.Equal(got, wantMsg) {
+	if got, wantMsg := api.Labeled(ex), api.Labeled(&want); !proto.Equal(got, wantMsg) {
 		t.Fatalf("decoder and protojson differ on %s:\ngot  %v\nwant %v", b, got, wantMsg)
 	}
 	if ex.Question.Group != want.Question.Group || ex.Question.Policy != want.Question.Policy {
@@ -48,7 +51,7 @@ func agree(t *testing.T, d *Decoder, ex *calibrate.Example, b []byte) bool {
 // random, differently in each build).
 func marshalLine(tb testing.TB, ex *calibrate.Example) []byte {
 	tb.Helper()
-	b, err := protojson.Marshal(service.LabeledFrom(ex))
+	b, err := protojson.Marshal(api.Labeled(ex))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -202,8 +205,8 @@ func TestLean(t *testing.T) {
 	for i := range want.Question.Paraphrases {
 		want.Question.Paraphrases[i].Prompt = ""
 	}
-	if !proto.Equal(service.LabeledFrom(&got), service.LabeledFrom(&want)) {
-		t.Fatalf("lean decoding differs:\n%v\n%v", service.LabeledFrom(&got), service.LabeledFrom(&want))
+	if !proto.Equal(api.Labeled(&got), api.Labeled(&want)) {
+		t.Fatalf("lean decoding differs:\n%v\n%v", api.Labeled(&got), api.Labeled(&want))
 	}
 }
 
@@ -282,7 +285,7 @@ func BenchmarkDecode(b *testing.B) {
 				if err := protojson.Unmarshal(line, &m); err != nil {
 					b.Fatal(err)
 				}
-				service.ExampleFrom(&m)
+				api.Example(&m)
 			}
 		})
 	}
@@ -354,8 +357,9 @@ func TestPrefixes(t *testing.T) {
 }
 
 // TestQuestionAgrees: request lines (simulated, with ids, profiles, versions, policies and
-// stance wordings) decode as protojson followed by service.QuestionFrom does, and lines the
-// decoder refuses reach protojson through DecodeQuestion, which names what the line is not.
+// stance wordings) decode as api.Decode followed by api.Question does, and lines the decoder
+// refuses reach api.Decode through DecodeQuestion, which names the field at fault or what the
+// line is not.
 func TestQuestionAgrees(t *testing.T) {
 	exs, _ := simulate.Generate(&simulate.Config{Questions: 40, Samples: 3, Tokens: 2, TopK: 2, Stance: 1})
 	var d Decoder
@@ -363,7 +367,7 @@ func TestQuestionAgrees(t *testing.T) {
 	for i := range exs {
 		exs[i].Question.Profile, exs[i].Question.ProfileVersion = "p", int64(i%3)
 		exs[i].Question.Policy = calibrate.Policy{Risk: 0.05 * float64(i%3), Equivalence: calibrate.Equivalence(i % 4)}
-		b, err := protojson.Marshal(service.RequestFrom(&exs[i].Question))
+		b, err := protojson.Marshal(api.Request(&exs[i].Question))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,15 +378,24 @@ func TestQuestionAgrees(t *testing.T) {
 		if err := d.Question(b, &q); err != nil {
 			t.Fatalf("decoder refused %s", b)
 		}
-		want := service.QuestionFrom(&m)
-		if !proto.Equal(service.RequestFrom(&q), service.RequestFrom(&want)) {
+		want, err := api.Question(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(api.Request(&q), api.Request(&want)) {
 			t.Fatalf("decoder and protojson differ on %s", b)
 		}
 	}
 	if err := DecodeQuestion(&d, []byte(`{"paraphrases":[{"options":[{"label":"A","logprob":"-1"}]}]}`), &q, Plumb); err != nil || q.Paraphrases[0].Options[0].Logprob != -1 {
 		t.Fatalf("a number as a string goes to protojson, which takes it: %v", err)
 	}
-	if err := DecodeQuestion(&d, []byte(`{"wordings":[]}`), &q, Plumb); err == nil || !strings.Contains(err.Error(), "not a ScoreRequest") {
+	if err := DecodeQuestion(&d, []byte(`{"paraphrases":[{"options":[]}],"polcy":{}}`), &q, Plumb); err == nil || err.Error() != `polcy: unknown field "polcy" of plumb.v1.ScoreRequest` {
 		t.Fatalf("unknown field: %v", err)
+	}
+	if err := DecodeQuestion(&d, []byte(`{"paraphrases":[{"framing":"FRAMING_USER_STANCE_"}]}`), &q, Plumb); err == nil || !strings.HasPrefix(err.Error(), `paraphrases[0].framing: unknown Framing value`) {
+		t.Fatalf("unknown enum name: %v", err)
+	}
+	if err := DecodeQuestion(&d, []byte(`{"wordings":[]}`), &q, Plumb); err == nil || !strings.Contains(err.Error(), "not a ScoreRequest") || !strings.Contains(err.Error(), "--from openai") {
+		t.Fatalf("the OpenAI shape: %v", err)
 	}
 }
