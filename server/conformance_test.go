@@ -37,9 +37,12 @@ type raw struct{ b []byte }
 // rawGRPC is grpc-go's codec of raw messages.
 type rawGRPC struct{}
 
-func (rawGRPC) Marshal(v any) ([]byte, error)      { return v.(*raw).b, nil }
-func (rawGRPC) Unmarshal(data []byte, v any) error { v.(*raw).b = append([]byte(nil), data...); return nil }
-func (rawGRPC) Name() string                       { return "proto" }
+func (rawGRPC) Marshal(v any) ([]byte, error) { return v.(*raw).b, nil }
+func (rawGRPC) Unmarshal(data []byte, v any) error {
+	v.(*raw).b = append([]byte(nil), data...)
+	return nil
+}
+func (rawGRPC) Name() string { return "proto" }
 
 // rawConnect is connect-go's codec of raw messages, under name.
 type rawConnect struct{ name string }
