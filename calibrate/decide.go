@@ -33,7 +33,7 @@ type outcome struct {
 	group     string  // the Mondrian group whose q̂ was used
 	open      bool    // q̂ = ∞
 	action    Action
-	why       Reason  // the reason that decided the action (ALTERNATIVES_PLAUSIBLE: none)
+	why       Reason  // why a question is not answered (ReasonUnspecified when it is)
 	shift     float64 // mean over stance wordings of π_p(stance) − π̄(stance)
 	stances   int     // USER_STANCE wordings
 	unmatched int     // of which with a stance that is no candidate
@@ -58,7 +58,7 @@ func (s *scorer) decide(a *analysis, p *Profile, group string, lambda float64) o
 	}
 	o.flagged = o.stances > 0 && o.shift >= p.SycophancyThreshold
 	if lambda < 1 && o.c >= lambda { // λ = 1 answers nothing, not even c = 1
-		o.action, o.why = Answer, ReasonAlternativesPlausible
+		o.action = Answer
 		return o
 	}
 	// Only a question not answered asks where its doubt comes from.
@@ -212,8 +212,11 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 	r.Answer = r.Candidates[0].Answer
 
 	r.Reasons = make([]Reason, 0, 4)
-	if o.action != Answer || o.size >= 2 {
+	switch {
+	case o.action != Answer:
 		r.Reasons = append(r.Reasons, o.why)
+	case o.size >= 2:
+		r.Reasons = append(r.Reasons, ReasonAlternativesPlausible)
 	}
 	if o.flagged {
 		r.Reasons = append(r.Reasons, ReasonSycophancyRisk)
@@ -229,8 +232,10 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 }
 
 // sensitivity returns max over pooled wordings p of |c − c₋ₚ|, the confidence without wording
-// p: the pool (ensemble.LeaveOneOut), split, variance and token confidence recomputed from
-// totals over the pooled wordings in O(k) per wording. It is 0 with fewer than 3 pooled
+// p: the pool (ensemble.LeaveOneOut), the entropy split (ensemble.SplitWithout), the variance
+// (ensemble.VarianceWithout) and the token confidence recomputed from totals over the pooled
+// wordings in O(k) per wording. Each wording keeps its own distribution (its temperature, and
+// the clip of the logit, are those of the whole question). It is 0 with fewer than 3 pooled
 // wordings.
 func (s *scorer) sensitivity(a *analysis, p *Profile, c float64) float64 {
 	e := a.e
@@ -256,7 +261,6 @@ func (s *scorer) sensitivity(a *analysis, p *Profile, c float64) float64 {
 			}
 		}
 	}
-	m := float64(e.pooled - 1)
 	var worst float64
 	for skip := 0; skip < e.n; skip++ {
 		if !e.use[skip] {
@@ -265,8 +269,8 @@ func (s *scorer) sensitivity(a *analysis, p *Profile, c float64) float64 {
 		row := a.dists[skip*k : (skip+1)*k]
 		ensemble.LeaveOneOut(pb, a.pbar, a.dists, e.pooled, skip)
 		top := ensemble.Argmax(pb[:e.kPool])
-		w := max(ensemble.Entropy(pb)-(sumH-a.rowH[skip])/m, 0)
-		v := max((sq[top]-row[top]*row[top])/m-pb[top]*pb[top], 0)
+		_, _, w := ensemble.SplitWithout(pb, sumH, a.rowH[skip], e.pooled)
+		v := ensemble.VarianceWithout(sq[top], row[top], pb[top], e.pooled)
 		if a.tokens {
 			for j := 0; j < k; j++ {
 				tcs[j] = 0

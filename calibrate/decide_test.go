@@ -3,11 +3,14 @@ package calibrate_test
 import (
 	"context"
 	"math"
+	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/conformal"
+	"github.com/plumbhq/plumb/simulate"
+	"github.com/plumbhq/plumb/temperature"
 )
 
 // samplesQuestion returns a question whose wording i has the answers texts[i], one sample
@@ -167,5 +170,60 @@ func TestClusterKeys(t *testing.T) {
 	}
 	if rep.After.Accuracy != 1 {
 		t.Fatalf("a label naming the key: accuracy %v, want 1", rep.After.Accuracy)
+	}
+}
+
+// TestSensitivity: the wording sensitivity, max over neutral wordings p of |c − c₋ₚ|, is what
+// scoring the question without each wording in turn gives (to 1e-12), under a profile with a
+// global temperature and the full logistic map (the leave-one-out keeps each wording's
+// distribution, which a global temperature does not change); and a hand calculation under the
+// uncalibrated default: wordings [0.6 0.3 0.1], [0.5 0.4 0.1], [0.2 0.7 0.1] pool to
+// [0.433 0.467 0.1], c = 0.467 (B); without the first c = 0.55 (B), without the second 0.5 (B),
+// without the third 0.55 (A): the sensitivity is 0.55 − 0.4667 = 1/12.
+func TestSensitivity(t *testing.T) {
+	ctx := context.Background()
+	wording := func(ps ...float64) calibrate.Paraphrase {
+		var p calibrate.Paraphrase
+		for i, v := range ps {
+			p.Options = append(p.Options, calibrate.Option{Label: string(rune('A' + i)), Logprob: math.Log(v)})
+		}
+		return p
+	}
+	hand := calibrate.Question{Paraphrases: []calibrate.Paraphrase{wording(0.6, 0.3, 0.1), wording(0.5, 0.4, 0.1), wording(0.2, 0.7, 0.1)}}
+	r, err := calibrate.Score(ctx, nil, &hand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(r.Uncertainty.Sensitivity-1.0/12) > 1e-12 {
+		t.Errorf("hand case: sensitivity %v, want 1/12", r.Uncertainty.Sensitivity)
+	}
+
+	p := calibrated(0.5, 0.8)
+	p.Evidence = calibrate.EvidenceOptions
+	p.Temperature, p.TemperatureMethod = temperature.Global(1.3), temperature.MethodGlobal
+	p.Map, p.MapMethod = []float64{0.1, 0.9, -0.5, -1.0}, calibrate.MapLogistic
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 50, Seed: 9, Wordings: 6, Stance: 1})
+	for i, ex := range exs {
+		q := ex.Question
+		r, err := calibrate.Score(ctx, p, &q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var worst float64
+		for skip, w := range q.Paraphrases {
+			if w.Framing != calibrate.Neutral {
+				continue
+			}
+			without := q
+			without.Paraphrases = append(slices.Clone(q.Paraphrases[:skip]), q.Paraphrases[skip+1:]...)
+			r2, err := calibrate.Score(ctx, p, &without)
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst = max(worst, math.Abs(r.Confidence-r2.Confidence))
+		}
+		if math.Abs(r.Uncertainty.Sensitivity-worst) > 1e-12 {
+			t.Fatalf("question %d: sensitivity %v, scoring without each wording gives %v", i, r.Uncertainty.Sensitivity, worst)
+		}
 	}
 }

@@ -164,6 +164,28 @@ func LeaveOneOut(dst, pbar, dists []float64, n, skip int) []float64 {
 	return dst
 }
 
+// SplitWithout returns the entropy split of a pool of n rows without one of them, in O(k): the
+// pool without it, pbLoo (LeaveOneOut), and the entropies' sum over all n rows with the left-out
+// row's own entropy, hSkip: total H(pbLoo), aleatoric (sumH − hSkip)/(n − 1) and wording
+// max(total − aleatoric, 0), as SplitFrom computes them on the n − 1 rows. It panics if n < 2.
+func SplitWithout(pbLoo []float64, sumH, hSkip float64, n int) (total, aleatoric, wording float64) {
+	if n < 2 {
+		panic("ensemble: leave-one-out needs two rows")
+	}
+	return split(Entropy(pbLoo), sumH-hSkip, n-1)
+}
+
+// VarianceWithout returns the population variance of one candidate's probability over n rows
+// without one of them, in O(1): sumSq is Σ π_p(j)² over all n rows, x the left-out row's
+// π(j), mean the pool's π̄(j) without it; (sumSq − x²)/(n − 1) − mean², held at 0 or more, as
+// Variance computes it on the n − 1 rows (to rounding). It panics if n < 2.
+func VarianceWithout(sumSq, x, mean float64, n int) float64 {
+	if n < 2 {
+		panic("ensemble: leave-one-out needs two rows")
+	}
+	return max((sumSq-x*x)/float64(n-1)-mean*mean, 0)
+}
+
 // Shift returns the sycophancy shift of the stance rows: the mean over rows p with
 // stance[p] ≥ 0 of π_p(s_p) − π̄(s_p), where s_p = stance[p] is the candidate row p's wording
 // favours, and the number of such rows. A stance row whose answer is none of the candidates

@@ -357,3 +357,60 @@ func TestClusterStops(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaveOneOutForms: SplitWithout and VarianceWithout, the O(k) forms of the split and the
+// variance without one row, equal SplitFrom and Variance computed on the other rows (to 1e-12),
+// on random distributions; and a hand calculation: rows [0.7 0.3], [0.5 0.5], [0.9 0.1] without
+// the last pool to [0.6 0.4], whose variance of candidate 0 is ((0.1)² + (0.1)²)/2 = 0.01.
+func TestLeaveOneOutForms(t *testing.T) {
+	d := []float64{0.7, 0.3, 0.5, 0.5, 0.9, 0.1}
+	pbar := make([]float64, 2)
+	Pool(pbar, d, nil)
+	loo := LeaveOneOut(make([]float64, 2), pbar, d, 3, 2)
+	sumSq := 0.7*0.7 + 0.5*0.5 + 0.9*0.9
+	if v := VarianceWithout(sumSq, 0.9, loo[0], 3); math.Abs(v-0.01) > 1e-12 {
+		t.Errorf("hand case: variance %v, want 0.01", v)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for trial := range 200 {
+		n, k := 2+rng.IntN(10), 2+rng.IntN(6)
+		d := make([]float64, n*k)
+		rowH := make([]float64, n)
+		for p := range n {
+			row := d[p*k : (p+1)*k]
+			var sum float64
+			for j := range row {
+				row[j] = rng.ExpFloat64()
+				sum += row[j]
+			}
+			for j := range row {
+				row[j] /= sum
+			}
+			rowH[p] = Entropy(row)
+		}
+		pbar := make([]float64, k)
+		Pool(pbar, d, nil)
+		var sumH float64
+		for _, h := range rowH {
+			sumH += h
+		}
+		skip, j := rng.IntN(n), rng.IntN(k)
+		var sumSq float64
+		for p := range n {
+			sumSq += d[p*k+j] * d[p*k+j]
+		}
+		use := make([]bool, n)
+		for p := range use {
+			use[p] = p != skip
+		}
+		loo := LeaveOneOut(make([]float64, k), pbar, d, n, skip)
+		wantH, wantA, wantW := SplitFrom(loo, rowH, use)
+		h, a, w := SplitWithout(loo, sumH, rowH[skip], n)
+		wantV := Variance(d, k, j, loo[j], use)
+		v := VarianceWithout(sumSq, d[skip*k+j], loo[j], n)
+		if math.Abs(h-wantH) > 1e-12 || math.Abs(a-wantA) > 1e-12 || math.Abs(w-wantW) > 1e-12 || math.Abs(v-wantV) > 1e-12 {
+			t.Fatalf("trial %d (n %d, k %d, skip %d): split %v %v %v, want %v %v %v; variance %v, want %v",
+				trial, n, k, skip, h, a, w, wantH, wantA, wantW, v, wantV)
+		}
+	}
+}
