@@ -11,8 +11,9 @@ import (
 
 // analysis is a prepared question under one profile: each wording's distribution π_p, the pool
 // π̄ of the pooled wordings and its answer k*, and the uncertainty the confidence is computed
-// from (docs/DESIGN.md "Scoring one question", steps 2 to 4). Its slices are reused from one
-// question to the next.
+// from (docs/DESIGN.md "Scoring one question", steps 2 to 4); for samples also the token
+// confidences and the semantic entropy (sampleAnalysis), and for an adaptive temperature the
+// question at T = 1 (atOneScratch). Its slices are reused from one question to the next.
 type analysis struct {
 	e       *prepared
 	dists   []float64 // n×k: π_p(j) at p*k+j
@@ -22,14 +23,22 @@ type analysis struct {
 	h, a, w float64   // H(π̄) = A + W
 	v       float64   // var_p π_p(k*)
 
-	// Samples.
+	sampleAnalysis
+	atOneScratch
+}
+
+// sampleAnalysis is what an analysis of samples adds.
+type sampleAnalysis struct {
 	semEnt float64   // entropy of the pooled clusters' shares
 	tokens bool      // some pooled sample has tokens
 	tcSum  []float64 // n×k: Σ tc of wording p's samples in candidate j
 	tc     []float64 // per candidate: mean tc of its pooled samples (0 without tokens)
 	shares []int     // per pooled candidate: its pooled samples
+}
 
-	// Adaptive temperature: the question at T = 1 when no analysis at T = 1 is given.
+// atOneScratch holds the question at T = 1 when an adaptive temperature needs it and no
+// analysis at T = 1 is given.
+type atOneScratch struct {
 	dists1 []float64
 	rowH1  []float64
 	pbar1  []float64
@@ -44,7 +53,7 @@ func (a *analysis) analyze(e *prepared, q *Question, p *Profile, at1 *analysis) 
 	a.dists = grow(a.dists, e.n*e.k)
 	a.rowH = grow(a.rowH, e.n)
 	a.tokens, a.semEnt = false, 0
-	if e.samples {
+	if e.sampled() {
 		a.sampleShares(q, p.Temperature.At(nil))
 	} else {
 		a.softmax(p.Temperature, at1)
@@ -189,7 +198,7 @@ func sampleConfidence(tokens []Token, t float64) float64 {
 // alike.
 func (a *analysis) clip() float64 {
 	e := a.e
-	if !e.samples {
+	if !e.sampled() {
 		return logitClip
 	}
 	return 0.5 / float64(e.pooled*e.maxSamples)
@@ -201,7 +210,7 @@ func (a *analysis) clip() float64 {
 func (a *analysis) wordingConfidence(i int) (float64, bool) {
 	e := a.e
 	row := a.dists[i*e.k : (i+1)*e.k]
-	if !e.samples || e.size[i] >= 2 {
+	if !e.sampled() || e.size[i] >= 2 {
 		return slices.Max(row), true
 	}
 	if e.tokens[i] {

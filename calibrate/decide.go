@@ -133,7 +133,7 @@ func (s *scorer) clarifying(a *analysis) Reason {
 	if observed < 2 {
 		return ReasonUnspecified
 	}
-	if e.samples {
+	if e.sampled() {
 		if _, _, p := ensemble.Homogeneity(e.count, e.k, s.observed); p >= HomogeneityLevel {
 			return ReasonUnspecified
 		}
@@ -184,7 +184,7 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 
 	// Candidates, most probable first. A candidate's count is its pooled samples (samples) or
 	// the pooled wordings whose top answer it is (options).
-	if !e.samples {
+	if !e.sampled() {
 		s.counts = grow(s.counts, e.kPool)
 		for i := 0; i < e.n; i++ {
 			if e.use[i] {
@@ -196,7 +196,7 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 	r.Set.Answers = make([]string, 0, o.size)
 	for i, k := range s.rank {
 		c := Candidate{Answer: e.candidate(k), Probability: a.pbar[k]}
-		if e.samples {
+		if e.sampled() {
 			c.Count = a.shares[k]
 		} else {
 			c.Count = s.counts[k]

@@ -193,7 +193,7 @@ func (it *fitItem) load(view *prepared) *prepared {
 		return &it.sample.prep
 	}
 	n, k := int(it.n), int(it.k)
-	view.samples = false
+	view.kind = EvidenceOptions
 	view.n, view.k, view.kPool, view.noNeutral = n, k, k, it.noNeutral
 	view.labels, view.logits = it.labels, it.logits
 	view.use = grow(view.use, n)

@@ -8,24 +8,32 @@ import (
 )
 
 // prepared is a valid question in the form every profile scores it from: its options' logprobs
-// in one canonical label order, or its samples clustered into candidates. It depends on the
-// question and the answer-equivalence mode only, so an evaluation prepares a question once and
-// scores it under two profiles. Its slices are reused from one question to the next.
+// in one canonical label order (optionsForm), or its samples clustered into candidates
+// (samplesForm); kind says which of the two is filled. It depends on the question and the
+// answer-equivalence mode only, so an evaluation prepares a question once and scores it under
+// two profiles. Its slices are reused from one question to the next.
 type prepared struct {
-	samples   bool
-	n, k      int    // wordings; candidates (with samples, every cluster)
-	kPool     int    // candidates that pooled wordings gave, numbered first (options: k)
-	use       []bool // per wording: pooled
+	kind      Evidence // EvidenceOptions or EvidenceSamples
+	n, k      int      // wordings; candidates (with samples, every cluster)
+	kPool     int      // candidates that pooled wordings gave, numbered first (options: k)
+	use       []bool   // per wording: pooled
 	pooled    int
 	noNeutral bool  // no wording is neutral, so all of them are pooled
 	stance    []int // per wording: the candidate its stance names, −1 for a neutral wording, k for a stance that is no candidate
 
-	// Options.
+	optionsForm
+	samplesForm
+}
+
+// optionsForm is the prepared form of a question of options.
+type optionsForm struct {
 	labels  []string  // the labels in sorted order
 	logits  []float64 // n×k: wording p's logprob of labels[j] at p*k+j
 	firstAt []int     // scratch: the position in labels of the first wording's option j
+}
 
-	// Samples.
+// samplesForm is the prepared form of a question of samples.
+type samplesForm struct {
 	items  []ensemble.Item // per sample, in question order: its normalised text and key
 	keys   []string        // per sample, in question order: its cluster key normalised ("" without)
 	assign []int           // per sample, in question order: its candidate
@@ -38,6 +46,9 @@ type prepared struct {
 	raw        []string // scratch: pooled samples' texts
 	rawTo      []int    // scratch: their candidates
 }
+
+// sampled reports whether the question is of samples.
+func (e *prepared) sampled() bool { return e.kind == EvidenceSamples }
 
 // grow returns s with length n and every element zero, reusing its memory when it can.
 func grow[T any](s []T, n int) []T {
@@ -53,7 +64,7 @@ func grow[T any](s []T, n int) []T {
 // the clustering of samples in F1 and embedding modes can take long; it stops with ctx's error.
 func (e *prepared) prepare(ctx context.Context, q *Question, mode Equivalence) error {
 	e.n = len(q.Paraphrases)
-	e.samples = len(q.Paraphrases[0].Samples) > 0
+	e.kind = evidenceOf(q)
 	e.use = grow(e.use, e.n)
 	e.pooled = 0
 	for i := range q.Paraphrases {
@@ -70,7 +81,7 @@ func (e *prepared) prepare(ctx context.Context, q *Question, mode Equivalence) e
 		e.pooled = e.n
 	}
 	e.stance = grow(e.stance, e.n)
-	if e.samples {
+	if e.sampled() {
 		return e.prepareSamples(ctx, q, mode)
 	}
 	e.prepareOptions(q)
@@ -251,7 +262,7 @@ func (e *prepared) findCandidate(answer string, m ensemble.Mode, pooledOnly bool
 // matches a pooled sample under mode.
 func (e *prepared) gold(l *Label, mode Equivalence) int {
 	for _, a := range l.Answers {
-		if !e.samples {
+		if !e.sampled() {
 			if j, ok := slices.BinarySearch(e.labels, a); ok {
 				return j
 			}
@@ -266,7 +277,7 @@ func (e *prepared) gold(l *Label, mode Equivalence) int {
 
 // candidate returns candidate j's answer: its label, or its cluster's representative text.
 func (e *prepared) candidate(j int) string {
-	if e.samples {
+	if e.sampled() {
 		return e.answers[j]
 	}
 	return e.labels[j]
