@@ -362,18 +362,6 @@ func modeFor(q *Question, def Equivalence) Equivalence {
 	return def
 }
 
-// validateExamples validates examples whose first is examples[offset] of the whole input.
-// mode is the equivalence of examples whose policy sets none.
-func validateExamples(examples []Example, offset int, mode Equivalence) error {
-	kind := EvidenceAny
-	for i := range examples {
-		if err := checkExample(&examples[i], mode, &kind); err != nil {
-			return Within("examples["+strconv.Itoa(offset+i)+"].", err)
-		}
-	}
-	return nil
-}
-
 // checkExample validates a labelled example under its policy's equivalence, else def. Its
 // evidence must be *kind, which it sets when EvidenceAny: one profile scores one kind. Fields
 // are relative to the example.
