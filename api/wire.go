@@ -116,8 +116,9 @@ func (p path) String() string {
 
 // walk is what a check carries: where it is and the request's totals.
 type walk struct {
-	at     path
-	totals map[protoreflect.FullName]int
+	at       path
+	totals   map[protoreflect.FullName]int
+	unquoted []byte // scratch of unquotedLen
 }
 
 func (w *walk) fail(kind calibrate.ErrorKind, format string, args ...any) error {
@@ -424,7 +425,7 @@ func (w *walk) jsonValue(dec *jsontext.Decoder, fd protoreflect.FieldDescriptor)
 		if err != nil {
 			return err
 		}
-		return w.text(fd, unquotedLen(v), utf8.Valid(v))
+		return w.text(fd, w.unquotedLen(v), utf8.Valid(v))
 	case protoreflect.EnumKind:
 		tok, err := dec.ReadToken()
 		if err != nil {
@@ -450,30 +451,13 @@ func (w *walk) jsonValue(dec *jsontext.Decoder, fd protoreflect.FieldDescriptor)
 }
 
 // unquotedLen returns the length in bytes of JSON string value v once unescaped.
-func unquotedLen(v []byte) int {
-	v = v[1 : len(v)-1]
-	n := 0
-	for i := 0; i < len(v); {
-		if v[i] != '\\' {
-			n++
-			i++
-			continue
-		}
-		if i+1 < len(v) && v[i+1] == 'u' && i+6 <= len(v) {
-			r, _ := strconv.ParseUint(string(v[i+2:i+6]), 16, 32)
-			switch {
-			case r >= 0xD800 && r < 0xDC00 && i+12 <= len(v) && v[i+6] == '\\' && v[i+7] == 'u':
-				n += 4 // a surrogate pair: one rune of 4 bytes
-				i += 12
-				continue
-			default:
-				n += utf8.RuneLen(rune(r))
-			}
-			i += 6
-			continue
-		}
-		n++
-		i += 2
+func (w *walk) unquotedLen(v []byte) int {
+	if bytes.IndexByte(v, '\\') < 0 {
+		return len(v) - 2
 	}
-	return n
+	var err error
+	if w.unquoted, err = jsontext.AppendUnquote(w.unquoted[:0], v); err != nil {
+		return len(v) // malformed: protojson words it
+	}
+	return len(w.unquoted)
 }

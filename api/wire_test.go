@@ -113,7 +113,7 @@ func TestDecodeReadsWhatTheDecoderReads(t *testing.T) {
 		var m plumbv1.Sample
 		protojson.Unmarshal([]byte(`{"text":`+s+`}`), &m)
 		want = m.GetText()
-		if n := unquotedLen([]byte(s)); n != len(want) {
+		if n := new(walk).unquotedLen([]byte(s)); n != len(want) {
 			t.Errorf("unquotedLen(%s) = %d, want %d", s, n, len(want))
 		}
 	}

@@ -150,23 +150,9 @@ func (f *Fitter) Fit(ctx context.Context) (*Profile, *Report, error) {
 		return c.Progress(name)
 	}
 
-	// Seeded split.
-	n := f.Len()
-	perm := rand.New(rand.NewPCG(c.Seed, 0x706c756d62)).Perm(n)
-	nt := int(math.Round(float64(n) * c.Split[0]))
-	nc := int(math.Round(float64(n) * c.Split[1]))
-	nc = min(nc, n-nt)
-	tune, cal, rep := perm[:nt], perm[nt:nt+nc], perm[nt+nc:]
-	needTune := c.Temperature != temperature.MethodNone || c.ConfidenceMap != MapNone
-	for _, need := range []struct {
-		name  string
-		idx   []int
-		needs bool
-	}{{"tune", tune, needTune}, {"calibrate", cal, true}, {"report", rep, c.Split[2] > 0}} {
-		if need.needs && len(need.idx) < MinSplit {
-			return nil, nil, &Error{Kind: Precondition, Field: "examples",
-				Msg: fmt.Sprintf("the %s split has %d examples, at least %d are needed (%d examples, split %v)", need.name, len(need.idx), MinSplit, n, c.Split)}
-		}
+	tune, cal, rep, err := f.split()
+	if err != nil {
+		return nil, nil, err
 	}
 
 	if err := stage("prepare"); err != nil {
@@ -215,19 +201,7 @@ func (f *Fitter) Fit(ctx context.Context) (*Profile, *Report, error) {
 	if err := stage("conformal"); err != nil {
 		return nil, nil, err
 	}
-	scores := make([]float64, len(cal))
-	groups := make([]string, len(cal))
-	conf := make([]float64, len(cal))
-	correct := make([]bool, len(cal))
-	forEach(items, cal, p, func(s *scorer, a *analysis, j int, it *fitItem) {
-		groups[j] = it.group
-		conf[j] = a.confidence(p, &s.features)
-		correct[j] = int(it.gold) == a.top
-		scores[j] = s.calibrationScore(a, p, int(it.gold))
-	})
-	p.Quantiles = conformal.FitMondrian(scores, groups, c.Alpha, conformal.FiniteSample, c.MinGroup)
-	p.Curve = conformal.RiskCurve(conf, correct)
-	p.Lambda = conformal.Select(p.Curve, c.Risk, c.Delta)
+	fitConformal(p, items, cal, &c)
 	warnings, certifiable := riskAdvice(p, len(cal))
 
 	// 5. Report on the held-out split.
@@ -243,6 +217,48 @@ func (f *Fitter) Fit(ctx context.Context) (*Profile, *Report, error) {
 	r.MapReason, r.Warnings, r.Certifiable = mapReason, warnings, certifiable
 	p.Report = r
 	return p, r, nil
+}
+
+// split returns the seeded split of the examples into tune, calibrate and report, or the
+// Precondition error of a needed split with fewer than MinSplit examples.
+func (f *Fitter) split() (tune, cal, rep []int, err error) {
+	c := &f.cfg
+	n := f.Len()
+	perm := rand.New(rand.NewPCG(c.Seed, 0x706c756d62)).Perm(n)
+	nt := int(math.Round(float64(n) * c.Split[0]))
+	nc := int(math.Round(float64(n) * c.Split[1]))
+	nc = min(nc, n-nt)
+	tune, cal, rep = perm[:nt], perm[nt:nt+nc], perm[nt+nc:]
+	needTune := c.Temperature != temperature.MethodNone || c.ConfidenceMap != MapNone
+	for _, need := range []struct {
+		name  string
+		idx   []int
+		needs bool
+	}{{"tune", tune, needTune}, {"calibrate", cal, true}, {"report", rep, c.Split[2] > 0}} {
+		if need.needs && len(need.idx) < MinSplit {
+			return nil, nil, nil, &Error{Kind: Precondition, Field: "examples",
+				Msg: fmt.Sprintf("the %s split has %d examples, at least %d are needed (%d examples, split %v)", need.name, len(need.idx), MinSplit, n, c.Split)}
+		}
+	}
+	return tune, cal, rep, nil
+}
+
+// fitConformal sets p's conformal quantiles (Mondrian, per group with enough examples) and its
+// Learn-then-Test abstention threshold from the calibrate split cal, and keeps the risk curve.
+func fitConformal(p *Profile, items []fitItem, cal []int, c *FitConfig) {
+	scores := make([]float64, len(cal))
+	groups := make([]string, len(cal))
+	conf := make([]float64, len(cal))
+	correct := make([]bool, len(cal))
+	forEach(items, cal, p, func(s *scorer, a *analysis, j int, it *fitItem) {
+		groups[j] = it.group
+		conf[j] = a.confidence(p, &s.features)
+		correct[j] = int(it.gold) == a.top
+		scores[j] = s.calibrationScore(a, p, int(it.gold))
+	})
+	p.Quantiles = conformal.FitMondrian(scores, groups, c.Alpha, conformal.FiniteSample, c.MinGroup)
+	p.Curve = conformal.RiskCurve(conf, correct)
+	p.Lambda = conformal.Select(p.Curve, c.Risk, c.Delta)
 }
 
 // minAnswerRate is the share of calibration questions below which a threshold is said to

@@ -119,38 +119,49 @@ func (q *Question) validate(mode Equivalence) error {
 			}
 			continue
 		}
-		for j := range p.Samples {
-			s := &p.Samples[j]
-			sf := func() string { return paraField(i) + ".samples[" + strconv.Itoa(j) + "]" }
-			if s.Text == "" {
-				return invalid(sf()+".text", "empty answer text")
+		if err := checkSamples(i, p, mode, samples, &tokens, &embedDim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSamples checks wording i's samples: their texts and keys within the caps, their
+// embeddings in embedding mode (samples is the request's count, which caps the values), and
+// their tokens, counted into *tokens over the request; *embedDim is the embeddings' length so
+// far (−1 before the first).
+func checkSamples(i int, p *Paraphrase, mode Equivalence, samples int, tokens, embedDim *int) error {
+	for j := range p.Samples {
+		s := &p.Samples[j]
+		sf := func() string { return paraField(i) + ".samples[" + strconv.Itoa(j) + "]" }
+		if s.Text == "" {
+			return invalid(sf()+".text", "empty answer text")
+		}
+		if len(s.Text) > MaxTextBytes {
+			return exhausted(sf()+".text", "%d bytes, at most %d: give the short final answer", len(s.Text), MaxTextBytes)
+		}
+		if len(s.Cluster) > MaxTextBytes {
+			return exhausted(sf()+".cluster", "%d bytes, at most %d", len(s.Cluster), MaxTextBytes)
+		}
+		if mode == EquivalenceEmbedding {
+			if err := checkEmbedding(s.Embedding, embedDim, sf); err != nil {
+				return err
 			}
-			if len(s.Text) > MaxTextBytes {
-				return exhausted(sf()+".text", "%d bytes, at most %d: give the short final answer", len(s.Text), MaxTextBytes)
+			if samples**embedDim > MaxEmbeddingValues {
+				return exhausted("paraphrases", "%d samples of %d dimensions, at most %d values a request in embedding mode",
+					samples, *embedDim, MaxEmbeddingValues)
 			}
-			if len(s.Cluster) > MaxTextBytes {
-				return exhausted(sf()+".cluster", "%d bytes, at most %d", len(s.Cluster), MaxTextBytes)
+		}
+		*tokens += len(s.Tokens)
+		if *tokens > MaxTokens {
+			return exhausted("paraphrases", "more than %d tokens in one request", MaxTokens)
+		}
+		for t := range s.Tokens {
+			if n := len(s.Tokens[t].TopLogprobs); n > MaxTopLogprobs {
+				return exhausted(sf()+".tokens["+strconv.Itoa(t)+"].top_logprobs", "%d, at most %d", n, MaxTopLogprobs)
 			}
-			if mode == EquivalenceEmbedding {
-				if err := checkEmbedding(s.Embedding, &embedDim, sf); err != nil {
-					return err
-				}
-				if samples*embedDim > MaxEmbeddingValues {
-					return exhausted("paraphrases", "%d samples of %d dimensions, at most %d values a request in embedding mode",
-						samples, embedDim, MaxEmbeddingValues)
-				}
-			}
-			tokens += len(s.Tokens)
-			if tokens > MaxTokens {
-				return exhausted("paraphrases", "more than %d tokens in one request", MaxTokens)
-			}
-			for t := range s.Tokens {
-				if n := len(s.Tokens[t].TopLogprobs); n > MaxTopLogprobs {
-					return exhausted(sf()+".tokens["+strconv.Itoa(t)+"].top_logprobs", "%d, at most %d", n, MaxTopLogprobs)
-				}
-				if sub, msg := checkToken(&s.Tokens[t]); msg != "" {
-					return invalid(sf()+".tokens["+strconv.Itoa(t)+"]"+sub, "%s", msg)
-				}
+			if sub, msg := checkToken(&s.Tokens[t]); msg != "" {
+				return invalid(sf()+".tokens["+strconv.Itoa(t)+"]"+sub, "%s", msg)
 			}
 		}
 	}

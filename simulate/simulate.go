@@ -150,9 +150,10 @@ var answerForms = [][]string{
 	{"Blue whale", "the blue whale", "a blue whale"}, {"3.5", "3.50", "3.5."},
 }
 
-func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
+// truthOf draws a question's class, its true logits u (or, ambiguous, its two readings) and
+// its gold answer; Truth.Confidence is the true probability of the gold.
+func truthOf(rng *rand.Rand, c *Config) (t Truth, u []float64, readings [2]int, gold int) {
 	k := c.Options
-	var t Truth
 	switch x := rng.Float64(); {
 	case x < c.Hopeless:
 		t.Class = Hopeless
@@ -164,9 +165,7 @@ func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
 		t.Class = Medium
 	}
 	// True logits and the gold (or the two readings).
-	u := make([]float64, k)
-	var readings [2]int
-	gold := 0
+	u = make([]float64, k)
 	switch t.Class {
 	case Hopeless:
 		for j := range u {
@@ -191,21 +190,17 @@ func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
 	}
 	t.Confidence = temperature.Softmax(nil, u, 1)[gold]
 
-	stance := -1
-	if c.Stance > 0 {
-		stance = (gold + 1 + rng.IntN(k-1)) % k
-	}
-	q := calibrate.Question{ID: fmt.Sprintf("sim-%06d", i), Group: c.Group}
-	if q.Group == "" {
-		q.Group = t.Class.String()
-	}
-	// Wording distributions.
-	var dists [][]float64
-	var framings []bool // true: stance
-	var pulled float64
+	return t, u, readings, gold
+}
+
+// wordingDists draws each wording's distribution over the options: neutral wordings around
+// the true logits (or one of the two readings), then the stance wordings, pulled toward stance;
+// framings[p] is true for a stance wording, pulled the mass moved in all.
+func wordingDists(rng *rand.Rand, c *Config, class Class, u []float64, readings [2]int, stance int) (dists [][]float64, framings []bool, pulled float64) {
+	k := c.Options
 	for p := 0; p < c.Wordings+c.Stance; p++ {
 		up := make([]float64, k)
-		if t.Class == Ambiguous {
+		if class == Ambiguous {
 			r := readings[p%2]
 			for j := range up {
 				up[j] = 0.3 * rng.NormFloat64()
@@ -235,6 +230,21 @@ func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
 		dists = append(dists, pi)
 		framings = append(framings, isStance)
 	}
+	return dists, framings, pulled
+}
+
+func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
+	t, u, readings, gold := truthOf(rng, c)
+	k := c.Options
+	stance := -1
+	if c.Stance > 0 {
+		stance = (gold + 1 + rng.IntN(k-1)) % k
+	}
+	q := calibrate.Question{ID: fmt.Sprintf("sim-%06d", i), Group: c.Group}
+	if q.Group == "" {
+		q.Group = t.Class.String()
+	}
+	dists, framings, pulled := wordingDists(rng, c, t.Class, u, readings, stance)
 	if c.Stance > 0 {
 		t.Pull = pulled / float64(c.Stance)
 	}

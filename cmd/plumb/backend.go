@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -53,9 +55,8 @@ type target struct {
 
 func (t *target) register(fs *flagSet) {
 	fs.StringVar(&t.server, "server", "", "a plumb server (host:port), several (a:port,b:port) or a gRPC target (dns:///name:port); empty works in-process on --store")
-	fs.StringVar(&t.store, "store", envOr("PLUMB_STORE", "plumb.db"), "profile store for in-process work: a bbolt file or a postgres:// URL ($PLUMB_STORE)")
+	fs.StringVar(&t.store, "store", defaultStore(), "profile store for in-process work: a bbolt file or a postgres:// URL ($PLUMB_STORE)")
 	fs.StringVar(&t.token, "token", os.Getenv("PLUMB_TOKEN"), "bearer token for --server ($PLUMB_TOKEN)")
-	fs.IntVar(&t.streams, "streams", 2, "concurrent ScoreStream calls with --server")
 	fs.BoolVar(&t.tls, "tls", false, "connect to --server over TLS, trusting the system's CAs")
 	fs.StringVar(&t.tlsCA, "tls-ca", "", "connect to --server over TLS, trusting the CAs in this PEM file")
 	fs.StringVar(&t.tlsServerName, "tls-server-name", "", "the name the server's certificate must have (default: the host of --server)")
@@ -100,18 +101,57 @@ func loopback(server string) bool {
 		if err != nil {
 			host = a
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !loopbackHost(host) {
 			return false
 		}
 	}
 	return true
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
+// loopbackHost reports whether a host is this machine's alone: localhost or a loopback IP.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// defaultStore is the store used without --store: $PLUMB_STORE, else plumb.db in the user's
+// data directory ($XDG_DATA_HOME/plumb, ~/.local/share/plumb; the user configuration
+// directory's plumb on macOS and Windows), so that commands run in any directory share one
+// store and leave no file behind them.
+func defaultStore() string {
+	if v := os.Getenv("PLUMB_STORE"); v != "" {
 		return v
 	}
-	return def
+	dir := os.Getenv("XDG_DATA_HOME")
+	if dir == "" {
+		switch home, err := os.UserHomeDir(); {
+		case runtime.GOOS == "darwin" || runtime.GOOS == "windows":
+			if d, err := os.UserConfigDir(); err == nil {
+				dir = d
+			}
+		case err == nil:
+			dir = filepath.Join(home, ".local", "share")
+		}
+	}
+	if dir == "" {
+		return "plumb.db"
+	}
+	return filepath.Join(dir, "plumb", "plumb.db")
+}
+
+// ensureStoreDir makes the directory of a bbolt store file (private to the user) when it does
+// not exist, so that the default store works on a fresh machine.
+func ensureStoreDir(spec string) error {
+	if store.IsPostgres(spec) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(spec), 0o700); err != nil {
+		return fmt.Errorf("--store %s: %w", spec, err)
+	}
+	return nil
 }
 
 func (t *target) open(std stdio) (backend, error) {
@@ -128,6 +168,9 @@ func (t *target) open(std stdio) (backend, error) {
 			return nil, fmt.Errorf("--server %s: %w", t.server, err)
 		}
 		return &remote{c: c, streams: t.streams}, nil
+	}
+	if err := ensureStoreDir(t.store); err != nil {
+		return nil, err
 	}
 	st, err := store.OpenAny(context.Background(), t.store, store.PostgresConfig{})
 	if err != nil {
@@ -180,22 +223,29 @@ func (p remoteProfiles) DeleteProfile(ctx context.Context, q *plumbv1.DeleteProf
 	return p.c.DeleteProfile(ctx, q)
 }
 
-// profileArg reads NAME and an optional VERSION: NAME VERSION or NAME@VERSION.
-func profileArg(args []string) (string, int64, error) {
+// profileArg reads the NAME and optional VERSION of a profiles subcommand: NAME VERSION or
+// NAME@VERSION.
+func profileArg(sub string, args []string) (string, int64, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return "", 0, fmt.Errorf("a profile name is required")
+		return "", 0, usageError("plumb profiles %s: a profile name is required", sub)
 	}
 	name, ver := args[0], ""
 	if n, v, ok := strings.Cut(name, "@"); ok {
 		name, ver = n, v
+		if len(args) > 1 {
+			return "", 0, usageError("plumb profiles %s: NAME@VERSION or NAME VERSION, not both", sub)
+		}
 	} else if len(args) > 1 {
 		ver = args[1]
+	}
+	if len(args) > 2 {
+		return "", 0, usageError("plumb profiles %s: unexpected %q", sub, args[2])
 	}
 	var v int64
 	if ver != "" {
 		var err error
 		if v, err = strconv.ParseInt(ver, 10, 64); err != nil || v < 0 {
-			return "", 0, fmt.Errorf("version %q: want a whole number", ver)
+			return "", 0, usageError("plumb profiles %s: version %q: want a whole number", sub, ver)
 		}
 	}
 	return name, v, nil

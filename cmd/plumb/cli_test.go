@@ -51,7 +51,7 @@ func TestHelp(t *testing.T) {
 		{"fit", "plumb fit --data FILE [flags]", "-temperature", "-http-addr"},
 		{"eval", "plumb eval --data FILE [flags]", "-version", "-alpha"},
 		{"serve", "plumb serve [flags]", "-http-addr", "-data"},
-		{"profiles", "plumb profiles list|get|export|import|activate|delete", "-activate", "-alpha"},
+		{"profiles", "plumb profiles list|get|export|import|activate|delete", "-activate", "-streams"},
 		{"demo", "plumb demo [flags]", "-report-dir", "-server"},
 		{"simulate", "plumb simulate [flags]", "-samples", "-server"},
 	} {
@@ -83,6 +83,80 @@ func TestHelp(t *testing.T) {
 	}
 	if code, _, _ := exitOf(t, "", "nonsense"); code != exitUsage {
 		t.Errorf("an unknown command: exit %d", code)
+	}
+}
+
+// TestUsageErrors: a mistyped command or subcommand, a bad flag value, a missing or extra
+// argument: exit status 64 (EX_USAGE, as documented) with a message naming what is wrong, and
+// a suggestion for a typo.
+func TestUsageErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "plumb.db")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"scroe"}, `unknown command "scroe" (did you mean "score"?)`},
+		{[]string{"profiles", "lst", "--store", db}, `unknown subcommand "lst" (did you mean "list"?)`},
+		{[]string{"profiles", "activate", "mmlu", "--store", db}, "a version is required"},
+		{[]string{"profiles", "activate", "mmlu", "x", "--store", db}, `version "x": want a whole number`},
+		{[]string{"profiles", "get", "--store", db}, "a profile name is required"},
+		{[]string{"profiles", "--store", db}, "plumb profiles: list [NAME]"},
+		{[]string{"fit", "--data", "x.jsonl", "--temperature", "bogus"}, `--temperature "bogus": want auto, global, adaptive or none`},
+		{[]string{"fit", "--data", "x.jsonl", "--split", "0.5,0.5"}, `--split "0.5,0.5": want three fractions`},
+		{[]string{"fit"}, "--data is required"},
+		{[]string{"eval", "--data", "x.jsonl", "--equivalence", "fuzzy"}, `--equivalence "fuzzy"`},
+		{[]string{"score", "a.jsonl", "b.jsonl"}, "score reads one file"},
+		{[]string{"serve", "--addr", "0.0.0.0:0", "--store", db}, "listens beyond this machine"},
+		{[]string{"serve", "--http-addr", ":0", "--addr", "127.0.0.1:0", "--store", db}, "--http-addr :0 listens beyond this machine"},
+		{[]string{"serve", "--max-streams", "0", "--store", db}, "--max-streams 0: out of range"},
+	} {
+		code, _, stderr := exitOf(t, "", tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 64 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestServeExposure: without tokens, serve listens beyond loopback only when told so by name,
+// --insecure-no-auth, and warns that every call is open.
+func TestServeExposure(t *testing.T) {
+	s := exec.Command(buildPlumb(t), "serve", "--addr", "0.0.0.0:0", "--insecure-no-auth", "--store", filepath.Join(t.TempDir(), "plumb.db"))
+	var log syncBuffer
+	s.Stderr = &log
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitAddr(t, &log)
+	s.Process.Signal(syscall.SIGTERM)
+	if err := s.Wait(); err != nil {
+		t.Fatalf("serve --insecure-no-auth: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "every call is open") {
+		t.Errorf("no warning that every call is open:\n%s", log.String())
+	}
+}
+
+// TestDefaultStore: without --store or $PLUMB_STORE, the commands share one store in the user's
+// data directory ($XDG_DATA_HOME/plumb, else ~/.local/share/plumb), made on first use, and
+// leave no file in the directory they run in.
+func TestDefaultStore(t *testing.T) {
+	home, cwd := t.TempDir(), t.TempDir()
+	run := func(args ...string) {
+		cmd := exec.Command(buildPlumb(t), args...)
+		cmd.Dir = cwd
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME=", "PLUMB_STORE=")
+		cmd.Stdin = strings.NewReader(`{"paraphrases":[{"options":[{"label":"A","logprob":-0.2},{"label":"B","logprob":-1.7}]}]}` + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	run("score")
+	run("profiles", "list")
+	if _, err := os.Stat(filepath.Join(home, ".local", "share", "plumb", "plumb.db")); err != nil {
+		t.Errorf("no store in the data directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
+		t.Errorf("the working directory holds %v", entries)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/plumbhq/plumb/api"
+	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/client"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/server"
@@ -83,6 +84,30 @@ func cmdDemo(ctx context.Context, args []string, std stdio) error {
 		p.GetAlpha(), p.GetQuantile(), p.GetLambda())
 
 	// Score the held-out questions over one ScoreStream and show a few of each kind.
+	actions, err := demoScores(ctx, c, held, truths[*n:], std)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(std.out, "\nactions on %d held-out questions, by the simulator's truth:\n", len(held))
+	tw := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "class\tANSWER\tCLARIFY\tABSTAIN\t")
+	for _, cl := range []simulate.Class{simulate.Easy, simulate.Medium, simulate.Ambiguous, simulate.Hopeless} {
+		a := actions[cl]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", cl, a[plumbv1.Action_ACTION_ANSWER], a[plumbv1.Action_ACTION_CLARIFY], a[plumbv1.Action_ACTION_ABSTAIN])
+	}
+	tw.Flush()
+	fmt.Fprintln(std.out)
+	summary(std.out, resp.GetReport())
+	if err := writeReport(*reportDir, resp.GetReport()); err != nil {
+		return err
+	}
+	fmt.Fprintf(std.out, "\nreport: %s (report.md, report.json, reliability.png, reliability.svg)\n", *reportDir)
+	return nil
+}
+
+// demoScores scores the held-out questions under the demo profile over one ScoreStream, prints
+// a table of the first three of each class, and returns the actions by class.
+func demoScores(ctx context.Context, c *client.Client, held []calibrate.Example, truths []simulate.Truth, std stdio) (map[simulate.Class]map[plumbv1.Action]int, error) {
 	reqs := func(yield func(*plumbv1.ScoreRequest) bool) {
 		for i := range held {
 			r := api.Request(&held[i].Question)
@@ -99,9 +124,9 @@ func cmdDemo(ctx context.Context, args []string, std stdio) error {
 	i := 0
 	for r, err := range c.ScoreAll(ctx, reqs) {
 		if err != nil {
-			return fmt.Errorf("score: %s", api.Describe(err))
+			return nil, fmt.Errorf("score: %s", api.Describe(err))
 		}
-		t := truths[*n+i]
+		t := truths[i]
 		i++
 		if actions[t.Class] == nil {
 			actions[t.Class] = map[plumbv1.Action]int{}
@@ -119,20 +144,5 @@ func cmdDemo(ctx context.Context, args []string, std stdio) error {
 			strings.Join(r.GetPredictionSet().GetAnswers(), ","), strings.TrimPrefix(r.GetAction().String(), "ACTION_"),
 			orDash(strings.Join(reasons, ",")), r.GetBadge().GetLabel())
 	}
-	tw.Flush()
-	fmt.Fprintf(std.out, "\nactions on %d held-out questions, by the simulator's truth:\n", len(held))
-	tw = tabwriter.NewWriter(std.out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "class\tANSWER\tCLARIFY\tABSTAIN\t")
-	for _, cl := range []simulate.Class{simulate.Easy, simulate.Medium, simulate.Ambiguous, simulate.Hopeless} {
-		a := actions[cl]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", cl, a[plumbv1.Action_ACTION_ANSWER], a[plumbv1.Action_ACTION_CLARIFY], a[plumbv1.Action_ACTION_ABSTAIN])
-	}
-	tw.Flush()
-	fmt.Fprintln(std.out)
-	summary(std.out, resp.GetReport())
-	if err := writeReport(*reportDir, resp.GetReport()); err != nil {
-		return err
-	}
-	fmt.Fprintf(std.out, "\nreport: %s (report.md, report.json, reliability.png, reliability.svg)\n", *reportDir)
-	return nil
+	return actions, tw.Flush()
 }

@@ -184,7 +184,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	c := lookup(args[0])
 	if c == nil {
-		fmt.Fprintf(stderr, "plumb: unknown command %q\n\n", args[0])
+		var names []string
+		for _, c := range commands() {
+			names = append(names, c.name)
+		}
+		fmt.Fprintf(stderr, "plumb: unknown command %q%s\n\n", args[0], didYouMean(args[0], names))
 		usage(stderr)
 		return errUsage
 	}

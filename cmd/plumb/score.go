@@ -17,6 +17,7 @@ func cmdScore(ctx context.Context, args []string, std stdio) error {
 	fs := newFlags("score", std)
 	var t target
 	t.register(fs)
+	fs.IntVar(&t.streams, "streams", 2, "concurrent ScoreStream calls with --server")
 	profile := fs.String("profile", "", "profile for requests that name none (default: the active \"default\")")
 	var f inputFlags
 	f.register(fs)

@@ -2,136 +2,204 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/credentials"
 
 	"github.com/plumbhq/plumb/server"
 	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/store"
-	"google.golang.org/grpc/credentials"
 )
 
-func cmdServe(ctx context.Context, args []string, std stdio) error {
-	fs := newFlags("serve", std)
-	addr := fs.String("addr", "localhost:50051", "listen address (port 0 picks a free port)")
-	storePath := fs.String("store", envOr("PLUMB_STORE", "plumb.db"), "profile store: a bbolt file, or a postgres:// URL that several replicas share ($PLUMB_STORE)")
-	var profileFiles files
-	fs.Var(&profileFiles, "profile-file", "serve this exported profile (repeatable), read-only, with no store")
-	pgConns := fs.Int("pg-max-conns", 8, "with a postgres:// store: connections in the pool")
-	pgConnect := fs.Duration("pg-connect-timeout", 5*time.Second, "with a postgres:// store: how long to wait for a connection to open")
-	pgTimeout := fs.Duration("pg-timeout", 5*time.Second, "with a postgres:// store: how long one store operation may take")
-	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (e.g. localhost:9090)")
-	httpAddr := fs.String("http-addr", "", "also serve HTTP (Connect JSON/binary, gRPC-Web), the badge and a demo page on this address (e.g. localhost:8080)")
-	var corsOrigins files
-	fs.Var(&corsOrigins, "cors-origin", "an origin browsers may call the HTTP endpoint from (repeatable; * for any)")
-	tokens := fs.String("auth-tokens", "", "file of accepted bearer tokens, a line each: \"score TOKEN\" or \"admin TOKEN\"; none means no auth")
-	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
-	key := fs.String("tls-key", "", "TLS key file (PEM)")
-	clientCA := fs.String("client-ca", "", "require client certificates signed by the CAs in this PEM file (mutual TLS; needs --tls-cert)")
-	rateLimit := fs.Float64("rate-limit", 0, "requests per second across the server (0: unlimited)")
-	maxMsg := fs.Int("max-message-bytes", 16<<20, "largest request message")
-	maxConns := fs.Int("max-connections", 1000, "open connections at most; more wait to be accepted")
-	maxStreams := fs.Uint("max-streams", 100, "concurrent calls on one connection at most")
-	sendTimeout := fs.Duration("send-timeout", 30*time.Second, "end a ScoreStream whose responses stay unread this long")
-	maxStreamBytes := fs.Int64("max-stream-bytes", 1<<30, "memory one Fit or Evaluate may hold for its examples (0: no cap)")
-	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long to drain in-flight calls on SIGTERM")
-	baseline := fs.Bool("baseline", false, "also serve plumb.bench.v1.BaselineService/Noop, the no-op floor of bench/load.sh")
-	logLevel := fs.String("log-level", "info", "debug, info (one line per call), warn or error")
-	if _, err := fs.parse(args); err != nil {
-		return err
-	}
+// plumb serve: the gRPC API, and HTTP, the badge and a demo page with --http-addr.
+
+// serveFlags are plumb serve's flags: the server's whole configuration.
+type serveFlags struct {
+	addr, httpAddr, metricsAddr, storePath, tokens, cert, key, clientCA, logLevel, readyFile string
+	profileFiles, corsOrigins                                                                files
+	pgConns, maxMsg, maxConns                                                                int
+	maxStreams                                                                               uint
+	maxStreamBytes                                                                           int64
+	pgConnect, pgTimeout, sendTimeout, grace                                                 time.Duration
+	rateLimit                                                                                float64
+	baseline, insecureNoAuth                                                                 bool
+}
+
+func (f *serveFlags) register(fs *flagSet) {
+	fs.StringVar(&f.addr, "addr", "localhost:50051", "listen address (port 0 picks a free port); beyond loopback only with --auth-tokens or --insecure-no-auth")
+	fs.StringVar(&f.storePath, "store", defaultStore(), "profile store: a bbolt file, or a postgres:// URL that several replicas share ($PLUMB_STORE)")
+	fs.Var(&f.profileFiles, "profile-file", "serve this exported profile (repeatable), read-only, with no store")
+	fs.IntVar(&f.pgConns, "pg-max-conns", 8, "with a postgres:// store: connections in the pool")
+	fs.DurationVar(&f.pgConnect, "pg-connect-timeout", 5*time.Second, "with a postgres:// store: how long to wait for a connection to open")
+	fs.DurationVar(&f.pgTimeout, "pg-timeout", 5*time.Second, "with a postgres:// store: how long one store operation may take")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. localhost:9090)")
+	fs.StringVar(&f.httpAddr, "http-addr", "", "also serve HTTP (Connect JSON/binary, gRPC-Web), the badge and a demo page on this address (e.g. localhost:8080)")
+	fs.Var(&f.corsOrigins, "cors-origin", "an origin browsers may call the HTTP endpoint from (repeatable; * for any)")
+	fs.StringVar(&f.tokens, "auth-tokens", "", "file of accepted bearer tokens, a line each: \"score TOKEN\" or \"admin TOKEN\"; without it every call is open, and the server listens on loopback only")
+	fs.BoolVar(&f.insecureNoAuth, "insecure-no-auth", false, "listen beyond loopback without --auth-tokens: anyone who reaches the port may fit, activate and delete profiles")
+	fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate file (PEM)")
+	fs.StringVar(&f.key, "tls-key", "", "TLS key file (PEM)")
+	fs.StringVar(&f.clientCA, "client-ca", "", "require client certificates signed by the CAs in this PEM file (mutual TLS; needs --tls-cert)")
+	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "requests per second across the server (0: unlimited)")
+	fs.IntVar(&f.maxMsg, "max-message-bytes", 16<<20, "largest request message")
+	fs.IntVar(&f.maxConns, "max-connections", 1000, "open connections at most; more wait to be accepted")
+	fs.UintVar(&f.maxStreams, "max-streams", 100, "concurrent calls on one connection at most")
+	fs.DurationVar(&f.sendTimeout, "send-timeout", 30*time.Second, "end a ScoreStream whose responses stay unread this long")
+	fs.Int64Var(&f.maxStreamBytes, "max-stream-bytes", 1<<30, "memory one Fit or Evaluate may hold for its examples (0: no cap)")
+	fs.DurationVar(&f.grace, "shutdown-grace", 10*time.Second, "how long to drain in-flight calls on SIGTERM")
+	fs.BoolVar(&f.baseline, "baseline", false, "also serve plumb.bench.v1.BaselineService/Noop, the no-op floor of bench/load.sh")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info (one line per call), warn or error")
+	fs.StringVar(&f.readyFile, "ready-file", "", "once serving, write the addresses served here (a line each: grpc ADDR, http URL, metrics URL), for scripts to wait on")
+}
+
+// config checks the flags and returns the server's configuration and logger.
+func (f *serveFlags) config(std stdio) (server.Config, *slog.Logger, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return server.Config{}, nil, usageError("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
-	for _, f := range []struct {
-		name string
-		ok   bool
+	for _, c := range []struct {
+		name  string
+		ok    bool
+		value any
 	}{
-		{"--max-message-bytes", *maxMsg > 0}, {"--max-connections", *maxConns > 0}, {"--max-streams", *maxStreams > 0 && *maxStreams <= 1<<20},
-		{"--send-timeout", *sendTimeout > 0}, {"--max-stream-bytes", *maxStreamBytes >= 0}, {"--shutdown-grace", *grace >= 0}, {"--rate-limit", *rateLimit >= 0},
-		{"--pg-max-conns", *pgConns > 0 && *pgConns <= 10000}, {"--pg-connect-timeout", *pgConnect > 0}, {"--pg-timeout", *pgTimeout > 0},
+		{"--max-message-bytes", f.maxMsg > 0, f.maxMsg}, {"--max-connections", f.maxConns > 0, f.maxConns},
+		{"--max-streams", f.maxStreams > 0 && f.maxStreams <= 1<<20, f.maxStreams}, {"--send-timeout", f.sendTimeout > 0, f.sendTimeout},
+		{"--max-stream-bytes", f.maxStreamBytes >= 0, f.maxStreamBytes}, {"--shutdown-grace", f.grace >= 0, f.grace},
+		{"--rate-limit", f.rateLimit >= 0, f.rateLimit}, {"--pg-max-conns", f.pgConns > 0 && f.pgConns <= 10000, f.pgConns},
+		{"--pg-connect-timeout", f.pgConnect > 0, f.pgConnect}, {"--pg-timeout", f.pgTimeout > 0, f.pgTimeout},
 	} {
-		if !f.ok {
-			return fmt.Errorf("%s %s: out of range", f.name, fs.Lookup(strings.TrimPrefix(f.name, "--")).Value)
+		if !c.ok {
+			return server.Config{}, nil, usageError("%s %v: out of range", c.name, c.value)
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
-	cfg := server.Config{MaxMessageBytes: *maxMsg, RateLimit: *rateLimit, ShutdownGrace: *grace, Baseline: *baseline, Logger: logger,
-		MaxConnections: *maxConns, MaxStreams: uint32(*maxStreams), SendTimeout: *sendTimeout}
-	if *tokens != "" {
-		toks, warnings, err := server.ReadTokens(*tokens)
+	cfg := server.Config{MaxMessageBytes: f.maxMsg, RateLimit: f.rateLimit, ShutdownGrace: f.grace, Baseline: f.baseline, Logger: logger,
+		MaxConnections: f.maxConns, MaxStreams: uint32(f.maxStreams), SendTimeout: f.sendTimeout}
+	if f.tokens != "" {
+		toks, warnings, err := server.ReadTokens(f.tokens)
 		if err != nil {
-			return fmt.Errorf("--auth-tokens: %w", err)
+			return cfg, nil, fmt.Errorf("--auth-tokens: %w", err)
 		}
 		for _, w := range warnings {
 			logger.Warn(w)
 		}
 		cfg.Tokens = toks
 	}
-	if (*cert == "") != (*key == "") {
-		return fmt.Errorf("--tls-cert and --tls-key go together")
+	if err := f.exposure(len(cfg.Tokens) > 0); err != nil {
+		return cfg, nil, err
 	}
-	if *clientCA != "" && *cert == "" {
-		return fmt.Errorf("--client-ca needs --tls-cert and --tls-key")
+	if (f.cert == "") != (f.key == "") {
+		return cfg, nil, usageError("--tls-cert and --tls-key go together")
 	}
-	if *cert != "" {
-		tc, err := server.TLSConfig(*cert, *key, *clientCA)
+	if f.clientCA != "" && f.cert == "" {
+		return cfg, nil, usageError("--client-ca needs --tls-cert and --tls-key")
+	}
+	if f.cert != "" {
+		tc, err := server.TLSConfig(f.cert, f.key, f.clientCA)
 		if err != nil {
-			return err
+			return cfg, nil, err
 		}
 		cfg.TLS, cfg.HTTPTLS = credentials.NewTLS(tc), tc
 	}
-	for _, o := range corsOrigins {
+	for _, o := range f.corsOrigins {
 		cfg.CORSOrigins = append(cfg.CORSOrigins, strings.Split(o, ",")...)
 	}
-	if len(cfg.CORSOrigins) > 0 && *httpAddr == "" {
-		return fmt.Errorf("--cors-origin needs --http-addr")
+	if len(cfg.CORSOrigins) > 0 && f.httpAddr == "" {
+		return cfg, nil, usageError("--cors-origin needs --http-addr")
+	}
+	return cfg, logger, nil
+}
+
+// exposure refuses an API address beyond loopback when every call would be open: without
+// tokens, the server answers Fit, Activate, Delete and Import to anyone who reaches the port,
+// so it listens beyond this machine only when told so by name (--insecure-no-auth).
+func (f *serveFlags) exposure(tokens bool) error {
+	if tokens || f.insecureNoAuth {
+		return nil
+	}
+	for _, a := range []struct{ flag, addr string }{{"--addr", f.addr}, {"--http-addr", f.httpAddr}} {
+		if a.addr != "" && !loopbackAddr(a.addr) {
+			return usageError("%s %s listens beyond this machine, and without --auth-tokens every call is open to anyone who reaches it "+
+				"(fits, activations, deletions): give --auth-tokens FILE (see README \"Tokens and roles\"), or --insecure-no-auth to do it anyway, "+
+				"or listen on localhost", a.flag, a.addr)
+		}
+	}
+	return nil
+}
+
+// loopbackAddr reports whether a listen address (host:port) is this machine's alone: localhost
+// or a loopback IP. An empty host (":50051") is every interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && loopbackHost(host)
+}
+
+// openStore opens the store the flags name: exported profile files, read-only, or a store.
+func (f *serveFlags) openStore(ctx context.Context, explicitStore bool) (store.Store, string, error) {
+	if len(f.profileFiles) == 0 {
+		if err := ensureStoreDir(f.storePath); err != nil {
+			return nil, "", err
+		}
+		st, err := store.OpenAny(ctx, f.storePath, store.PostgresConfig{MaxConns: int32(f.pgConns), ConnectTimeout: f.pgConnect, Timeout: f.pgTimeout})
+		return st, store.Redact(f.storePath), err
+	}
+	if explicitStore {
+		return nil, "", usageError("--profile-file serves profiles with no store: give --store or --profile-file, not both")
+	}
+	ro, err := service.ReadProfileFiles(f.profileFiles)
+	if err != nil {
+		return nil, "", err
+	}
+	return ro, fmt.Sprintf("%d profile files, read-only", len(f.profileFiles)), nil
+}
+
+func cmdServe(ctx context.Context, args []string, std stdio) error {
+	fs := newFlags("serve", std)
+	var f serveFlags
+	f.register(fs)
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("serve takes no arguments, only flags: %q", pos[0])
+	}
+	cfg, logger, err := f.config(std)
+	if err != nil {
+		return err
 	}
 	// The addresses first: a busy one fails before a store file is made.
-	lis, err := net.Listen("tcp", *addr)
+	lis, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	defer lis.Close()
 	var httpLis net.Listener
-	if *httpAddr != "" {
-		if httpLis, err = net.Listen("tcp", *httpAddr); err != nil {
+	if f.httpAddr != "" {
+		if httpLis, err = net.Listen("tcp", f.httpAddr); err != nil {
 			return fmt.Errorf("--http-addr: %w", err)
 		}
 		defer httpLis.Close()
 	}
-	var st store.Store
-	storeName := store.Redact(*storePath)
-	if len(profileFiles) > 0 {
-		explicit := false
-		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "store" })
-		if explicit {
-			return fmt.Errorf("--profile-file serves profiles with no store: give --store or --profile-file, not both")
-		}
-		ro, err := service.ReadProfileFiles(profileFiles)
-		if err != nil {
-			return err
-		}
-		st, storeName = ro, fmt.Sprintf("%d profile files, read-only", len(profileFiles))
-	} else {
-		var err error
-		if st, err = store.OpenAny(ctx, *storePath, store.PostgresConfig{MaxConns: int32(*pgConns), ConnectTimeout: *pgConnect, Timeout: *pgTimeout}); err != nil {
-			return err
-		}
-	}
-	defer st.Close()
-	srv, err := server.New(service.New(st, service.MaxStreamBytes(*maxStreamBytes)), cfg)
+	st, storeName, err := f.openStore(ctx, fs.given("store"))
 	if err != nil {
 		return err
 	}
-	if *metricsAddr != "" {
-		ml, err := net.Listen("tcp", *metricsAddr)
+	defer st.Close()
+	srv, err := server.New(service.New(st, service.MaxStreamBytes(f.maxStreamBytes)), cfg)
+	if err != nil {
+		return err
+	}
+	ready := []string{"grpc " + lis.Addr().String()}
+	if f.metricsAddr != "" {
+		ml, err := net.Listen("tcp", f.metricsAddr)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
@@ -141,6 +209,7 @@ func cmdServe(ctx context.Context, args []string, std stdio) error {
 		go hs.Serve(ml)
 		defer hs.Close()
 		fmt.Fprintf(std.err, "plumb: metrics on http://%s/metrics\n", ml.Addr())
+		ready = append(ready, "metrics http://"+ml.Addr().String()+"/metrics")
 	}
 	if httpLis != nil {
 		httpErr := make(chan error, 1)
@@ -155,8 +224,17 @@ func cmdServe(ctx context.Context, args []string, std stdio) error {
 			scheme = "https"
 		}
 		fmt.Fprintf(std.err, "plumb: HTTP on %s://%s (the demo page, /badge.js, Connect and gRPC-Web)\n", scheme, httpLis.Addr())
+		ready = append(ready, "http "+scheme+"://"+httpLis.Addr().String())
+	}
+	if len(cfg.Tokens) == 0 {
+		logger.Warn("no --auth-tokens: every call is open to whoever reaches the ports, fits and deletions included")
 	}
 	fmt.Fprintf(std.err, "plumb: serving on %s (store %s)\n", lis.Addr(), storeName)
+	if f.readyFile != "" {
+		if err := os.WriteFile(f.readyFile, []byte(strings.Join(ready, "\n")+"\n"), 0o644); err != nil {
+			return fmt.Errorf("--ready-file: %w", err)
+		}
+	}
 	return srv.Serve(ctx, lis)
 }
 

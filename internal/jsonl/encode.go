@@ -39,57 +39,10 @@ func AppendResponse(dst []byte, r *plumbv1.ScoreResponse) ([]byte, error) {
 		}
 		w.b = append(w.b, ']')
 	}
-	if s := r.GetPredictionSet(); s != nil {
-		w.key("predictionSet")
-		w.open()
-		w.strs("answers", s.GetAnswers())
-		w.double("threshold", s.GetThreshold())
-		w.double("alpha", s.GetAlpha())
-		w.boolean("open", s.GetOpen())
-		w.boolean("calibrated", s.GetCalibrated())
-		w.str("group", s.GetGroup())
-		w.close()
-	}
-	if cs := r.GetCandidates(); len(cs) > 0 {
-		w.key("candidates")
-		w.b = append(w.b, '[')
-		for i, c := range cs {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.first = true
-			w.open()
-			w.str("answer", c.GetAnswer())
-			w.double("probability", c.GetProbability())
-			w.double("tokenConfidence", c.GetTokenConfidence())
-			w.int32("count", c.GetCount())
-			w.close()
-		}
-		w.b = append(w.b, ']')
-	}
-	if u := r.GetUncertainty(); u != nil {
-		w.key("uncertainty")
-		w.open()
-		w.double("total", u.GetTotal())
-		w.double("aleatoric", u.GetAleatoric())
-		w.double("wording", u.GetWording())
-		w.double("variance", u.GetVariance())
-		w.double("tokenConfidence", u.GetTokenConfidence())
-		w.double("semanticEntropy", u.GetSemanticEntropy())
-		w.double("sensitivity", u.GetSensitivity())
-		w.int32("wordings", u.GetWordings())
-		w.close()
-	}
-	if s := r.GetSycophancy(); s != nil {
-		w.key("sycophancy")
-		w.open()
-		w.double("shift", s.GetShift())
-		w.int32("wordings", s.GetWordings())
-		w.boolean("flagged", s.GetFlagged())
-		w.double("threshold", s.GetThreshold())
-		w.int32("unmatched", s.GetUnmatched())
-		w.close()
-	}
+	w.predictionSet(r.GetPredictionSet())
+	w.candidates(r.GetCandidates())
+	w.uncertainty(r.GetUncertainty())
+	w.sycophancy(r.GetSycophancy())
 	if b := r.GetBadge(); b != nil {
 		w.key("badge")
 		w.open()
@@ -125,6 +78,73 @@ func AppendResponse(dst []byte, r *plumbv1.ScoreResponse) ([]byte, error) {
 		return dst, w.err
 	}
 	return append(w.b, '\n'), nil
+}
+
+func (w *writer) predictionSet(s *plumbv1.PredictionSet) {
+	if s == nil {
+		return
+	}
+	w.key("predictionSet")
+	w.open()
+	w.strs("answers", s.GetAnswers())
+	w.double("threshold", s.GetThreshold())
+	w.double("alpha", s.GetAlpha())
+	w.boolean("open", s.GetOpen())
+	w.boolean("calibrated", s.GetCalibrated())
+	w.str("group", s.GetGroup())
+	w.close()
+}
+
+func (w *writer) candidates(cs []*plumbv1.Candidate) {
+	if len(cs) == 0 {
+		return
+	}
+	w.key("candidates")
+	w.b = append(w.b, '[')
+	for i, c := range cs {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		w.first = true
+		w.open()
+		w.str("answer", c.GetAnswer())
+		w.double("probability", c.GetProbability())
+		w.double("tokenConfidence", c.GetTokenConfidence())
+		w.int32("count", c.GetCount())
+		w.close()
+	}
+	w.b = append(w.b, ']')
+}
+
+func (w *writer) uncertainty(u *plumbv1.Uncertainty) {
+	if u == nil {
+		return
+	}
+	w.key("uncertainty")
+	w.open()
+	w.double("total", u.GetTotal())
+	w.double("aleatoric", u.GetAleatoric())
+	w.double("wording", u.GetWording())
+	w.double("variance", u.GetVariance())
+	w.double("tokenConfidence", u.GetTokenConfidence())
+	w.double("semanticEntropy", u.GetSemanticEntropy())
+	w.double("sensitivity", u.GetSensitivity())
+	w.int32("wordings", u.GetWordings())
+	w.close()
+}
+
+func (w *writer) sycophancy(s *plumbv1.Sycophancy) {
+	if s == nil {
+		return
+	}
+	w.key("sycophancy")
+	w.open()
+	w.double("shift", s.GetShift())
+	w.int32("wordings", s.GetWordings())
+	w.boolean("flagged", s.GetFlagged())
+	w.double("threshold", s.GetThreshold())
+	w.int32("unmatched", s.GetUnmatched())
+	w.close()
 }
 
 // writer writes one JSON object's members as protojson does: a proto3 field with implicit
@@ -239,6 +259,17 @@ func (w *writer) enumValue(v int32, names map[int32]string) {
 	w.b = strconv.AppendInt(w.b, int64(v), 10)
 }
 
+// The two-character escapes of JSON strings, which the encoder writes and the scanner reads:
+// escapeLetter[c] is the letter after the backslash that stands for byte c, unescaped[l] the
+// byte the letter l stands for (0: none). JSON also reads \/ for '/', which no encoder needs.
+var escapeLetter, unescaped = func() (enc, dec [256]byte) {
+	for _, e := range [...]struct{ raw, letter byte }{{'"', '"'}, {'\\', '\\'}, {'\b', 'b'}, {'\f', 'f'}, {'\n', 'n'}, {'\r', 'r'}, {'\t', 't'}} {
+		enc[e.raw], dec[e.letter] = e.letter, e.raw
+	}
+	dec['/'] = '/'
+	return enc, dec
+}()
+
 // value writes a string with protojson's escapes: '"', '\\' and control characters, the latter
 // as \b, \f, \n, \r, \t or \u00XX; other text as it is. Invalid UTF-8 is an error.
 func (w *writer) value(s string) {
@@ -260,20 +291,9 @@ func (w *writer) value(s string) {
 		}
 		w.b = append(w.b, s[start:i]...)
 		w.b = append(w.b, '\\')
-		switch c {
-		case '"', '\\':
-			w.b = append(w.b, c)
-		case '\b':
-			w.b = append(w.b, 'b')
-		case '\f':
-			w.b = append(w.b, 'f')
-		case '\n':
-			w.b = append(w.b, 'n')
-		case '\r':
-			w.b = append(w.b, 'r')
-		case '\t':
-			w.b = append(w.b, 't')
-		default:
+		if letter := escapeLetter[c]; letter != 0 {
+			w.b = append(w.b, letter)
+		} else {
 			w.b = append(w.b, 'u')
 			w.b = append(w.b, "0000"[1+(bits.Len32(uint32(c))-1)/4:]...)
 			w.b = strconv.AppendUint(w.b, uint64(c), 16)

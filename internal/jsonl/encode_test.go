@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
@@ -205,4 +207,64 @@ func BenchmarkAppendResponse(b *testing.B) {
 			protojsonLine(b, m)
 		}
 	})
+}
+
+// TestAppendResponseEveryField: a ScoreResponse with every field set, recursively (strings with
+// characters to escape, repeated fields of two elements, every enum's highest value), is written
+// as protojson writes it: a field added to the API that the encoder does not write fails here.
+func TestAppendResponseEveryField(t *testing.T) {
+	var r plumbv1.ScoreResponse
+	fillAll(r.ProtoReflect())
+	sameAsProtojson(t, &r)
+	var missing []string
+	r.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		missing = append(missing, string(fd.Name()))
+		return true
+	})
+	if len(missing) != r.ProtoReflect().Descriptor().Fields().Len() {
+		t.Fatalf("the filled response sets only %v", missing)
+	}
+}
+
+// fillAll sets every field of m, recursively.
+func fillAll(m protoreflect.Message) {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		value := func() protoreflect.Value {
+			switch fd.Kind() {
+			case protoreflect.BoolKind:
+				return protoreflect.ValueOfBool(true)
+			case protoreflect.EnumKind:
+				vals := fd.Enum().Values()
+				return protoreflect.ValueOfEnum(vals.Get(vals.Len() - 1).Number())
+			case protoreflect.Int32Kind:
+				return protoreflect.ValueOfInt32(-7)
+			case protoreflect.Int64Kind:
+				return protoreflect.ValueOfInt64(1 << 40)
+			case protoreflect.DoubleKind:
+				return protoreflect.ValueOfFloat64(1e-7)
+			case protoreflect.StringKind:
+				return protoreflect.ValueOfString(string(fd.Name()) + " \"é\"\t")
+			}
+			panic(fmt.Sprintf("fillAll: a %v", fd.Kind()))
+		}
+		switch {
+		case fd.IsList():
+			l := m.Mutable(fd).List()
+			for range 2 {
+				if fd.Message() != nil {
+					e := l.NewElement()
+					fillAll(e.Message())
+					l.Append(e)
+				} else {
+					l.Append(value())
+				}
+			}
+		case fd.Message() != nil:
+			fillAll(m.Mutable(fd).Message())
+		default:
+			m.Set(fd, value())
+		}
+	}
 }

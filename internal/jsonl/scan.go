@@ -318,20 +318,10 @@ func (s *scanner) escaped(start, j int) []byte {
 			break
 		}
 		j += 2
-		switch s.b[j-1] {
-		case '"', '\\', '/':
-			s.buf = append(s.buf, s.b[j-1])
-		case 'b':
-			s.buf = append(s.buf, '\b')
-		case 'f':
-			s.buf = append(s.buf, '\f')
-		case 'n':
-			s.buf = append(s.buf, '\n')
-		case 'r':
-			s.buf = append(s.buf, '\r')
-		case 't':
-			s.buf = append(s.buf, '\t')
-		case 'u':
+		switch letter := s.b[j-1]; {
+		case unescaped[letter] != 0:
+			s.buf = append(s.buf, unescaped[letter])
+		case letter == 'u':
 			r, ok := s.hex4(j)
 			j += 4
 			if ok && utf16.IsSurrogate(r) {
