@@ -182,6 +182,12 @@ func (d *mapData) crossValidated(k int, l2 float64) []float64 {
 // logLoss is the binary log loss of c for outcome y, c held to [1e-12, 1 − 1e-12].
 func logLoss(c, y float64) float64 {
 	c = min(max(c, 1e-12), 1-1e-12)
+	switch y { // one logarithm for an outcome of 0 or 1: the other term is 0·log, which adds 0
+	case 1:
+		return -math.Log(c)
+	case 0:
+		return -math.Log(1 - c)
+	}
 	return -(y*math.Log(c) + (1-y)*math.Log(1-c))
 }
 

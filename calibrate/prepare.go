@@ -114,14 +114,21 @@ func (e *prepared) prepareOptions(q *Question) {
 		e.firstAt[j] = e.position(first[j].Label)
 	}
 	e.logits = grow(e.logits, e.n*k)
+	labels, firstAt := e.labels[:k], e.firstAt[:k] // locals of length k: fewer bounds checks
 	for i := range q.Paraphrases {
 		para := &q.Paraphrases[i]
-		row := e.logits[i*k : (i+1)*k]
-		for j := range para.Options {
-			o := &para.Options[j]
-			at := e.firstAt[j]
-			if !sameLabel(e.labels[at], o.Label) {
-				at = e.position(o.Label)
+		row := e.logits[i*k : (i+1)*k : (i+1)*k]
+		opts := para.Options
+		if len(opts) != k {
+			panic("calibrate: a wording's options are not the first's") // validation refuses it
+		}
+		for j := range opts {
+			o := &opts[j]
+			at := firstAt[j]
+			if l := labels[at]; len(l) != 1 || len(o.Label) != 1 || l[0] != o.Label[0] {
+				if !sameLabel(l, o.Label) {
+					at = e.position(o.Label)
+				}
 			}
 			row[at] = o.Logprob
 		}

@@ -318,7 +318,18 @@ func (d *Decoder) options(list []calibrate.Option) []calibrate.Option {
 		} else {
 			list = append(list, calibrate.Option{})
 		}
-		d.option(&list[len(list)-1])
+		o := &list[len(list)-1]
+		// The usual shape, {"label":…,"logprob":…}, read here without a call; anything else
+		// field by field (option). A label of one byte equal to the element's previous one,
+		// the usual case, is kept without a look-up.
+		if label, lp, ok := s.stringNumber(&optionShape); ok {
+			if len(label) != 1 || len(o.Label) != 1 || label[0] != o.Label[0] {
+				o.Label = d.reuse(o.Label, label)
+			}
+			o.Logprob = lp
+		} else {
+			d.option(o)
+		}
 		if s.i < len(s.b) && s.b[s.i] == ',' {
 			s.i++
 			continue
@@ -328,17 +339,10 @@ func (d *Decoder) options(list []calibrate.Option) []calibrate.Option {
 	return list
 }
 
-// option reads one option: the usual shape, {"label":"…","logprob":…} in that order (white
-// space allowed), by stringNumber; anything else field by field.
+// option reads one option field by field: its shape is not the usual one, which options reads
+// itself.
 func (d *Decoder) option(o *calibrate.Option) {
 	old := o.Label
-	if label, lp, ok := d.s.stringNumber(&optionShape); ok {
-		if len(label) != 1 || len(old) != 1 || label[0] != old[0] {
-			o.Label = d.reuse(old, label)
-		}
-		o.Logprob = lp
-		return
-	}
 	*o = calibrate.Option{}
 	s := &d.s
 	var seen uint32
