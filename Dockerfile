@@ -1,7 +1,10 @@
-# plumb: a static binary on a minimal base image.
+# plumb: a static binary on a minimal base image, serving gRPC (50051), HTTP (8080: Connect,
+# gRPC-Web, the badge) and metrics (9090), with bearer tokens from /etc/plumb/tokens (a file of
+# "score TOKEN" and "admin TOKEN" lines; README "Tokens and roles"): a container listens beyond
+# loopback, so plumb serves it only with tokens.
 #   docker build -t plumb .
-#   docker run -p 50051:50051 -v plumb-data:/data plumb        # bbolt store in the volume
-#   docker run -p 50051:50051 -e PLUMB_STORE=postgres://… plumb  # replicas share PostgreSQL
+#   docker run -p 50051:50051 -p 8080:8080 -v "$PWD/tokens:/etc/plumb/tokens:ro" -v plumb-data:/data plumb
+#   docker run … -e PLUMB_STORE=postgres://… plumb               # replicas share PostgreSQL
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -16,6 +19,6 @@ COPY --from=build /out/plumb /plumb
 COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532
 ENV PLUMB_STORE=/data/plumb.db
-EXPOSE 50051 9090
+EXPOSE 50051 8080 9090
 ENTRYPOINT ["/plumb"]
-CMD ["serve", "--addr", ":50051", "--metrics-addr", ":9090"]
+CMD ["serve", "--addr", ":50051", "--http-addr", ":8080", "--metrics-addr", ":9090", "--metrics-public", "--auth-tokens", "/etc/plumb/tokens"]

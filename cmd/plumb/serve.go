@@ -28,7 +28,7 @@ type serveFlags struct {
 	maxStreamBytes                                                                           int64
 	pgConnect, pgTimeout, sendTimeout, grace                                                 time.Duration
 	rateLimit                                                                                float64
-	baseline, insecureNoAuth                                                                 bool
+	baseline, insecureNoAuth, metricsPublic                                                  bool
 }
 
 func (f *serveFlags) register(fs *flagSet) {
@@ -38,7 +38,8 @@ func (f *serveFlags) register(fs *flagSet) {
 	fs.IntVar(&f.pgConns, "pg-max-conns", 8, "with a postgres:// store: connections in the pool")
 	fs.DurationVar(&f.pgConnect, "pg-connect-timeout", 5*time.Second, "with a postgres:// store: how long to wait for a connection to open")
 	fs.DurationVar(&f.pgTimeout, "pg-timeout", 5*time.Second, "with a postgres:// store: how long one store operation may take")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. localhost:9090)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. localhost:9090); beyond loopback only with --metrics-public")
+	fs.BoolVar(&f.metricsPublic, "metrics-public", false, "let --metrics-addr listen beyond loopback: anyone who reaches it reads the profile names and the decisions counted")
 	fs.StringVar(&f.httpAddr, "http-addr", "", "also serve HTTP (Connect JSON/binary, gRPC-Web), the badge and a demo page on this address (e.g. localhost:8080)")
 	fs.Var(&f.corsOrigins, "cors-origin", "an origin browsers may call the HTTP endpoint from (repeatable; * for any)")
 	fs.StringVar(&f.tokens, "auth-tokens", "", "file of accepted bearer tokens, a line each: \"score TOKEN\" or \"admin TOKEN\"; without it every call is open, and the server listens on loopback only")
@@ -121,6 +122,10 @@ func (f *serveFlags) config(std stdio) (server.Config, *slog.Logger, error) {
 // tokens, the server answers Fit, Activate, Delete and Import to anyone who reaches the port,
 // so it listens beyond this machine only when told so by name (--insecure-no-auth).
 func (f *serveFlags) exposure(tokens bool) error {
+	if f.metricsAddr != "" && !f.metricsPublic && !loopbackAddr(f.metricsAddr) {
+		return usageError("--metrics-addr %s listens beyond this machine, and /metrics has no auth: it lists the profile names and the decisions counted; "+
+			"give --metrics-public to do it anyway (a scraper in a cluster), or listen on localhost", f.metricsAddr)
+	}
 	if tokens || f.insecureNoAuth {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -81,11 +82,15 @@ func load(t *testing.T) objects {
 // pods.
 func TestManifests(t *testing.T) {
 	o := load(t)
-	if len(o.deployments) != 1 || len(o.services) != 1 || len(o.pdbs) != 1 || len(o.secrets) != 1 {
-		t.Fatalf("%d deployments, %d services, %d disruption budgets, %d secrets; want one each",
+	if len(o.deployments) != 1 || len(o.services) != 1 || len(o.pdbs) != 1 || len(o.secrets) != 2 {
+		t.Fatalf("%d deployments, %d services, %d disruption budgets, %d secrets; want one each and two secrets (database, tokens)",
 			len(o.deployments), len(o.services), len(o.pdbs), len(o.secrets))
 	}
-	d, svc, pdb, secret := o.deployments[0], o.services[0], o.pdbs[0], o.secrets[0]
+	d, svc, pdb := o.deployments[0], o.services[0], o.pdbs[0]
+	secrets := map[string]corev1.Secret{}
+	for _, s := range o.secrets {
+		secrets[s.Name] = s
+	}
 	podLabels := labels.Set(d.Spec.Template.Labels)
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil || !sel.Matches(podLabels) {
@@ -100,6 +105,26 @@ func TestManifests(t *testing.T) {
 	c := d.Spec.Template.Spec.Containers[0]
 	if c.Args[0] != "serve" || !slices.Contains(c.Args, "--addr") {
 		t.Fatalf("args %v: want plumb serve with --addr", c.Args)
+	}
+	// plumb serves beyond loopback only with tokens: the tokens file is the tokens Secret,
+	// mounted where --auth-tokens reads it.
+	i := slices.Index(c.Args, "--auth-tokens")
+	if i < 0 || i+1 == len(c.Args) {
+		t.Fatalf("args %v: a pod listens beyond loopback, which plumb serves only with --auth-tokens", c.Args)
+	}
+	tokens := c.Args[i+1]
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil && strings.HasPrefix(tokens, m.MountPath+"/") {
+				s, ok := secrets[v.Secret.SecretName]
+				_, hasKey := s.StringData[strings.TrimPrefix(tokens, m.MountPath+"/")]
+				mounted = ok && hasKey && m.ReadOnly
+			}
+		}
+	}
+	if !mounted {
+		t.Fatalf("--auth-tokens %s is not a key of a Secret mounted read-only", tokens)
 	}
 	var grpcPort int32
 	for _, p := range c.Ports {
@@ -124,8 +149,9 @@ func TestManifests(t *testing.T) {
 			dsn = e.ValueFrom.SecretKeyRef
 		}
 	}
-	if dsn == nil || dsn.Name != secret.Name {
-		t.Fatalf("PLUMB_STORE does not come from the Secret %s", secret.Name)
+	secret, ok := secrets[dsn.Name]
+	if dsn == nil || !ok {
+		t.Fatalf("PLUMB_STORE does not come from an example Secret")
 	}
 	if _, ok := secret.StringData[dsn.Key]; !ok {
 		t.Fatalf("the example Secret has no key %q", dsn.Key)
@@ -139,8 +165,8 @@ func TestManifests(t *testing.T) {
 	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) {
 		t.Error("the Service does not select the pods")
 	}
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != grpcPort {
-		t.Errorf("the Service's port is not the gRPC port %d", grpcPort)
+	if len(svc.Spec.Ports) == 0 || svc.Spec.Ports[0].Port != grpcPort {
+		t.Errorf("the Service's first port is not the gRPC port %d", grpcPort)
 	}
 	psel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 	if err != nil || !psel.Matches(podLabels) {
