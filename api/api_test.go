@@ -259,7 +259,8 @@ func TestRequestRoundTrip(t *testing.T) {
 	if back := Request(&q); !proto.Equal(&r, back) {
 		t.Errorf("ScoreRequest round trip:\n got %v\nwant %v", back, &r)
 	}
-	ex := &plumbv1.LabeledExample{Request: &r, Label: &plumbv1.Label{Answers: []string{"a", "b"}}}
+	ex := &plumbv1.LabeledExample{Request: &r, Label: &plumbv1.Label{Answers: []string{"a", "b"},
+		Claims: []plumbv1.ClaimVerdict{plumbv1.ClaimVerdict_CLAIM_VERDICT_FALSE, plumbv1.ClaimVerdict_CLAIM_VERDICT_TRUE}}}
 	var full plumbv1.LabeledExample
 	fill(full.ProtoReflect(), highest)
 	if got, want := fieldNames(ex.ProtoReflect()), fieldNames(full.ProtoReflect()); !slices.Equal(got, want) {

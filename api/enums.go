@@ -91,6 +91,7 @@ var reasons = &enum[plumbv1.Reason, calibrate.Reason]{"Reason", []pair[plumbv1.R
 	{plumbv1.Reason_REASON_SYCOPHANCY_RISK, calibrate.ReasonSycophancyRisk},
 	{plumbv1.Reason_REASON_NO_NEUTRAL_WORDING, calibrate.ReasonNoNeutralWording},
 	{plumbv1.Reason_REASON_UNCALIBRATED, calibrate.ReasonUncalibrated},
+	{plumbv1.Reason_REASON_CLAIMS_DOUBTED, calibrate.ReasonClaimsDoubted},
 }}
 
 var badgeLevels = &enum[plumbv1.BadgeLevel, calibrate.BadgeLevel]{"BadgeLevel", []pair[plumbv1.BadgeLevel, calibrate.BadgeLevel]{
@@ -105,6 +106,27 @@ var evidences = &enum[plumbv1.Evidence, calibrate.Evidence]{"Evidence", []pair[p
 	{plumbv1.Evidence_EVIDENCE_UNSPECIFIED, calibrate.EvidenceAny},
 	{plumbv1.Evidence_EVIDENCE_OPTIONS, calibrate.EvidenceOptions},
 	{plumbv1.Evidence_EVIDENCE_SAMPLES, calibrate.EvidenceSamples},
+	{plumbv1.Evidence_EVIDENCE_CLAIMS, calibrate.EvidenceClaims},
+}}
+
+var claimVerdicts = &enum[plumbv1.ClaimVerdict, calibrate.ClaimVerdict]{"ClaimVerdict", []pair[plumbv1.ClaimVerdict, calibrate.ClaimVerdict]{
+	{plumbv1.ClaimVerdict_CLAIM_VERDICT_UNSPECIFIED, calibrate.ClaimUnknown},
+	{plumbv1.ClaimVerdict_CLAIM_VERDICT_TRUE, calibrate.ClaimTrue},
+	{plumbv1.ClaimVerdict_CLAIM_VERDICT_FALSE, calibrate.ClaimFalse},
+}}
+
+var claimActions = &enum[plumbv1.ClaimAction, calibrate.ClaimAction]{"ClaimAction", []pair[plumbv1.ClaimAction, calibrate.ClaimAction]{
+	{plumbv1.ClaimAction_CLAIM_ACTION_UNSPECIFIED, calibrate.ClaimActionUnspecified},
+	{plumbv1.ClaimAction_CLAIM_ACTION_KEEP, calibrate.Keep},
+	{plumbv1.ClaimAction_CLAIM_ACTION_FLAG, calibrate.Flag},
+	{plumbv1.ClaimAction_CLAIM_ACTION_DROP, calibrate.Drop},
+}}
+
+var supportMeasures = &enum[plumbv1.SupportMeasure, calibrate.SupportMeasure]{"SupportMeasure", []pair[plumbv1.SupportMeasure, calibrate.SupportMeasure]{
+	{plumbv1.SupportMeasure_SUPPORT_MEASURE_UNSPECIFIED, calibrate.SupportUnspecified},
+	{plumbv1.SupportMeasure_SUPPORT_MEASURE_JUDGE, calibrate.SupportJudge},
+	{plumbv1.SupportMeasure_SUPPORT_MEASURE_LEXICAL, calibrate.SupportLexical},
+	{plumbv1.SupportMeasure_SUPPORT_MEASURE_EMBEDDING, calibrate.SupportEmbedding},
 }}
 
 // temperatureMethods: unset is auto in a FitConfig. A profile's own method is never auto, and

@@ -85,6 +85,9 @@ func ProfileMessage(p *calibrate.Profile, cfg *plumbv1.FitConfig) *plumbv1.Profi
 		Equivalence:         equivalences.toAPI(p.Equivalence),
 		Config:              cfg,
 	}
+	if p.Evidence == calibrate.EvidenceClaims {
+		out.ClaimMap, out.ClaimMapMethod, out.ClaimThreshold = p.ClaimMap, confidenceMaps.toAPI(p.ClaimMapMethod), p.ClaimThreshold
+	}
 	if p.CreatedUnix != 0 {
 		out.CreateTime = timestamppb.New(time.Unix(p.CreatedUnix, 0))
 	}
@@ -145,17 +148,21 @@ func Profile(m *plumbv1.Profile) (*calibrate.Profile, error) {
 		p.Curve = append(p.Curve, conformal.RiskPoint{Lambda: c.GetLambda(), Answered: int(c.GetAnswered()), Errors: int(c.GetErrors())})
 	}
 	p.SycophancyThreshold = m.GetSycophancyThreshold()
+	if p.Evidence == calibrate.EvidenceClaims {
+		p.ClaimMap, p.ClaimThreshold = m.GetClaimMap(), m.GetClaimThreshold()
+		if p.ClaimMapMethod, err = confidenceMaps.read("claim_map_method", m.GetClaimMapMethod()); err != nil {
+			return nil, err
+		}
+		if p.ClaimMapMethod == calibrate.MapAuto {
+			return nil, invalid("claim_map_method", "auto is how a fit chooses, not a map a profile has")
+		}
+	}
 	return p, nil
 }
 
 // metricsToProto converts metrics; an undefined one (NaN) is left out.
 func metricsToProto(m calibrate.Metrics) *plumbv1.Metrics {
-	v := func(x float64) *float64 {
-		if math.IsNaN(x) {
-			return nil
-		}
-		return &x
-	}
+	v := defined
 	return &plumbv1.Metrics{
 		Accuracy: v(m.Accuracy), Ece: v(m.ECE), AdaptiveEce: v(m.AdaptiveECE), Mce: v(m.MCE), Brier: v(m.Brier),
 		Nll: v(m.NLL), Auroc: v(m.AUROC), Aurc: v(m.AURC), Coverage: v(m.Coverage), MeanSetSize: v(m.MeanSetSize),
@@ -202,7 +209,26 @@ func Report(r *calibrate.Report) *plumbv1.Report {
 	for _, g := range r.Groups {
 		out.Groups = append(out.Groups, &plumbv1.GroupReport{Group: g.Group, Before: metricsToProto(g.Before), After: metricsToProto(g.After)})
 	}
+	if c := r.Claims; c != nil {
+		out.Claims = &plumbv1.ClaimReport{Passages: int32(c.Passages), Before: claimMetricsToProto(c.Before), After: claimMetricsToProto(c.After),
+			BinsBefore: binsToProto(c.BinsBefore), BinsAfter: binsToProto(c.BinsAfter), Threshold: c.Threshold, MapMethod: c.MapMethod,
+			MapReason: c.MapReason, TuneClaims: int32(c.TuneClaims), CalibratePassages: int32(c.CalibratePassages)}
+	}
 	return out
+}
+
+// claimMetricsToProto converts claim metrics; an undefined one (NaN) is left out.
+func claimMetricsToProto(m calibrate.ClaimMetrics) *plumbv1.ClaimMetrics {
+	return &plumbv1.ClaimMetrics{Claims: int32(m.Claims), Accuracy: defined(m.Accuracy), Ece: defined(m.ECE), Brier: defined(m.Brier),
+		Auroc: defined(m.AUROC), AucPrFalse: defined(m.AUCPRFalse), AllTrueRate: defined(m.AllTrueRate), KeptRate: defined(m.KeptRate)}
+}
+
+// defined returns x, or nil for an undefined metric (NaN).
+func defined(x float64) *float64 {
+	if math.IsNaN(x) {
+		return nil
+	}
+	return &x
 }
 
 // EvaluateEquivalence returns the answer equivalence an EvaluateConfig asks for examples whose

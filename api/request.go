@@ -24,6 +24,12 @@ func Question(r *plumbv1.ScoreRequest) (calibrate.Question, error) {
 	if q.Policy.Equivalence, err = equivalences.read("policy.equivalence", r.GetPolicy().GetEquivalence()); err != nil {
 		return q, err
 	}
+	if cs := r.GetClaims(); len(cs) > 0 {
+		q.Claims = make([]calibrate.Claim, len(cs))
+		for j, c := range cs {
+			q.Claims[j] = calibrate.Claim{ID: c.GetId(), Text: c.GetText(), Embedding: c.GetEmbedding()}
+		}
+	}
 	q.Paraphrases = make([]calibrate.Paraphrase, len(r.GetParaphrases()))
 	for i, p := range r.GetParaphrases() {
 		qp := &q.Paraphrases[i]
@@ -48,7 +54,13 @@ func Question(r *plumbv1.ScoreRequest) (calibrate.Question, error) {
 }
 
 func sampleFrom(cs *calibrate.Sample, s *plumbv1.Sample) {
-	cs.Text, cs.Embedding, cs.Cluster = s.GetText(), s.GetEmbedding(), s.GetCluster()
+	cs.Text, cs.Embedding, cs.Cluster, cs.Support = s.GetText(), s.GetEmbedding(), s.GetCluster(), s.GetSupport()
+	if vs := s.GetSentences(); len(vs) > 0 {
+		cs.Sentences = make([][]float32, len(vs))
+		for k, v := range vs {
+			cs.Sentences[k] = v.GetValues()
+		}
+	}
 	toks := s.GetTokens()
 	if len(toks) == 0 {
 		return
@@ -72,7 +84,16 @@ func Example(e *plumbv1.LabeledExample) (calibrate.Example, error) {
 	if err != nil {
 		return calibrate.Example{}, within("request.", err)
 	}
-	return calibrate.Example{Question: q, Label: calibrate.Label{Answers: e.GetLabel().GetAnswers()}}, nil
+	l := calibrate.Label{Answers: e.GetLabel().GetAnswers()}
+	if vs := e.GetLabel().GetClaims(); len(vs) > 0 {
+		l.Claims = make([]calibrate.ClaimVerdict, len(vs))
+		for j, v := range vs {
+			if l.Claims[j], err = claimVerdicts.read("label.claims["+strconv.Itoa(j)+"]", v); err != nil {
+				return calibrate.Example{}, err
+			}
+		}
+	}
+	return calibrate.Example{Question: q, Label: l}, nil
 }
 
 // Request converts an engine Question back to a ScoreRequest: a question the CLI decoded, on
@@ -83,13 +104,19 @@ func Request(q *calibrate.Question) *plumbv1.ScoreRequest {
 	if q.Policy != (calibrate.Policy{}) {
 		r.Policy = &plumbv1.Policy{Risk: q.Policy.Risk, Equivalence: equivalences.toAPI(q.Policy.Equivalence)}
 	}
+	for _, c := range q.Claims {
+		r.Claims = append(r.Claims, &plumbv1.Claim{Id: c.ID, Text: c.Text, Embedding: c.Embedding})
+	}
 	for _, p := range q.Paraphrases {
 		pp := &plumbv1.Paraphrase{Prompt: p.Prompt, Stance: p.Stance, Framing: framings.toAPI(p.Framing)}
 		for _, o := range p.Options {
 			pp.Options = append(pp.Options, &plumbv1.Option{Label: o.Label, Logprob: o.Logprob})
 		}
 		for _, s := range p.Samples {
-			ps := &plumbv1.Sample{Text: s.Text, Embedding: s.Embedding, Cluster: s.Cluster}
+			ps := &plumbv1.Sample{Text: s.Text, Embedding: s.Embedding, Cluster: s.Cluster, Support: s.Support}
+			for _, e := range s.Sentences {
+				ps.Sentences = append(ps.Sentences, &plumbv1.Vector{Values: e})
+			}
 			for _, t := range s.Tokens {
 				pt := &plumbv1.Token{Token: t.Token, Logprob: t.Logprob}
 				for _, tl := range t.TopLogprobs {
@@ -106,7 +133,11 @@ func Request(q *calibrate.Question) *plumbv1.ScoreRequest {
 
 // Labeled converts an engine Example back to a LabeledExample.
 func Labeled(e *calibrate.Example) *plumbv1.LabeledExample {
-	return &plumbv1.LabeledExample{Request: Request(&e.Question), Label: &plumbv1.Label{Answers: e.Label.Answers}}
+	l := &plumbv1.Label{Answers: e.Label.Answers}
+	for _, v := range e.Label.Claims {
+		l.Claims = append(l.Claims, claimVerdicts.toAPI(v))
+	}
+	return &plumbv1.LabeledExample{Request: Request(&e.Question), Label: l}
 }
 
 // paraField is "paraphrases[i]".

@@ -35,6 +35,21 @@ func Response(r *calibrate.Result) *plumbv1.ScoreResponse {
 	for i, reason := range r.Reasons {
 		out.Reasons[i] = reasons.toAPI(reason)
 	}
+	if len(r.Claims) > 0 {
+		out.SupportMeasure = supportMeasures.toAPI(r.SupportMeasure)
+		out.Claims = make([]*plumbv1.ClaimScore, len(r.Claims))
+		scores := make([]plumbv1.ClaimScore, len(r.Claims))
+		for j := range r.Claims {
+			c := &r.Claims[j]
+			cs := &scores[j]
+			cs.Id, cs.Confidence, cs.Action = c.ID, c.Confidence, claimActions.toAPI(c.Action)
+			cs.Support, cs.WordingVariance, cs.SycophancyShift = c.Support, c.WordingVariance, c.SycophancyShift
+			for _, x := range c.Reasons {
+				cs.Reasons = append(cs.Reasons, reasons.toAPI(x))
+			}
+			out.Claims[j] = cs
+		}
+	}
 	// One allocation for every candidate.
 	cands := make([]plumbv1.Candidate, len(r.Candidates))
 	for i, c := range r.Candidates {

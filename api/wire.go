@@ -80,11 +80,24 @@ var limits = map[protoreflect.FullName]limit{
 	"plumb.v1.Sample.tokens":            {kind: calibrate.Exhausted, total: calibrate.MaxTokens, field: "paraphrases", what: "tokens a request"},
 	"plumb.v1.Token.top_logprobs":       {kind: calibrate.Exhausted, each: calibrate.MaxTopLogprobs, what: "top_logprobs a token"},
 	"plumb.v1.Sample.embedding":         {kind: calibrate.Exhausted, each: calibrate.MaxEmbedding, what: "embedding dimensions"},
-	"plumb.v1.Sample.text":              {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
-	"plumb.v1.Sample.cluster":           {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
-	"plumb.v1.Option.label":             {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
-	"plumb.v1.Paraphrase.stance":        {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
+	// A sample's text is a short answer (4 096 bytes, which validation checks) or, in a long
+	// answer, a passage.
+	"plumb.v1.Sample.text":         {kind: calibrate.Exhausted, each: calibrate.MaxPassageBytes, what: "bytes"},
+	"plumb.v1.Sample.support":      {kind: calibrate.Exhausted, each: calibrate.MaxClaims, what: "supports a sample"},
+	"plumb.v1.Sample.sentences":    {kind: calibrate.Exhausted, total: maxSentences, field: "paraphrases", what: "sentence embeddings a request"},
+	"plumb.v1.Vector.values":       {kind: calibrate.Exhausted, each: calibrate.MaxEmbedding, what: "embedding dimensions"},
+	"plumb.v1.ScoreRequest.claims": {kind: calibrate.Exhausted, each: calibrate.MaxClaims, what: "claims a request"},
+	"plumb.v1.Claim.text":          {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
+	"plumb.v1.Claim.id":            {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
+	"plumb.v1.Claim.embedding":     {kind: calibrate.Exhausted, each: calibrate.MaxEmbedding, what: "embedding dimensions"},
+	"plumb.v1.Sample.cluster":      {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
+	"plumb.v1.Option.label":        {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
+	"plumb.v1.Paraphrase.stance":   {kind: calibrate.Exhausted, each: calibrate.MaxTextBytes, what: "bytes"},
 }
+
+// maxSentences is the most sentence embeddings a request may carry (their values are capped by
+// calibrate.MaxEmbeddingValues; this bounds the vectors built before validation counts them).
+const maxSentences = 100_000
 
 // request is the message whose totals are counted: each starts them anew.
 const request = "plumb.v1.ScoreRequest"

@@ -40,7 +40,7 @@ func TestDecodeRefuses(t *testing.T) {
 	opts := field(nil, 4, option("A")) // one option in a paraphrase
 	para := func(b []byte) []byte { return field(nil, 4, b) }
 	sample := func(b []byte) []byte { return para(field(nil, 5, b)) }
-	bigText := strings.Repeat("x", 4097)
+	bigText := strings.Repeat("x", 16<<10+1) // past a passage's cap (a short answer's, 4 096, is validation's)
 	for _, tc := range []struct {
 		name   string
 		binary []byte
@@ -64,8 +64,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{"10 001 samples", para(repeat(10001, field(nil, 5, []byte{}))), `{"paraphrases":[{"samples":[` + strings.Repeat(`{},`, 10000) + `{}]}]}`, "ResourceExhausted", "paraphrases"},
 		{"21 top_logprobs", sample(field(nil, 2, repeat(21, field(nil, 3, field(nil, 1, "t"))))),
 			`{"paraphrases":[{"samples":[{"tokens":[{"top_logprobs":[` + strings.Repeat(`{"token":"t"},`, 20) + `{"token":"t"}]}]}]}]}`, "ResourceExhausted", "paraphrases[0].samples[0].tokens[0].top_logprobs"},
-		{"a text of 4 097 bytes", sample(field(nil, 1, bigText)), `{"paraphrases":[{"samples":[{"text":"` + bigText + `"}]}]}`, "ResourceExhausted", "paraphrases[0].samples[0].text"},
-		{"a text of 4 097 bytes, escaped", nil, `{"paraphrases":[{"samples":[{"text":"` + strings.Repeat(`\u00e9`, 2048) + `x"}]}]}`, "ResourceExhausted", "paraphrases[0].samples[0].text"},
+		{"a text of 16 385 bytes", sample(field(nil, 1, bigText)), `{"paraphrases":[{"samples":[{"text":"` + bigText + `"}]}]}`, "ResourceExhausted", "paraphrases[0].samples[0].text"},
+		{"a text of 16 385 bytes, escaped", nil, `{"paraphrases":[{"samples":[{"text":"` + strings.Repeat(`\u00e9`, 8<<10) + `x"}]}]}`, "ResourceExhausted", "paraphrases[0].samples[0].text"},
+		{"257 claims", repeat(257, field(nil, 8, field(nil, 2, "c"))), `{"claims":[` + strings.Repeat(`{"text":"c"},`, 256) + `{"text":"c"}]}`, "ResourceExhausted", "claims"},
 		{"4 097 embedding dimensions", sample(field(nil, 3, make([]byte, 4*4097))),
 			`{"paraphrases":[{"samples":[{"embedding":[` + strings.Repeat(`0,`, 4096) + `0]}]}]}`, "ResourceExhausted", "paraphrases[0].samples[0].embedding"},
 		{"not JSON", nil, `{"paraphrases":[`, "InvalidArgument", ""},
@@ -103,9 +104,9 @@ func TestDecodeReadsWhatTheDecoderReads(t *testing.T) {
 	if err := Decode(j, JSON, &got); err != nil || !proto.Equal(&got, &r) {
 		t.Fatalf("json: %v\n%v", err, &got)
 	}
-	escaped := []byte(`{"paraphrases":[{"samples":[{"text":"` + strings.Repeat(`\u00e9`, 2048) + `"}]}]}`) // 4 096 bytes
+	escaped := []byte(`{"paraphrases":[{"samples":[{"text":"` + strings.Repeat(`\u00e9`, 8<<10) + `"}]}]}`) // 16 384 bytes
 	if err := Decode(escaped, JSON, new(plumbv1.ScoreRequest)); err != nil {
-		t.Fatalf("4 096 bytes once unescaped: %v", err)
+		t.Fatalf("16 384 bytes once unescaped: %v", err)
 	}
 	for _, s := range []string{`"\ud83d\ude00"`, `"a\nb"`, `"\u0041"`, `"plain"`} {
 		var want string

@@ -12,6 +12,7 @@ base="${1:-HEAD}"
 work=$(mktemp -d)
 cleanup() { git worktree remove --force "$work/base" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT && echo "outputs kept in $work"
 
 git worktree add --detach --quiet "$work/base" "$base"
 (cd "$work/base" && go build -o "$work/base.plumb" ./cmd/plumb)

@@ -24,6 +24,9 @@ type Evaluator struct {
 	rb, ra        recordLog
 	groups        []string
 	index         map[string]int32
+	// Long answers: a record per claim, and the answers recorded.
+	claims   []claimRecord
+	passages int
 }
 
 // NewEvaluator returns an empty evaluation of p (nil means Default()). mode is the answer
@@ -51,7 +54,7 @@ func newEvaluator(before, after *Profile, mode Equivalence) *Evaluator {
 }
 
 // Len returns the number of questions added.
-func (e *Evaluator) Len() int { return e.ra.n }
+func (e *Evaluator) Len() int { return e.ra.n + e.passages }
 
 // Bytes returns the memory the evaluation holds for its examples: two records each (before and
 // after), for a caller that caps it.
@@ -65,13 +68,15 @@ type Shard struct {
 	evidence Evidence
 	rb, ra   []record
 	groups   []string
+	claims   []claimRecord // long answers: passage counts from 0 in the shard
+	passages int
 }
 
 // NewShard returns an empty shard of e. It may be used on another goroutine than e's.
 func (e *Evaluator) NewShard() *Shard { return &Shard{e: e, evidence: e.evidence} }
 
 // Len returns the number of examples the shard holds.
-func (sh *Shard) Len() int { return len(sh.ra) }
+func (sh *Shard) Len() int { return len(sh.ra) + sh.passages }
 
 // Add validates ex and scores it. An invalid example is not added; the error is an *Error
 // whose field is relative to the example (request.paraphrases[0]…, label.answers). It stops,
@@ -83,6 +88,15 @@ func (sh *Shard) Add(ctx context.Context, ex *Example) error {
 	mode := modeFor(&ex.Question, sh.e.mode)
 	if err := checkEvidence(sh.e.after, &ex.Question); err != nil {
 		return Within("request.", err)
+	}
+	if sh.evidence == EvidenceClaims {
+		cp, err := newClaimPassage(ctx, ex)
+		if err != nil {
+			return err
+		}
+		sh.claims = appendClaims(sh.claims, cp, sh.e.before, sh.e.after, sh.passages)
+		sh.passages++
+		return nil
 	}
 	if err := sh.s.prep.prepare(ctx, &ex.Question, mode); err != nil {
 		return err
@@ -153,6 +167,11 @@ func (e *Evaluator) Merge(sh *Shard) error {
 	if sh.evidence != e.evidence {
 		return invalid("examples["+strconv.Itoa(e.Len())+"].request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", sh.evidence, e.evidence)
 	}
+	for _, c := range sh.claims {
+		c.passage += int32(e.passages)
+		e.claims = append(e.claims, c)
+	}
+	e.passages += sh.passages
 	for j, g := range sh.groups {
 		gi := int32(-1)
 		if g != "" {
@@ -173,6 +192,7 @@ func (e *Evaluator) Merge(sh *Shard) error {
 
 func (sh *Shard) reset() {
 	sh.rb, sh.ra, sh.groups = sh.rb[:0], sh.ra[:0], sh.groups[:0]
+	sh.claims, sh.passages = sh.claims[:0], 0
 	clear(sh.groups[:cap(sh.groups)])
 	sh.evidence = sh.e.evidence
 }
@@ -256,6 +276,10 @@ func (e *Evaluator) Report() *Report {
 		after[i].Before = before[i].After
 	}
 	r.Groups = after
+	if e.evidence == EvidenceClaims {
+		r.Examples = e.passages
+		r.Claims = e.claimReport()
+	}
 	return r
 }
 

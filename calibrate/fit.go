@@ -158,6 +158,9 @@ func (f *Fitter) Fit(ctx context.Context) (*Profile, *Report, error) {
 	if err := stage("prepare"); err != nil {
 		return nil, nil, err
 	}
+	if f.evidence == EvidenceClaims {
+		return f.fitClaims(tune, cal, rep, stage)
+	}
 	p := Default()
 	p.Name = c.Name
 	p.Calibrated = true
@@ -230,14 +233,20 @@ func (f *Fitter) split() (tune, cal, rep []int, err error) {
 	nc = min(nc, n-nt)
 	tune, cal, rep = perm[:nt], perm[nt:nt+nc], perm[nt+nc:]
 	needTune := c.Temperature != temperature.MethodNone || c.ConfidenceMap != MapNone
+	least := MinSplit
+	if f.evidence == EvidenceClaims {
+		// Long answers: the map needs MinSplit labelled claims (fitClaimMap counts them), the
+		// threshold enough answers for its rank (a warning says when there are too few).
+		needTune, least = c.ConfidenceMap != MapNone, 1
+	}
 	for _, need := range []struct {
 		name  string
 		idx   []int
 		needs bool
 	}{{"tune", tune, needTune}, {"calibrate", cal, true}, {"report", rep, c.Split[2] > 0}} {
-		if need.needs && len(need.idx) < MinSplit {
+		if need.needs && len(need.idx) < least {
 			return nil, nil, nil, &Error{Kind: Precondition, Field: "examples",
-				Msg: fmt.Sprintf("the %s split has %d examples, at least %d are needed (%d examples, split %v)", need.name, len(need.idx), MinSplit, n, c.Split)}
+				Msg: fmt.Sprintf("the %s split has %d examples, at least %d are needed (%d examples, split %v)", need.name, len(need.idx), least, n, c.Split)}
 		}
 	}
 	return tune, cal, rep, nil

@@ -71,6 +71,17 @@ func (sh *FitShard) Add(ctx context.Context, ex *Example) error {
 	q := &ex.Question
 	mode := modeFor(q, sh.f.cfg.Equivalence)
 	it := fitItem{group: sh.intern(q.Group), gold: -1}
+	if sh.evidence == EvidenceClaims {
+		// The support does not depend on the profile: measured once, kept compact.
+		c, err := newClaimPassage(ctx, ex)
+		if err != nil {
+			return err
+		}
+		it.claims = c
+		sh.items = append(sh.items, it)
+		sh.bytes += int64(unsafe.Sizeof(it)+unsafe.Sizeof(*c)) + int64(len(c.rows))*int64(unsafe.Sizeof(claimRow{}))
+		return nil
+	}
 	if sh.evidence == EvidenceSamples {
 		// Prepared when the fit starts, over every core: clustering can be the costly part.
 		it.sample = &fitSample{ex: ex}
@@ -156,6 +167,7 @@ type fitItem struct {
 	logits    []float64 // n×k, as prepared
 	stance    []int32   // per wording, as prepared; nil when every wording is neutral
 	sample    *fitSample
+	claims    *claimPassage // a long answer: its claims' supports and verdicts
 }
 
 // fitSample is a samples example and its prepared form.

@@ -467,6 +467,8 @@ type Report struct {
 	// Certifiable is, when λ = 1 or λ answers under 5 % of the calibration split, the smallest
 	// risk Learn-then-Test certifies with a useful threshold; nil otherwise or when there is none.
 	Certifiable *CertifiableRisk
+	// Claims is, for a claims profile, the report of the claims of the held-out long answers.
+	Claims *ClaimReport
 }
 
 // CertifiableRisk is the smallest selective risk ε = 0.01, 0.02, … at which Learn-then-Test

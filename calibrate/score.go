@@ -50,6 +50,9 @@ func Score(ctx context.Context, p *Profile, q *Question) (Result, error) {
 	if err := checkEvidence(p, q); err != nil {
 		return Result{}, err
 	}
+	if len(q.Claims) > 0 {
+		return scoreClaims(ctx, p, q)
+	}
 	lambda, risk, err := p.threshold(q.Policy.Risk)
 	if err != nil {
 		return Result{}, err

@@ -76,6 +76,17 @@ type Question struct {
 	Paraphrases    []Paraphrase
 	Policy         Policy
 	Kind           QueryKind
+	// Claims, when not empty, make the question a long answer under judgement, a claim each;
+	// its wordings then carry samples only: passages the model wrote for the same question.
+	Claims []Claim
+}
+
+// Claim is one claim of a long answer: a sentence or an atomic fact (the caller's split), and
+// its embedding for the embedding support measure.
+type Claim struct {
+	ID        string
+	Text      string
+	Embedding []float32
 }
 
 // Policy is what a request may ask of the profile.
@@ -111,6 +122,12 @@ type Sample struct {
 	Tokens    []Token
 	Embedding []float32
 	Cluster   string
+	// Support, for a long answer, is how far the sample supports each claim, in claims order,
+	// each in [0, 1]: the caller's judge. Nil: plumb measures it.
+	Support []float64
+	// Sentences are the embeddings of the sample's sentences, for the embedding support
+	// measure of a long answer.
+	Sentences [][]float32
 }
 
 // Token is one generated token with its logprob and top alternatives.
@@ -130,6 +147,85 @@ type TopLogprob struct {
 // answers matched to sample clusters by the answer equivalence.
 type Label struct {
 	Answers []string
+	// Claims is, for a long answer, whether each of its claims is true, in claims order.
+	Claims []ClaimVerdict
+}
+
+// ClaimVerdict is whether one claim of a labelled long answer is true.
+type ClaimVerdict int
+
+// The verdicts.
+const (
+	// ClaimUnknown: unknown or subjective; not used to fit or evaluate.
+	ClaimUnknown ClaimVerdict = iota
+	ClaimTrue
+	ClaimFalse
+)
+
+var verdictNames = [...]string{"unknown", "true", "false"}
+
+func (v ClaimVerdict) String() string {
+	if v >= 0 && int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return "invalid"
+}
+
+// ClaimAction is what a product should do with one claim of a long answer.
+type ClaimAction int
+
+// The claim actions.
+const (
+	ClaimActionUnspecified ClaimAction = iota
+	// Keep: within the profile's factuality guarantee (c > τ).
+	Keep
+	// Flag: outside it, but more likely true than not (c ≥ 0.5).
+	Flag
+	// Drop: more likely false.
+	Drop
+)
+
+var claimActionNames = [...]string{"UNSPECIFIED", "KEEP", "FLAG", "DROP"}
+
+func (a ClaimAction) String() string {
+	if a >= 0 && int(a) < len(claimActionNames) {
+		return claimActionNames[a]
+	}
+	return "UNKNOWN"
+}
+
+// SupportMeasure is how the support of a long answer's claims by the samples was measured.
+type SupportMeasure int
+
+// The support measures.
+const (
+	SupportUnspecified SupportMeasure = iota
+	// SupportJudge: the caller's, Sample.Support.
+	SupportJudge
+	// SupportLexical: the claim's distinctive words found in the passage (ensemble.Lexicon).
+	SupportLexical
+	// SupportEmbedding: the claim's embedding against the passage's sentences'.
+	SupportEmbedding
+)
+
+var supportNames = [...]string{"unspecified", "judge", "lexical", "embedding"}
+
+func (m SupportMeasure) String() string {
+	if m >= 0 && int(m) < len(supportNames) {
+		return supportNames[m]
+	}
+	return "unknown"
+}
+
+// ClaimScore is the score of one claim of a long answer.
+type ClaimScore struct {
+	ID              string
+	Confidence      float64 // the calibrated probability that the claim is true
+	Action          ClaimAction
+	Reasons         []Reason
+	Support         float64 // the grounded support: the mean over neutral wordings of each wording's mean support
+	WordingVariance float64 // the variance over neutral wordings of their mean supports
+	SycophancyShift float64 // mean support under USER_STANCE wordings − the grounded support (0 without them)
 }
 
 // Example is one labelled question.
@@ -171,10 +267,13 @@ const (
 	ReasonNoNeutralWording
 	// ReasonUncalibrated: the profile is the uncalibrated default.
 	ReasonUncalibrated
+	// ReasonClaimsDoubted: a long answer is answered with some of its claims not kept.
+	ReasonClaimsDoubted
 )
 
 var reasonNames = [...]string{"UNSPECIFIED", "ALTERNATIVES_PLAUSIBLE", "WORDING_DEPENDENT",
-	"MULTIPLE_READINGS", "LOW_CONFIDENCE", "OPEN_SET", "SYCOPHANCY_RISK", "NO_NEUTRAL_WORDING", "UNCALIBRATED"}
+	"MULTIPLE_READINGS", "LOW_CONFIDENCE", "OPEN_SET", "SYCOPHANCY_RISK", "NO_NEUTRAL_WORDING", "UNCALIBRATED",
+	"CLAIMS_DOUBTED"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -282,6 +381,10 @@ type Result struct {
 	Profile     ProfileRef
 	Lambda      float64 // the abstention threshold λ applied
 	Risk        float64 // the risk ε it was chosen for
+	// Claims are, for a long answer, the score of each claim in the question's order, and
+	// SupportMeasure how their support was measured.
+	Claims         []ClaimScore
+	SupportMeasure SupportMeasure
 }
 
 // Evidence is the kind of evidence a question or profile carries.
@@ -292,9 +395,10 @@ const (
 	EvidenceAny Evidence = iota // the default profile scores both
 	EvidenceOptions
 	EvidenceSamples
+	EvidenceClaims // long answers: claims with sampled passages
 )
 
-var evidenceNames = [...]string{"any", "options", "samples"}
+var evidenceNames = [...]string{"any", "options", "samples", "claims"}
 
 func (e Evidence) String() string {
 	if e >= 0 && int(e) < len(evidenceNames) {
@@ -305,6 +409,9 @@ func (e Evidence) String() string {
 
 // evidenceOf returns the kind of evidence a question carries (options when it has none).
 func evidenceOf(q *Question) Evidence {
+	if len(q.Claims) > 0 {
+		return EvidenceClaims
+	}
 	if len(q.Paraphrases) > 0 && len(q.Paraphrases[0].Samples) > 0 {
 		return EvidenceSamples
 	}
@@ -344,6 +451,14 @@ type Profile struct {
 	SycophancyThreshold float64 // a shift at least this large is flagged
 	Equivalence         Equivalence
 
+	// A claims profile (long answers): the claim confidence map's weights over the claim
+	// features [1, logit support, √variance, log(1 + samples)] (nil: c = the support), the map
+	// kept, and the conformal factuality threshold τ: a claim is kept when c > τ (+Inf: none
+	// is). The default profile keeps claims with c > 0.5, without a guarantee.
+	ClaimMap       []float64
+	ClaimMapMethod MapMethod
+	ClaimThreshold float64
+
 	Report *Report
 }
 
@@ -363,6 +478,8 @@ func Default() *Profile {
 		RiskMax:             0.1,
 		SycophancyThreshold: 0.15,
 		Equivalence:         EquivalenceExact,
+		ClaimMapMethod:      MapNone,
+		ClaimThreshold:      0.5,
 	}
 }
 

@@ -64,6 +64,9 @@ func (q *Question) validate(mode Equivalence) error {
 	if q.Policy.Equivalence < EquivalenceDefault || q.Policy.Equivalence > EquivalenceEmbedding {
 		return invalid("policy.equivalence", "unknown mode %d", q.Policy.Equivalence)
 	}
+	if len(q.Claims) > 0 {
+		return q.validateClaims()
+	}
 	samples := 0
 	for i := range q.Paraphrases {
 		p := &q.Paraphrases[i]
@@ -386,6 +389,17 @@ func checkExample(ex *Example, def Equivalence, kind *Evidence) error {
 	}
 	if got != *kind {
 		return invalid("request.paraphrases", "%s, but earlier examples have %s: one profile scores one kind", got, *kind)
+	}
+	if got == EvidenceClaims {
+		if len(ex.Label.Claims) != len(ex.Question.Claims) {
+			return invalid("label.claims", "%d verdicts, want one per claim (%d)", len(ex.Label.Claims), len(ex.Question.Claims))
+		}
+		for j, v := range ex.Label.Claims {
+			if v < ClaimUnknown || v > ClaimFalse {
+				return invalid("label.claims["+strconv.Itoa(j)+"]", "unknown verdict %d", v)
+			}
+		}
+		return nil
 	}
 	if len(ex.Label.Answers) == 0 {
 		return invalid("label.answers", "no acceptable answer")

@@ -242,3 +242,22 @@ func FitMondrian(scores []float64, groups []string, alpha float64, kind Quantile
 	}
 	return m
 }
+
+// FactualityScore returns the conformal factuality score of one labelled answer (Mohri and
+// Hashimoto 2024, "Language models with conformal factuality guarantees"): the highest
+// confidence among its false claims, −∞ when none is false. Keeping the claims whose confidence
+// exceeds q̂, the Quantile of these scores over n calibration answers, keeps a new answer's
+// claims all true with probability at least 1 − α when the answers are exchangeable: its kept
+// claims are all true exactly when its own score is at most q̂. It panics if the lengths differ.
+func FactualityScore(conf []float64, isFalse []bool) float64 {
+	if len(conf) != len(isFalse) {
+		panic("conformal: confidences and verdicts differ in length")
+	}
+	s := math.Inf(-1)
+	for i, c := range conf {
+		if isFalse[i] {
+			s = max(s, c)
+		}
+	}
+	return s
+}

@@ -32,6 +32,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/temperature"
@@ -68,6 +69,15 @@ type Config struct {
 	TopK                int     // top_logprobs per token (default 5)
 	MissRate            float64 // samples: fraction of questions whose gold is never produced
 	Group               string  // group of every question; empty means "easy", "medium", … by class
+	// StanceShare is the share of questions whose users state a belief (have the Stance
+	// wordings); 0 means every question, when Stance > 0.
+	StanceShare float64
+	// Claims > 0 makes long answers of that many claims (docs/DESIGN.md "Long answers"), whose
+	// wordings carry Samples passages (default 10); Judge adds a judge's support to every
+	// sample; FalseShare is the share of invented claims (default 0.4).
+	Claims     int
+	Judge      bool
+	FalseShare float64
 }
 
 func (c *Config) withDefaults() Config {
@@ -103,6 +113,10 @@ func (c *Config) withDefaults() Config {
 	if o.TopK == 0 {
 		o.TopK = 5
 	}
+	if o.Claims > 0 && o.Samples == 0 {
+		o.Samples = 10
+	}
+	def(&o.FalseShare, 0.4)
 	return o
 }
 
@@ -113,6 +127,10 @@ type Truth struct {
 	Stance     string  // the stance of its USER_STANCE wordings, if any
 	Pull       float64 // mean probability mass moved to the stance (0 without stance wordings)
 	Confidence float64 // true probability that the model's pooled answer is right (options)
+	// Long answers: per claim, whether it is true, and whether the user's stance slants toward
+	// it (an invented claim the stance wordings support more).
+	Claims  []bool
+	Slanted []bool
 }
 
 // Generate returns cfg.Questions labelled questions and their truths.
@@ -133,7 +151,11 @@ func All(cfg *Config) iter.Seq2[calibrate.Example, Truth] {
 	return func(yield func(calibrate.Example, Truth) bool) {
 		rng := rand.New(rand.NewPCG(c.Seed, 0x73696d))
 		for i := 0; i < c.Questions; i++ {
-			if !yield(question(rng, &c, i)) {
+			ask := question
+			if c.Claims > 0 {
+				ask = longAnswer
+			}
+			if !yield(ask(rng, &c, i)) {
 				return
 			}
 		}
@@ -234,6 +256,15 @@ func wordingDists(rng *rand.Rand, c *Config, class Class, u []float64, readings 
 }
 
 func question(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
+	if c.StanceShare > 0 && c.Stance > 0 {
+		// Only some users state a belief (drawn only then, so that other data sets stay as
+		// they were).
+		cc := *c
+		if rng.Float64() >= c.StanceShare {
+			cc.Stance = 0
+		}
+		c = &cc
+	}
 	t, u, readings, gold := truthOf(rng, c)
 	k := c.Options
 	stance := -1
@@ -360,4 +391,109 @@ func maxOf(x []float64) float64 {
 		m = math.Max(m, v)
 	}
 	return m
+}
+
+// Long answers: an answer of c.Claims claims, each true or invented (c.FalseShare of them), and
+// for each wording c.Samples passages the model wrote again. A claim the model knows comes back
+// in a passage with a high probability, an invented one with a low one:
+//   - each claim j has a rate q_j, U(0.45, 0.95) when true, U(0, 0.45) when invented;
+//   - each wording p sees q_pj = q_j + 0.1·ε (held to [0, 1]), and each of its passages holds
+//     claim j with probability q_pj; a passage is the text of the claims it holds (each claim
+//     has distinctive words of its own; the subject's words are in every claim and passage);
+//   - a USER_STANCE wording (c.Stance of them; in c.StanceShare of the answers) supports the one
+//     invented claim the user believes more, by c.Pull;
+//   - with c.Judge every sample carries a judge's support: 1 for a claim its passage holds, 0
+//     for one it does not, each flipped with probability 0.1.
+//
+// The verdicts are the truth. Confidence is the mean rate of the true claims.
+func longAnswer(rng *rand.Rand, c *Config, i int) (calibrate.Example, Truth) {
+	k := c.Claims
+	var t Truth
+	t.Claims = make([]bool, k)
+	t.Slanted = make([]bool, k)
+	rates := make([]float64, k)
+	q := calibrate.Question{ID: fmt.Sprintf("sim-answer-%06d", i), Group: c.Group}
+	if q.Group == "" {
+		q.Group = "answers"
+	}
+	subject := fmt.Sprintf("person%d", i)
+	var invented []int
+	for j := range k {
+		t.Claims[j] = rng.Float64() >= c.FalseShare
+		if t.Claims[j] {
+			rates[j] = 0.45 + 0.5*rng.Float64()
+		} else {
+			rates[j] = 0.45 * rng.Float64()
+			invented = append(invented, j)
+		}
+		q.Claims = append(q.Claims, calibrate.Claim{ID: fmt.Sprint("c", j), Text: claimText(subject, i, j)})
+	}
+	stances := c.Stance
+	if c.StanceShare > 0 && rng.Float64() >= c.StanceShare {
+		stances = 0
+	}
+	if len(invented) == 0 {
+		stances = 0 // nothing invented to slant toward
+	}
+	slanted := -1
+	if stances > 0 {
+		slanted = invented[rng.IntN(len(invented))]
+		t.Slanted[slanted] = true
+		t.Stance = q.Claims[slanted].Text
+	}
+	for p := range c.Wordings + stances {
+		para := calibrate.Paraphrase{Prompt: fmt.Sprintf("Tell me about %s (wording %d).", subject, p+1)}
+		rate := make([]float64, k)
+		for j := range k {
+			rate[j] = min(max(rates[j]+0.1*rng.NormFloat64(), 0), 1)
+		}
+		if p >= c.Wordings {
+			para.Framing = calibrate.UserStance
+			para.Stance = q.Claims[slanted].Text
+			para.Prompt = "I read that " + para.Stance + " Tell me about " + subject + "."
+			rate[slanted] = min(rate[slanted]+c.Pull, 1)
+			t.Pull += c.Pull / float64(stances)
+		}
+		for range c.Samples {
+			var text strings.Builder
+			var support []float64
+			if c.Judge {
+				support = make([]float64, k)
+			}
+			for j := range k {
+				holds := rng.Float64() < rate[j]
+				if holds {
+					text.WriteString(q.Claims[j].Text)
+					text.WriteByte(' ')
+				}
+				if c.Judge {
+					if holds != (rng.Float64() < 0.1) {
+						support[j] = 1
+					}
+				}
+			}
+			text.WriteString(subject + " is remembered.")
+			para.Samples = append(para.Samples, calibrate.Sample{Text: text.String(), Support: support})
+		}
+		q.Paraphrases = append(q.Paraphrases, para)
+	}
+	var known, sum float64
+	label := calibrate.Label{Claims: make([]calibrate.ClaimVerdict, k)}
+	for j, ok := range t.Claims {
+		label.Claims[j] = calibrate.ClaimFalse
+		if ok {
+			label.Claims[j] = calibrate.ClaimTrue
+			known++
+			sum += rates[j]
+		}
+	}
+	if known > 0 {
+		t.Confidence = sum / known
+	}
+	return calibrate.Example{Question: q, Label: label}, t
+}
+
+// claimText is claim j of answer i: the subject's name and words of the claim's own.
+func claimText(subject string, i, j int) string {
+	return fmt.Sprintf("%s held fact%dx%d and fact%dy%d.", subject, i, j, i, j)
 }

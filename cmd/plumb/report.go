@@ -43,6 +43,20 @@ var metricRows = []struct {
 	{"sycophancy shift", func(m *plumbv1.Metrics) *float64 { return m.SycophancyShift }},
 }
 
+// claimRows are the metrics of a claims report, in order.
+var claimRows = []struct {
+	name string
+	get  func(*plumbv1.ClaimMetrics) *float64
+}{
+	{"share of claims true", func(m *plumbv1.ClaimMetrics) *float64 { return m.Accuracy }},
+	{"ECE (15 bins)", func(m *plumbv1.ClaimMetrics) *float64 { return m.Ece }},
+	{"Brier", func(m *plumbv1.ClaimMetrics) *float64 { return m.Brier }},
+	{"AUROC", func(m *plumbv1.ClaimMetrics) *float64 { return m.Auroc }},
+	{"AUC-PR of false claims", func(m *plumbv1.ClaimMetrics) *float64 { return m.AucPrFalse }},
+	{"answers whose kept claims are all true", func(m *plumbv1.ClaimMetrics) *float64 { return m.AllTrueRate }},
+	{"claims kept", func(m *plumbv1.ClaimMetrics) *float64 { return m.KeptRate }},
+}
+
 // value prints a metric to the given decimals, or n/a where it is undefined.
 func value(v *float64, decimals int) string {
 	if v == nil {
@@ -53,6 +67,10 @@ func value(v *float64, decimals int) string {
 
 // summary prints the before/after table of a report, and what the fit chose and warns of.
 func summary(w io.Writer, r *plumbv1.Report) {
+	if c := r.GetClaims(); c != nil {
+		claimSummary(w, r, c)
+		return
+	}
 	fmt.Fprintf(w, "report on %d %s; temperature %s, confidence map %s, α = %.2f, λ = %.2f for ε = %.2f\n",
 		r.GetExamples(), splitNote(r), orDash(r.GetTemperatureMethod()), orDash(r.GetConfidenceMapMethod()), r.GetAlpha(), r.GetLambda(), r.GetRisk())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -63,6 +81,24 @@ func summary(w io.Writer, r *plumbv1.Report) {
 	tw.Flush()
 	if why := r.GetConfidenceMapReason(); why != "" {
 		fmt.Fprintln(w, "confidence map:", why)
+	}
+	for _, warning := range r.GetWarnings() {
+		fmt.Fprintln(w, "warning:", warning)
+	}
+}
+
+// claimSummary prints the before/after table of a claims report.
+func claimSummary(w io.Writer, r *plumbv1.Report, c *plumbv1.ClaimReport) {
+	fmt.Fprintf(w, "report on %d claims of %d %s; claim map %s, α = %.2f, τ = %.4g (a claim is kept when its confidence exceeds τ; %d answers set it)\n",
+		c.GetAfter().GetClaims(), c.GetPassages(), splitNote(r), orDash(c.GetMapMethod()), r.GetAlpha(), c.GetThreshold(), c.GetCalibratePassages())
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "metric\tbefore\tafter\t")
+	for _, m := range claimRows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", m.name, value(m.get(c.GetBefore()), 4), value(m.get(c.GetAfter()), 4))
+	}
+	tw.Flush()
+	if why := c.GetMapReason(); why != "" {
+		fmt.Fprintln(w, "claim map:", why)
 	}
 	for _, warning := range r.GetWarnings() {
 		fmt.Fprintln(w, "warning:", warning)
@@ -140,10 +176,23 @@ func markdown(r *plumbv1.Report) string {
 	if why := r.GetConfidenceMapReason(); why != "" {
 		fmt.Fprintf(&b, "Confidence map: %s.\n\n", why)
 	}
-	b.WriteString("Before: the uncalibrated default (T = 1, c = π̄(k*)). After: the profile. n/a: undefined on these questions.\n\n")
-	b.WriteString("| metric | before | after |\n|---|---:|---:|\n")
-	for _, m := range metricRows {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.name, value(m.get(r.GetBefore()), 4), value(m.get(r.GetAfter()), 4))
+	if c := r.GetClaims(); c != nil {
+		fmt.Fprintf(&b, "Long answers: %d labelled claims of %d answers. Claim map: %s. τ = %.4g, set on %d answers: a claim is kept when its confidence exceeds it.\n\n",
+			c.GetAfter().GetClaims(), c.GetPassages(), orDash(c.GetMapMethod()), c.GetThreshold(), c.GetCalibratePassages())
+		if why := c.GetMapReason(); why != "" {
+			fmt.Fprintf(&b, "Claim map: %s.\n\n", why)
+		}
+		b.WriteString("Before: the support as confidence, claims kept above 0.5. After: the profile. n/a: undefined on these claims.\n\n")
+		b.WriteString("| metric | before | after |\n|---|---:|---:|\n")
+		for _, m := range claimRows {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", m.name, value(m.get(c.GetBefore()), 4), value(m.get(c.GetAfter()), 4))
+		}
+	} else {
+		b.WriteString("Before: the uncalibrated default (T = 1, c = π̄(k*)). After: the profile. n/a: undefined on these questions.\n\n")
+		b.WriteString("| metric | before | after |\n|---|---:|---:|\n")
+		for _, m := range metricRows {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", m.name, value(m.get(r.GetBefore()), 4), value(m.get(r.GetAfter()), 4))
+		}
 	}
 	if len(r.GetGroups()) > 0 {
 		b.WriteString("\n## Per group\n\n| group | n | accuracy | ECE before | ECE after | coverage | mean set size | answer rate | selective error |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")

@@ -141,3 +141,57 @@ func eachLine(path string, f func(n int, line []byte) error) error {
 	}
 	return sc.Err()
 }
+
+// WikiBioPassage is one line of testdata/wikibio/wikibio-visible.jsonl: a GPT-3 biography
+// split into sentences (the claims), the passages GPT-3 sampled for the same prompt, a judge's
+// support of each sentence by each sample, and the human verdict of each sentence.
+type WikiBioPassage struct {
+	ID       string
+	Claims   []string    // the sentences
+	Samples  []string    // the sampled passages
+	Support  [][]float64 // [sample][claim]: the judge's support
+	Verdicts []string    // per claim: CLAIM_VERDICT_TRUE, CLAIM_VERDICT_FALSE or CLAIM_VERDICT_UNSPECIFIED
+	RawLine  []byte
+}
+
+// WikiBio reads testdata/wikibio/wikibio-visible.jsonl, failing the test when it cannot.
+func WikiBio(tb testing.TB) []WikiBioPassage {
+	tb.Helper()
+	var out []WikiBioPassage
+	err := eachLine(Path(tb, "wikibio", "wikibio-visible.jsonl"), func(_ int, line []byte) error {
+		var raw struct {
+			Request struct {
+				ID     string `json:"id"`
+				Claims []struct {
+					Text string `json:"text"`
+				} `json:"claims"`
+				Paraphrases []struct {
+					Samples []struct {
+						Text    string    `json:"text"`
+						Support []float64 `json:"support"`
+					} `json:"samples"`
+				} `json:"paraphrases"`
+			} `json:"request"`
+			Label struct {
+				Claims []string `json:"claims"`
+			} `json:"label"`
+		}
+		if err := json.Unmarshal(line, &raw); err != nil {
+			return err
+		}
+		p := WikiBioPassage{ID: raw.Request.ID, Verdicts: raw.Label.Claims, RawLine: line}
+		for _, c := range raw.Request.Claims {
+			p.Claims = append(p.Claims, c.Text)
+		}
+		for _, s := range raw.Request.Paraphrases[0].Samples {
+			p.Samples = append(p.Samples, s.Text)
+			p.Support = append(p.Support, s.Support)
+		}
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}

@@ -28,17 +28,7 @@ func AppendResponse(dst []byte, r *plumbv1.ScoreResponse) ([]byte, error) {
 	w.str("answer", r.GetAnswer())
 	w.double("confidence", r.GetConfidence())
 	w.enum("action", int32(r.GetAction()), plumbv1.Action_name)
-	if len(r.GetReasons()) > 0 {
-		w.key("reasons")
-		w.b = append(w.b, '[')
-		for i, x := range r.GetReasons() {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.enumValue(int32(x), plumbv1.Reason_name)
-		}
-		w.b = append(w.b, ']')
-	}
+	w.reasons(r.GetReasons())
 	w.predictionSet(r.GetPredictionSet())
 	w.candidates(r.GetCandidates())
 	w.uncertainty(r.GetUncertainty())
@@ -73,11 +63,52 @@ func AppendResponse(dst []byte, r *plumbv1.ScoreResponse) ([]byte, error) {
 		w.str("message", e.GetMessage())
 		w.close()
 	}
+	w.claims(r.GetClaims())
+	w.enum("supportMeasure", int32(r.GetSupportMeasure()), plumbv1.SupportMeasure_name)
 	w.close()
 	if w.err != nil {
 		return dst, w.err
 	}
 	return append(w.b, '\n'), nil
+}
+
+func (w *writer) claims(cs []*plumbv1.ClaimScore) {
+	if len(cs) == 0 {
+		return
+	}
+	w.key("claims")
+	w.b = append(w.b, '[')
+	for i, c := range cs {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		w.open()
+		w.str("id", c.GetId())
+		w.double("confidence", c.GetConfidence())
+		w.enum("action", int32(c.GetAction()), plumbv1.ClaimAction_name)
+		w.reasons(c.GetReasons())
+		w.double("support", c.GetSupport())
+		w.double("wordingVariance", c.GetWordingVariance())
+		w.double("sycophancyShift", c.GetSycophancyShift())
+		w.close()
+	}
+	w.b = append(w.b, ']')
+}
+
+// reasons writes a list of reasons, when there are any.
+func (w *writer) reasons(rs []plumbv1.Reason) {
+	if len(rs) == 0 {
+		return
+	}
+	w.key("reasons")
+	w.b = append(w.b, '[')
+	for i, x := range rs {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		w.enumValue(int32(x), plumbv1.Reason_name)
+	}
+	w.b = append(w.b, ']')
 }
 
 func (w *writer) predictionSet(s *plumbv1.PredictionSet) {

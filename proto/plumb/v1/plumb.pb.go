@@ -281,6 +281,9 @@ const (
 	Reason_REASON_NO_NEUTRAL_WORDING Reason = 7
 	// The profile is the uncalibrated built-in default.
 	Reason_REASON_UNCALIBRATED Reason = 8
+	// A long answer is answered with some of its claims not kept: show the kept ones, and mark
+	// or leave out the others (ScoreResponse.claims).
+	Reason_REASON_CLAIMS_DOUBTED Reason = 9
 )
 
 // Enum value maps for Reason.
@@ -295,6 +298,7 @@ var (
 		6: "REASON_SYCOPHANCY_RISK",
 		7: "REASON_NO_NEUTRAL_WORDING",
 		8: "REASON_UNCALIBRATED",
+		9: "REASON_CLAIMS_DOUBTED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":            0,
@@ -306,6 +310,7 @@ var (
 		"REASON_SYCOPHANCY_RISK":        6,
 		"REASON_NO_NEUTRAL_WORDING":     7,
 		"REASON_UNCALIBRATED":           8,
+		"REASON_CLAIMS_DOUBTED":         9,
 	}
 )
 
@@ -407,6 +412,8 @@ const (
 	Evidence_EVIDENCE_OPTIONS Evidence = 1
 	// Sampled completions.
 	Evidence_EVIDENCE_SAMPLES Evidence = 2
+	// Claims of long answers, with sampled passages.
+	Evidence_EVIDENCE_CLAIMS Evidence = 3
 )
 
 // Enum value maps for Evidence.
@@ -415,11 +422,13 @@ var (
 		0: "EVIDENCE_UNSPECIFIED",
 		1: "EVIDENCE_OPTIONS",
 		2: "EVIDENCE_SAMPLES",
+		3: "EVIDENCE_CLAIMS",
 	}
 	Evidence_value = map[string]int32{
 		"EVIDENCE_UNSPECIFIED": 0,
 		"EVIDENCE_OPTIONS":     1,
 		"EVIDENCE_SAMPLES":     2,
+		"EVIDENCE_CLAIMS":      3,
 	}
 )
 
@@ -448,6 +457,174 @@ func (x Evidence) Number() protoreflect.EnumNumber {
 // Deprecated: Use Evidence.Descriptor instead.
 func (Evidence) EnumDescriptor() ([]byte, []int) {
 	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
+}
+
+// ClaimVerdict is whether one claim of a labelled long answer is true.
+type ClaimVerdict int32
+
+const (
+	// Unknown or subjective: not used to fit or evaluate.
+	ClaimVerdict_CLAIM_VERDICT_UNSPECIFIED ClaimVerdict = 0
+	// The claim is true.
+	ClaimVerdict_CLAIM_VERDICT_TRUE ClaimVerdict = 1
+	// The claim is false (inaccurate, invented).
+	ClaimVerdict_CLAIM_VERDICT_FALSE ClaimVerdict = 2
+)
+
+// Enum value maps for ClaimVerdict.
+var (
+	ClaimVerdict_name = map[int32]string{
+		0: "CLAIM_VERDICT_UNSPECIFIED",
+		1: "CLAIM_VERDICT_TRUE",
+		2: "CLAIM_VERDICT_FALSE",
+	}
+	ClaimVerdict_value = map[string]int32{
+		"CLAIM_VERDICT_UNSPECIFIED": 0,
+		"CLAIM_VERDICT_TRUE":        1,
+		"CLAIM_VERDICT_FALSE":       2,
+	}
+)
+
+func (x ClaimVerdict) Enum() *ClaimVerdict {
+	p := new(ClaimVerdict)
+	*p = x
+	return p
+}
+
+func (x ClaimVerdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ClaimVerdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_plumb_v1_plumb_proto_enumTypes[7].Descriptor()
+}
+
+func (ClaimVerdict) Type() protoreflect.EnumType {
+	return &file_plumb_v1_plumb_proto_enumTypes[7]
+}
+
+func (x ClaimVerdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ClaimVerdict.Descriptor instead.
+func (ClaimVerdict) EnumDescriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
+}
+
+// ClaimAction is what a product should do with one claim of a long answer.
+type ClaimAction int32
+
+const (
+	// Never returned.
+	ClaimAction_CLAIM_ACTION_UNSPECIFIED ClaimAction = 0
+	// Keep it: within the profile's factuality guarantee (every kept claim of an answer is true
+	// with probability at least 1 − α).
+	ClaimAction_CLAIM_ACTION_KEEP ClaimAction = 1
+	// Outside the guarantee, but more likely true than not: show it marked as unverified.
+	ClaimAction_CLAIM_ACTION_FLAG ClaimAction = 2
+	// More likely false than true: leave it out, or strike it through.
+	ClaimAction_CLAIM_ACTION_DROP ClaimAction = 3
+)
+
+// Enum value maps for ClaimAction.
+var (
+	ClaimAction_name = map[int32]string{
+		0: "CLAIM_ACTION_UNSPECIFIED",
+		1: "CLAIM_ACTION_KEEP",
+		2: "CLAIM_ACTION_FLAG",
+		3: "CLAIM_ACTION_DROP",
+	}
+	ClaimAction_value = map[string]int32{
+		"CLAIM_ACTION_UNSPECIFIED": 0,
+		"CLAIM_ACTION_KEEP":        1,
+		"CLAIM_ACTION_FLAG":        2,
+		"CLAIM_ACTION_DROP":        3,
+	}
+)
+
+func (x ClaimAction) Enum() *ClaimAction {
+	p := new(ClaimAction)
+	*p = x
+	return p
+}
+
+func (x ClaimAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ClaimAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_plumb_v1_plumb_proto_enumTypes[8].Descriptor()
+}
+
+func (ClaimAction) Type() protoreflect.EnumType {
+	return &file_plumb_v1_plumb_proto_enumTypes[8]
+}
+
+func (x ClaimAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ClaimAction.Descriptor instead.
+func (ClaimAction) EnumDescriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
+}
+
+// SupportMeasure is how the support of the claims by the sampled passages was measured.
+type SupportMeasure int32
+
+const (
+	// Not a long answer.
+	SupportMeasure_SUPPORT_MEASURE_UNSPECIFIED SupportMeasure = 0
+	// The caller's own judge: Sample.support.
+	SupportMeasure_SUPPORT_MEASURE_JUDGE SupportMeasure = 1
+	// plumb's lexical measure: the claim's distinctive words found in the passage.
+	SupportMeasure_SUPPORT_MEASURE_LEXICAL SupportMeasure = 2
+	// plumb's embedding measure: the claim's embedding against the passage's sentences'.
+	SupportMeasure_SUPPORT_MEASURE_EMBEDDING SupportMeasure = 3
+)
+
+// Enum value maps for SupportMeasure.
+var (
+	SupportMeasure_name = map[int32]string{
+		0: "SUPPORT_MEASURE_UNSPECIFIED",
+		1: "SUPPORT_MEASURE_JUDGE",
+		2: "SUPPORT_MEASURE_LEXICAL",
+		3: "SUPPORT_MEASURE_EMBEDDING",
+	}
+	SupportMeasure_value = map[string]int32{
+		"SUPPORT_MEASURE_UNSPECIFIED": 0,
+		"SUPPORT_MEASURE_JUDGE":       1,
+		"SUPPORT_MEASURE_LEXICAL":     2,
+		"SUPPORT_MEASURE_EMBEDDING":   3,
+	}
+)
+
+func (x SupportMeasure) Enum() *SupportMeasure {
+	p := new(SupportMeasure)
+	*p = x
+	return p
+}
+
+func (x SupportMeasure) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SupportMeasure) Descriptor() protoreflect.EnumDescriptor {
+	return file_plumb_v1_plumb_proto_enumTypes[9].Descriptor()
+}
+
+func (SupportMeasure) Type() protoreflect.EnumType {
+	return &file_plumb_v1_plumb_proto_enumTypes[9]
+}
+
+func (x SupportMeasure) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SupportMeasure.Descriptor instead.
+func (SupportMeasure) EnumDescriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
 }
 
 // TemperatureMethod selects temperature scaling.
@@ -495,11 +672,11 @@ func (x TemperatureMethod) String() string {
 }
 
 func (TemperatureMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[7].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[10].Descriptor()
 }
 
 func (TemperatureMethod) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[7]
+	return &file_plumb_v1_plumb_proto_enumTypes[10]
 }
 
 func (x TemperatureMethod) Number() protoreflect.EnumNumber {
@@ -508,7 +685,7 @@ func (x TemperatureMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TemperatureMethod.Descriptor instead.
 func (TemperatureMethod) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
 }
 
 // ConfidenceMap selects the confidence map.
@@ -559,11 +736,11 @@ func (x ConfidenceMap) String() string {
 }
 
 func (ConfidenceMap) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[8].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[11].Descriptor()
 }
 
 func (ConfidenceMap) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[8]
+	return &file_plumb_v1_plumb_proto_enumTypes[11]
 }
 
 func (x ConfidenceMap) Number() protoreflect.EnumNumber {
@@ -572,7 +749,7 @@ func (x ConfidenceMap) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConfidenceMap.Descriptor instead.
 func (ConfidenceMap) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
 }
 
 // ScoreKind selects the conformal nonconformity score.
@@ -616,11 +793,11 @@ func (x ScoreKind) String() string {
 }
 
 func (ScoreKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[9].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[12].Descriptor()
 }
 
 func (ScoreKind) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[9]
+	return &file_plumb_v1_plumb_proto_enumTypes[12]
 }
 
 func (x ScoreKind) Number() protoreflect.EnumNumber {
@@ -629,7 +806,7 @@ func (x ScoreKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ScoreKind.Descriptor instead.
 func (ScoreKind) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
 }
 
 // ScoreRequest is one question in 1..64 wordings with the model's evidence for each.
@@ -649,8 +826,12 @@ type ScoreRequest struct {
 	Kind QueryKind `protobuf:"varint,6,opt,name=kind,proto3,enum=plumb.v1.QueryKind" json:"kind,omitempty"`
 	// Profile version; 0 means the active one.
 	ProfileVersion int64 `protobuf:"varint,7,opt,name=profile_version,json=profileVersion,proto3" json:"profile_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A long answer under judgement, one claim each (the caller's split: sentences or atomic
+	// facts). Its wordings then carry samples only — passages the model wrote for the same
+	// question — each with a support per claim (Sample.support) or none, and plumb measures it.
+	Claims        []*Claim `protobuf:"bytes,8,rep,name=claims,proto3" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScoreRequest) Reset() {
@@ -732,6 +913,123 @@ func (x *ScoreRequest) GetProfileVersion() int64 {
 	return 0
 }
 
+func (x *ScoreRequest) GetClaims() []*Claim {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+// Claim is one claim of a long answer.
+type Claim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's id, echoed in the claim's score.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The claim: a sentence or an atomic fact of the answer.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// Its embedding, for the embedding support measure (with every sample's sentences).
+	Embedding     []float32 `protobuf:"fixed32,3,rep,packed,name=embedding,proto3" json:"embedding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Claim) Reset() {
+	*x = Claim{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Claim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Claim) ProtoMessage() {}
+
+func (x *Claim) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Claim.ProtoReflect.Descriptor instead.
+func (*Claim) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Claim) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Claim) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Claim) GetEmbedding() []float32 {
+	if x != nil {
+		return x.Embedding
+	}
+	return nil
+}
+
+// Vector is one embedding.
+type Vector struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its values.
+	Values        []float32 `protobuf:"fixed32,1,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Vector) Reset() {
+	*x = Vector{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Vector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Vector) ProtoMessage() {}
+
+func (x *Vector) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Vector.ProtoReflect.Descriptor instead.
+func (*Vector) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Vector) GetValues() []float32 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // Policy is what a request may ask of the profile.
 type Policy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -746,7 +1044,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1056,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1069,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{1}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Policy) GetRisk() float64 {
@@ -808,7 +1106,7 @@ type Paraphrase struct {
 
 func (x *Paraphrase) Reset() {
 	*x = Paraphrase{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +1118,7 @@ func (x *Paraphrase) String() string {
 func (*Paraphrase) ProtoMessage() {}
 
 func (x *Paraphrase) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +1131,7 @@ func (x *Paraphrase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Paraphrase.ProtoReflect.Descriptor instead.
 func (*Paraphrase) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{2}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Paraphrase) GetPrompt() string {
@@ -884,7 +1182,7 @@ type Option struct {
 
 func (x *Option) Reset() {
 	*x = Option{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1194,7 @@ func (x *Option) String() string {
 func (*Option) ProtoMessage() {}
 
 func (x *Option) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1207,7 @@ func (x *Option) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Option.ProtoReflect.Descriptor instead.
 func (*Option) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{3}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Option) GetLabel() string {
@@ -939,14 +1237,22 @@ type Sample struct {
 	// non-empty cluster key are one candidate whatever their text, and labels and stances may name
 	// the key. Samples without a key are clustered by the answer equivalence, apart from keyed
 	// ones.
-	Cluster       string `protobuf:"bytes,4,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Cluster string `protobuf:"bytes,4,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Long answers: how far this sample supports each claim of the request, in claims order,
+	// each in [0, 1] — the caller's own judge (an NLI model, an LLM asked whether the passage
+	// supports the claim). Give it for every sample of a request or for none; without it plumb
+	// measures the support itself.
+	Support []float64 `protobuf:"fixed64,5,rep,packed,name=support,proto3" json:"support,omitempty"`
+	// Long answers: embeddings of this sample's sentences, for the embedding support measure
+	// (with Claim.embedding).
+	Sentences     []*Vector `protobuf:"bytes,6,rep,name=sentences,proto3" json:"sentences,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1264,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1277,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{4}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Sample) GetText() string {
@@ -1002,6 +1308,20 @@ func (x *Sample) GetCluster() string {
 	return ""
 }
 
+func (x *Sample) GetSupport() []float64 {
+	if x != nil {
+		return x.Support
+	}
+	return nil
+}
+
+func (x *Sample) GetSentences() []*Vector {
+	if x != nil {
+		return x.Sentences
+	}
+	return nil
+}
+
 // Token is one generated token, as OpenAI's logprobs.content items are.
 type Token struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1019,7 +1339,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1351,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1364,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{5}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Token) GetToken() string {
@@ -1090,7 +1410,7 @@ type TopLogprob struct {
 
 func (x *TopLogprob) Reset() {
 	*x = TopLogprob{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1422,7 @@ func (x *TopLogprob) String() string {
 func (*TopLogprob) ProtoMessage() {}
 
 func (x *TopLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1435,7 @@ func (x *TopLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
 func (*TopLogprob) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TopLogprob) GetToken() string {
@@ -1171,14 +1491,18 @@ type ScoreResponse struct {
 	// The risk ε that λ was chosen for.
 	Risk float64 `protobuf:"fixed64,14,opt,name=risk,proto3" json:"risk,omitempty"`
 	// Set instead of the fields above when this request of a ScoreStream was refused.
-	Error         *ItemError `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error *ItemError `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
+	// A long answer: each claim's score, in the request's claims order.
+	Claims []*ClaimScore `protobuf:"bytes,16,rep,name=claims,proto3" json:"claims,omitempty"`
+	// A long answer: how the claims' support was measured.
+	SupportMeasure SupportMeasure `protobuf:"varint,17,opt,name=support_measure,json=supportMeasure,proto3,enum=plumb.v1.SupportMeasure" json:"support_measure,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ScoreResponse) Reset() {
 	*x = ScoreResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1514,7 @@ func (x *ScoreResponse) String() string {
 func (*ScoreResponse) ProtoMessage() {}
 
 func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1527,7 @@ func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreResponse.ProtoReflect.Descriptor instead.
 func (*ScoreResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScoreResponse) GetId() string {
@@ -1311,6 +1635,122 @@ func (x *ScoreResponse) GetError() *ItemError {
 	return nil
 }
 
+func (x *ScoreResponse) GetClaims() []*ClaimScore {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+func (x *ScoreResponse) GetSupportMeasure() SupportMeasure {
+	if x != nil {
+		return x.SupportMeasure
+	}
+	return SupportMeasure_SUPPORT_MEASURE_UNSPECIFIED
+}
+
+// ClaimScore is the score of one claim of a long answer.
+type ClaimScore struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The claim's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The calibrated probability that the claim is true.
+	Confidence float64 `protobuf:"fixed64,2,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// What to do with the claim.
+	Action ClaimAction `protobuf:"varint,3,opt,name=action,proto3,enum=plumb.v1.ClaimAction" json:"action,omitempty"`
+	// Why (REASON_LOW_CONFIDENCE for a dropped claim, REASON_SYCOPHANCY_RISK when the user's
+	// framing moved its support, REASON_UNCALIBRATED under the default profile).
+	Reasons []Reason `protobuf:"varint,4,rep,packed,name=reasons,proto3,enum=plumb.v1.Reason" json:"reasons,omitempty"`
+	// Its grounded support: the mean over neutral wordings of each wording's mean support over
+	// its samples.
+	Support float64 `protobuf:"fixed64,5,opt,name=support,proto3" json:"support,omitempty"`
+	// The variance of the wordings' mean supports.
+	WordingVariance float64 `protobuf:"fixed64,6,opt,name=wording_variance,json=wordingVariance,proto3" json:"wording_variance,omitempty"`
+	// Mean support under USER_STANCE wordings minus the grounded support (0 without them).
+	SycophancyShift float64 `protobuf:"fixed64,7,opt,name=sycophancy_shift,json=sycophancyShift,proto3" json:"sycophancy_shift,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ClaimScore) Reset() {
+	*x = ClaimScore{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimScore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimScore) ProtoMessage() {}
+
+func (x *ClaimScore) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimScore.ProtoReflect.Descriptor instead.
+func (*ClaimScore) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ClaimScore) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClaimScore) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *ClaimScore) GetAction() ClaimAction {
+	if x != nil {
+		return x.Action
+	}
+	return ClaimAction_CLAIM_ACTION_UNSPECIFIED
+}
+
+func (x *ClaimScore) GetReasons() []Reason {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *ClaimScore) GetSupport() float64 {
+	if x != nil {
+		return x.Support
+	}
+	return 0
+}
+
+func (x *ClaimScore) GetWordingVariance() float64 {
+	if x != nil {
+		return x.WordingVariance
+	}
+	return 0
+}
+
+func (x *ClaimScore) GetSycophancyShift() float64 {
+	if x != nil {
+		return x.SycophancyShift
+	}
+	return 0
+}
+
 // ItemError is a refused request within a stream.
 type ItemError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1326,7 +1766,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1778,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1791,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1396,7 +1836,7 @@ type PredictionSet struct {
 
 func (x *PredictionSet) Reset() {
 	*x = PredictionSet{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1848,7 @@ func (x *PredictionSet) String() string {
 func (*PredictionSet) ProtoMessage() {}
 
 func (x *PredictionSet) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1861,7 @@ func (x *PredictionSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PredictionSet.ProtoReflect.Descriptor instead.
 func (*PredictionSet) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PredictionSet) GetAnswers() []string {
@@ -1483,7 +1923,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1935,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1948,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Candidate) GetAnswer() string {
@@ -1564,7 +2004,7 @@ type Uncertainty struct {
 
 func (x *Uncertainty) Reset() {
 	*x = Uncertainty{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +2016,7 @@ func (x *Uncertainty) String() string {
 func (*Uncertainty) ProtoMessage() {}
 
 func (x *Uncertainty) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +2029,7 @@ func (x *Uncertainty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Uncertainty.ProtoReflect.Descriptor instead.
 func (*Uncertainty) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Uncertainty) GetTotal() float64 {
@@ -1670,7 +2110,7 @@ type Sycophancy struct {
 
 func (x *Sycophancy) Reset() {
 	*x = Sycophancy{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +2122,7 @@ func (x *Sycophancy) String() string {
 func (*Sycophancy) ProtoMessage() {}
 
 func (x *Sycophancy) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +2135,7 @@ func (x *Sycophancy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sycophancy.ProtoReflect.Descriptor instead.
 func (*Sycophancy) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Sycophancy) GetShift() float64 {
@@ -1746,7 +2186,7 @@ type Badge struct {
 
 func (x *Badge) Reset() {
 	*x = Badge{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2198,7 @@ func (x *Badge) String() string {
 func (*Badge) ProtoMessage() {}
 
 func (x *Badge) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2211,7 @@ func (x *Badge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Badge.ProtoReflect.Descriptor instead.
 func (*Badge) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{13}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Badge) GetLevel() BadgeLevel {
@@ -1801,7 +2241,7 @@ type ProfileRef struct {
 
 func (x *ProfileRef) Reset() {
 	*x = ProfileRef{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2253,7 @@ func (x *ProfileRef) String() string {
 func (*ProfileRef) ProtoMessage() {}
 
 func (x *ProfileRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2266,7 @@ func (x *ProfileRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileRef.ProtoReflect.Descriptor instead.
 func (*ProfileRef) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{14}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProfileRef) GetName() string {
@@ -1856,7 +2296,7 @@ type LabeledExample struct {
 
 func (x *LabeledExample) Reset() {
 	*x = LabeledExample{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +2308,7 @@ func (x *LabeledExample) String() string {
 func (*LabeledExample) ProtoMessage() {}
 
 func (x *LabeledExample) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +2321,7 @@ func (x *LabeledExample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabeledExample.ProtoReflect.Descriptor instead.
 func (*LabeledExample) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{15}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LabeledExample) GetRequest() *ScoreRequest {
@@ -1903,14 +2343,16 @@ func (x *LabeledExample) GetLabel() *Label {
 type Label struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The acceptable answers.
-	Answers       []string `protobuf:"bytes,1,rep,name=answers,proto3" json:"answers,omitempty"`
+	Answers []string `protobuf:"bytes,1,rep,name=answers,proto3" json:"answers,omitempty"`
+	// A long answer: whether each claim of the request is true, in claims order.
+	Claims        []ClaimVerdict `protobuf:"varint,2,rep,packed,name=claims,proto3,enum=plumb.v1.ClaimVerdict" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Label) Reset() {
 	*x = Label{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2364,7 @@ func (x *Label) String() string {
 func (*Label) ProtoMessage() {}
 
 func (x *Label) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,12 +2377,19 @@ func (x *Label) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Label.ProtoReflect.Descriptor instead.
 func (*Label) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{16}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Label) GetAnswers() []string {
 	if x != nil {
 		return x.Answers
+	}
+	return nil
+}
+
+func (x *Label) GetClaims() []ClaimVerdict {
+	if x != nil {
+		return x.Claims
 	}
 	return nil
 }
@@ -1961,7 +2410,7 @@ type FitRequest struct {
 
 func (x *FitRequest) Reset() {
 	*x = FitRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2422,7 @@ func (x *FitRequest) String() string {
 func (*FitRequest) ProtoMessage() {}
 
 func (x *FitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2435,7 @@ func (x *FitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitRequest.ProtoReflect.Descriptor instead.
 func (*FitRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{17}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FitRequest) GetMessage() isFitRequest_Message {
@@ -2073,7 +2522,7 @@ type FitConfig struct {
 
 func (x *FitConfig) Reset() {
 	*x = FitConfig{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2534,7 @@ func (x *FitConfig) String() string {
 func (*FitConfig) ProtoMessage() {}
 
 func (x *FitConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2547,7 @@ func (x *FitConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitConfig.ProtoReflect.Descriptor instead.
 func (*FitConfig) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{18}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FitConfig) GetName() string {
@@ -2228,7 +2677,7 @@ type FitResponse struct {
 
 func (x *FitResponse) Reset() {
 	*x = FitResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2689,7 @@ func (x *FitResponse) String() string {
 func (*FitResponse) ProtoMessage() {}
 
 func (x *FitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2702,7 @@ func (x *FitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitResponse.ProtoReflect.Descriptor instead.
 func (*FitResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{19}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FitResponse) GetProfile() *Profile {
@@ -2293,7 +2742,7 @@ type EvaluateRequest struct {
 
 func (x *EvaluateRequest) Reset() {
 	*x = EvaluateRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2754,7 @@ func (x *EvaluateRequest) String() string {
 func (*EvaluateRequest) ProtoMessage() {}
 
 func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2767,7 @@ func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
 func (*EvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{20}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EvaluateRequest) GetMessage() isEvaluateRequest_Message {
@@ -2379,7 +2828,7 @@ type EvaluateConfig struct {
 
 func (x *EvaluateConfig) Reset() {
 	*x = EvaluateConfig{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +2840,7 @@ func (x *EvaluateConfig) String() string {
 func (*EvaluateConfig) ProtoMessage() {}
 
 func (x *EvaluateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,7 +2853,7 @@ func (x *EvaluateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateConfig.ProtoReflect.Descriptor instead.
 func (*EvaluateConfig) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{21}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EvaluateConfig) GetProfile() string {
@@ -2474,13 +2923,15 @@ type Report struct {
 	// When λ = 1 or λ answers under 5 % of the calibration questions: the smallest risk that
 	// Learn-then-Test certifies with a useful threshold, from the risk curve.
 	CertifiableRisk *CertifiableRisk `protobuf:"bytes,21,opt,name=certifiable_risk,json=certifiableRisk,proto3" json:"certifiable_risk,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A profile of long answers: its claims, before and after.
+	Claims        *ClaimReport `protobuf:"bytes,22,opt,name=claims,proto3" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
 	*x = Report{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +2943,7 @@ func (x *Report) String() string {
 func (*Report) ProtoMessage() {}
 
 func (x *Report) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +2956,7 @@ func (x *Report) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Report.ProtoReflect.Descriptor instead.
 func (*Report) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{22}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Report) GetExamples() int64 {
@@ -2655,6 +3106,250 @@ func (x *Report) GetCertifiableRisk() *CertifiableRisk {
 	return nil
 }
 
+func (x *Report) GetClaims() *ClaimReport {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+// ClaimReport is a claims profile's account of itself on held-out long answers.
+type ClaimReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Answers (passages) reported on.
+	Passages int32 `protobuf:"varint,1,opt,name=passages,proto3" json:"passages,omitempty"`
+	// The uncalibrated support as confidence, with the default threshold (0.5).
+	Before *ClaimMetrics `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	// The profile.
+	After *ClaimMetrics `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	// Reliability bins of the claims before.
+	BinsBefore []*ReliabilityBin `protobuf:"bytes,4,rep,name=bins_before,json=binsBefore,proto3" json:"bins_before,omitempty"`
+	// Reliability bins after.
+	BinsAfter []*ReliabilityBin `protobuf:"bytes,5,rep,name=bins_after,json=binsAfter,proto3" json:"bins_after,omitempty"`
+	// The conformal factuality threshold τ: a claim is kept when its confidence exceeds it.
+	Threshold float64 `protobuf:"fixed64,6,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// The claim confidence map kept: none, platt or logistic.
+	MapMethod string `protobuf:"bytes,7,opt,name=map_method,json=mapMethod,proto3" json:"map_method,omitempty"`
+	// Why it was kept.
+	MapReason string `protobuf:"bytes,8,opt,name=map_reason,json=mapReason,proto3" json:"map_reason,omitempty"`
+	// Claims the map was fitted on (labelled true or false).
+	TuneClaims int32 `protobuf:"varint,9,opt,name=tune_claims,json=tuneClaims,proto3" json:"tune_claims,omitempty"`
+	// Answers the threshold was set on.
+	CalibratePassages int32 `protobuf:"varint,10,opt,name=calibrate_passages,json=calibratePassages,proto3" json:"calibrate_passages,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ClaimReport) Reset() {
+	*x = ClaimReport{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimReport) ProtoMessage() {}
+
+func (x *ClaimReport) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimReport.ProtoReflect.Descriptor instead.
+func (*ClaimReport) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ClaimReport) GetPassages() int32 {
+	if x != nil {
+		return x.Passages
+	}
+	return 0
+}
+
+func (x *ClaimReport) GetBefore() *ClaimMetrics {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *ClaimReport) GetAfter() *ClaimMetrics {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *ClaimReport) GetBinsBefore() []*ReliabilityBin {
+	if x != nil {
+		return x.BinsBefore
+	}
+	return nil
+}
+
+func (x *ClaimReport) GetBinsAfter() []*ReliabilityBin {
+	if x != nil {
+		return x.BinsAfter
+	}
+	return nil
+}
+
+func (x *ClaimReport) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *ClaimReport) GetMapMethod() string {
+	if x != nil {
+		return x.MapMethod
+	}
+	return ""
+}
+
+func (x *ClaimReport) GetMapReason() string {
+	if x != nil {
+		return x.MapReason
+	}
+	return ""
+}
+
+func (x *ClaimReport) GetTuneClaims() int32 {
+	if x != nil {
+		return x.TuneClaims
+	}
+	return 0
+}
+
+func (x *ClaimReport) GetCalibratePassages() int32 {
+	if x != nil {
+		return x.CalibratePassages
+	}
+	return 0
+}
+
+// ClaimMetrics summarise the claims of scored, labelled long answers (claims labelled true or
+// false). A metric undefined on them is absent.
+type ClaimMetrics struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Claims summarised.
+	Claims int32 `protobuf:"varint,1,opt,name=claims,proto3" json:"claims,omitempty"`
+	// Share of claims that are true.
+	Accuracy *float64 `protobuf:"fixed64,2,opt,name=accuracy,proto3,oneof" json:"accuracy,omitempty"`
+	// ECE of the claim confidences, 15 equal-width bins.
+	Ece *float64 `protobuf:"fixed64,3,opt,name=ece,proto3,oneof" json:"ece,omitempty"`
+	// Mean (c − true)².
+	Brier *float64 `protobuf:"fixed64,4,opt,name=brier,proto3,oneof" json:"brier,omitempty"`
+	// P(c of a true claim > c of a false one), ties ½.
+	Auroc *float64 `protobuf:"fixed64,5,opt,name=auroc,proto3,oneof" json:"auroc,omitempty"`
+	// Average precision of finding the false claims, ranked by 1 − c.
+	AucPrFalse *float64 `protobuf:"fixed64,6,opt,name=auc_pr_false,json=aucPrFalse,proto3,oneof" json:"auc_pr_false,omitempty"`
+	// Share of answers whose kept claims are all true.
+	AllTrueRate *float64 `protobuf:"fixed64,7,opt,name=all_true_rate,json=allTrueRate,proto3,oneof" json:"all_true_rate,omitempty"`
+	// Share of claims kept.
+	KeptRate      *float64 `protobuf:"fixed64,8,opt,name=kept_rate,json=keptRate,proto3,oneof" json:"kept_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimMetrics) Reset() {
+	*x = ClaimMetrics{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimMetrics) ProtoMessage() {}
+
+func (x *ClaimMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimMetrics.ProtoReflect.Descriptor instead.
+func (*ClaimMetrics) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ClaimMetrics) GetClaims() int32 {
+	if x != nil {
+		return x.Claims
+	}
+	return 0
+}
+
+func (x *ClaimMetrics) GetAccuracy() float64 {
+	if x != nil && x.Accuracy != nil {
+		return *x.Accuracy
+	}
+	return 0
+}
+
+func (x *ClaimMetrics) GetEce() float64 {
+	if x != nil && x.Ece != nil {
+		return *x.Ece
+	}
+	return 0
+}
+
+func (x *ClaimMetrics) GetBrier() float64 {
+	if x != nil && x.Brier != nil {
+		return *x.Brier
+	}
+	return 0
+}
+
+func (x *ClaimMetrics) GetAuroc() float64 {
+	if x != nil && x.Auroc != nil {
+		return *x.Auroc
+	}
+	return 0
+}
+
+func (x *ClaimMetrics) GetAucPrFalse() float64 {
+	if x != nil && x.AucPrFalse != nil {
+		return *x.AucPrFalse
+	}
+	return 0
+}
+
+func (x *ClaimMetrics) GetAllTrueRate() float64 {
+	if x != nil && x.AllTrueRate != nil {
+		return *x.AllTrueRate
+	}
+	return 0
+}
+
+func (x *ClaimMetrics) GetKeptRate() float64 {
+	if x != nil && x.KeptRate != nil {
+		return *x.KeptRate
+	}
+	return 0
+}
+
 // CertifiableRisk is the smallest selective risk ε at which Learn-then-Test finds a threshold
 // answering at least 5 % of the calibration questions.
 type CertifiableRisk struct {
@@ -2671,7 +3366,7 @@ type CertifiableRisk struct {
 
 func (x *CertifiableRisk) Reset() {
 	*x = CertifiableRisk{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +3378,7 @@ func (x *CertifiableRisk) String() string {
 func (*CertifiableRisk) ProtoMessage() {}
 
 func (x *CertifiableRisk) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +3391,7 @@ func (x *CertifiableRisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertifiableRisk.ProtoReflect.Descriptor instead.
 func (*CertifiableRisk) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{23}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CertifiableRisk) GetRisk() float64 {
@@ -2767,7 +3462,7 @@ type Metrics struct {
 
 func (x *Metrics) Reset() {
 	*x = Metrics{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +3474,7 @@ func (x *Metrics) String() string {
 func (*Metrics) ProtoMessage() {}
 
 func (x *Metrics) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +3487,7 @@ func (x *Metrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metrics.ProtoReflect.Descriptor instead.
 func (*Metrics) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{24}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Metrics) GetAccuracy() float64 {
@@ -2936,7 +3631,7 @@ type GroupReport struct {
 
 func (x *GroupReport) Reset() {
 	*x = GroupReport{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2948,7 +3643,7 @@ func (x *GroupReport) String() string {
 func (*GroupReport) ProtoMessage() {}
 
 func (x *GroupReport) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2961,7 +3656,7 @@ func (x *GroupReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupReport.ProtoReflect.Descriptor instead.
 func (*GroupReport) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GroupReport) GetGroup() string {
@@ -3004,7 +3699,7 @@ type ReliabilityBin struct {
 
 func (x *ReliabilityBin) Reset() {
 	*x = ReliabilityBin{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3016,7 +3711,7 @@ func (x *ReliabilityBin) String() string {
 func (*ReliabilityBin) ProtoMessage() {}
 
 func (x *ReliabilityBin) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +3724,7 @@ func (x *ReliabilityBin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReliabilityBin.ProtoReflect.Descriptor instead.
 func (*ReliabilityBin) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{26}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReliabilityBin) GetLower() float64 {
@@ -3082,7 +3777,7 @@ type RiskPoint struct {
 
 func (x *RiskPoint) Reset() {
 	*x = RiskPoint{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3789,7 @@ func (x *RiskPoint) String() string {
 func (*RiskPoint) ProtoMessage() {}
 
 func (x *RiskPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3802,7 @@ func (x *RiskPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskPoint.ProtoReflect.Descriptor instead.
 func (*RiskPoint) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{27}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RiskPoint) GetLambda() float64 {
@@ -3188,14 +3883,22 @@ type Profile struct {
 	ConfidenceMapMethod ConfidenceMap `protobuf:"varint,26,opt,name=confidence_map_method,json=confidenceMapMethod,proto3,enum=plumb.v1.ConfidenceMap" json:"confidence_map_method,omitempty"`
 	// Set, in a listing, on a stored version that cannot be read (a damaged record): then only
 	// the name and version are given. The other versions are listed beside it.
-	Error         string `protobuf:"bytes,27,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error string `protobuf:"bytes,27,opt,name=error,proto3" json:"error,omitempty"`
+	// A claims profile: the claim confidence-map weights over [1, logit support, √variance,
+	// log samples] (empty: c = the support).
+	ClaimMap []float64 `protobuf:"fixed64,28,rep,packed,name=claim_map,json=claimMap,proto3" json:"claim_map,omitempty"`
+	// The claim map kept: NONE, PLATT or LOGISTIC.
+	ClaimMapMethod ConfidenceMap `protobuf:"varint,29,opt,name=claim_map_method,json=claimMapMethod,proto3,enum=plumb.v1.ConfidenceMap" json:"claim_map_method,omitempty"`
+	// The conformal factuality threshold τ: a claim is kept when its confidence exceeds it
+	// ("Infinity": none is).
+	ClaimThreshold float64 `protobuf:"fixed64,30,opt,name=claim_threshold,json=claimThreshold,proto3" json:"claim_threshold,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3207,7 +3910,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3220,7 +3923,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{28}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Profile) GetName() string {
@@ -3412,6 +4115,27 @@ func (x *Profile) GetError() string {
 	return ""
 }
 
+func (x *Profile) GetClaimMap() []float64 {
+	if x != nil {
+		return x.ClaimMap
+	}
+	return nil
+}
+
+func (x *Profile) GetClaimMapMethod() ConfidenceMap {
+	if x != nil {
+		return x.ClaimMapMethod
+	}
+	return ConfidenceMap_CONFIDENCE_MAP_UNSPECIFIED
+}
+
+func (x *Profile) GetClaimThreshold() float64 {
+	if x != nil {
+		return x.ClaimThreshold
+	}
+	return 0
+}
+
 // GetProfileRequest names a profile version.
 type GetProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3425,7 +4149,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3437,7 +4161,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3450,7 +4174,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{29}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetProfileRequest) GetName() string {
@@ -3478,7 +4202,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3490,7 +4214,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3503,7 +4227,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{30}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -3524,7 +4248,7 @@ type ListProfilesRequest struct {
 
 func (x *ListProfilesRequest) Reset() {
 	*x = ListProfilesRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +4260,7 @@ func (x *ListProfilesRequest) String() string {
 func (*ListProfilesRequest) ProtoMessage() {}
 
 func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +4273,7 @@ func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ListProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{31}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListProfilesRequest) GetName() string {
@@ -3570,7 +4294,7 @@ type ListProfilesResponse struct {
 
 func (x *ListProfilesResponse) Reset() {
 	*x = ListProfilesResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3582,7 +4306,7 @@ func (x *ListProfilesResponse) String() string {
 func (*ListProfilesResponse) ProtoMessage() {}
 
 func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3595,7 +4319,7 @@ func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ListProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{32}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListProfilesResponse) GetProfiles() []*Profile {
@@ -3618,7 +4342,7 @@ type ActivateProfileRequest struct {
 
 func (x *ActivateProfileRequest) Reset() {
 	*x = ActivateProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3630,7 +4354,7 @@ func (x *ActivateProfileRequest) String() string {
 func (*ActivateProfileRequest) ProtoMessage() {}
 
 func (x *ActivateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3643,7 +4367,7 @@ func (x *ActivateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateProfileRequest.ProtoReflect.Descriptor instead.
 func (*ActivateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{33}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ActivateProfileRequest) GetName() string {
@@ -3671,7 +4395,7 @@ type ActivateProfileResponse struct {
 
 func (x *ActivateProfileResponse) Reset() {
 	*x = ActivateProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3683,7 +4407,7 @@ func (x *ActivateProfileResponse) String() string {
 func (*ActivateProfileResponse) ProtoMessage() {}
 
 func (x *ActivateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3696,7 +4420,7 @@ func (x *ActivateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateProfileResponse.ProtoReflect.Descriptor instead.
 func (*ActivateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{34}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ActivateProfileResponse) GetProfile() *Profile {
@@ -3719,7 +4443,7 @@ type DeleteProfileRequest struct {
 
 func (x *DeleteProfileRequest) Reset() {
 	*x = DeleteProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3731,7 +4455,7 @@ func (x *DeleteProfileRequest) String() string {
 func (*DeleteProfileRequest) ProtoMessage() {}
 
 func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3744,7 +4468,7 @@ func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteProfileRequest) GetName() string {
@@ -3772,7 +4496,7 @@ type DeleteProfileResponse struct {
 
 func (x *DeleteProfileResponse) Reset() {
 	*x = DeleteProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +4508,7 @@ func (x *DeleteProfileResponse) String() string {
 func (*DeleteProfileResponse) ProtoMessage() {}
 
 func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3797,7 +4521,7 @@ func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{36}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteProfileResponse) GetDeleted() int32 {
@@ -3823,7 +4547,7 @@ type ImportProfileRequest struct {
 
 func (x *ImportProfileRequest) Reset() {
 	*x = ImportProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3835,7 +4559,7 @@ func (x *ImportProfileRequest) String() string {
 func (*ImportProfileRequest) ProtoMessage() {}
 
 func (x *ImportProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3848,7 +4572,7 @@ func (x *ImportProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfileRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{37}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ImportProfileRequest) GetProfile() *Profile {
@@ -3883,7 +4607,7 @@ type ImportProfileResponse struct {
 
 func (x *ImportProfileResponse) Reset() {
 	*x = ImportProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3895,7 +4619,7 @@ func (x *ImportProfileResponse) String() string {
 func (*ImportProfileResponse) ProtoMessage() {}
 
 func (x *ImportProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3908,7 +4632,7 @@ func (x *ImportProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfileResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{38}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ImportProfileResponse) GetProfile() *Profile {
@@ -3922,7 +4646,7 @@ var File_plumb_v1_plumb_proto protoreflect.FileDescriptor
 
 const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\n" +
-	"\x14plumb/v1/plumb.proto\x12\bplumb.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n" +
+	"\x14plumb/v1/plumb.proto\x12\bplumb.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x02\n" +
 	"\fScoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aprofile\x18\x02 \x01(\tR\aprofile\x12\x14\n" +
@@ -3930,7 +4654,14 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\vparaphrases\x18\x04 \x03(\v2\x14.plumb.v1.ParaphraseR\vparaphrases\x12(\n" +
 	"\x06policy\x18\x05 \x01(\v2\x10.plumb.v1.PolicyR\x06policy\x12'\n" +
 	"\x04kind\x18\x06 \x01(\x0e2\x13.plumb.v1.QueryKindR\x04kind\x12'\n" +
-	"\x0fprofile_version\x18\a \x01(\x03R\x0eprofileVersion\"U\n" +
+	"\x0fprofile_version\x18\a \x01(\x03R\x0eprofileVersion\x12'\n" +
+	"\x06claims\x18\b \x03(\v2\x0f.plumb.v1.ClaimR\x06claims\"I\n" +
+	"\x05Claim\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1c\n" +
+	"\tembedding\x18\x03 \x03(\x02R\tembedding\" \n" +
+	"\x06Vector\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values\"U\n" +
 	"\x06Policy\x12\x12\n" +
 	"\x04risk\x18\x01 \x01(\x01R\x04risk\x127\n" +
 	"\vequivalence\x18\x02 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\"\xc1\x01\n" +
@@ -3943,12 +4674,14 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\asamples\x18\x05 \x03(\v2\x10.plumb.v1.SampleR\asamples\"8\n" +
 	"\x06Option\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x18\n" +
-	"\alogprob\x18\x02 \x01(\x01R\alogprob\"}\n" +
+	"\alogprob\x18\x02 \x01(\x01R\alogprob\"\xc7\x01\n" +
 	"\x06Sample\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12'\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x0f.plumb.v1.TokenR\x06tokens\x12\x1c\n" +
 	"\tembedding\x18\x03 \x03(\x02R\tembedding\x12\x18\n" +
-	"\acluster\x18\x04 \x01(\tR\acluster\"\x86\x01\n" +
+	"\acluster\x18\x04 \x01(\tR\acluster\x12\x18\n" +
+	"\asupport\x18\x05 \x03(\x01R\asupport\x12.\n" +
+	"\tsentences\x18\x06 \x03(\v2\x10.plumb.v1.VectorR\tsentences\"\x86\x01\n" +
 	"\x05Token\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\alogprob\x18\x02 \x01(\x01R\alogprob\x127\n" +
@@ -3958,7 +4691,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"TopLogprob\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x14\n" +
-	"\x05bytes\x18\x03 \x03(\x05R\x05bytes\"\xdf\x04\n" +
+	"\x05bytes\x18\x03 \x03(\x05R\x05bytes\"\xd0\x05\n" +
 	"\rScoreResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06answer\x18\x02 \x01(\tR\x06answer\x12\x1e\n" +
@@ -3983,7 +4716,20 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"calibrated\x12\x16\n" +
 	"\x06lambda\x18\r \x01(\x01R\x06lambda\x12\x12\n" +
 	"\x04risk\x18\x0e \x01(\x01R\x04risk\x12)\n" +
-	"\x05error\x18\x0f \x01(\v2\x13.plumb.v1.ItemErrorR\x05error\"O\n" +
+	"\x05error\x18\x0f \x01(\v2\x13.plumb.v1.ItemErrorR\x05error\x12,\n" +
+	"\x06claims\x18\x10 \x03(\v2\x14.plumb.v1.ClaimScoreR\x06claims\x12A\n" +
+	"\x0fsupport_measure\x18\x11 \x01(\x0e2\x18.plumb.v1.SupportMeasureR\x0esupportMeasure\"\x87\x02\n" +
+	"\n" +
+	"ClaimScore\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x02 \x01(\x01R\n" +
+	"confidence\x12-\n" +
+	"\x06action\x18\x03 \x01(\x0e2\x15.plumb.v1.ClaimActionR\x06action\x12*\n" +
+	"\areasons\x18\x04 \x03(\x0e2\x10.plumb.v1.ReasonR\areasons\x12\x18\n" +
+	"\asupport\x18\x05 \x01(\x01R\asupport\x12)\n" +
+	"\x10wording_variance\x18\x06 \x01(\x01R\x0fwordingVariance\x12)\n" +
+	"\x10sycophancy_shift\x18\a \x01(\x01R\x0fsycophancyShift\"O\n" +
 	"\tItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
@@ -4027,9 +4773,10 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"i\n" +
 	"\x0eLabeledExample\x120\n" +
 	"\arequest\x18\x01 \x01(\v2\x16.plumb.v1.ScoreRequestR\arequest\x12%\n" +
-	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\"!\n" +
+	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\"Q\n" +
 	"\x05Label\x12\x18\n" +
-	"\aanswers\x18\x01 \x03(\tR\aanswers\"|\n" +
+	"\aanswers\x18\x01 \x03(\tR\aanswers\x12.\n" +
+	"\x06claims\x18\x02 \x03(\x0e2\x16.plumb.v1.ClaimVerdictR\x06claims\"|\n" +
 	"\n" +
 	"FitRequest\x12-\n" +
 	"\x06config\x18\x01 \x01(\v2\x13.plumb.v1.FitConfigH\x00R\x06config\x124\n" +
@@ -4064,7 +4811,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x0eEvaluateConfig\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x127\n" +
-	"\vequivalence\x18\x03 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\"\xd1\x06\n" +
+	"\vequivalence\x18\x03 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\"\x80\a\n" +
 	"\x06Report\x12\x1a\n" +
 	"\bexamples\x18\x01 \x01(\x03R\bexamples\x12)\n" +
 	"\x06before\x18\x02 \x01(\v2\x11.plumb.v1.MetricsR\x06before\x12'\n" +
@@ -4090,7 +4837,43 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x15confidence_map_method\x18\x12 \x01(\tR\x13confidenceMapMethod\x122\n" +
 	"\x15confidence_map_reason\x18\x13 \x01(\tR\x13confidenceMapReason\x12\x1a\n" +
 	"\bwarnings\x18\x14 \x03(\tR\bwarnings\x12D\n" +
-	"\x10certifiable_risk\x18\x15 \x01(\v2\x19.plumb.v1.CertifiableRiskR\x0fcertifiableRisk\"^\n" +
+	"\x10certifiable_risk\x18\x15 \x01(\v2\x19.plumb.v1.CertifiableRiskR\x0fcertifiableRisk\x12-\n" +
+	"\x06claims\x18\x16 \x01(\v2\x15.plumb.v1.ClaimReportR\x06claims\"\xa7\x03\n" +
+	"\vClaimReport\x12\x1a\n" +
+	"\bpassages\x18\x01 \x01(\x05R\bpassages\x12.\n" +
+	"\x06before\x18\x02 \x01(\v2\x16.plumb.v1.ClaimMetricsR\x06before\x12,\n" +
+	"\x05after\x18\x03 \x01(\v2\x16.plumb.v1.ClaimMetricsR\x05after\x129\n" +
+	"\vbins_before\x18\x04 \x03(\v2\x18.plumb.v1.ReliabilityBinR\n" +
+	"binsBefore\x127\n" +
+	"\n" +
+	"bins_after\x18\x05 \x03(\v2\x18.plumb.v1.ReliabilityBinR\tbinsAfter\x12\x1c\n" +
+	"\tthreshold\x18\x06 \x01(\x01R\tthreshold\x12\x1d\n" +
+	"\n" +
+	"map_method\x18\a \x01(\tR\tmapMethod\x12\x1d\n" +
+	"\n" +
+	"map_reason\x18\b \x01(\tR\tmapReason\x12\x1f\n" +
+	"\vtune_claims\x18\t \x01(\x05R\n" +
+	"tuneClaims\x12-\n" +
+	"\x12calibrate_passages\x18\n" +
+	" \x01(\x05R\x11calibratePassages\"\xe0\x02\n" +
+	"\fClaimMetrics\x12\x16\n" +
+	"\x06claims\x18\x01 \x01(\x05R\x06claims\x12\x1f\n" +
+	"\baccuracy\x18\x02 \x01(\x01H\x00R\baccuracy\x88\x01\x01\x12\x15\n" +
+	"\x03ece\x18\x03 \x01(\x01H\x01R\x03ece\x88\x01\x01\x12\x19\n" +
+	"\x05brier\x18\x04 \x01(\x01H\x02R\x05brier\x88\x01\x01\x12\x19\n" +
+	"\x05auroc\x18\x05 \x01(\x01H\x03R\x05auroc\x88\x01\x01\x12%\n" +
+	"\fauc_pr_false\x18\x06 \x01(\x01H\x04R\n" +
+	"aucPrFalse\x88\x01\x01\x12'\n" +
+	"\rall_true_rate\x18\a \x01(\x01H\x05R\vallTrueRate\x88\x01\x01\x12 \n" +
+	"\tkept_rate\x18\b \x01(\x01H\x06R\bkeptRate\x88\x01\x01B\v\n" +
+	"\t_accuracyB\x06\n" +
+	"\x04_eceB\b\n" +
+	"\x06_brierB\b\n" +
+	"\x06_aurocB\x0f\n" +
+	"\r_auc_pr_falseB\x10\n" +
+	"\x0e_all_true_rateB\f\n" +
+	"\n" +
+	"_kept_rate\"^\n" +
 	"\x0fCertifiableRisk\x12\x12\n" +
 	"\x04risk\x18\x01 \x01(\x01R\x04risk\x12\x16\n" +
 	"\x06lambda\x18\x02 \x01(\x01R\x06lambda\x12\x1f\n" +
@@ -4150,7 +4933,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\tRiskPoint\x12\x16\n" +
 	"\x06lambda\x18\x01 \x01(\x01R\x06lambda\x12\x1a\n" +
 	"\banswered\x18\x02 \x01(\x05R\banswered\x12\x16\n" +
-	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\xf2\b\n" +
+	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\xfb\t\n" +
 	"\aProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -4185,7 +4968,10 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x06report\x18\x18 \x01(\v2\x10.plumb.v1.ReportR\x06report\x12+\n" +
 	"\x06config\x18\x19 \x01(\v2\x13.plumb.v1.FitConfigR\x06config\x12K\n" +
 	"\x15confidence_map_method\x18\x1a \x01(\x0e2\x17.plumb.v1.ConfidenceMapR\x13confidenceMapMethod\x12\x14\n" +
-	"\x05error\x18\x1b \x01(\tR\x05error\x1aA\n" +
+	"\x05error\x18\x1b \x01(\tR\x05error\x12\x1b\n" +
+	"\tclaim_map\x18\x1c \x03(\x01R\bclaimMap\x12A\n" +
+	"\x10claim_map_method\x18\x1d \x01(\x0e2\x17.plumb.v1.ConfidenceMapR\x0eclaimMapMethod\x12'\n" +
+	"\x0fclaim_threshold\x18\x1e \x01(\x01R\x0eclaimThreshold\x1aA\n" +
 	"\x13GroupQuantilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"A\n" +
@@ -4233,7 +5019,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rACTION_ANSWER\x10\x01\x12\x12\n" +
 	"\x0eACTION_CLARIFY\x10\x02\x12\x12\n" +
-	"\x0eACTION_ABSTAIN\x10\x03*\x83\x02\n" +
+	"\x0eACTION_ABSTAIN\x10\x03*\x9e\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dREASON_ALTERNATIVES_PLAUSIBLE\x10\x01\x12\x1c\n" +
@@ -4243,18 +5029,34 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x0fREASON_OPEN_SET\x10\x05\x12\x1a\n" +
 	"\x16REASON_SYCOPHANCY_RISK\x10\x06\x12\x1d\n" +
 	"\x19REASON_NO_NEUTRAL_WORDING\x10\a\x12\x17\n" +
-	"\x13REASON_UNCALIBRATED\x10\b*\x8a\x01\n" +
+	"\x13REASON_UNCALIBRATED\x10\b\x12\x19\n" +
+	"\x15REASON_CLAIMS_DOUBTED\x10\t*\x8a\x01\n" +
 	"\n" +
 	"BadgeLevel\x12\x1b\n" +
 	"\x17BADGE_LEVEL_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BADGE_LEVEL_HIGH\x10\x01\x12\x16\n" +
 	"\x12BADGE_LEVEL_MEDIUM\x10\x02\x12\x13\n" +
 	"\x0fBADGE_LEVEL_LOW\x10\x03\x12\x1c\n" +
-	"\x18BADGE_LEVEL_UNCALIBRATED\x10\x04*P\n" +
+	"\x18BADGE_LEVEL_UNCALIBRATED\x10\x04*e\n" +
 	"\bEvidence\x12\x18\n" +
 	"\x14EVIDENCE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10EVIDENCE_OPTIONS\x10\x01\x12\x14\n" +
-	"\x10EVIDENCE_SAMPLES\x10\x02*\xb1\x01\n" +
+	"\x10EVIDENCE_SAMPLES\x10\x02\x12\x13\n" +
+	"\x0fEVIDENCE_CLAIMS\x10\x03*^\n" +
+	"\fClaimVerdict\x12\x1d\n" +
+	"\x19CLAIM_VERDICT_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12CLAIM_VERDICT_TRUE\x10\x01\x12\x17\n" +
+	"\x13CLAIM_VERDICT_FALSE\x10\x02*p\n" +
+	"\vClaimAction\x12\x1c\n" +
+	"\x18CLAIM_ACTION_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CLAIM_ACTION_KEEP\x10\x01\x12\x15\n" +
+	"\x11CLAIM_ACTION_FLAG\x10\x02\x12\x15\n" +
+	"\x11CLAIM_ACTION_DROP\x10\x03*\x88\x01\n" +
+	"\x0eSupportMeasure\x12\x1f\n" +
+	"\x1bSUPPORT_MEASURE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15SUPPORT_MEASURE_JUDGE\x10\x01\x12\x1b\n" +
+	"\x17SUPPORT_MEASURE_LEXICAL\x10\x02\x12\x1d\n" +
+	"\x19SUPPORT_MEASURE_EMBEDDING\x10\x03*\xb1\x01\n" +
 	"\x11TemperatureMethod\x12\"\n" +
 	"\x1eTEMPERATURE_METHOD_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TEMPERATURE_METHOD_NONE\x10\x01\x12\x1d\n" +
@@ -4297,8 +5099,8 @@ func file_plumb_v1_plumb_proto_rawDescGZIP() []byte {
 	return file_plumb_v1_plumb_proto_rawDescData
 }
 
-var file_plumb_v1_plumb_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_plumb_v1_plumb_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_plumb_v1_plumb_proto_goTypes = []any{
 	(Framing)(0),                    // 0: plumb.v1.Framing
 	(QueryKind)(0),                  // 1: plumb.v1.QueryKind
@@ -4307,132 +5109,153 @@ var file_plumb_v1_plumb_proto_goTypes = []any{
 	(Reason)(0),                     // 4: plumb.v1.Reason
 	(BadgeLevel)(0),                 // 5: plumb.v1.BadgeLevel
 	(Evidence)(0),                   // 6: plumb.v1.Evidence
-	(TemperatureMethod)(0),          // 7: plumb.v1.TemperatureMethod
-	(ConfidenceMap)(0),              // 8: plumb.v1.ConfidenceMap
-	(ScoreKind)(0),                  // 9: plumb.v1.ScoreKind
-	(*ScoreRequest)(nil),            // 10: plumb.v1.ScoreRequest
-	(*Policy)(nil),                  // 11: plumb.v1.Policy
-	(*Paraphrase)(nil),              // 12: plumb.v1.Paraphrase
-	(*Option)(nil),                  // 13: plumb.v1.Option
-	(*Sample)(nil),                  // 14: plumb.v1.Sample
-	(*Token)(nil),                   // 15: plumb.v1.Token
-	(*TopLogprob)(nil),              // 16: plumb.v1.TopLogprob
-	(*ScoreResponse)(nil),           // 17: plumb.v1.ScoreResponse
-	(*ItemError)(nil),               // 18: plumb.v1.ItemError
-	(*PredictionSet)(nil),           // 19: plumb.v1.PredictionSet
-	(*Candidate)(nil),               // 20: plumb.v1.Candidate
-	(*Uncertainty)(nil),             // 21: plumb.v1.Uncertainty
-	(*Sycophancy)(nil),              // 22: plumb.v1.Sycophancy
-	(*Badge)(nil),                   // 23: plumb.v1.Badge
-	(*ProfileRef)(nil),              // 24: plumb.v1.ProfileRef
-	(*LabeledExample)(nil),          // 25: plumb.v1.LabeledExample
-	(*Label)(nil),                   // 26: plumb.v1.Label
-	(*FitRequest)(nil),              // 27: plumb.v1.FitRequest
-	(*FitConfig)(nil),               // 28: plumb.v1.FitConfig
-	(*FitResponse)(nil),             // 29: plumb.v1.FitResponse
-	(*EvaluateRequest)(nil),         // 30: plumb.v1.EvaluateRequest
-	(*EvaluateConfig)(nil),          // 31: plumb.v1.EvaluateConfig
-	(*Report)(nil),                  // 32: plumb.v1.Report
-	(*CertifiableRisk)(nil),         // 33: plumb.v1.CertifiableRisk
-	(*Metrics)(nil),                 // 34: plumb.v1.Metrics
-	(*GroupReport)(nil),             // 35: plumb.v1.GroupReport
-	(*ReliabilityBin)(nil),          // 36: plumb.v1.ReliabilityBin
-	(*RiskPoint)(nil),               // 37: plumb.v1.RiskPoint
-	(*Profile)(nil),                 // 38: plumb.v1.Profile
-	(*GetProfileRequest)(nil),       // 39: plumb.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),      // 40: plumb.v1.GetProfileResponse
-	(*ListProfilesRequest)(nil),     // 41: plumb.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),    // 42: plumb.v1.ListProfilesResponse
-	(*ActivateProfileRequest)(nil),  // 43: plumb.v1.ActivateProfileRequest
-	(*ActivateProfileResponse)(nil), // 44: plumb.v1.ActivateProfileResponse
-	(*DeleteProfileRequest)(nil),    // 45: plumb.v1.DeleteProfileRequest
-	(*DeleteProfileResponse)(nil),   // 46: plumb.v1.DeleteProfileResponse
-	(*ImportProfileRequest)(nil),    // 47: plumb.v1.ImportProfileRequest
-	(*ImportProfileResponse)(nil),   // 48: plumb.v1.ImportProfileResponse
-	nil,                             // 49: plumb.v1.Profile.GroupQuantilesEntry
-	(*timestamppb.Timestamp)(nil),   // 50: google.protobuf.Timestamp
+	(ClaimVerdict)(0),               // 7: plumb.v1.ClaimVerdict
+	(ClaimAction)(0),                // 8: plumb.v1.ClaimAction
+	(SupportMeasure)(0),             // 9: plumb.v1.SupportMeasure
+	(TemperatureMethod)(0),          // 10: plumb.v1.TemperatureMethod
+	(ConfidenceMap)(0),              // 11: plumb.v1.ConfidenceMap
+	(ScoreKind)(0),                  // 12: plumb.v1.ScoreKind
+	(*ScoreRequest)(nil),            // 13: plumb.v1.ScoreRequest
+	(*Claim)(nil),                   // 14: plumb.v1.Claim
+	(*Vector)(nil),                  // 15: plumb.v1.Vector
+	(*Policy)(nil),                  // 16: plumb.v1.Policy
+	(*Paraphrase)(nil),              // 17: plumb.v1.Paraphrase
+	(*Option)(nil),                  // 18: plumb.v1.Option
+	(*Sample)(nil),                  // 19: plumb.v1.Sample
+	(*Token)(nil),                   // 20: plumb.v1.Token
+	(*TopLogprob)(nil),              // 21: plumb.v1.TopLogprob
+	(*ScoreResponse)(nil),           // 22: plumb.v1.ScoreResponse
+	(*ClaimScore)(nil),              // 23: plumb.v1.ClaimScore
+	(*ItemError)(nil),               // 24: plumb.v1.ItemError
+	(*PredictionSet)(nil),           // 25: plumb.v1.PredictionSet
+	(*Candidate)(nil),               // 26: plumb.v1.Candidate
+	(*Uncertainty)(nil),             // 27: plumb.v1.Uncertainty
+	(*Sycophancy)(nil),              // 28: plumb.v1.Sycophancy
+	(*Badge)(nil),                   // 29: plumb.v1.Badge
+	(*ProfileRef)(nil),              // 30: plumb.v1.ProfileRef
+	(*LabeledExample)(nil),          // 31: plumb.v1.LabeledExample
+	(*Label)(nil),                   // 32: plumb.v1.Label
+	(*FitRequest)(nil),              // 33: plumb.v1.FitRequest
+	(*FitConfig)(nil),               // 34: plumb.v1.FitConfig
+	(*FitResponse)(nil),             // 35: plumb.v1.FitResponse
+	(*EvaluateRequest)(nil),         // 36: plumb.v1.EvaluateRequest
+	(*EvaluateConfig)(nil),          // 37: plumb.v1.EvaluateConfig
+	(*Report)(nil),                  // 38: plumb.v1.Report
+	(*ClaimReport)(nil),             // 39: plumb.v1.ClaimReport
+	(*ClaimMetrics)(nil),            // 40: plumb.v1.ClaimMetrics
+	(*CertifiableRisk)(nil),         // 41: plumb.v1.CertifiableRisk
+	(*Metrics)(nil),                 // 42: plumb.v1.Metrics
+	(*GroupReport)(nil),             // 43: plumb.v1.GroupReport
+	(*ReliabilityBin)(nil),          // 44: plumb.v1.ReliabilityBin
+	(*RiskPoint)(nil),               // 45: plumb.v1.RiskPoint
+	(*Profile)(nil),                 // 46: plumb.v1.Profile
+	(*GetProfileRequest)(nil),       // 47: plumb.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),      // 48: plumb.v1.GetProfileResponse
+	(*ListProfilesRequest)(nil),     // 49: plumb.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),    // 50: plumb.v1.ListProfilesResponse
+	(*ActivateProfileRequest)(nil),  // 51: plumb.v1.ActivateProfileRequest
+	(*ActivateProfileResponse)(nil), // 52: plumb.v1.ActivateProfileResponse
+	(*DeleteProfileRequest)(nil),    // 53: plumb.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),   // 54: plumb.v1.DeleteProfileResponse
+	(*ImportProfileRequest)(nil),    // 55: plumb.v1.ImportProfileRequest
+	(*ImportProfileResponse)(nil),   // 56: plumb.v1.ImportProfileResponse
+	nil,                             // 57: plumb.v1.Profile.GroupQuantilesEntry
+	(*timestamppb.Timestamp)(nil),   // 58: google.protobuf.Timestamp
 }
 var file_plumb_v1_plumb_proto_depIdxs = []int32{
-	12, // 0: plumb.v1.ScoreRequest.paraphrases:type_name -> plumb.v1.Paraphrase
-	11, // 1: plumb.v1.ScoreRequest.policy:type_name -> plumb.v1.Policy
+	17, // 0: plumb.v1.ScoreRequest.paraphrases:type_name -> plumb.v1.Paraphrase
+	16, // 1: plumb.v1.ScoreRequest.policy:type_name -> plumb.v1.Policy
 	1,  // 2: plumb.v1.ScoreRequest.kind:type_name -> plumb.v1.QueryKind
-	2,  // 3: plumb.v1.Policy.equivalence:type_name -> plumb.v1.Equivalence
-	0,  // 4: plumb.v1.Paraphrase.framing:type_name -> plumb.v1.Framing
-	13, // 5: plumb.v1.Paraphrase.options:type_name -> plumb.v1.Option
-	14, // 6: plumb.v1.Paraphrase.samples:type_name -> plumb.v1.Sample
-	15, // 7: plumb.v1.Sample.tokens:type_name -> plumb.v1.Token
-	16, // 8: plumb.v1.Token.top_logprobs:type_name -> plumb.v1.TopLogprob
-	3,  // 9: plumb.v1.ScoreResponse.action:type_name -> plumb.v1.Action
-	4,  // 10: plumb.v1.ScoreResponse.reasons:type_name -> plumb.v1.Reason
-	19, // 11: plumb.v1.ScoreResponse.prediction_set:type_name -> plumb.v1.PredictionSet
-	20, // 12: plumb.v1.ScoreResponse.candidates:type_name -> plumb.v1.Candidate
-	21, // 13: plumb.v1.ScoreResponse.uncertainty:type_name -> plumb.v1.Uncertainty
-	22, // 14: plumb.v1.ScoreResponse.sycophancy:type_name -> plumb.v1.Sycophancy
-	23, // 15: plumb.v1.ScoreResponse.badge:type_name -> plumb.v1.Badge
-	24, // 16: plumb.v1.ScoreResponse.profile:type_name -> plumb.v1.ProfileRef
-	18, // 17: plumb.v1.ScoreResponse.error:type_name -> plumb.v1.ItemError
-	5,  // 18: plumb.v1.Badge.level:type_name -> plumb.v1.BadgeLevel
-	10, // 19: plumb.v1.LabeledExample.request:type_name -> plumb.v1.ScoreRequest
-	26, // 20: plumb.v1.LabeledExample.label:type_name -> plumb.v1.Label
-	28, // 21: plumb.v1.FitRequest.config:type_name -> plumb.v1.FitConfig
-	25, // 22: plumb.v1.FitRequest.example:type_name -> plumb.v1.LabeledExample
-	7,  // 23: plumb.v1.FitConfig.temperature:type_name -> plumb.v1.TemperatureMethod
-	8,  // 24: plumb.v1.FitConfig.confidence_map:type_name -> plumb.v1.ConfidenceMap
-	9,  // 25: plumb.v1.FitConfig.score:type_name -> plumb.v1.ScoreKind
-	2,  // 26: plumb.v1.FitConfig.equivalence:type_name -> plumb.v1.Equivalence
-	38, // 27: plumb.v1.FitResponse.profile:type_name -> plumb.v1.Profile
-	32, // 28: plumb.v1.FitResponse.report:type_name -> plumb.v1.Report
-	31, // 29: plumb.v1.EvaluateRequest.config:type_name -> plumb.v1.EvaluateConfig
-	25, // 30: plumb.v1.EvaluateRequest.example:type_name -> plumb.v1.LabeledExample
-	2,  // 31: plumb.v1.EvaluateConfig.equivalence:type_name -> plumb.v1.Equivalence
-	34, // 32: plumb.v1.Report.before:type_name -> plumb.v1.Metrics
-	34, // 33: plumb.v1.Report.after:type_name -> plumb.v1.Metrics
-	35, // 34: plumb.v1.Report.groups:type_name -> plumb.v1.GroupReport
-	36, // 35: plumb.v1.Report.bins_before:type_name -> plumb.v1.ReliabilityBin
-	36, // 36: plumb.v1.Report.bins_after:type_name -> plumb.v1.ReliabilityBin
-	37, // 37: plumb.v1.Report.risk_curve:type_name -> plumb.v1.RiskPoint
-	24, // 38: plumb.v1.Report.profile:type_name -> plumb.v1.ProfileRef
-	33, // 39: plumb.v1.Report.certifiable_risk:type_name -> plumb.v1.CertifiableRisk
-	34, // 40: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
-	34, // 41: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
-	50, // 42: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 43: plumb.v1.Profile.evidence:type_name -> plumb.v1.Evidence
-	7,  // 44: plumb.v1.Profile.temperature_method:type_name -> plumb.v1.TemperatureMethod
-	9,  // 45: plumb.v1.Profile.score:type_name -> plumb.v1.ScoreKind
-	49, // 46: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
-	37, // 47: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
-	2,  // 48: plumb.v1.Profile.equivalence:type_name -> plumb.v1.Equivalence
-	32, // 49: plumb.v1.Profile.report:type_name -> plumb.v1.Report
-	28, // 50: plumb.v1.Profile.config:type_name -> plumb.v1.FitConfig
-	8,  // 51: plumb.v1.Profile.confidence_map_method:type_name -> plumb.v1.ConfidenceMap
-	38, // 52: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
-	38, // 53: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
-	38, // 54: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
-	38, // 55: plumb.v1.ImportProfileRequest.profile:type_name -> plumb.v1.Profile
-	38, // 56: plumb.v1.ImportProfileResponse.profile:type_name -> plumb.v1.Profile
-	10, // 57: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
-	10, // 58: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
-	27, // 59: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
-	30, // 60: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
-	39, // 61: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
-	41, // 62: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
-	43, // 63: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
-	45, // 64: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
-	47, // 65: plumb.v1.ProfileService.ImportProfile:input_type -> plumb.v1.ImportProfileRequest
-	17, // 66: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
-	17, // 67: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
-	29, // 68: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
-	32, // 69: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
-	40, // 70: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
-	42, // 71: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
-	44, // 72: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
-	46, // 73: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
-	48, // 74: plumb.v1.ProfileService.ImportProfile:output_type -> plumb.v1.ImportProfileResponse
-	66, // [66:75] is the sub-list for method output_type
-	57, // [57:66] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	14, // 3: plumb.v1.ScoreRequest.claims:type_name -> plumb.v1.Claim
+	2,  // 4: plumb.v1.Policy.equivalence:type_name -> plumb.v1.Equivalence
+	0,  // 5: plumb.v1.Paraphrase.framing:type_name -> plumb.v1.Framing
+	18, // 6: plumb.v1.Paraphrase.options:type_name -> plumb.v1.Option
+	19, // 7: plumb.v1.Paraphrase.samples:type_name -> plumb.v1.Sample
+	20, // 8: plumb.v1.Sample.tokens:type_name -> plumb.v1.Token
+	15, // 9: plumb.v1.Sample.sentences:type_name -> plumb.v1.Vector
+	21, // 10: plumb.v1.Token.top_logprobs:type_name -> plumb.v1.TopLogprob
+	3,  // 11: plumb.v1.ScoreResponse.action:type_name -> plumb.v1.Action
+	4,  // 12: plumb.v1.ScoreResponse.reasons:type_name -> plumb.v1.Reason
+	25, // 13: plumb.v1.ScoreResponse.prediction_set:type_name -> plumb.v1.PredictionSet
+	26, // 14: plumb.v1.ScoreResponse.candidates:type_name -> plumb.v1.Candidate
+	27, // 15: plumb.v1.ScoreResponse.uncertainty:type_name -> plumb.v1.Uncertainty
+	28, // 16: plumb.v1.ScoreResponse.sycophancy:type_name -> plumb.v1.Sycophancy
+	29, // 17: plumb.v1.ScoreResponse.badge:type_name -> plumb.v1.Badge
+	30, // 18: plumb.v1.ScoreResponse.profile:type_name -> plumb.v1.ProfileRef
+	24, // 19: plumb.v1.ScoreResponse.error:type_name -> plumb.v1.ItemError
+	23, // 20: plumb.v1.ScoreResponse.claims:type_name -> plumb.v1.ClaimScore
+	9,  // 21: plumb.v1.ScoreResponse.support_measure:type_name -> plumb.v1.SupportMeasure
+	8,  // 22: plumb.v1.ClaimScore.action:type_name -> plumb.v1.ClaimAction
+	4,  // 23: plumb.v1.ClaimScore.reasons:type_name -> plumb.v1.Reason
+	5,  // 24: plumb.v1.Badge.level:type_name -> plumb.v1.BadgeLevel
+	13, // 25: plumb.v1.LabeledExample.request:type_name -> plumb.v1.ScoreRequest
+	32, // 26: plumb.v1.LabeledExample.label:type_name -> plumb.v1.Label
+	7,  // 27: plumb.v1.Label.claims:type_name -> plumb.v1.ClaimVerdict
+	34, // 28: plumb.v1.FitRequest.config:type_name -> plumb.v1.FitConfig
+	31, // 29: plumb.v1.FitRequest.example:type_name -> plumb.v1.LabeledExample
+	10, // 30: plumb.v1.FitConfig.temperature:type_name -> plumb.v1.TemperatureMethod
+	11, // 31: plumb.v1.FitConfig.confidence_map:type_name -> plumb.v1.ConfidenceMap
+	12, // 32: plumb.v1.FitConfig.score:type_name -> plumb.v1.ScoreKind
+	2,  // 33: plumb.v1.FitConfig.equivalence:type_name -> plumb.v1.Equivalence
+	46, // 34: plumb.v1.FitResponse.profile:type_name -> plumb.v1.Profile
+	38, // 35: plumb.v1.FitResponse.report:type_name -> plumb.v1.Report
+	37, // 36: plumb.v1.EvaluateRequest.config:type_name -> plumb.v1.EvaluateConfig
+	31, // 37: plumb.v1.EvaluateRequest.example:type_name -> plumb.v1.LabeledExample
+	2,  // 38: plumb.v1.EvaluateConfig.equivalence:type_name -> plumb.v1.Equivalence
+	42, // 39: plumb.v1.Report.before:type_name -> plumb.v1.Metrics
+	42, // 40: plumb.v1.Report.after:type_name -> plumb.v1.Metrics
+	43, // 41: plumb.v1.Report.groups:type_name -> plumb.v1.GroupReport
+	44, // 42: plumb.v1.Report.bins_before:type_name -> plumb.v1.ReliabilityBin
+	44, // 43: plumb.v1.Report.bins_after:type_name -> plumb.v1.ReliabilityBin
+	45, // 44: plumb.v1.Report.risk_curve:type_name -> plumb.v1.RiskPoint
+	30, // 45: plumb.v1.Report.profile:type_name -> plumb.v1.ProfileRef
+	41, // 46: plumb.v1.Report.certifiable_risk:type_name -> plumb.v1.CertifiableRisk
+	39, // 47: plumb.v1.Report.claims:type_name -> plumb.v1.ClaimReport
+	40, // 48: plumb.v1.ClaimReport.before:type_name -> plumb.v1.ClaimMetrics
+	40, // 49: plumb.v1.ClaimReport.after:type_name -> plumb.v1.ClaimMetrics
+	44, // 50: plumb.v1.ClaimReport.bins_before:type_name -> plumb.v1.ReliabilityBin
+	44, // 51: plumb.v1.ClaimReport.bins_after:type_name -> plumb.v1.ReliabilityBin
+	42, // 52: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
+	42, // 53: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
+	58, // 54: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 55: plumb.v1.Profile.evidence:type_name -> plumb.v1.Evidence
+	10, // 56: plumb.v1.Profile.temperature_method:type_name -> plumb.v1.TemperatureMethod
+	12, // 57: plumb.v1.Profile.score:type_name -> plumb.v1.ScoreKind
+	57, // 58: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
+	45, // 59: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
+	2,  // 60: plumb.v1.Profile.equivalence:type_name -> plumb.v1.Equivalence
+	38, // 61: plumb.v1.Profile.report:type_name -> plumb.v1.Report
+	34, // 62: plumb.v1.Profile.config:type_name -> plumb.v1.FitConfig
+	11, // 63: plumb.v1.Profile.confidence_map_method:type_name -> plumb.v1.ConfidenceMap
+	11, // 64: plumb.v1.Profile.claim_map_method:type_name -> plumb.v1.ConfidenceMap
+	46, // 65: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
+	46, // 66: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
+	46, // 67: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
+	46, // 68: plumb.v1.ImportProfileRequest.profile:type_name -> plumb.v1.Profile
+	46, // 69: plumb.v1.ImportProfileResponse.profile:type_name -> plumb.v1.Profile
+	13, // 70: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
+	13, // 71: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
+	33, // 72: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
+	36, // 73: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
+	47, // 74: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
+	49, // 75: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
+	51, // 76: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
+	53, // 77: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
+	55, // 78: plumb.v1.ProfileService.ImportProfile:input_type -> plumb.v1.ImportProfileRequest
+	22, // 79: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
+	22, // 80: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
+	35, // 81: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
+	38, // 82: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
+	48, // 83: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
+	50, // 84: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
+	52, // 85: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
+	54, // 86: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
+	56, // 87: plumb.v1.ProfileService.ImportProfile:output_type -> plumb.v1.ImportProfileResponse
+	79, // [79:88] is the sub-list for method output_type
+	70, // [70:79] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_plumb_v1_plumb_proto_init() }
@@ -4440,22 +5263,23 @@ func file_plumb_v1_plumb_proto_init() {
 	if File_plumb_v1_plumb_proto != nil {
 		return
 	}
-	file_plumb_v1_plumb_proto_msgTypes[17].OneofWrappers = []any{
+	file_plumb_v1_plumb_proto_msgTypes[20].OneofWrappers = []any{
 		(*FitRequest_Config)(nil),
 		(*FitRequest_Example)(nil),
 	}
-	file_plumb_v1_plumb_proto_msgTypes[20].OneofWrappers = []any{
+	file_plumb_v1_plumb_proto_msgTypes[23].OneofWrappers = []any{
 		(*EvaluateRequest_Config)(nil),
 		(*EvaluateRequest_Example)(nil),
 	}
-	file_plumb_v1_plumb_proto_msgTypes[24].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[27].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plumb_v1_plumb_proto_rawDesc), len(file_plumb_v1_plumb_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   40,
+			NumEnums:      13,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
