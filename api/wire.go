@@ -279,6 +279,7 @@ func (w *walk) binaryBytes(fd protoreflect.FieldDescriptor, v []byte, counts *[m
 					return errSyntax
 				}
 				if fd.Kind() == protoreflect.EnumKind {
+					w.at[len(w.at)-1].index = counts[fd.Number()] + n // the element, as JSON names it
 					if err := w.enumValue(fd, int64(int32(x))); err != nil {
 						return err
 					}

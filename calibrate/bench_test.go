@@ -3,9 +3,11 @@ package calibrate_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/internal/datasets"
 	"github.com/plumbhq/plumb/simulate"
 )
 
@@ -88,4 +90,44 @@ func BenchmarkEvaluatorAdd(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(exs)), "ns/question")
+}
+
+// BenchmarkScoreClaims: a long answer of 20 claims, one wording of 20 passages of real GPT-3
+// biographies (testdata/wikibio, about 150 words each: the words per passage are reported),
+// scored under the default profile with plumb's lexical support and with a judge's. docs/DESIGN.md
+// target for the lexical support: ≤ 1 ms.
+func BenchmarkScoreClaims(b *testing.B) {
+	passages := datasets.WikiBio(b)
+	q := calibrate.Question{}
+	var w calibrate.Paraphrase
+	words := 0
+	for _, s := range passages[0].Samples {
+		w.Samples = append(w.Samples, calibrate.Sample{Text: s})
+		words += len(strings.Fields(s))
+	}
+	for _, p := range passages {
+		for _, c := range p.Claims {
+			if len(q.Claims) < 20 {
+				q.Claims = append(q.Claims, calibrate.Claim{ID: fmt.Sprint("c", len(q.Claims)), Text: c})
+			}
+		}
+	}
+	q.Paraphrases = []calibrate.Paraphrase{w}
+	judged := q
+	judged.Paraphrases = []calibrate.Paraphrase{{}}
+	for _, s := range w.Samples {
+		s.Support = make([]float64, len(q.Claims))
+		judged.Paraphrases[0].Samples = append(judged.Paraphrases[0].Samples, s)
+	}
+	for name, q := range map[string]*calibrate.Question{"lexical": &q, "judge": &judged} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := calibrate.Score(context.Background(), nil, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(words)/float64(len(w.Samples)), "words/passage")
+		})
+	}
 }

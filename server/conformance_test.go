@@ -368,6 +368,36 @@ func TestTransportConformance(t *testing.T) {
 		{"inconsistent top_logprobs", score(&plumbv1.ScoreRequest{Paraphrases: []*plumbv1.Paraphrase{{Samples: []*plumbv1.Sample{{Text: "x",
 			Tokens: []*plumbv1.Token{{Token: "x", Logprob: -0.1, TopLogprobs: []*plumbv1.TopLogprob{{Token: "x", Logprob: -0.9}}}}}}}}}),
 			codes.InvalidArgument, "paraphrases[0].samples[0].tokens[0].top_logprobs[0].logprob"},
+		{"a long answer", score(longAnswer(nil)), codes.OK, ""},
+		{"a long answer, judged", score(longAnswer(func(r *plumbv1.ScoreRequest) {
+			for _, s := range r.Paraphrases[0].Samples {
+				s.Support = []float64{1, 0}
+			}
+		})), codes.OK, ""},
+		{"257 claims", score(longAnswer(func(r *plumbv1.ScoreRequest) {
+			for len(r.Claims) < 257 {
+				r.Claims = append(r.Claims, &plumbv1.Claim{Text: "more"})
+			}
+		})), codes.ResourceExhausted, "claims"},
+		{"support of another length", score(longAnswer(func(r *plumbv1.ScoreRequest) {
+			for _, s := range r.Paraphrases[0].Samples {
+				s.Support = []float64{1}
+			}
+		})), codes.InvalidArgument, "paraphrases[0].samples[0].support"},
+		{"NaN support", score(longAnswer(func(r *plumbv1.ScoreRequest) {
+			for _, s := range r.Paraphrases[0].Samples {
+				s.Support = []float64{1, math.NaN()}
+			}
+		})), codes.InvalidArgument, "paraphrases[0].samples[0].support[1]"},
+		{"a long answer with options", score(longAnswer(func(r *plumbv1.ScoreRequest) {
+			r.Paraphrases = append(r.Paraphrases, para(opts("A,B", -0.2, -1.8)))
+		})), codes.InvalidArgument, "paraphrases[1].options"},
+		{"an unknown claim verdict", fitStream(fitConfig(&plumbv1.FitConfig{Name: "c", DryRun: true}),
+			fitExample(&plumbv1.LabeledExample{Request: longAnswer(nil), Label: &plumbv1.Label{Claims: []plumbv1.ClaimVerdict{1, 7}}})),
+			codes.InvalidArgument, "examples[0].label.claims[1]"},
+		{"verdicts of another length", fitStream(fitConfig(&plumbv1.FitConfig{Name: "c", DryRun: true}),
+			fitExample(&plumbv1.LabeledExample{Request: longAnswer(nil), Label: &plumbv1.Label{Claims: []plumbv1.ClaimVerdict{1}}})),
+			codes.InvalidArgument, "examples[0].label.claims"},
 		{"GetProfile", request{method: "/plumb.v1.ProfileService/GetProfile", msgs: []proto.Message{&plumbv1.GetProfileRequest{Name: "p"}}}, codes.OK, ""},
 		{"GetProfile of a version not stored", request{method: "/plumb.v1.ProfileService/GetProfile", msgs: []proto.Message{&plumbv1.GetProfileRequest{Name: "p", Version: 5}}}, codes.NotFound, ""},
 		{"ListProfiles", request{method: "/plumb.v1.ProfileService/ListProfiles", msgs: []proto.Message{&plumbv1.ListProfilesRequest{}}}, codes.OK, ""},
@@ -399,6 +429,19 @@ func TestTransportConformance(t *testing.T) {
 			}
 		})
 	}
+}
+
+// longAnswer returns a long answer of two claims and one wording of three passages, edited by
+// f.
+func longAnswer(f func(*plumbv1.ScoreRequest)) *plumbv1.ScoreRequest {
+	r := &plumbv1.ScoreRequest{Claims: []*plumbv1.Claim{{Id: "a", Text: "Ada Lovelace wrote the first program."}, {Id: "b", Text: "She was born in Paris."}},
+		Paraphrases: []*plumbv1.Paraphrase{{Samples: []*plumbv1.Sample{
+			{Text: "Ada Lovelace wrote the first program for the Analytical Engine."},
+			{Text: "Lovelace, born in London, wrote a program."}, {Text: "Ada Lovelace was a mathematician."}}}}}
+	if f != nil {
+		f(r)
+	}
+	return r
 }
 
 func wordings(n int) []*plumbv1.Paraphrase {
