@@ -31,7 +31,8 @@ import (
 // message and google.rpc.BadRequest detail as gRPC's.
 //
 // Beside the API: /healthz (200 while the process answers), /readyz (200 while the health
-// services say SERVING), /badge.js (the <plumb-badge> web component) and / (a demo page).
+// services say SERVING), /badge.js and /answer.js (the <plumb-badge> and <plumb-answer> web
+// components) and / (a demo page).
 
 // connectCodec is Connect's codec of one name ("proto" for binary bodies, gRPC and gRPC-Web;
 // "json" for JSON bodies) that decodes plumb's requests with api.Decode.
@@ -94,7 +95,9 @@ func (s *Server) HTTPHandler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /badge.js", web.Badge())
+	mux.Handle("GET /answer.js", web.Answer())
 	mux.Handle("GET /example-request.json", web.ExampleRequest())
+	mux.Handle("GET /example-claims.json", web.ExampleClaims())
 	mux.Handle("GET /{$}", web.Demo())
 	var h http.Handler = mux
 	if len(s.cfg.CORSOrigins) > 0 {

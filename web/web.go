@@ -1,6 +1,7 @@
 // Package web holds what plumb serves to browsers, embedded in the binary: the <plumb-badge>
-// web component (badge.js: plain JavaScript, no dependencies, no build step), a demo page that
-// scores an example request through the HTTP endpoint and renders it, and that request.
+// web component (badge.js) and the <plumb-answer> one for long answers (answer.js), both plain
+// JavaScript with no dependencies and no build step, a demo page that scores an example request
+// through the HTTP endpoint and renders it, and that request.
 package web
 
 import (
@@ -8,7 +9,7 @@ import (
 	"net/http"
 )
 
-//go:embed badge.js index.html example-request.json
+//go:embed badge.js answer.js index.html example-request.json example-claims.json
 var files embed.FS
 
 // serve serves one embedded file with a content type and a short cache lifetime.
@@ -28,8 +29,14 @@ func serve(name, contentType string) http.Handler {
 // Badge serves badge.js.
 func Badge() http.Handler { return serve("badge.js", "text/javascript; charset=utf-8") }
 
+// Answer serves answer.js.
+func Answer() http.Handler { return serve("answer.js", "text/javascript; charset=utf-8") }
+
 // Demo serves the demo page.
 func Demo() http.Handler { return serve("index.html", "text/html; charset=utf-8") }
+
+// ExampleClaims serves the demo's example long answer.
+func ExampleClaims() http.Handler { return serve("example-claims.json", "application/json") }
 
 // ExampleRequest serves the demo's example request.
 func ExampleRequest() http.Handler { return serve("example-request.json", "application/json") }

@@ -310,3 +310,184 @@ func TestBadgeInChromium(t *testing.T) {
 		}
 	}
 }
+
+// mixedAnswer fits a claims profile over gRPC on simulated long answers with a judge's support,
+// and returns a held-out answer, scored over HTTP, whose claims are kept, flagged and dropped,
+// with a claim that is markup.
+func mixedAnswer(t *testing.T, s *served, base string) (*plumbv1.ScoreRequest, *plumbv1.ScoreResponse) {
+	t.Helper()
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 900, Seed: 21, Claims: 8, Wordings: 3, Judge: true})
+	var fit []*plumbv1.LabeledExample
+	for i := range exs[:600] {
+		fit = append(fit, api.Labeled(&exs[i]))
+	}
+	c := dial(t, s.addr, nil)
+	if _, err := c.Fit(context.Background(), &plumbv1.FitConfig{Name: "answers", Alpha: 0.2}, seqOf(fit)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range exs[600:] {
+		req := api.Request(&exs[600+i].Question)
+		req.Profile = "answers"
+		req.Claims[1].Text = `<img src=x onerror="window.pwned = 1"> is a claim too.`
+		b, _ := protojson.Marshal(req)
+		resp, err := http.Post(base+"/plumb.v1.ConfidenceService/Score", "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw json.RawMessage
+		json.NewDecoder(resp.Body).Decode(&raw)
+		resp.Body.Close()
+		var out plumbv1.ScoreResponse
+		if err := protojson.Unmarshal(raw, &out); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d: %v %s", resp.StatusCode, err, raw)
+		}
+		seen := map[plumbv1.ClaimAction]bool{}
+		for _, cs := range out.GetClaims() {
+			seen[cs.GetAction()] = true
+		}
+		if len(seen) == 3 {
+			return req, &out
+		}
+	}
+	t.Fatal("no held-out answer has kept, flagged and dropped claims")
+	return nil, nil
+}
+
+// TestAnswerInChromium: <plumb-answer> renders a long answer scored over HTTP under a fitted
+// claims profile, in the light and the dark scheme: a span per claim marked by its action
+// (kept plain, flagged underlined, dropped struck through), text of AA contrast, a claim that is
+// markup rendered as text (no element made, no script run), the summary "N of M claims
+// verified", a panel with the confidence and the reasons when a claim is reached with the Tab
+// key, and the dropped claims collapsed by the summary's button. Screenshots are test artefacts.
+func TestAnswerInChromium(t *testing.T) {
+	browser := chromium(t)
+	s := serveArgs(t, "--store", filepath.Join(t.TempDir(), "plumb.db"), "--http-addr", "127.0.0.1:0")
+	m := httpRE.FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no HTTP address: %s", s.log.String())
+	}
+	base := m[1]
+	req, resp := mixedAnswer(t, s, base)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 800))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`body[data-scored="ok"]`))); err != nil {
+		t.Fatalf("demo page: %v", err)
+	}
+	claimsJS, _ := json.Marshal(func() []map[string]string {
+		var out []map[string]string
+		for _, c := range req.GetClaims() {
+			out = append(out, map[string]string{"id": c.GetId(), "text": c.GetText()})
+		}
+		return out
+	}())
+	respJS, _ := protojson.Marshal(resp)
+	kept := 0
+	for _, cs := range resp.GetClaims() {
+		if cs.GetAction() == plumbv1.ClaimAction_CLAIM_ACTION_KEEP {
+			kept++
+		}
+	}
+	for _, scheme := range []string{"light", "dark"} {
+		t.Run(scheme, func(t *testing.T) {
+			if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}); err != nil {
+				t.Fatal(err)
+			}
+			setup := fmt.Sprintf(`(async () => {
+				await customElements.whenDefined("plumb-answer");
+				document.getElementById("stage")?.remove();
+				const stage = document.createElement("div");
+				stage.id = "stage";
+				stage.style = "padding: 12px; height: 360px; max-width: 44rem";
+				stage.innerHTML = '<button id="before">before</button><plumb-answer id="under-test"></plumb-answer>';
+				document.body.prepend(stage);
+				const a = document.getElementById("under-test");
+				a.claims = %s;
+				a.response = %s;
+				document.getElementById("before").focus();
+				return true;
+			})()`, claimsJS, respJS)
+			// Two Tabs: the summary's button (the answer has dropped claims), then the first claim.
+			if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](setup, chromedp.EvalAwaitPromise),
+				chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Tab), chromedp.Sleep(100*time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			type claim struct{ Action, Text, Decoration, Color string }
+			type rendered struct {
+				Claims                    []claim
+				Background, Summary, Role string
+				Images                    int
+				Pwned                     bool
+				Focused, Panel            string
+			}
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[rendered](`(() => {
+				const host = document.getElementById("under-test");
+				const root = host.shadowRoot;
+				const spans = [...root.querySelectorAll(".claim")];
+				const focused = root.activeElement;
+				return {
+					Claims: spans.map(s => ({Action: s.dataset.action, Text: s.firstChild.textContent,
+						Decoration: getComputedStyle(s).textDecorationLine, Color: getComputedStyle(s).color})),
+					Background: getComputedStyle(host).backgroundColor,
+					Summary: root.querySelector(".summary .count").textContent,
+					Role: root.querySelector(".summary").getAttribute("role"),
+					Images: root.querySelectorAll("img").length + document.querySelectorAll("#stage img").length,
+					Pwned: window.pwned === 1,
+					Focused: focused?.dataset.action ?? "",
+					Panel: focused?.querySelector(".panel") ? getComputedStyle(focused.querySelector(".panel")).display + " | " + focused.querySelector(".panel").textContent : "",
+				};
+			})()`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			shot, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#stage")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "answer-"+scheme+".png"), shot, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Claims) != len(req.GetClaims()) {
+				t.Fatalf("%d claims rendered, want %d", len(got.Claims), len(req.GetClaims()))
+			}
+			want := map[plumbv1.ClaimAction]string{plumbv1.ClaimAction_CLAIM_ACTION_KEEP: "keep", plumbv1.ClaimAction_CLAIM_ACTION_FLAG: "flag",
+				plumbv1.ClaimAction_CLAIM_ACTION_DROP: "drop"}
+			decoration := map[string]string{"keep": "none", "flag": "underline", "drop": "line-through"}
+			for j, c := range got.Claims {
+				action := want[resp.GetClaims()[j].GetAction()]
+				if c.Action != action || c.Text != req.GetClaims()[j].GetText() || c.Decoration != decoration[action] {
+					t.Errorf("claim %d: %+v, want %s (%s) reading %q", j, c, action, decoration[action], req.GetClaims()[j].GetText())
+				}
+				if r := contrast(rgb(t, c.Color), rgb(t, got.Background)); r < 4.5 {
+					t.Errorf("claim %d (%s): %s on %s, contrast %.2f below 4.5", j, action, c.Color, got.Background, r)
+				}
+			}
+			if got.Images != 0 || got.Pwned {
+				t.Errorf("a claim of markup made %d images (script ran: %v)", got.Images, got.Pwned)
+			}
+			if wantSummary := fmt.Sprintf("%d of %d claims verified", kept, len(req.GetClaims())); got.Summary != wantSummary || got.Role != "status" {
+				t.Errorf("summary %q (%s), want %q", got.Summary, got.Role, wantSummary)
+			}
+			if got.Focused == "" || !strings.HasPrefix(got.Panel, "block | ") || !strings.Contains(got.Panel, "likely true") {
+				t.Errorf("after Tab: focused %q, panel %q; want the first claim focused and its panel shown", got.Focused, got.Panel)
+			}
+			hidden, err := chromedp.Run(ctx, chromedp.Evaluate[[2]string](`(() => {
+				const root = document.getElementById("under-test").shadowRoot;
+				const button = root.querySelector(".summary button");
+				button.click();
+				return [getComputedStyle(root.querySelector(".drop")).display, button.getAttribute("aria-expanded")];
+			})()`))
+			if err != nil || hidden[0] != "none" || hidden[1] != "false" {
+				t.Errorf("the dropped claims after the button: display %q, aria-expanded %q (%v)", hidden[0], hidden[1], err)
+			}
+		})
+	}
+}
