@@ -38,6 +38,9 @@ func claimField(j int) string { return "claims[" + strconv.Itoa(j) + "]" }
 // wordings (validate checked). The support is the caller's (every sample has one per claim),
 // embedding (every claim an embedding, every sample its sentences') or lexical.
 func (q *Question) validateClaims() error {
+	if q.Policy.Risk != 0 {
+		return invalid("policy.risk", "a long answer's claims are kept above the profile's threshold τ, fitted at its α: a request cannot move it (fit at another --alpha)")
+	}
 	if len(q.Claims) > MaxClaims {
 		return exhausted("claims", "%d claims, at most %d a request", len(q.Claims), MaxClaims)
 	}

@@ -196,6 +196,7 @@ func TestClaimsRefused(t *testing.T) {
 		{"a passage of 16 385 bytes", func(q *calibrate.Question) { q.Paraphrases[0].Samples[0].Text = strings.Repeat("x", 16<<10+1) },
 			calibrate.Exhausted, "paraphrases[0].samples[0].text"},
 		{"embeddings for some claims", func(q *calibrate.Question) { q.Claims[0].Embedding = []float32{1, 0} }, calibrate.InvalidInput, "claims"},
+		{"a risk of its own", func(q *calibrate.Question) { q.Policy.Risk = 0.2 }, calibrate.InvalidInput, "policy.risk"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := good()
