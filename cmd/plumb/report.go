@@ -2,18 +2,12 @@ package main
 
 import (
 	"fmt"
-	"image/color"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 )
@@ -152,16 +146,7 @@ func writeReport(dir string, r *plumbv1.Report) error {
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(markdown(r)), 0o644); err != nil {
 		return err
 	}
-	p, err := reliabilityPlot(r)
-	if err != nil {
-		return err
-	}
-	for _, ext := range []string{"png", "svg"} {
-		if err := p.Save(6*vg.Inch, 6*vg.Inch, filepath.Join(dir, "reliability."+ext)); err != nil {
-			return fmt.Errorf("plot.Save: %w", err)
-		}
-	}
-	return nil
+	return writeFigure(r, filepath.Join(dir, "reliability.png"), filepath.Join(dir, "reliability.svg"))
 }
 
 // markdown renders the report as tables: before/after overall and per group.
@@ -203,85 +188,15 @@ func markdown(r *plumbv1.Report) string {
 		}
 	}
 	b.WriteString("\n## Reliability (after)\n\n| bin | n | mean confidence | accuracy |\n|---|---:|---:|---:|\n")
-	for _, bin := range r.GetBinsAfter() {
+	bins := r.GetBinsAfter()
+	if c := r.GetClaims(); c != nil {
+		bins = c.GetBinsAfter()
+	}
+	for _, bin := range bins {
 		if bin.GetCount() > 0 {
 			fmt.Fprintf(&b, "| (%.3f, %.3f] | %d | %.3f | %.3f |\n", bin.GetLower(), bin.GetUpper(), bin.GetCount(), bin.GetConfidence(), bin.GetAccuracy())
 		}
 	}
 	b.WriteString("\n![reliability diagram](reliability.png)\n")
 	return b.String()
-}
-
-// binPoints returns the (confidence, accuracy) points of the non-empty bins and their counts.
-func binPoints(bins []*plumbv1.ReliabilityBin) (plotter.XYs, []string) {
-	var xy plotter.XYs
-	var labels []string
-	for _, b := range bins {
-		if b.GetCount() == 0 {
-			continue
-		}
-		xy = append(xy, plotter.XY{X: b.GetConfidence(), Y: b.GetAccuracy()})
-		labels = append(labels, fmt.Sprintf("n=%d", b.GetCount()))
-	}
-	return xy, labels
-}
-
-// reliabilityPlot draws accuracy against confidence per bin, before and after, over the
-// diagonal of perfect calibration, with the after bins' counts.
-func reliabilityPlot(r *plumbv1.Report) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Reliability: %s (n=%d)", orDash(r.GetProfile().GetName()), r.GetExamples())
-	p.X.Label.Text = "confidence (bin mean)"
-	p.Y.Label.Text = "accuracy"
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
-	p.Add(plotter.NewGrid())
-	diag, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 0}, {X: 1, Y: 1}})
-	if err != nil {
-		return nil, err
-	}
-	diag.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
-	diag.Color = color.Gray{Y: 120}
-	p.Add(diag)
-	p.Legend.Add("perfect calibration", diag)
-	for _, s := range []struct {
-		name  string
-		bins  []*plumbv1.ReliabilityBin
-		ece   float64
-		col   color.Color
-		shape draw.GlyphDrawer
-	}{
-		{"before", r.GetBinsBefore(), r.GetBefore().GetEce(), color.RGBA{R: 230, G: 120, B: 20, A: 255}, draw.BoxGlyph{}},
-		{"after", r.GetBinsAfter(), r.GetAfter().GetEce(), color.RGBA{R: 20, G: 90, B: 200, A: 255}, draw.CircleGlyph{}},
-	} {
-		xy, labels := binPoints(s.bins)
-		if len(xy) == 0 {
-			continue
-		}
-		line, pts, err := plotter.NewLinePoints(xy)
-		if err != nil {
-			return nil, err
-		}
-		line.Color = s.col
-		line.Width = vg.Points(1.5)
-		pts.Color = s.col
-		pts.Shape = s.shape
-		pts.Radius = vg.Points(3.5)
-		p.Add(line, pts)
-		p.Legend.Add(fmt.Sprintf("%s (ECE %.3f)", s.name, s.ece), line, pts)
-		if s.name == "after" {
-			lab, err := plotter.NewLabels(plotter.XYLabels{XYs: xy, Labels: labels})
-			if err != nil {
-				return nil, err
-			}
-			for i := range lab.TextStyle {
-				lab.TextStyle[i].Font.Size = vg.Points(7)
-				lab.TextStyle[i].Color = s.col
-			}
-			lab.Offset = vg.Point{X: vg.Points(4), Y: vg.Points(-10)}
-			p.Add(lab)
-		}
-	}
-	p.Legend.Top = true
-	p.Legend.Left = true
-	return p, nil
 }
