@@ -298,11 +298,28 @@ func badge(a Action, c float64, calibrated, capped bool) Badge {
 	default:
 		level = BadgeMedium
 	}
-	pct := int(math.Round(c*20)) * 5
 	var b strings.Builder
 	b.Grow(24)
-	b.WriteString(strconv.Itoa(pct))
-	b.WriteString("% · ")
+	b.WriteString(badgePercent(c))
+	b.WriteString(" · ")
 	b.WriteString(level.String())
 	return Badge{Level: level, Label: b.String()}
+}
+
+// badgePercent is a confidence as a badge reads it: rounded to 5 %, except that only an exact
+// 1 or 0 reads "100%" or "0%": a confidence that rounds to them reads "> 99%" or "> 95%",
+// "< 1%" or "< 5%", so that a badge never claims a certainty the model does not have.
+func badgePercent(c float64) string {
+	pct := int(math.Round(c*20)) * 5
+	switch {
+	case pct >= 100 && c < 1 && c >= 0.99:
+		return "> 99%"
+	case pct >= 100 && c < 1:
+		return "> 95%"
+	case pct <= 0 && c > 0 && c <= 0.01:
+		return "< 1%"
+	case pct <= 0 && c > 0:
+		return "< 5%"
+	}
+	return strconv.Itoa(pct) + "%"
 }

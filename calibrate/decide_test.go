@@ -227,3 +227,20 @@ func TestSensitivity(t *testing.T) {
 		}
 	}
 }
+
+// TestBadgePercent: a badge rounds to 5 %, and reads 100 % or 0 % only for an exact 1 or 0
+// (issue 20: 0.985 read "100% · high"). Expected labels by hand from the rule.
+func TestBadgePercent(t *testing.T) {
+	for _, tc := range []struct {
+		c    float64
+		want string
+	}{
+		{1, "100%"}, {0.9999, "> 99%"}, {0.99, "> 99%"}, {0.985, "> 95%"}, {0.975, "> 95%"},
+		{0.9749, "95%"}, {0.85, "85%"}, {0.5, "50%"}, {0.0251, "5%"}, {0.025, "5%"},
+		{0.0249, "< 5%"}, {0.011, "< 5%"}, {0.01, "< 1%"}, {1e-9, "< 1%"}, {0, "0%"},
+	} {
+		if got := calibrate.BadgePercent(tc.c); got != tc.want {
+			t.Errorf("badge of %v reads %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}

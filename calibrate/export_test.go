@@ -28,3 +28,6 @@ func SharedAgrees(p *Profile, exs []Example) int {
 	}
 	return -1
 }
+
+// BadgePercent is badgePercent, for the tests of badge labels.
+var BadgePercent = badgePercent

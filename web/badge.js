@@ -27,6 +27,15 @@ const ACTIONS = {
   ACTION_ABSTAIN: ["abstain", "The model does not know"],
 };
 
+// percent is a probability as a badge reads it (calibrate's badgePercent): rounded to 5 %, and
+// 100 % or 0 % only for an exact 1 or 0.
+function percent(p) {
+  const v = Math.round(p * 20) * 5;
+  if (v >= 100 && p < 1) return p >= 0.99 ? "> 99%" : "> 95%";
+  if (v <= 0 && p > 0) return p <= 0.01 ? "< 1%" : "< 5%";
+  return `${v}%`;
+}
+
 // The state a badge shows: its look follows the action first (clarify and abstain are never
 // shown as a confident answer), then the level.
 function stateOf(r) {
@@ -125,17 +134,23 @@ class PlumbBadge extends HTMLElement {
       this.error(`Not scored: ${r.error.message || "the request was refused"}`);
       return;
     }
+    // protojson leaves out a confidence of 0; anything else must be a probability, and the
+    // action one plumb defines: what is not a ScoreResponse is said to be so, not drawn as one.
+    const confidence = r.confidence ?? 0;
+    if (typeof r !== "object" || !Object.hasOwn(ACTIONS, r.action ?? "") || typeof confidence !== "number" || !(confidence >= 0 && confidence <= 1)) {
+      this.error("Not scored: this is not a plumb ScoreResponse");
+      return;
+    }
     const state = stateOf(r);
-    const pct = Math.round((r.confidence ?? 0) * 100);
-    const [actionWord, actionText] = ACTIONS[r.action] ?? ["unknown", "Unknown action"];
-    const label = r.badge?.label || `${pct}%`;
+    const [actionWord, actionText] = ACTIONS[r.action];
+    const label = r.badge?.label || percent(confidence);
 
     const badge = document.createElement("span");
     badge.className = `badge ${state}`;
     badge.tabIndex = 0;
     badge.setAttribute("role", "status");
     badge.setAttribute("aria-label",
-      `Confidence ${pct} percent, ${label.split("·").pop().trim()}. Action: ${actionWord}.` +
+      `Confidence ${percent(confidence).replace(">", "more than").replace("<", "less than").replace("%", " percent")}, ${label.split("·").pop().trim()}. Action: ${actionWord}.` +
       (state === "uncalibrated" ? " Not calibrated." : ""));
     badge.setAttribute("aria-describedby", "panel");
     badge.append(text("span", ICONS[state], "icon"), text("span", label, "label"));

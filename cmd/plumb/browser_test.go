@@ -260,13 +260,15 @@ func TestBadgeInChromium(t *testing.T) {
 				if err := os.WriteFile(filepath.Join(dir, scheme+"-"+state+".png"), shot, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				pct := int(math.Round(resp.GetConfidence() * 100))
+				// The aria-label reads the label's percentage (calibrate's badgePercent) in words:
+				// the page's rounding must agree with the server's.
+				pct := spokenPercent(strings.TrimSpace(strings.Split(resp.GetBadge().GetLabel(), "·")[0]))
 				action := strings.ToLower(strings.TrimPrefix(resp.GetAction().String(), "ACTION_"))
 				if got.Label != resp.GetBadge().GetLabel() || got.Role != "status" {
 					t.Errorf("label %q role %q, want %q and status", got.Label, got.Role, resp.GetBadge().GetLabel())
 				}
-				if !strings.Contains(got.Aria, fmt.Sprintf("Confidence %d percent", pct)) || !strings.Contains(got.Aria, "Action: "+action) {
-					t.Errorf("aria-label %q does not read %d percent and %s", got.Aria, pct, action)
+				if !strings.Contains(got.Aria, "Confidence "+pct+",") || !strings.Contains(got.Aria, "Action: "+action) {
+					t.Errorf("aria-label %q does not read %s and %s", got.Aria, pct, action)
 				}
 				wantState := state
 				if state == "sycophancy" {
@@ -309,6 +311,39 @@ func TestBadgeInChromium(t *testing.T) {
 			t.Errorf("%s and %s look the same (%s)", pair[0], pair[1], looks[pair[0]])
 		}
 	}
+
+	// What is not a ScoreResponse says so instead of drawing a badge; a confidence that is
+	// almost 1 never reads 100 percent.
+	for _, tc := range []struct{ name, response, text, aria string }{
+		{"empty", `{}`, "Not scored: this is not a plumb ScoreResponse", ""},
+		{"a string", `"ACTION_ANSWER"`, "Not scored: this is not a plumb ScoreResponse", ""},
+		{"an inherited action", `{"action": "toString", "confidence": 0.5}`, "Not scored: this is not a plumb ScoreResponse", ""},
+		{"a confidence of 2", `{"action": "ACTION_ANSWER", "confidence": 2}`, "Not scored: this is not a plumb ScoreResponse", ""},
+		{"a confidence that is text", `{"action": "ACTION_ANSWER", "confidence": "high"}`, "Not scored: this is not a plumb ScoreResponse", ""},
+		{"almost certain, without a label", `{"action": "ACTION_ANSWER", "confidence": 0.996}`, "> 99%", "Confidence more than 99 percent"},
+	} {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[[3]string](fmt.Sprintf(`(() => {
+			document.getElementById("stage")?.remove();
+			const b = document.createElement("plumb-badge");
+			b.id = "stage";
+			document.body.prepend(b);
+			b.response = %s;
+			const pill = b.shadowRoot.querySelector(".badge");
+			return [b.shadowRoot.textContent.includes("Not scored") ? b.shadowRoot.querySelector("span").textContent : pill.querySelector(".label").textContent,
+				pill?.getAttribute("aria-label") ?? "", b.dataset.state ?? ""];
+		})()`, tc.response)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got[0] != tc.text || !strings.HasPrefix(got[1], tc.aria) || (tc.aria == "") != (got[2] == "error") {
+			t.Errorf("%s: shows %q, aria-label %q, state %q; want %q, %q", tc.name, got[0], got[1], got[2], tc.text, tc.aria)
+		}
+	}
+}
+
+// spokenPercent is a badge's percentage ("85%", "> 99%") as its aria-label reads it.
+func spokenPercent(label string) string {
+	return strings.NewReplacer(">", "more than", "<", "less than", "%", " percent").Replace(label)
 }
 
 // mixedAnswer fits a claims profile over gRPC on simulated long answers with a judge's support,
