@@ -297,7 +297,7 @@ func TestTransportConformance(t *testing.T) {
 	h := start(t, Config{MaxMessageBytes: 1 << 20}, nil)
 	ctx := context.Background()
 	exs := mmluExamples(t)
-	if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "p", Risk: 0.3}, seq(exs[:300])); err != nil {
+	if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "p", Risk: 0.3, Activate: proto.Bool(true)}, seq(exs[:300])); err != nil {
 		t.Fatal(err)
 	}
 	good := &plumbv1.ScoreRequest{Id: "good", Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B", -0.2, -1.8)), para(opts("A,B", -0.3, -1.5))}}

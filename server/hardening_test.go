@@ -114,7 +114,7 @@ func TestRoles(t *testing.T) {
 	}
 	scorer, admin := dial("score-token-0123456789"), dial("admin-token-0123456789")
 	exs := mmluExamples(t)[:200]
-	if _, err := admin.Fit(ctx, &plumbv1.FitConfig{Name: "p", Activate: true}, seq(exs)); err != nil {
+	if _, err := admin.Fit(ctx, &plumbv1.FitConfig{Name: "p", Activate: proto.Bool(true)}, seq(exs)); err != nil {
 		t.Fatalf("admin Fit: %v", err)
 	}
 	req := &plumbv1.ScoreRequest{Profile: "p", Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B,C,D", -0.2, -1.8, -3, -4))}}

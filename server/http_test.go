@@ -48,7 +48,7 @@ func TestHTTPMatchesGRPC(t *testing.T) {
 	h := start(t, Config{}, nil)
 	ctx := context.Background()
 	exs := mmluExamples(t)
-	if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu"}, seq(exs[:300])); err != nil {
+	if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu", Activate: proto.Bool(true)}, seq(exs[:300])); err != nil {
 		t.Fatal(err)
 	}
 	example, err := os.ReadFile("../testdata/score-request.json")

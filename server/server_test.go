@@ -111,14 +111,14 @@ func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	exs := mmluExamples(t)
 
-	fit1, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu", Seed: 1}, seq(exs))
+	fit1, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu", Seed: 1, Activate: proto.Bool(true)}, seq(exs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !fit1.GetStored() || fit1.GetProfile().GetVersion() != 1 || !fit1.GetProfile().GetActive() {
 		t.Fatalf("first fit: %v", fit1.GetProfile())
 	}
-	fit2, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu", Seed: 2, Temperature: plumbv1.TemperatureMethod_TEMPERATURE_METHOD_GLOBAL}, seq(exs))
+	fit2, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu", Seed: 2, Temperature: plumbv1.TemperatureMethod_TEMPERATURE_METHOD_GLOBAL, Activate: proto.Bool(false)}, seq(exs))
 	if err != nil {
 		t.Fatal(err)
 	}

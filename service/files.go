@@ -93,7 +93,11 @@ func (s *Service) ImportProfile(ctx context.Context, r *plumbv1.ImportProfileReq
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.store.Put(ctx, m.GetName(), data, r.GetActivate())
+	a := store.IfNone
+	if r.GetActivate() {
+		a = store.Activate
+	}
+	rec, err := s.store.Put(ctx, m.GetName(), data, a)
 	if err != nil {
 		return nil, fault(err)
 	}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"iter"
+	"math"
 	"strconv"
 	"strings"
 
@@ -150,6 +151,25 @@ func checkName(field, name string) error {
 	return nil
 }
 
+// activation says whether a fitted profile becomes active: as the config says, or, when it
+// says nothing, when the profile answers something; why explains a profile stored inactive
+// for that reason.
+func activation(cfg *plumbv1.FitConfig, p *calibrate.Profile) (a store.Activation, why string) {
+	if cfg.Activate != nil {
+		if cfg.GetActivate() {
+			return store.Activate, ""
+		}
+		return store.Inactive, ""
+	}
+	if p.Evidence == calibrate.EvidenceClaims && math.IsInf(p.ClaimThreshold, 1) {
+		return store.Inactive, "stored inactive: τ = ∞, this profile keeps no claim; activate it anyway with activate = true (plumb fit --activate, or plumb profiles activate)"
+	}
+	if p.Evidence != calibrate.EvidenceClaims && p.Lambda >= 1 {
+		return store.Inactive, "stored inactive: λ = 1, this profile answers nothing; activate it anyway with activate = true (plumb fit --activate, or plumb profiles activate)"
+	}
+	return store.Activate, ""
+}
+
 // Run fits the profile on the examples added, stores it unless the config says dry_run, and
 // returns it with its report. A cancelled ctx stops the fit between stages, and nothing is
 // written.
@@ -175,9 +195,16 @@ func (f *Fitting) Run(ctx context.Context) (*plumbv1.FitResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.store.Put(ctx, f.name, data, cfg.GetActivate())
+	a, why := activation(cfg, p)
+	rec, err := s.store.Put(ctx, f.name, data, a)
 	if err != nil {
 		return nil, fault(err)
+	}
+	if why != "" {
+		resp.Report.Warnings = append(resp.Report.Warnings, why)
+		if msg.Report != nil {
+			msg.Report.Warnings = append(msg.Report.Warnings, why)
+		}
 	}
 	s.changed(store.Change{Name: f.name})
 	msg.Version, msg.Active = rec.Version, rec.Active

@@ -46,10 +46,10 @@ func TestDamagedProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Put(ctx, "good", data, true); err != nil {
+	if _, err := st.Put(ctx, "good", data, store.Activate); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Put(ctx, "bad", []byte{0xff, 0xff, 0xff, 0x0f}, true); err != nil {
+	if _, err := st.Put(ctx, "bad", []byte{0xff, 0xff, 0xff, 0x0f}, store.Activate); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: "bad"}); status.Code(api.FaultOf(err).Status()) != codes.DataLoss {
@@ -103,7 +103,7 @@ func TestDeletedWhileRead(t *testing.T) {
 	p.Name, p.Calibrated = "p", true
 	data, _ := protoMarshal(api.ProfileMessage(p, nil))
 	for range 2 {
-		if _, err := st.Put(ctx, "p", data, false); err != nil {
+		if _, err := st.Put(ctx, "p", data, store.IfNone); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -131,7 +131,7 @@ func diskFull(err error) bool {
 func u64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 
 // Put stores the next version of name. Versions only grow, even across deletes.
-func (b *Bolt) Put(_ context.Context, name string, data []byte, activate bool) (Record, error) {
+func (b *Bolt) Put(_ context.Context, name string, data []byte, a Activation) (Record, error) {
 	if err := CheckName(name); err != nil {
 		return Record{}, err
 	}
@@ -161,7 +161,7 @@ func (b *Bolt) Put(_ context.Context, name string, data []byte, activate bool) (
 		if err := vb.Put(u64(next), val); err != nil {
 			return err
 		}
-		if activate || nb.Get(keyActive) == nil {
+		if a.active(nb.Get(keyActive) != nil) {
 			rec.Active = true
 			return nb.Put(keyActive, u64(next))
 		}
@@ -185,6 +185,14 @@ func decode(name string, k, v []byte, active int64) (Record, error) {
 	}, nil
 }
 
+// cursorFirst returns the first key and value of b, nil when b is nil or empty.
+func cursorFirst(b *bolt.Bucket) ([]byte, []byte) {
+	if b == nil {
+		return nil, nil
+	}
+	return b.Cursor().First()
+}
+
 func activeOf(nb *bolt.Bucket) int64 {
 	if a := nb.Get(keyActive); len(a) == 8 {
 		return int64(binary.BigEndian.Uint64(a))
@@ -204,10 +212,13 @@ func (b *Bolt) Get(_ context.Context, name string, version int64) (Record, error
 			return fmt.Errorf("%w: profile %q", ErrNotFound, name)
 		}
 		active := activeOf(nb)
+		vb := nb.Bucket(keyVersions)
 		if version == 0 {
+			if k, _ := cursorFirst(vb); active == 0 && k != nil {
+				return errNoActive(name)
+			}
 			version = active
 		}
-		vb := nb.Bucket(keyVersions)
 		var v []byte
 		if vb != nil && version > 0 {
 			v = vb.Get(u64(version))

@@ -201,7 +201,7 @@ func notify(ctx context.Context, tx pgx.Tx, name string) error {
 
 // Put stores the next version of name: the name's row, locked for the transaction, hands out
 // the number, so concurrent puts from any replica get distinct, consecutive versions.
-func (p *Postgres) Put(ctx context.Context, name string, data []byte, activate bool) (Record, error) {
+func (p *Postgres) Put(ctx context.Context, name string, data []byte, a Activation) (Record, error) {
 	if err := CheckName(name); err != nil {
 		return Record{}, err
 	}
@@ -222,7 +222,7 @@ func (p *Postgres) Put(ctx context.Context, name string, data []byte, activate b
 			name, rec.Version, rec.Created, rec.Data); err != nil {
 			return err
 		}
-		if activate || active == nil {
+		if a.active(active != nil) {
 			rec.Active = true
 			if _, err := tx.Exec(ctx, `UPDATE plumb_profiles SET active = $2 WHERE name = $1`, name, rec.Version); err != nil {
 				return err
@@ -252,6 +252,13 @@ func (p *Postgres) Get(ctx context.Context, name string, version int64) (Record,
 		Scan(&rec.Version, &rec.Created, &rec.Data, &active)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if version == 0 {
+			var any bool
+			if err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM plumb_profile_versions WHERE name = $1)`, name).Scan(&any); err != nil {
+				return Record{}, p.fault("get", ctx, err)
+			}
+			if any {
+				return Record{}, errNoActive(name)
+			}
 			return Record{}, fmt.Errorf("%w: profile %q", ErrNotFound, name)
 		}
 		return Record{}, fmt.Errorf("%w: profile %q version %d", ErrNotFound, name, version)

@@ -95,7 +95,7 @@ func (r *ReadOnly) List(_ context.Context, name string) ([]Record, error) {
 }
 
 // Put returns ErrReadOnly.
-func (r *ReadOnly) Put(context.Context, string, []byte, bool) (Record, error) {
+func (r *ReadOnly) Put(context.Context, string, []byte, Activation) (Record, error) {
 	return Record{}, ErrReadOnly
 }
 

@@ -60,11 +60,34 @@ type Record struct {
 	Err error
 }
 
+// Activation says whether a version put becomes the active one of its name.
+type Activation uint8
+
+const (
+	// IfNone: active when the name has no active version (its first version, or the first
+	// after every version was deleted or none was active).
+	IfNone Activation = iota
+	// Activate: active.
+	Activate
+	// Inactive: stored and not active, even as the name's only version.
+	Inactive
+)
+
+// errNoActive is Get's error for the active version of a name whose versions are all inactive.
+func errNoActive(name string) error {
+	return fmt.Errorf("%w: profile %q has no active version: activate one (plumb profiles activate %s VERSION)", ErrNotFound, name, name)
+}
+
+// active says whether a version put with a becomes active, the name's active version being
+// hasActive.
+func (a Activation) active(hasActive bool) bool {
+	return a == Activate || a == IfNone && !hasActive
+}
+
 // Store persists profile versions. Implementations are safe for concurrent use.
 type Store interface {
-	// Put stores data as the next version of name and returns it. The version becomes active
-	// when activate is true or when name has no active version.
-	Put(ctx context.Context, name string, data []byte, activate bool) (Record, error)
+	// Put stores data as the next version of name and returns it, active as a says.
+	Put(ctx context.Context, name string, data []byte, a Activation) (Record, error)
 	// Get returns a version of name; version 0 means the active one.
 	Get(ctx context.Context, name string, version int64) (Record, error)
 	// List returns every version (of name, when not empty), by name then version. A damaged

@@ -267,7 +267,7 @@ func TestNotFoundListsProfiles(t *testing.T) {
 	}
 	data := subjectFile(t, "anatomy")
 	for _, name := range []string{"anat", "bio"} {
-		if _, _, err := plumb(t, "", "fit", "--data", data, "--profile", name, "--store", db); err != nil {
+		if _, _, err := plumb(t, "", "fit", "--data", data, "--profile", name, "--store", db, "--activate"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -22,12 +22,26 @@ func TestFitWarnsWhenNothingIsAnswered(t *testing.T) {
 	data := datasets.Path(t, "mmlu-llama13b", "mmlu-llama13b.jsonl")
 	db := filepath.Join(t.TempDir(), "plumb.db")
 	out, _, err := plumb(t, "", "fit", "--data", data, "--profile", "mmlu", "--store", db)
-	if err != nil {
-		t.Fatal(err)
+	if code := exitCode(err, "fit", false, false); code != exitInactive || !strings.Contains(out, "profile mmlu version 1 stored (active: false)") ||
+		!strings.Contains(err.Error(), "plumb profiles activate mmlu 1") {
+		t.Fatalf("a fit that answers nothing: exit %d, %v\n%s\nwant exit 3, stored inactive, saying how to activate it", code, err, out)
 	}
 	if !strings.Contains(out, "warning: λ = 1: no threshold keeps the selective risk ≤ 0.1") ||
 		!strings.Contains(out, "The smallest risk it certifies is 0.20") || !strings.Contains(out, "--risk 0.20") {
 		t.Fatalf("no λ = 1 warning with the certifiable risk:\n%s", out)
+	}
+	// Stored inactive: a request naming it is told so, with the versions there are.
+	good := `{"profile":"mmlu","paraphrases":[{"options":[{"label":"A","logprob":-0.2},{"label":"B","logprob":-1.7}]}]}`
+	if _, _, err := plumb(t, good+"\n", "score", "--store", db); err == nil || !strings.Contains(err.Error(), `profile "mmlu" has no active version`) {
+		t.Fatalf("scoring with a name whose only version is inactive: %v", err)
+	}
+	// --activate says to serve it whatever it answers: exit 0, active.
+	if out, _, err := plumb(t, "", "fit", "--data", data, "--profile", "mmlu", "--store", db, "--activate"); err != nil || !strings.Contains(out, "version 2 stored (active: true)") {
+		t.Fatalf("--activate: %v\n%s", err, out)
+	}
+	// --activate=false: inactive, by choice, exit 0.
+	if out, _, err := plumb(t, "", "fit", "--data", data, "--profile", "mmlu", "--store", db, "--activate=false", "--risk", "0.2"); err != nil || !strings.Contains(out, "version 3 stored (active: false)") {
+		t.Fatalf("--activate=false: %v\n%s", err, out)
 	}
 	out, stderr, err := plumb(t, "", "fit", "--data", data, "--profile", "mmlu", "--store", db, "--json", "--dry-run")
 	if err != nil {
@@ -60,7 +74,7 @@ func TestReportsPrintEveryMetric(t *testing.T) {
 	data := datasets.Path(t, "sac3", "sac3-nq_open.jsonl")
 	db := filepath.Join(t.TempDir(), "plumb.db")
 	dir := t.TempDir()
-	out, _, err := plumb(t, "", "fit", "--data", data, "--profile", "qa", "--store", db, "--json", "--report-dir", dir)
+	out, _, err := plumb(t, "", "fit", "--data", data, "--profile", "qa", "--store", db, "--json", "--report-dir", dir, "--activate")
 	if err != nil {
 		t.Fatal(err)
 	}

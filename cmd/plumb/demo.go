@@ -17,6 +17,7 @@ import (
 	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/simulate"
 	"github.com/plumbhq/plumb/store"
+	"google.golang.org/protobuf/proto"
 )
 
 // cmdDemo runs plumb's main job end to end on its own: a server on a free port over a
@@ -62,13 +63,14 @@ func cmdDemo(ctx context.Context, args []string, std stdio) error {
 	}
 	defer c.Close()
 
-	// Simulated LLM evidence: 10 neutral wordings of 4 options, 2 USER_STANCE wordings pulling
-	// toward a wrong answer, a model overconfident by T* = 1.5; easy, medium, hopeless and
-	// ambiguous questions.
-	exs, truths := simulate.Generate(&simulate.Config{Questions: 2 * *n, Seed: *seed, Stance: 2})
+	// Simulated LLM evidence: 10 neutral wordings of 4 options, a model overconfident by
+	// T* = 1.5; easy, medium, hopeless and ambiguous questions. One user in five states a
+	// belief (2 USER_STANCE wordings pulling toward a wrong answer), as in a chat product where
+	// most questions are asked plainly.
+	exs, truths := simulate.Generate(&simulate.Config{Questions: 2 * *n, Seed: *seed, Stance: 2, StanceShare: 0.2})
 	train, held := exs[:*n], exs[*n:]
 	fmt.Fprintf(std.out, "fitting profile \"demo\" on %d simulated questions through ProfileService.Fit …\n", len(train))
-	resp, err := c.Fit(ctx, &plumbv1.FitConfig{Name: "demo", Activate: true, Seed: *seed}, func(yield func(*plumbv1.LabeledExample, error) bool) {
+	resp, err := c.Fit(ctx, &plumbv1.FitConfig{Name: "demo", Activate: proto.Bool(true), Seed: *seed}, func(yield func(*plumbv1.LabeledExample, error) bool) {
 		for i := range train {
 			if !yield(api.Labeled(&train[i]), nil) {
 				return

@@ -22,13 +22,16 @@ type fitFlags struct {
 	alpha, risk                                                            float64
 	seed                                                                   uint64
 	minGroup                                                               int
-	jsonOut, dryRun, activate                                              bool
+	jsonOut, dryRun, activate, activateGiven                               bool
 	in                                                                     inputFlags
 }
 
 func (f *fitFlags) config() (*plumbv1.FitConfig, error) {
 	c := &plumbv1.FitConfig{Name: f.profile, Alpha: f.alpha, Seed: f.seed, Risk: f.risk,
-		MinGroup: int32(f.minGroup), DryRun: f.dryRun, Activate: f.activate}
+		MinGroup: int32(f.minGroup), DryRun: f.dryRun}
+	if f.activateGiven {
+		c.Activate = &f.activate
+	}
 	var ok bool
 	if c.Temperature, ok = api.ParseTemperature(f.temperature); !ok {
 		return nil, usageError("--temperature %q: want auto, global, adaptive or none", f.temperature)
@@ -76,7 +79,7 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 	fs.StringVar(&f.reportDir, "report-dir", "", "write report.json, report.md and the reliability diagram here")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the protojson Report, and nothing else, on stdout")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "fit and report without storing the profile")
-	fs.BoolVar(&f.activate, "activate", true, "make the new version active")
+	fs.BoolVar(&f.activate, "activate", true, "make the new version active (=false: store it inactive); unset: active when it answers something, else stored inactive and exit status 3")
 	f.in.register(fs)
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -85,6 +88,7 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 	if len(pos) > 0 {
 		return usageError("fit takes its examples from --data, not %q", pos[0])
 	}
+	f.activateGiven = fs.given("activate")
 	if f.data == "" {
 		return usageError("plumb fit: --data is required")
 	}
@@ -113,7 +117,10 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 		for _, w := range resp.GetReport().GetWarnings() {
 			fmt.Fprintln(std.err, "plumb fit: warning:", w)
 		}
-		return in.finish(printJSON(std, resp.GetReport()))
+		if err := printJSON(std, resp.GetReport()); err != nil {
+			return in.finish(err)
+		}
+		return in.finish(storedInactive(resp, f.activateGiven))
 	}
 	p := resp.GetProfile()
 	if resp.GetStored() {
@@ -125,7 +132,18 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 	if f.reportDir != "" {
 		fmt.Fprintf(std.out, "report written to %s\n", f.reportDir)
 	}
-	return in.finish(nil)
+	return in.finish(storedInactive(resp, f.activateGiven))
+}
+
+// storedInactive is the error of a fit whose version was stored inactive because it answers
+// nothing (the user did not choose with --activate): exit status 3, saying how to go on.
+func storedInactive(resp *plumbv1.FitResponse, chosen bool) error {
+	p := resp.GetProfile()
+	if chosen || !resp.GetStored() || p.GetActive() {
+		return nil
+	}
+	return errInactive{fmt.Sprintf("profile %s version %d answers nothing and was stored inactive: refit with a larger --risk, or serve it anyway with 'plumb profiles activate %s %d'",
+		p.GetName(), p.GetVersion(), p.GetName(), p.GetVersion())}
 }
 
 func (l *local) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*plumbv1.FitResponse, error) {

@@ -79,11 +79,11 @@ func TestFitKeepGoingNamesLines(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "fit.jsonl")
 	os.WriteFile(file, []byte(strings.Join(lines[:4], "")+refused+"{oops\n"+strings.Join(lines[5:], "")), 0o644)
 	db := filepath.Join(t.TempDir(), "plumb.db")
-	_, _, err := plumb(t, "", "fit", "--data", file, "--store", db)
+	_, _, err := plumb(t, "", "fit", "--data", file, "--store", db, "--activate")
 	if err == nil || !strings.Contains(err.Error(), file+":5:") || !strings.Contains(err.Error(), "logprob") {
 		t.Fatalf("refused example: %v, want %s:5: naming the logprob", err, file)
 	}
-	out, stderr, err := plumb(t, "", "fit", "--data", file, "--store", db, "--keep-going")
+	out, stderr, err := plumb(t, "", "fit", "--data", file, "--store", db, "--keep-going", "--activate")
 	if skippedLines(err) != 2 || !strings.Contains(out, "version 1 stored") {
 		t.Fatalf("--keep-going: %v\n%s%s", err, out, stderr)
 	}

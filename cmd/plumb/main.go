@@ -73,6 +73,7 @@ func lookup(name string) *command {
 const (
 	exitFailed      = 1
 	exitSkipped     = 2  // done, but --keep-going skipped lines
+	exitInactive    = 3  // a fit stored its profile inactive: it answers nothing
 	exitUsage       = 64 // EX_USAGE of sysexits.h
 	exitInterrupted = 130
 )
@@ -102,6 +103,11 @@ type errSkipped struct{ lines int }
 func (e errSkipped) Error() string {
 	return fmt.Sprintf("--keep-going skipped %d bad line(s), each named above", e.lines)
 }
+
+// errInactive is a fit's: its version was stored inactive, since it answers nothing.
+type errInactive struct{ msg string }
+
+func (e errInactive) Error() string { return e.msg }
 
 func main() {
 	// The first SIGINT or SIGTERM cancels the command's context: it stops promptly (a server
@@ -163,6 +169,11 @@ func exitCode(err error, name string, signalled, interrupt bool) int {
 	if errors.As(err, &skipped) {
 		fmt.Fprintln(os.Stderr, "plumb:", err)
 		return exitSkipped
+	}
+	var inactive errInactive
+	if errors.As(err, &inactive) {
+		fmt.Fprintln(os.Stderr, "plumb:", err)
+		return exitInactive
 	}
 	fmt.Fprintln(os.Stderr, "plumb:", err)
 	return exitFailed

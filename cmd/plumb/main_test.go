@@ -210,7 +210,7 @@ func TestFitKilled(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "plumb.db")
 	first := subjectFile(t, "")
-	if out, err := exec.Command(bin, "fit", "--data", first, "--profile", "p", "--store", db).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "fit", "--data", first, "--profile", "p", "--store", db, "--activate").CombinedOutput(); err != nil {
 		t.Fatalf("first fit: %v\n%s", err, out)
 	}
 	// A second fit long enough that the kill lands while it fits: 40 000 simulated questions.
@@ -271,7 +271,7 @@ func TestScoreServerMatchesLocal(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "plumb.db")
 	data := subjectFile(t, "anatomy")
-	if out, err := exec.Command(bin, "fit", "--data", data, "--profile", "anat", "--store", db).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "fit", "--data", data, "--profile", "anat", "--store", db, "--activate").CombinedOutput(); err != nil {
 		t.Fatalf("fit: %v\n%s", err, out)
 	}
 	reqs := filepath.Join(dir, "reqs.jsonl")

@@ -109,7 +109,7 @@ func TestReplicasSeeChanges(t *testing.T) {
 	}
 	exs := mmluLabeled(t, "anatomy")
 	for v := 1; v <= 2; v++ {
-		resp, err := cs[0].Fit(ctx, &plumbv1.FitConfig{Name: "p", Seed: uint64(v)}, seqOf(exs))
+		resp, err := cs[0].Fit(ctx, &plumbv1.FitConfig{Name: "p", Seed: uint64(v), Activate: proto.Bool(v == 1)}, seqOf(exs))
 		if err != nil || resp.GetProfile().GetVersion() != int64(v) {
 			t.Fatalf("fit %d through A: %v, %v", v, resp.GetProfile().GetVersion(), err)
 		}
@@ -173,7 +173,7 @@ func TestConcurrentFitsAcrossReplicas(t *testing.T) {
 	for i := range versions {
 		c := dial(t, rs[i%len(rs)].addr, nil)
 		wg.Go(func() {
-			resp, err := c.Fit(context.Background(), &plumbv1.FitConfig{Name: "shared", Seed: uint64(i)}, seqOf(exs))
+			resp, err := c.Fit(context.Background(), &plumbv1.FitConfig{Name: "shared", Seed: uint64(i), Activate: proto.Bool(true)}, seqOf(exs))
 			if err != nil {
 				errs <- err
 				return
@@ -212,7 +212,7 @@ func TestReplicaKilled(t *testing.T) {
 		}
 	}})
 	exs := mmluLabeled(t, "anatomy")
-	if _, err := c.Fit(ctx, &plumbv1.FitConfig{Name: "p"}, seqOf(exs)); err != nil {
+	if _, err := c.Fit(ctx, &plumbv1.FitConfig{Name: "p", Activate: proto.Bool(true)}, seqOf(exs)); err != nil {
 		t.Fatal(err)
 	}
 	span := 12 * time.Second
@@ -297,7 +297,7 @@ func TestExportImport(t *testing.T) {
 	dir := t.TempDir()
 	bolt := filepath.Join(dir, "plumb.db")
 	pg := testenv.PostgresSchema(t)
-	if _, stderr, err := plumb(t, "", "fit", "--data", subjectFile(t, "anatomy"), "--profile", "anat", "--store", bolt); err != nil {
+	if _, stderr, err := plumb(t, "", "fit", "--data", subjectFile(t, "anatomy"), "--profile", "anat", "--store", bolt, "--activate"); err != nil {
 		t.Fatalf("fit: %v\n%s", err, stderr)
 	}
 	export := func(spec string, json bool) []byte {
@@ -442,7 +442,7 @@ func TestDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
 	wc, cc := dial(t, warm.addr, nil), dial(t, cold.addr, nil)
 	exs := mmluLabeled(t, "anatomy")
-	if _, err := wc.Fit(ctx, &plumbv1.FitConfig{Name: "p"}, seqOf(exs)); err != nil {
+	if _, err := wc.Fit(ctx, &plumbv1.FitConfig{Name: "p", Activate: proto.Bool(true)}, seqOf(exs)); err != nil {
 		t.Fatal(err)
 	}
 	req := proto.CloneOf(exs[0].GetRequest())

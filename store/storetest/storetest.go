@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,11 +66,11 @@ func (m must) list(l []store.Record, err error) []store.Record {
 func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store) store.Store) {
 	ctx := context.Background()
 	before := time.Now().Add(-time.Second)
-	r1 := ok(t).rec(s.Put(ctx, "mmlu", []byte("one"), false))
+	r1 := ok(t).rec(s.Put(ctx, "mmlu", []byte("one"), store.IfNone))
 	if r1.Version != 1 || !r1.Active || r1.Name != "mmlu" || r1.Created.Before(before) {
 		t.Fatalf("first put = %+v; want version 1, active (a name's first version), created now", r1)
 	}
-	r2 := ok(t).rec(s.Put(ctx, "mmlu", []byte("two"), false))
+	r2 := ok(t).rec(s.Put(ctx, "mmlu", []byte("two"), store.IfNone))
 	if r2.Version != 2 || r2.Active {
 		t.Fatalf("second put = %+v; want version 2, inactive", r2)
 	}
@@ -89,13 +90,13 @@ func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store)
 	if n := ok(t).n(s.Delete(ctx, "mmlu", 2)); n != 1 {
 		t.Fatalf("delete = %d, want 1", n)
 	}
-	if r3 := ok(t).rec(s.Put(ctx, "mmlu", []byte("three"), true)); r3.Version != 3 || !r3.Active {
+	if r3 := ok(t).rec(s.Put(ctx, "mmlu", []byte("three"), store.Activate)); r3.Version != 3 || !r3.Active {
 		t.Fatalf("put after delete = %+v, want version 3, active", r3)
 	}
 	if _, err := s.Get(ctx, "mmlu", 2); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted version: %v, want ErrNotFound", err)
 	}
-	ok(t).rec(s.Put(ctx, "other", []byte("x"), false))
+	ok(t).rec(s.Put(ctx, "other", []byte("x"), store.IfNone))
 	if reopen != nil {
 		s = reopen(t, s)
 	}
@@ -125,8 +126,29 @@ func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store)
 	}
 	// A name fitted again after a delete continues its numbering: a version number always
 	// means one profile.
-	if r := ok(t).rec(s.Put(ctx, "mmlu", []byte("four"), false)); r.Version != 4 || !r.Active {
+	if r := ok(t).rec(s.Put(ctx, "mmlu", []byte("four"), store.IfNone)); r.Version != 4 || !r.Active {
 		t.Fatalf("put after deleting the name = %+v, want version 4, active", r)
+	}
+
+	// Inactive: even a name's first version stays inactive, and the name then has no active
+	// version, which Get says, until one is activated.
+	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q1"), store.Inactive)); r.Version != 1 || r.Active {
+		t.Fatalf("inactive first put = %+v, want version 1, inactive", r)
+	}
+	if _, err := s.Get(ctx, "quiet", 0); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "no active version") {
+		t.Fatalf("active version of a name with none: %v, want ErrNotFound saying it has no active version", err)
+	}
+	if _, err := s.Get(ctx, "never-stored", 0); !errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "no active version") {
+		t.Fatalf("a name never stored: %v, want ErrNotFound without 'no active version'", err)
+	}
+	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q2"), store.IfNone)); r.Version != 2 || !r.Active {
+		t.Fatalf("put IfNone on a name with no active version = %+v, want version 2, active", r)
+	}
+	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q3"), store.Inactive)); r.Version != 3 || r.Active {
+		t.Fatalf("inactive put = %+v, want version 3, inactive", r)
+	}
+	if got := ok(t).rec(s.Get(ctx, "quiet", 0)); got.Version != 2 {
+		t.Fatalf("active = %+v, want version 2", got)
 	}
 }
 
@@ -141,7 +163,7 @@ func concurrentPuts(t *testing.T, s store.Store) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			r, err := s.Put(ctx, "shared", []byte(fmt.Sprint(i)), true)
+			r, err := s.Put(ctx, "shared", []byte(fmt.Sprint(i)), store.Activate)
 			if err != nil {
 				errs <- err
 				return
@@ -171,7 +193,7 @@ func concurrentPuts(t *testing.T, s store.Store) {
 func errorsOf(t *testing.T, s store.Store) {
 	defer s.Close()
 	ctx := context.Background()
-	ok(t).rec(s.Put(ctx, "p", []byte("x"), true))
+	ok(t).rec(s.Put(ctx, "p", []byte("x"), store.Activate))
 	for name, err := range map[string]error{
 		"get unknown name":         second(s.Get(ctx, "nope", 0)),
 		"get unknown version":      second(s.Get(ctx, "p", 9)),
@@ -185,8 +207,8 @@ func errorsOf(t *testing.T, s store.Store) {
 		}
 	}
 	for name, err := range map[string]error{
-		"put":      second(s.Put(ctx, "bad name!", nil, true)),
-		"put long": second(s.Put(ctx, string(bytes.Repeat([]byte("n"), 200)), nil, true)),
+		"put":      second(s.Put(ctx, "bad name!", nil, store.Activate)),
+		"put long": second(s.Put(ctx, string(bytes.Repeat([]byte("n"), 200)), nil, store.Activate)),
 		"get":      second(s.Get(ctx, "", 0)),
 		"activate": second(s.Activate(ctx, "a/b", 1)),
 		"delete":   second(s.Delete(ctx, "-x", 0)),
@@ -207,7 +229,7 @@ func copied(t *testing.T, s store.Store) {
 	defer s.Close()
 	ctx := context.Background()
 	data := []byte("profile")
-	ok(t).rec(s.Put(ctx, "c", data, true))
+	ok(t).rec(s.Put(ctx, "c", data, store.Activate))
 	data[0] = 'X'
 	r := ok(t).rec(s.Get(ctx, "c", 0))
 	if string(r.Data) != "profile" {

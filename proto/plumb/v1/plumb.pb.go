@@ -2514,8 +2514,10 @@ type FitConfig struct {
 	SycophancyThreshold float64 `protobuf:"fixed64,14,opt,name=sycophancy_threshold,json=sycophancyThreshold,proto3" json:"sycophancy_threshold,omitempty"`
 	// Fit and report without storing anything.
 	DryRun bool `protobuf:"varint,15,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	// Make the new version active (the first version of a name always is).
-	Activate      bool `protobuf:"varint,16,opt,name=activate,proto3" json:"activate,omitempty"`
+	// Make the new version active (true), or store it inactive (false). Unset: active when it
+	// answers something (λ < 1; for long answers, τ < ∞), else stored inactive, with a warning
+	// in the report, so that a profile that abstains on everything is never served by surprise.
+	Activate      *bool `protobuf:"varint,16,opt,name=activate,proto3,oneof" json:"activate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2656,8 +2658,8 @@ func (x *FitConfig) GetDryRun() bool {
 }
 
 func (x *FitConfig) GetActivate() bool {
-	if x != nil {
-		return x.Activate
+	if x != nil && x.Activate != nil {
+		return *x.Activate
 	}
 	return false
 }
@@ -4781,7 +4783,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"FitRequest\x12-\n" +
 	"\x06config\x18\x01 \x01(\v2\x13.plumb.v1.FitConfigH\x00R\x06config\x124\n" +
 	"\aexample\x18\x02 \x01(\v2\x18.plumb.v1.LabeledExampleH\x00R\aexampleB\t\n" +
-	"\amessage\"\xa7\x04\n" +
+	"\amessage\"\xb9\x04\n" +
 	"\tFitConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05alpha\x18\x02 \x01(\x01R\x05alpha\x12=\n" +
@@ -4798,8 +4800,9 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\tmin_group\x18\f \x01(\x05R\bminGroup\x127\n" +
 	"\vequivalence\x18\r \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\x121\n" +
 	"\x14sycophancy_threshold\x18\x0e \x01(\x01R\x13sycophancyThreshold\x12\x17\n" +
-	"\adry_run\x18\x0f \x01(\bR\x06dryRun\x12\x1a\n" +
-	"\bactivate\x18\x10 \x01(\bR\bactivate\"|\n" +
+	"\adry_run\x18\x0f \x01(\bR\x06dryRun\x12\x1f\n" +
+	"\bactivate\x18\x10 \x01(\bH\x00R\bactivate\x88\x01\x01B\v\n" +
+	"\t_activate\"|\n" +
 	"\vFitResponse\x12+\n" +
 	"\aprofile\x18\x01 \x01(\v2\x11.plumb.v1.ProfileR\aprofile\x12(\n" +
 	"\x06report\x18\x02 \x01(\v2\x10.plumb.v1.ReportR\x06report\x12\x16\n" +
@@ -5267,6 +5270,7 @@ func file_plumb_v1_plumb_proto_init() {
 		(*FitRequest_Config)(nil),
 		(*FitRequest_Example)(nil),
 	}
+	file_plumb_v1_plumb_proto_msgTypes[21].OneofWrappers = []any{}
 	file_plumb_v1_plumb_proto_msgTypes[23].OneofWrappers = []any{
 		(*EvaluateRequest_Config)(nil),
 		(*EvaluateRequest_Example)(nil),
