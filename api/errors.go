@@ -96,6 +96,20 @@ func Describe(err error) string {
 	return f.Code.String() + ": " + f.Msg
 }
 
+// Described returns err with Describe's words as its message; errors.As and status.Code still
+// reach the error underneath.
+func Described(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &described{err}
+}
+
+type described struct{ err error }
+
+func (d *described) Error() string { return Describe(d.err) }
+func (d *described) Unwrap() error { return d.err }
+
 // ItemError renders an error as the per-item error of a ScoreStream response.
 func ItemError(err error) *plumbv1.ItemError {
 	f := FaultOf(err)

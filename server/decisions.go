@@ -32,7 +32,7 @@ func newDecisions(reg prometheus.Registerer) *decisions {
 			Help: "Reasons given with the actions, by profile and reason."}, []string{"profile", "reason"}),
 		confidence: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "plumb_score_confidence",
 			Help:    "Grounded confidence of the answers scored, by profile.",
-			Buckets: prometheus.LinearBuckets(0.1, 0.1, 10)}, []string{"profile"}),
+			Buckets: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1}}, []string{"profile"}),
 		setSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "plumb_score_set_size",
 			Help:    "Size of the conformal prediction set, by profile.",
 			Buckets: []float64{1, 2, 3, 4, 5, 8, 16}}, []string{"profile"}),
@@ -44,7 +44,7 @@ func newDecisions(reg prometheus.Registerer) *decisions {
 			Help: "Fits, by outcome (stored, dry_run, or the status code that refused them)."}, []string{"outcome"}),
 		fitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "plumb_fit_duration_seconds",
 			Help:    "How long fits took, reading the examples included, by outcome.",
-			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}, []string{"outcome"}),
+			Buckets: []float64{0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4}}, []string{"outcome"}),
 	}
 	reg.MustRegister(d.actions, d.reasons, d.confidence, d.setSize, d.sycophancy, d.version, d.fits, d.fitSeconds)
 	return d

@@ -160,3 +160,40 @@ func TestDecisionMetrics(t *testing.T) {
 		t.Errorf("held-out questions all got one action %v: the per-action check is weak", actions)
 	}
 }
+
+// TestBucketBoundsAreDecimals: every histogram's `le` label in /metrics is a short decimal, as
+// an operator writes it in a query (0.3, not 0.30000000000000004 from summing 0.1s).
+func TestBucketBoundsAreDecimals(t *testing.T) {
+	h := start(t, Config{}, nil)
+	exs, _ := simulate.Generate(&simulate.Config{Questions: 1, Seed: 1})
+	if _, err := h.c.Score(context.Background(), api.Labeled(&exs[0]).GetRequest()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h.srv.MetricsHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	seen := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		j := strings.Index(line, `,le="`)
+		if !strings.Contains(line, "_bucket{") || j < 0 {
+			j = strings.Index(line, `{le="`)
+		}
+		if !strings.Contains(line, "_bucket{") || j < 0 {
+			continue
+		}
+		le := line[j+5:]
+		le = le[:strings.IndexByte(le, '"')]
+		seen++
+		if le != "+Inf" && len(le) > 6 {
+			t.Errorf("bucket bound %q in %s", le, line)
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no histogram buckets in /metrics")
+	}
+}

@@ -121,7 +121,7 @@ func ReadProfileFiles(paths []string) (*store.ReadOnly, error) {
 		}
 		m, err := DecodeProfileFile(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %s", p, api.Describe(err))
+			return nil, fmt.Errorf("%s: %w", p, api.Described(err))
 		}
 		data, err := encodeProfile(m)
 		if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -166,7 +165,7 @@ func (l *local) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*pl
 					return err
 				}
 				if err := c.Out.Add(ctx, ex); err != nil {
-					return errors.New(api.Describe(err))
+					return api.Described(err)
 				}
 				if len(ex.Question.Paraphrases[0].Samples) > 0 {
 					ex = new(calibrate.Example) // the fit keeps a samples example

@@ -13,6 +13,9 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // command is one of plumb's commands: its name, the usage line after "plumb NAME", a
@@ -176,7 +179,19 @@ func exitCode(err error, name string, signalled, interrupt bool) int {
 		return exitInactive
 	}
 	fmt.Fprintln(os.Stderr, "plumb:", err)
+	if hint := authHint(err); hint != "" {
+		fmt.Fprintln(os.Stderr, "plumb:", hint)
+	}
 	return exitFailed
+}
+
+// authHint says what to do when a server refuses the caller's token (or its absence): the flag
+// and variable that carry it.
+func authHint(err error) string {
+	if status.Code(err) != codes.Unauthenticated {
+		return ""
+	}
+	return "give a token from the server's tokens file with --token TOKEN or $PLUMB_TOKEN"
 }
 
 // run dispatches one command; it is main without the process around it, for tests.

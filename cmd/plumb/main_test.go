@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -460,5 +462,20 @@ func TestFitMatchesLibrary(t *testing.T) {
 	want := api.Report(rep)
 	if !proto.Equal(got.GetBefore(), want.GetBefore()) || !proto.Equal(got.GetAfter(), want.GetAfter()) || got.GetExamples() != want.GetExamples() {
 		t.Fatalf("plumb fit and calibrate.Fit differ:\n%v\n%v", &got, want)
+	}
+}
+
+// TestAuthHint: a server's Unauthenticated, through the CLI's wrapping, adds the flag and the
+// variable that carry a token; other refusals (PermissionDenied names the role) add nothing.
+func TestAuthHint(t *testing.T) {
+	unauth := fmt.Errorf("in.jsonl: %w", api.Described(status.Error(codes.Unauthenticated, "invalid bearer token")))
+	if got := unauth.Error(); got != "in.jsonl: Unauthenticated: invalid bearer token" {
+		t.Errorf("message %q", got)
+	}
+	if hint := authHint(unauth); !strings.Contains(hint, "--token") || !strings.Contains(hint, "$PLUMB_TOKEN") {
+		t.Errorf("hint %q does not name --token and $PLUMB_TOKEN", hint)
+	}
+	if hint := authHint(api.Described(status.Error(codes.PermissionDenied, "needs an admin token"))); hint != "" {
+		t.Errorf("PermissionDenied hint %q, want none", hint)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -81,7 +80,7 @@ func profilesList(ctx context.Context, c *profilesCall) error {
 	}
 	resp, err := c.calls.ListProfiles(ctx, &plumbv1.ListProfilesRequest{Name: name})
 	if err != nil {
-		return errors.New(api.Describe(err))
+		return api.Described(err)
 	}
 	if c.jsonOut {
 		return printJSON(c.std, resp)
@@ -116,7 +115,7 @@ func profilesGet(ctx context.Context, c *profilesCall) error {
 	}
 	resp, err := c.calls.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: name, Version: v})
 	if err != nil {
-		return errors.New(api.Describe(err))
+		return api.Described(err)
 	}
 	return printJSON(c.std, resp.GetProfile())
 }
@@ -128,7 +127,7 @@ func profilesExport(ctx context.Context, c *profilesCall) error {
 	}
 	resp, err := c.calls.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: name, Version: v})
 	if err != nil {
-		return errors.New(api.Describe(err))
+		return api.Described(err)
 	}
 	if !resp.GetProfile().GetCalibrated() {
 		return fmt.Errorf("export: %s is the built-in default, not a stored profile", name)
@@ -158,11 +157,11 @@ func profilesImport(ctx context.Context, c *profilesCall) error {
 	}
 	m, err := service.DecodeProfileFile(b)
 	if err != nil {
-		return fmt.Errorf("%s: %s", file, api.Describe(err))
+		return fmt.Errorf("%s: %w", file, api.Described(err))
 	}
 	resp, err := c.calls.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: m, Name: c.importName, Activate: c.activate})
 	if err != nil {
-		return errors.New(api.Describe(err))
+		return api.Described(err)
 	}
 	if c.jsonOut {
 		return printJSON(c.std, resp)
@@ -182,7 +181,7 @@ func profilesActivate(ctx context.Context, c *profilesCall) error {
 	}
 	resp, err := c.calls.ActivateProfile(ctx, &plumbv1.ActivateProfileRequest{Name: name, Version: v})
 	if err != nil {
-		return errors.New(api.Describe(err))
+		return api.Described(err)
 	}
 	if c.jsonOut {
 		return printJSON(c.std, resp)
@@ -198,7 +197,7 @@ func profilesDelete(ctx context.Context, c *profilesCall) error {
 	}
 	resp, err := c.calls.DeleteProfile(ctx, &plumbv1.DeleteProfileRequest{Name: name, Version: v})
 	if err != nil {
-		return errors.New(api.Describe(err))
+		return api.Described(err)
 	}
 	if c.jsonOut {
 		return printJSON(c.std, resp)

@@ -145,7 +145,7 @@ func (r *remote) score(ctx context.Context, in *input, out *output) error {
 	}
 	for resp, err := range r.c.ScoreConcurrent(ctx, reqs, r.streams, 256) {
 		if err != nil {
-			return fmt.Errorf("%s: %s", in.opts.File, api.Describe(err))
+			return fmt.Errorf("%s: %w", in.opts.File, api.Described(err))
 		}
 		line, err := next()
 		if err != nil {
