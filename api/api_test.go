@@ -422,3 +422,32 @@ func TestFitConfigSetsEveryField(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCountsAreNumbers: protojson prints a 64-bit integer as a JSON string, so a report's
+// counts are 32-bit (a number in JSON); only a version, an identifier, may be 64-bit.
+func TestReportCountsAreNumbers(t *testing.T) {
+	seen := map[protoreflect.FullName]bool{}
+	var walk func(md protoreflect.MessageDescriptor)
+	walk = func(md protoreflect.MessageDescriptor) {
+		if seen[md.FullName()] {
+			return
+		}
+		seen[md.FullName()] = true
+		for i := 0; i < md.Fields().Len(); i++ {
+			f := md.Fields().Get(i)
+			switch f.Kind() {
+			case protoreflect.Int64Kind, protoreflect.Uint64Kind, protoreflect.Sint64Kind,
+				protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind:
+				if f.Name() != "version" {
+					t.Errorf("%s is 64-bit: a JSON string in a report", f.FullName())
+				}
+			case protoreflect.MessageKind:
+				walk(f.Message())
+			}
+		}
+	}
+	walk((&plumbv1.Report{}).ProtoReflect().Descriptor())
+	if len(seen) < 4 {
+		t.Fatalf("walked %d messages from Report", len(seen))
+	}
+}

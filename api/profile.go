@@ -183,7 +183,7 @@ func binsToProto(bins []calibrate.Bin) []*plumbv1.ReliabilityBin {
 // Report converts a Report.
 func Report(r *calibrate.Report) *plumbv1.Report {
 	out := &plumbv1.Report{
-		Examples:            int64(r.Examples),
+		Examples:            int32(r.Examples),
 		Before:              metricsToProto(r.Before),
 		After:               metricsToProto(r.After),
 		BinsBefore:          binsToProto(r.BinsBefore),

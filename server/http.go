@@ -94,6 +94,10 @@ func (s *Server) HTTPHandler() http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(plumbv1.OpenAPI)
+	})
 	mux.Handle("GET /badge.js", web.Badge())
 	mux.Handle("GET /answer.js", web.Answer())
 	mux.Handle("GET /example-request.json", web.ExampleRequest())

@@ -68,7 +68,7 @@ func reportFigure(r *plumbv1.Report) figureData {
 		d.unit = "claims"
 		before, after = c.GetBinsBefore(), c.GetBinsAfter()
 		eb, ea = c.GetBefore().Ece, c.GetAfter().Ece
-		n = int64(c.GetAfter().GetClaims())
+		n = c.GetAfter().GetClaims()
 	}
 	d.name = name
 	d.title = fmt.Sprintf("%d held-out %s", n, d.unit)

@@ -2883,7 +2883,7 @@ func (x *EvaluateConfig) GetEquivalence() Equivalence {
 type Report struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Questions reported on.
-	Examples int64 `protobuf:"varint,1,opt,name=examples,proto3" json:"examples,omitempty"`
+	Examples int32 `protobuf:"varint,1,opt,name=examples,proto3" json:"examples,omitempty"`
 	// The uncalibrated default (T = 1, c = π̄(k*)) on the same questions.
 	Before *Metrics `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
 	// The profile.
@@ -2961,7 +2961,7 @@ func (*Report) Descriptor() ([]byte, []int) {
 	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
 }
 
-func (x *Report) GetExamples() int64 {
+func (x *Report) GetExamples() int32 {
 	if x != nil {
 		return x.Examples
 	}
@@ -4816,7 +4816,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x127\n" +
 	"\vequivalence\x18\x03 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\"\x80\a\n" +
 	"\x06Report\x12\x1a\n" +
-	"\bexamples\x18\x01 \x01(\x03R\bexamples\x12)\n" +
+	"\bexamples\x18\x01 \x01(\x05R\bexamples\x12)\n" +
 	"\x06before\x18\x02 \x01(\v2\x11.plumb.v1.MetricsR\x06before\x12'\n" +
 	"\x05after\x18\x03 \x01(\v2\x11.plumb.v1.MetricsR\x05after\x12-\n" +
 	"\x06groups\x18\x04 \x03(\v2\x15.plumb.v1.GroupReportR\x06groups\x129\n" +
