@@ -302,15 +302,22 @@ func (p *Postgres) Activate(ctx context.Context, name string, version int64) (Re
 	}
 	rec := Record{Name: name, Version: version, Active: true}
 	err := p.tx(ctx, "activate", func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `
-			UPDATE plumb_profiles p SET active = $2
-			FROM plumb_profile_versions v
-			WHERE p.name = $1 AND v.name = p.name AND v.version = $2
-			RETURNING v.created, v.data`, name, version).Scan(&rec.Created, &rec.Data)
+		// The name's row first, as Delete and Put lock it: a Delete of this version that holds it
+		// commits before the version is read below, by a statement of its own (a fresh snapshot
+		// under READ COMMITTED), which then finds it gone. One UPDATE … FROM would have joined the
+		// version as it was before the Delete waited on, and pointed the name at a deleted one.
+		err := tx.QueryRow(ctx, `SELECT 1 FROM plumb_profiles WHERE name = $1 FOR UPDATE`, name).Scan(new(int))
+		if err == nil {
+			err = tx.QueryRow(ctx, `SELECT created, data FROM plumb_profile_versions WHERE name = $1 AND version = $2`,
+				name, version).Scan(&rec.Created, &rec.Data)
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: profile %q version %d", ErrNotFound, name, version)
 		}
 		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE plumb_profiles SET active = $2 WHERE name = $1`, name, version); err != nil {
 			return err
 		}
 		return notify(ctx, tx, name)

@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("ConcurrentPuts", func(t *testing.T) { concurrentPuts(t, open(t)) })
 	t.Run("Errors", func(t *testing.T) { errorsOf(t, open(t)) })
 	t.Run("DataIsCopied", func(t *testing.T) { copied(t, open(t)) })
+	t.Run("ActivateDeleteRace", func(t *testing.T) { activateDeleteRace(t, open(t)) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
@@ -238,5 +239,46 @@ func copied(t *testing.T, s store.Store) {
 	r.Data[0] = 'Y'
 	if r := ok(t).rec(s.Get(ctx, "c", 1)); string(r.Data) != "profile" {
 		t.Fatalf("the store gave out its own slice: %q", r.Data)
+	}
+}
+
+// activateDeleteRace: Activate(v) and Delete(v) at the same moment, 30 rounds. Exactly one of
+// them may succeed, and afterwards the name's active version exists: a store that let both
+// through would point the name at a deleted version, and Score on it would be NotFound.
+func activateDeleteRace(t *testing.T, s store.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	for round := range 30 {
+		name := fmt.Sprintf("race-%d", round)
+		ok(t).rec(s.Put(ctx, name, []byte("one"), store.Activate))
+		v2 := ok(t).rec(s.Put(ctx, name, []byte("two"), store.Inactive))
+		var activateErr, deleteErr error
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Add(2)
+		go func() { defer wg.Done(); <-start; _, activateErr = s.Activate(ctx, name, v2.Version) }()
+		go func() { defer wg.Done(); <-start; _, deleteErr = s.Delete(ctx, name, v2.Version) }()
+		close(start)
+		wg.Wait()
+		if (activateErr == nil) == (deleteErr == nil) {
+			t.Errorf("round %d: activate: %v; delete: %v; want exactly one to succeed", round, activateErr, deleteErr)
+		}
+		if activateErr != nil && !errors.Is(activateErr, store.ErrNotFound) {
+			t.Errorf("round %d: activate lost with %v, want ErrNotFound", round, activateErr)
+		}
+		if deleteErr != nil && !errors.Is(deleteErr, store.ErrActive) {
+			t.Errorf("round %d: delete lost with %v, want ErrActive", round, deleteErr)
+		}
+		active, err := s.Get(ctx, name, 0)
+		if err != nil {
+			t.Fatalf("round %d: the active version after the race: %v", round, err)
+		}
+		want := int64(1)
+		if activateErr == nil {
+			want = v2.Version
+		}
+		if active.Version != want {
+			t.Errorf("round %d: active version %d, want %d", round, active.Version, want)
+		}
 	}
 }
