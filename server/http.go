@@ -138,7 +138,7 @@ func (s *Server) ServeHTTP(ctx context.Context, lis net.Listener) error {
 	if s.cfg.HTTPTLS != nil {
 		hs.TLSConfig = s.cfg.HTTPTLS.Clone()
 	}
-	l := newListener(lis, s.cfg.MaxConnections)
+	l := newListener(lis, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerAddress)
 	s.httpLis.Store(l)
 	lis = l
 	errc := make(chan error, 1)

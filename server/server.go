@@ -54,6 +54,9 @@ type Config struct {
 	// holds at most a stream window of requests and a write quota of responses (64 KiB each)
 	// until SendTimeout ends it; a connection at most ConnWindow of unread requests.
 	MaxConnections int           // open connections; more wait to be accepted (default 1000)
+	// Open connections from one IP address; a further one is closed as it is accepted (default
+	// 100; negative: no cap, for a server behind a proxy that all connections come from).
+	MaxConnectionsPerAddress int
 	MaxStreams     uint32        // concurrent calls on one connection (default 100)
 	SendTimeout    time.Duration // how long a stream's responses may stay unread before it is ended (default 30 s)
 }
@@ -64,10 +67,10 @@ const (
 	StreamWindow = 64 << 10 // bytes of one call's unread requests the server buffers
 	ConnWindow   = 1 << 20  // bytes of one connection's unread requests the server buffers
 	// A client may ping at most every 15 s (plumb's client pings every 30 s); a connection
-	// idle for 15 minutes is closed; a silent peer is pinged after 1 minute and dropped 20 s
-	// later.
+	// with no call for 2 minutes is closed (a client reconnects when it next calls); a silent
+	// peer is pinged after 1 minute and dropped 20 s later.
 	pingMinTime    = 15 * time.Second
-	idleTimeout    = 15 * time.Minute
+	idleTimeout    = 2 * time.Minute
 	pingTime       = time.Minute
 	pingTimeout    = 20 * time.Second
 	headerListSize = 64 << 10 // bytes of request metadata
@@ -89,6 +92,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.MaxConnections == 0 {
 		out.MaxConnections = 1000
+	}
+	if out.MaxConnectionsPerAddress == 0 {
+		out.MaxConnectionsPerAddress = 100
 	}
 	if out.MaxStreams == 0 {
 		out.MaxStreams = 100
@@ -206,7 +212,7 @@ func (baseline) Noop(context.Context, *plumbv1.ScoreRequest) (*plumbv1.ScoreResp
 // Serve serves on lis until ctx is done, then shuts down gracefully: health NOT_SERVING, drain
 // in-flight calls for up to ShutdownGrace, then stop.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	l := newListener(lis, s.cfg.MaxConnections)
+	l := newListener(lis, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerAddress)
 	s.lis.Store(l)
 	lis = l
 	wctx, stopWatching := context.WithCancel(ctx)

@@ -23,7 +23,7 @@ import (
 type serveFlags struct {
 	addr, httpAddr, metricsAddr, storePath, tokens, cert, key, clientCA, logLevel, readyFile string
 	profileFiles, corsOrigins                                                                files
-	pgConns, maxMsg, maxConns                                                                int
+	pgConns, maxMsg, maxConns, perAddr                                                       int
 	maxStreams                                                                               uint
 	maxStreamBytes                                                                           int64
 	pgConnect, pgTimeout, sendTimeout, grace                                                 time.Duration
@@ -50,6 +50,7 @@ func (f *serveFlags) register(fs *flagSet) {
 	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "requests per second across the server (0: unlimited)")
 	fs.IntVar(&f.maxMsg, "max-message-bytes", 16<<20, "largest request message")
 	fs.IntVar(&f.maxConns, "max-connections", 1000, "open connections at most; more wait to be accepted")
+	fs.IntVar(&f.perAddr, "max-connections-per-address", 100, "open connections from one IP address at most; more are closed at once (0: no cap, behind a proxy)")
 	fs.UintVar(&f.maxStreams, "max-streams", 100, "concurrent calls on one connection at most")
 	fs.DurationVar(&f.sendTimeout, "send-timeout", 30*time.Second, "end a ScoreStream whose responses stay unread this long")
 	fs.Int64Var(&f.maxStreamBytes, "max-stream-bytes", 1<<30, "memory one Fit or Evaluate may hold for its examples (0: no cap)")
@@ -71,6 +72,7 @@ func (f *serveFlags) config(std stdio) (server.Config, *slog.Logger, error) {
 		value any
 	}{
 		{"--max-message-bytes", f.maxMsg > 0, f.maxMsg}, {"--max-connections", f.maxConns > 0, f.maxConns},
+		{"--max-connections-per-address", f.perAddr >= 0, f.perAddr},
 		{"--max-streams", f.maxStreams > 0 && f.maxStreams <= 1<<20, f.maxStreams}, {"--send-timeout", f.sendTimeout > 0, f.sendTimeout},
 		{"--max-stream-bytes", f.maxStreamBytes >= 0, f.maxStreamBytes}, {"--shutdown-grace", f.grace >= 0, f.grace},
 		{"--rate-limit", f.rateLimit >= 0, f.rateLimit}, {"--pg-max-conns", f.pgConns > 0 && f.pgConns <= 10000, f.pgConns},
@@ -82,7 +84,7 @@ func (f *serveFlags) config(std stdio) (server.Config, *slog.Logger, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
 	cfg := server.Config{MaxMessageBytes: f.maxMsg, RateLimit: f.rateLimit, ShutdownGrace: f.grace, Baseline: f.baseline, Logger: logger,
-		MaxConnections: f.maxConns, MaxStreams: uint32(f.maxStreams), SendTimeout: f.sendTimeout}
+		MaxConnections: f.maxConns, MaxConnectionsPerAddress: perAddress(f.perAddr), MaxStreams: uint32(f.maxStreams), SendTimeout: f.sendTimeout}
 	if f.tokens != "" {
 		toks, warnings, err := server.ReadTokens(f.tokens)
 		if err != nil {
@@ -251,4 +253,12 @@ func (f *files) String() string { return strings.Join(*f, ",") }
 func (f *files) Set(v string) error {
 	*f = append(*f, v)
 	return nil
+}
+
+// perAddress maps the flag's 0 (no cap) to the server's negative.
+func perAddress(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
