@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -148,4 +149,135 @@ func FuzzScore(f *testing.F) {
 			}
 		}
 	})
+}
+
+// profileFrom changes a fitted-looking profile's numbers to ones read from fuzz bytes: raw
+// float64s, so NaN, ±Inf, 1e308 and negative values all occur.
+func profileFrom(data []byte) *Profile {
+	r := &reader{b: data}
+	p := fuzzProfile(Evidence(1 + r.byte()%2))
+	flags := r.byte()
+	if flags&1 != 0 {
+		p.Map = p.Map[:r.byte()%6]
+		for i := range p.Map {
+			p.Map[i] = r.float()
+		}
+	}
+	if flags&2 != 0 {
+		for i := range p.Temperature.Theta {
+			p.Temperature.Theta[i] = r.float()
+		}
+	}
+	if flags&4 != 0 {
+		p.Lambda = r.float()
+	}
+	if flags&8 != 0 {
+		p.RAPS.Lambda, p.RAPS.KReg = r.float(), int(r.byte())-8
+		p.Score = conformal.RAPS
+	}
+	if flags&16 != 0 {
+		p.Quantiles.Global = r.float()
+	}
+	if flags&32 != 0 {
+		for i := range p.Curve {
+			p.Curve[i].Lambda = r.float()
+			p.Curve[i].Answered, p.Curve[i].Errors = int(r.byte()), int(r.byte())
+		}
+	}
+	if flags&64 != 0 {
+		p.ClaimMap = []float64{r.float(), r.float(), r.float(), r.float()}
+		p.ClaimThreshold = r.float()
+	}
+	return p
+}
+
+// FuzzProfile: whatever a profile file holds, a profile that Check accepts never makes Score
+// emit a non-finite number on any question: the confidence lies in [0, 1], every candidate probability, the
+// prediction set's threshold and the sycophancy shift are finite, under the profile's risk and
+// under a request's. Run: go test ./calibrate -run '^$' -fuzz FuzzProfile -fuzztime 2m
+func FuzzProfile(f *testing.F) {
+	big := binary.LittleEndian.AppendUint64(nil, math.Float64bits(1e308))
+	zero := make([]byte, 8)
+	// The issue's confidence map [0, 1e308, 1e308, 0].
+	questions := [][]byte{
+		{0, 1, 1, 3, 0, 1, 4, 0, 10, 1, 20, 2, 30, 3, 40, 0, 1, 4, 0, 12, 1, 22, 2, 32, 3, 42},
+		{1, 2, 1, 2, 0, 2, 3, 1, 2, 0, 5, 1, 0, 0, 2, 3, 2, 1, 1, 0},
+		{2, 3, 0, 2, 1, 1, 5, 3, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0, 1, 3, 0, 1, 1, 2, 2, 3},
+	}
+	for _, q := range questions {
+		f.Add(slices.Concat([]byte{0, 1, 4}, zero, big, big, zero), q)
+		f.Add(slices.Concat([]byte{1, 1, 2}, big, big), q)
+		f.Add([]byte{0, 32, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, q)
+		f.Add(slices.Concat([]byte{0, 8}, binary.LittleEndian.AppendUint64(nil, math.Float64bits(math.NaN())), []byte{3}), q)
+	}
+	f.Fuzz(func(t *testing.T, profile, question []byte) {
+		p := profileFrom(profile)
+		if p.Check() != nil {
+			return
+		}
+		for _, q := range append(validQuestions(), questionFrom(question)) {
+			for _, risk := range []float64{0, p.RiskMin, p.RiskMax} {
+				q.Policy.Risk = risk
+				r, err := Score(context.Background(), p, &q)
+				if err != nil {
+					continue // evidence of the other kind, or a question Validate refuses
+				}
+				if !(r.Confidence >= 0 && r.Confidence <= 1) || math.IsNaN(r.Set.Threshold) || math.IsNaN(r.Sycophancy.Shift) || math.IsInf(r.Sycophancy.Shift, 0) {
+					t.Fatalf("a profile Check accepts (%+v) scored %+v", p, r)
+				}
+				for _, c := range r.Candidates {
+					if !(c.Probability >= 0 && c.Probability <= 1) {
+						t.Fatalf("candidate probability %v under %+v", c.Probability, p)
+					}
+				}
+				if strings.Contains(r.Badge.Label, "-") || strings.Contains(r.Badge.Label, "NaN") {
+					t.Fatalf("badge %q", r.Badge.Label)
+				}
+			}
+		}
+	})
+}
+
+// validQuestions are questions Validate accepts: options whose wordings disagree (so the
+// wording features are large), one with a user-stance wording, and sampled answers.
+func validQuestions() []Question {
+	opts := func(a, b, c float64) []Option {
+		return []Option{{Label: "A", Logprob: a}, {Label: "B", Logprob: b}, {Label: "C", Logprob: c}}
+	}
+	return []Question{
+		{ID: "disagree", Paraphrases: []Paraphrase{{Options: opts(-0.01, -6, -9)}, {Options: opts(-9, -0.01, -6)}, {Options: opts(-6, -9, -0.01)}}},
+		{ID: "sure", Paraphrases: []Paraphrase{{Options: opts(-0.001, -9, -12)}, {Options: opts(-0.002, -8, -12)},
+			{Framing: UserStance, Stance: "B", Options: opts(-3, -0.05, -12)}}},
+		{ID: "samples", Paraphrases: []Paraphrase{
+			{Samples: []Sample{{Text: "Paris", Tokens: []Token{{Token: "Paris", Logprob: -0.1}}}, {Text: "Lyon", Tokens: []Token{{Token: "Lyon", Logprob: -2}}}}},
+			{Samples: []Sample{{Text: "Paris", Tokens: []Token{{Token: "Paris", Logprob: -0.2}}}, {Text: "Paris", Tokens: []Token{{Token: "Paris", Logprob: -0.3}}}}},
+		}},
+	}
+}
+
+// TestCheckRefusesBrokenProfiles: the profiles of issue 21 that passed Check and broke Score.
+func TestCheckRefusesBrokenProfiles(t *testing.T) {
+	for name, tc := range map[string]struct {
+		change func(p *Profile)
+		field  string
+	}{
+		"map of 1e308": {func(p *Profile) { p.Map = []float64{0, 1e308, 1e308, 0} }, "confidence_map[1]"},
+		"unsorted curve": {func(p *Profile) {
+			p.Curve = []conformal.RiskPoint{{Lambda: 0.5, Answered: 90, Errors: 9}, {Lambda: 0.9, Answered: 50, Errors: 1}}
+		}, "risk_curve[1]"},
+		"NaN RAPS λ":        {func(p *Profile) { p.Score, p.RAPS.Lambda = conformal.RAPS, math.NaN() }, "raps"},
+		"negative RAPS λ":   {func(p *Profile) { p.Score, p.RAPS.Lambda = conformal.RAPS, -0.1 }, "raps"},
+		"claim map of +Inf": {func(p *Profile) { p.ClaimMap = []float64{0, math.Inf(1)} }, "claim_map[1]"},
+		"claim threshold 2": {func(p *Profile) { p.ClaimThreshold = 2 }, "claim_threshold"},
+	} {
+		p := fuzzProfile(EvidenceOptions)
+		if err := p.Check(); err != nil {
+			t.Fatalf("the unchanged profile: %v", err)
+		}
+		tc.change(p)
+		var e *Error
+		if err := p.Check(); !errors.As(err, &e) || e.Field != tc.field {
+			t.Errorf("%s: Check said %v, want an error naming %s", name, err, tc.field)
+		}
+	}
 }

@@ -495,9 +495,52 @@ func (p *Profile) Check() error {
 		if !(c.Lambda >= 0 && c.Lambda <= 1) || c.Answered < 0 || c.Errors < 0 || c.Errors > c.Answered {
 			return invalid("risk_curve["+strconv.Itoa(i)+"]", "λ %v, %d answered, %d errors: not a point of a risk curve", c.Lambda, c.Answered, c.Errors)
 		}
+		// Learn-then-Test reads the curve in order, most conservative first: λ falls, and the
+		// questions answered and the errors among them can only grow.
+		if prev := p.Curve[max(i-1, 0)]; i > 0 && (c.Lambda >= prev.Lambda || c.Answered < prev.Answered || c.Errors < prev.Errors) {
+			return invalid("risk_curve["+strconv.Itoa(i)+"]", "λ %v (%d answered, %d errors) after λ %v (%d, %d): a risk curve runs from the highest λ down, its counts growing",
+				c.Lambda, c.Answered, c.Errors, prev.Lambda, prev.Answered, prev.Errors)
+		}
+	}
+	// Every confidence the profile can produce is σ(w·f) over bounded features (a clipped
+	// logit, divergences, variances and token confidences): with |w| ≤ MaxMapWeight the sum is
+	// finite and σ of it lies in [0, 1]. Weights that large never come out of a fit.
+	for _, m := range []struct {
+		field string
+		w     []float64
+		n     int
+	}{{"confidence_map", p.Map, 5}, {"claim_map", p.ClaimMap, 4}} {
+		if len(m.w) > m.n {
+			return invalid(m.field, "%d weights, at most %d", len(m.w), m.n)
+		}
+		for i, w := range m.w {
+			if !(math.Abs(w) <= MaxMapWeight) {
+				return invalid(m.field+"["+strconv.Itoa(i)+"]", "%v: a weight must be finite, at most %g in size", w, MaxMapWeight)
+			}
+		}
+	}
+	for i, t := range p.Temperature.Theta {
+		if !(math.Abs(t) <= MaxLogTemperature) {
+			return invalid("temperature["+strconv.Itoa(i)+"]", "%v: a log-temperature parameter must be finite, at most %g in size", t, MaxLogTemperature)
+		}
+	}
+	if t := p.ClaimThreshold; !(t >= 0 && t <= 1) && !math.IsInf(t, 1) {
+		return invalid("claim_threshold", "%v: want a number in [0, 1] (or +Inf: keep no claim)", t)
+	}
+	if r := p.RAPS; r.Lambda != 0 || r.KReg != 0 {
+		if !(r.Lambda >= 0 && r.Lambda <= 1e3) || r.KReg < 0 {
+			return invalid("raps", "λ %v, k_reg %d: want λ in [0, 1000] and k_reg ≥ 0", r.Lambda, r.KReg)
+		}
 	}
 	return nil
 }
+
+// Bounds on a profile's parameters that Check enforces, far beyond what a fit produces, so that
+// a profile from a file cannot make Score compute a non-finite number.
+const (
+	MaxMapWeight      = 1e6
+	MaxLogTemperature = 50.0
+)
 
 // in01 refuses, naming field, a number outside the open interval (0, 1): a probability that a
 // config or a profile needs strictly between.
