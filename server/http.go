@@ -1,6 +1,7 @@
 package server
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -75,6 +76,7 @@ func (s *Server) HTTPHandler() http.Handler {
 		connect.WithCodec(connectCodec{"json; charset=utf-8", api.JSON}),
 		connect.WithReadMaxBytes(s.cfg.MaxMessageBytes),
 		connect.WithSendMaxBytes(s.cfg.MaxMessageBytes),
+		connect.WithCompression("gzip", newLimitedGzip(s.cfg.MaxMessageBytes), func() connect.Compressor { return gzip.NewWriter(io.Discard) }),
 	}
 	mux := http.NewServeMux()
 	for _, r := range unaries {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -93,6 +94,10 @@ func (s *Service) ImportProfile(ctx context.Context, r *plumbv1.ImportProfileReq
 	if err != nil {
 		return nil, err
 	}
+	if len(data) > MaxProfileBytes {
+		return nil, &calibrate.Error{Kind: calibrate.Exhausted, Field: "profile",
+			Msg: fmt.Sprintf("%d bytes encoded, at most %d (a fitted profile takes kilobytes)", len(data), MaxProfileBytes)}
+	}
 	a := store.IfNone
 	if r.GetActivate() {
 		a = store.Activate
@@ -109,13 +114,38 @@ func (s *Service) ImportProfile(ctx context.Context, r *plumbv1.ImportProfileReq
 	return &plumbv1.ImportProfileResponse{Profile: out}, nil
 }
 
+// A profile's size limits: its binary encoding as stored, and a profile file (protojson takes
+// more room than binary). A fit writes a few kilobytes, more with many Mondrian groups.
+const (
+	MaxProfileBytes     = 8 << 20
+	MaxProfileFileBytes = 4 * MaxProfileBytes
+)
+
+// ReadProfileFile reads an exported profile file, refusing one larger than MaxProfileFileBytes
+// before it is read whole.
+func ReadProfileFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxProfileFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxProfileFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes: not a profile plumb exported", path, MaxProfileFileBytes)
+	}
+	return b, nil
+}
+
 // ReadProfileFiles reads exported profiles into a read-only store for `plumb serve
 // --profile-file`. Each keeps its version (1 when it has none); a name's active version is the
 // one exported as active, else its highest. Errors name the file.
 func ReadProfileFiles(paths []string) (*store.ReadOnly, error) {
 	var recs []store.Record
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := ReadProfileFile(p)
 		if err != nil {
 			return nil, err
 		}

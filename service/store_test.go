@@ -2,7 +2,9 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -202,6 +204,25 @@ func TestImportChecks(t *testing.T) {
 			}
 		})
 	}
+	t.Run("size", func(t *testing.T) {
+		// 400 000 Mondrian groups: about 10 MB encoded, past MaxProfileBytes.
+		m := api.ProfileMessage(good, nil)
+		m.GroupQuantiles = map[string]float64{}
+		for i := range 400_000 {
+			m.GroupQuantiles[fmt.Sprintf("group-%07d", i)] = 0.5
+		}
+		_, err := svc.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: m})
+		if f := api.FaultOf(err); f.Code != codes.ResourceExhausted || f.Field != "profile" {
+			t.Fatalf("%v, want ResourceExhausted on profile", err)
+		}
+		big := filepath.Join(t.TempDir(), "big.json")
+		if err := os.WriteFile(big, make([]byte, MaxProfileFileBytes+1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadProfileFile(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("a file past MaxProfileFileBytes: %v", err)
+		}
+	})
 	if l, _ := st.List(ctx, ""); len(l) != 0 {
 		t.Fatalf("refused imports stored %d versions", len(l))
 	}

@@ -151,7 +151,7 @@ func profilesImport(ctx context.Context, c *profilesCall) error {
 		return usageError("plumb profiles import FILE [--name NAME] [--activate]: one file is required")
 	}
 	file := c.args[0]
-	b, err := os.ReadFile(file)
+	b, err := service.ReadProfileFile(file)
 	if err != nil {
 		return err
 	}
