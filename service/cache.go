@@ -27,7 +27,19 @@ import (
 const (
 	activeTTL  = time.Second      // how long a cached active version is trusted
 	versionTTL = 10 * time.Second // how long a cached version is trusted to exist
+	// An absent name@version is remembered for absentTTL (or until a change to the name), so
+	// that Score on an unknown name does not cost a store round trip each time; at most
+	// maxAbsent of them (beyond, the memory is cleared: callers inventing names cannot grow it).
+	absentTTL = time.Second
+	maxAbsent = 10_000
 )
+
+// absentEntry is a name@version the store did not have: the error Profile returned for it (nil
+// for the built-in default), and when.
+type absentEntry struct {
+	err error
+	at  time.Time
+}
 
 type profileKey struct {
 	name    string
@@ -48,6 +60,7 @@ type profileCache struct {
 	mu       sync.Mutex
 	versions map[profileKey]*cachedProfile
 	active   map[string]activeEntry
+	absent   map[profileKey]absentEntry
 	// gen counts the changes to each name (fits, activations, deletions): a profile read from
 	// the store is cached only if its name did not change while it was read, so that a version
 	// deleted meanwhile cannot come back into the cache.
@@ -64,6 +77,7 @@ type profileCache struct {
 func (c *profileCache) init() {
 	c.versions = map[profileKey]*cachedProfile{}
 	c.active = map[string]activeEntry{}
+	c.absent = map[profileKey]absentEntry{}
 	c.gen = map[string]uint64{}
 	c.staleLogged = map[string]time.Time{}
 }
@@ -77,6 +91,14 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 	c := &s.cache
 	now := s.now()
 	c.mu.Lock()
+	if a, ok := c.absent[profileKey{name, version}]; ok && now.Sub(a.at) < absentTTL {
+		c.mu.Unlock()
+		if a.err == nil {
+			return calibrate.Default(), nil
+		}
+		return nil, a.err
+	}
+	gen := c.gen[name]
 	var stale *calibrate.Profile // served if the store cannot be reached
 	if version == 0 {
 		if a, ok := c.active[name]; ok {
@@ -108,17 +130,27 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 	case err == nil:
 		return v.(*calibrate.Profile), nil
 	case errors.Is(err, store.ErrNotFound):
+		var out error
+		if name != DefaultProfile || version != 0 {
+			out = fault(s.explain(ctx, name, version, err))
+		}
 		c.mu.Lock()
 		if version == 0 {
 			delete(c.active, name)
 		} else {
 			delete(c.versions, profileKey{name, version})
 		}
+		if c.gen[name] == gen { // no change to the name since the read began
+			if len(c.absent) >= maxAbsent {
+				clear(c.absent)
+			}
+			c.absent[profileKey{name, version}] = absentEntry{err: out, at: now}
+		}
 		c.mu.Unlock()
-		if name == DefaultProfile && version == 0 {
+		if out == nil {
 			return calibrate.Default(), nil
 		}
-		return nil, fault(s.explain(ctx, name, version, err))
+		return nil, out
 	case stale != nil && errors.Is(err, store.ErrUnavailable):
 		s.servedStale(name, err)
 		return stale, nil
@@ -192,6 +224,11 @@ func (s *Service) changed(ch store.Change) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listed = nil
+	for k := range c.absent {
+		if ch.Name == "" || k.name == ch.Name {
+			delete(c.absent, k)
+		}
+	}
 	for k, e := range c.versions {
 		if ch.Name == "" || k.name == ch.Name {
 			e.checked = time.Time{}
