@@ -25,12 +25,13 @@ type Fault struct {
 
 // codes of the engine's error kinds: the one table from which every transport takes them.
 var kindCodes = map[calibrate.ErrorKind]codes.Code{
-	calibrate.InvalidInput: codes.InvalidArgument,
-	calibrate.NotFound:     codes.NotFound,
-	calibrate.Exhausted:    codes.ResourceExhausted,
-	calibrate.Precondition: codes.FailedPrecondition,
-	calibrate.Unavailable:  codes.Unavailable,
-	calibrate.DataLoss:     codes.DataLoss,
+	calibrate.InvalidInput:   codes.InvalidArgument,
+	calibrate.NotFound:       codes.NotFound,
+	calibrate.Exhausted:      codes.ResourceExhausted,
+	calibrate.Precondition:   codes.FailedPrecondition,
+	calibrate.Unavailable:    codes.Unavailable,
+	calibrate.DataLoss:       codes.DataLoss,
+	calibrate.OutcomeUnknown: codes.Unknown,
 }
 
 // FaultOf classifies err: an engine (or service) *calibrate.Error by its kind, a context's

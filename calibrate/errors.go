@@ -29,6 +29,9 @@ const (
 	// error a front end answers is one type.
 	Unavailable
 	DataLoss
+	// OutcomeUnknown is the service's too: a write whose commit the store could not confirm
+	// (codes.Unknown: not Unavailable, which a client would retry into a second write).
+	OutcomeUnknown
 )
 
 // Error is a domain error that names the field at fault, e.g.

@@ -101,6 +101,8 @@ func fault(err error) error {
 		kind, field = calibrate.InvalidInput, "name"
 	case errors.Is(err, store.ErrDamaged):
 		kind = calibrate.DataLoss
+	case errors.Is(err, store.ErrOutcomeUnknown):
+		kind, msg = calibrate.OutcomeUnknown, store.ErrOutcomeUnknown.Error()
 	case errors.Is(err, store.ErrFull):
 		kind, msg = calibrate.Exhausted, store.ErrFull.Error()
 	case errors.Is(err, store.ErrUnavailable):

@@ -187,11 +187,34 @@ func (p *Postgres) fault(op string, ctx context.Context, err error) error {
 	return ErrUnavailable
 }
 
-// tx runs fn in a transaction with the operation timeout, and maps its error.
+// tx runs the write fn in a transaction with the operation timeout, and maps its error. An
+// error that pgconn says happened before anything reached the server (a pooled connection
+// the database had dropped) is retried once on another connection. A COMMIT that got no
+// answer — the connection lost or the timeout passed while it was on its way — may have
+// committed: that is ErrOutcomeUnknown, never "nothing was written".
 func (p *Postgres) tx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	return p.fault(op, ctx, pgx.BeginFunc(ctx, p.pool, fn))
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		committing := false
+		err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			committing = true
+			return nil
+		})
+		var pe *pgconn.PgError
+		if err != nil && committing && !errors.As(err, &pe) {
+			slog.Error("store: the database did not answer a commit", "op", op, "err", err)
+			return ErrOutcomeUnknown
+		}
+		if err == nil || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return p.fault(op, ctx, err)
 }
 
 func notify(ctx context.Context, tx pgx.Tx, name string) error {

@@ -31,6 +31,9 @@ var (
 	ErrFull = errors.New("store: the disk holding the store is full; nothing was written")
 	// ErrUnavailable: the store failed (an I/O error, a damaged file); nothing was written.
 	ErrUnavailable = errors.New("store: the store failed; nothing was written")
+	// ErrOutcomeUnknown: a write's commit got no answer (the connection was lost, or the
+	// timeout passed, while it was on its way): it may or may not have been stored.
+	ErrOutcomeUnknown = errors.New("store: the database did not confirm the write, which may have been stored: check `plumb profiles list` before writing again")
 )
 
 // NamePattern is what a profile name must match.

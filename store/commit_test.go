@@ -1,0 +1,108 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plumbhq/plumb/internal/testenv"
+	"github.com/plumbhq/plumb/store"
+)
+
+// stallingProxy forwards TCP to PostgreSQL; once armed, the first client message that holds
+// "commit" goes through and the database's replies after it are held back: the COMMIT happens,
+// its answer never arrives.
+type stallingProxy struct {
+	ln    net.Listener
+	armed atomic.Bool
+	wg    sync.WaitGroup
+}
+
+func newStallingProxy(t *testing.T, target string) *stallingProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallingProxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			var stalled atomic.Bool
+			go func() { // client → database
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if p.armed.Load() && bytes.Contains(bytes.ToLower(buf[:n]), []byte("commit")) {
+							stalled.Store(true)
+						}
+						s.Write(buf[:n])
+					}
+					if err != nil {
+						s.Close()
+						return
+					}
+				}
+			}()
+			go func() { // database → client
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := s.Read(buf)
+					if n > 0 && !stalled.Load() {
+						c.Write(buf[:n])
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return p
+}
+
+// TestCommitWithoutAnswer: a fit's COMMIT that reaches PostgreSQL but whose answer is lost
+// (held past the store's timeout) is reported as ErrOutcomeUnknown — "may have been stored" —
+// and indeed the version is stored; it is not reported as "nothing was written".
+func TestCommitWithoutAnswer(t *testing.T) {
+	dsn := testenv.PostgresSchema(t)
+	direct := open(t, dsn) // migrations done here, not through the proxy
+	defer direct.Close()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newStallingProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	ctx := context.Background()
+	viaProxy, err := store.OpenPostgres(ctx, u.String(), store.PostgresConfig{Timeout: 500 * time.Millisecond, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	proxy.armed.Store(true)
+	_, err = viaProxy.Put(ctx, "ambiguous", []byte("fit"), store.Activate)
+	if !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Fatalf("a commit without an answer: %v, want ErrOutcomeUnknown", err)
+	}
+	rec, err := direct.Get(ctx, "ambiguous", 0)
+	if err != nil || rec.Version != 1 || string(rec.Data) != "fit" {
+		t.Fatalf("what the database holds: %+v, %v; want version 1 stored (the commit did happen)", rec, err)
+	}
+}
