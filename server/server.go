@@ -53,12 +53,12 @@ type Config struct {
 	// Limits of what callers may hold (docs/DESIGN.md "Limits"). A stream that does not read
 	// holds at most a stream window of requests and a write quota of responses (64 KiB each)
 	// until SendTimeout ends it; a connection at most ConnWindow of unread requests.
-	MaxConnections int           // open connections; more wait to be accepted (default 1000)
+	MaxConnections int // open connections; more wait to be accepted (default 1000)
 	// Open connections from one IP address; a further one is closed as it is accepted (default
 	// 100; negative: no cap, for a server behind a proxy that all connections come from).
 	MaxConnectionsPerAddress int
-	MaxStreams     uint32        // concurrent calls on one connection (default 100)
-	SendTimeout    time.Duration // how long a stream's responses may stay unread before it is ended (default 30 s)
+	MaxStreams               uint32        // concurrent calls on one connection (default 100)
+	SendTimeout              time.Duration // how long a stream's responses may stay unread before it is ended (default 30 s)
 }
 
 // Flow-control windows, fixed (which turns off grpc-go's window growth by bandwidth-delay

@@ -17,7 +17,8 @@ func profileMessage(rec store.Record, full bool) (*plumbv1.Profile, error) {
 		return nil, err
 	}
 	if !full {
-		m.Report, m.RiskCurve = nil, nil
+		// The bulky parts: a listing of many versions stays small (GetProfile has them).
+		m.Report, m.RiskCurve, m.GroupQuantiles = nil, nil, nil
 	}
 	return m, nil
 }

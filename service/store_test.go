@@ -231,3 +231,35 @@ func TestImportChecks(t *testing.T) {
 		t.Fatalf("a good import: %v, %v", resp, err)
 	}
 }
+
+// TestListIsSmall: three versions of 150 000 Mondrian groups each (about 4 MB apiece) list in
+// a response of a few hundred bytes a version, where they took their whole size before (five
+// such imports pushed ListProfiles past the 16 MiB message limit for every caller); GetProfile
+// still returns a version whole.
+func TestListIsSmall(t *testing.T) {
+	ctx := context.Background()
+	svc := New(openStore(t))
+	p := calibrate.Default()
+	p.Name, p.Calibrated = "big", true
+	m := api.ProfileMessage(p, nil)
+	m.GroupQuantiles = map[string]float64{}
+	for i := range 150_000 {
+		m.GroupQuantiles[fmt.Sprintf("group-%07d", i)] = 0.5
+	}
+	for range 3 {
+		if _, err := svc.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := svc.ListProfiles(ctx, &plumbv1.ListProfilesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, size := len(list.GetProfiles()), proto.Size(list); n != 3 || size > 3*1024 {
+		t.Errorf("ListProfiles: %d versions in %d bytes; want 3 in ≤ 3 KiB (one version is %d bytes)", n, size, proto.Size(m))
+	}
+	got, err := svc.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: "big", Version: 2})
+	if err != nil || len(got.GetProfile().GetGroupQuantiles()) != 150_000 {
+		t.Fatalf("GetProfile: %d groups, %v", len(got.GetProfile().GetGroupQuantiles()), err)
+	}
+}

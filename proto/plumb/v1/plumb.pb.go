@@ -4288,7 +4288,7 @@ func (x *ListProfilesRequest) GetName() string {
 // ListProfilesResponse lists profile versions.
 type ListProfilesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Every version, by name then version, without reports and risk curves.
+	// Every version, by name then version, without reports, risk curves and group quantiles.
 	Profiles      []*Profile `protobuf:"bytes,1,rep,name=profiles,proto3" json:"profiles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

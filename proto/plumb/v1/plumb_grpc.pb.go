@@ -193,7 +193,8 @@ type ProfileServiceClient interface {
 	Evaluate(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[EvaluateRequest, Report], error)
 	// GetProfile returns one profile version (the active one when version is 0).
 	GetProfile(ctx context.Context, in *GetProfileRequest, opts ...grpc.CallOption) (*GetProfileResponse, error)
-	// ListProfiles lists every stored version, without reports and risk curves.
+	// ListProfiles lists every stored version, without reports, risk curves and group quantiles
+	// (GetProfile returns a version whole).
 	ListProfiles(ctx context.Context, in *ListProfilesRequest, opts ...grpc.CallOption) (*ListProfilesResponse, error)
 	// ActivateProfile makes a stored version the active one of its name (also a rollback).
 	ActivateProfile(ctx context.Context, in *ActivateProfileRequest, opts ...grpc.CallOption) (*ActivateProfileResponse, error)
@@ -303,7 +304,8 @@ type ProfileServiceServer interface {
 	Evaluate(grpc.ClientStreamingServer[EvaluateRequest, Report]) error
 	// GetProfile returns one profile version (the active one when version is 0).
 	GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error)
-	// ListProfiles lists every stored version, without reports and risk curves.
+	// ListProfiles lists every stored version, without reports, risk curves and group quantiles
+	// (GetProfile returns a version whole).
 	ListProfiles(context.Context, *ListProfilesRequest) (*ListProfilesResponse, error)
 	// ActivateProfile makes a stored version the active one of its name (also a rollback).
 	ActivateProfile(context.Context, *ActivateProfileRequest) (*ActivateProfileResponse, error)

@@ -181,7 +181,8 @@ type ProfileServiceClient interface {
 	Evaluate(context.Context) *connect.ClientStreamForClient[v1.EvaluateRequest, v1.Report]
 	// GetProfile returns one profile version (the active one when version is 0).
 	GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error)
-	// ListProfiles lists every stored version, without reports and risk curves.
+	// ListProfiles lists every stored version, without reports, risk curves and group quantiles
+	// (GetProfile returns a version whole).
 	ListProfiles(context.Context, *connect.Request[v1.ListProfilesRequest]) (*connect.Response[v1.ListProfilesResponse], error)
 	// ActivateProfile makes a stored version the active one of its name (also a rollback).
 	ActivateProfile(context.Context, *connect.Request[v1.ActivateProfileRequest]) (*connect.Response[v1.ActivateProfileResponse], error)
@@ -309,7 +310,8 @@ type ProfileServiceHandler interface {
 	Evaluate(context.Context, *connect.ClientStream[v1.EvaluateRequest]) (*connect.Response[v1.Report], error)
 	// GetProfile returns one profile version (the active one when version is 0).
 	GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error)
-	// ListProfiles lists every stored version, without reports and risk curves.
+	// ListProfiles lists every stored version, without reports, risk curves and group quantiles
+	// (GetProfile returns a version whole).
 	ListProfiles(context.Context, *connect.Request[v1.ListProfilesRequest]) (*connect.Response[v1.ListProfilesResponse], error)
 	// ActivateProfile makes a stored version the active one of its name (also a rollback).
 	ActivateProfile(context.Context, *connect.Request[v1.ActivateProfileRequest]) (*connect.Response[v1.ActivateProfileResponse], error)
