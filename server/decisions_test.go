@@ -18,8 +18,8 @@ import (
 	"github.com/plumbhq/plumb/simulate"
 )
 
-// scrape reads the server's /metrics as Prometheus would.
-func scrape(t *testing.T, h *harness) map[string]*dto.MetricFamily {
+// scrapeText reads the server's /metrics text.
+func scrapeText(t *testing.T, h *harness) string {
 	t.Helper()
 	srv := httptest.NewServer(h.srv.MetricsHandler())
 	defer srv.Close()
@@ -29,8 +29,14 @@ func scrape(t *testing.T, h *harness) map[string]*dto.MetricFamily {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// scrape reads the server's /metrics as Prometheus would.
+func scrape(t *testing.T, h *harness) map[string]*dto.MetricFamily {
+	t.Helper()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(b)))
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(scrapeText(t, h)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,16 +175,8 @@ func TestBucketBoundsAreDecimals(t *testing.T) {
 	if _, err := h.c.Score(context.Background(), api.Labeled(&exs[0]).GetRequest()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h.srv.MetricsHandler())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	seen := 0
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(scrapeText(t, h), "\n") {
 		j := strings.Index(line, `,le="`)
 		if !strings.Contains(line, "_bucket{") || j < 0 {
 			j = strings.Index(line, `{le="`)
