@@ -465,9 +465,6 @@ func (p *Profile) Check() error {
 	if n := len(p.Temperature.Theta); n != 0 && n != 1 && (n != temperature.FeatureDim || p.Evidence == EvidenceSamples) {
 		return invalid("temperature", "%d parameters: want 1 (global) or %d (adaptive, options only)", n, temperature.FeatureDim)
 	}
-	if len(p.Map) > 5 {
-		return invalid("confidence_map", "%d weights, at most 5", len(p.Map))
-	}
 	for _, e := range []error{
 		finite("temperature", p.Temperature.Theta...), finite("confidence_map", p.Map...),
 		in01("alpha", p.Alpha), in01("risk", p.Risk), in01("delta", p.Delta), in01("risk_min", p.RiskMin),

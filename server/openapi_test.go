@@ -112,17 +112,7 @@ func TestOpenAPI(t *testing.T) {
 	validate("connect.Error", b)
 
 	// A schema that contradicts the data fails: the test can fail.
-	bad, _ := json.Marshal(map[string]any{"confidence": map[string]any{}})
-	if err := doc.Components.Schemas["plumb.v1.ScoreResponse"].Value.VisitJSON(mustJSON(t, bad)); err == nil {
+	if err := doc.Components.Schemas["plumb.v1.ScoreResponse"].Value.VisitJSON(map[string]any{"confidence": map[string]any{}}); err == nil {
 		t.Error("an object where a number belongs validated")
 	}
-}
-
-func mustJSON(t *testing.T, b []byte) any {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

@@ -91,14 +91,6 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 	c := &s.cache
 	now := s.now()
 	c.mu.Lock()
-	if a, ok := c.absent[profileKey{name, version}]; ok && now.Sub(a.at) < absentTTL {
-		c.mu.Unlock()
-		if a.err == nil {
-			return calibrate.Default(), nil
-		}
-		return nil, a.err
-	}
-	gen := c.gen[name]
 	var stale *calibrate.Profile // served if the store cannot be reached
 	if version == 0 {
 		if a, ok := c.active[name]; ok {
@@ -117,6 +109,15 @@ func (s *Service) Profile(ctx context.Context, name string, version int64) (*cal
 		}
 		stale = e.p
 	}
+	// Not cached: remembered as absent, or read below.
+	if a, ok := c.absent[profileKey{name, version}]; ok && now.Sub(a.at) < absentTTL {
+		c.mu.Unlock()
+		if a.err == nil {
+			return calibrate.Default(), nil
+		}
+		return nil, a.err
+	}
+	gen := c.gen[name]
 	c.mu.Unlock()
 	if err := checkName("profile", name); err != nil {
 		return nil, err

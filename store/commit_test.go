@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ import (
 type stallingProxy struct {
 	ln    net.Listener
 	armed atomic.Bool
-	wg    sync.WaitGroup
 }
 
 func newStallingProxy(t *testing.T, target string) *stallingProxy {

@@ -49,6 +49,30 @@ func chromium(t *testing.T) string {
 
 var httpRE = regexp.MustCompile(`HTTP on (https?://\S+)`)
 
+// httpBase returns the HTTP address the server said it serves on.
+func (s *served) httpBase(t *testing.T) string {
+	t.Helper()
+	m := httpRE.FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no HTTP address: %s", s.log.String())
+	}
+	return m[1]
+}
+
+// browserContext starts a headless Chromium of its own (a 1000×800 window) for the test, with
+// 90 s for everything the test does in it; it is closed when the test ends.
+func browserContext(t *testing.T, browser string) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 800))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	return ctx
+}
+
 // states scores simulated questions over HTTP under a fitted profile, and the example under the
 // built-in one, and returns one real response for each state the badge shows.
 func states(t *testing.T, s *served, base string) map[string]*plumbv1.ScoreResponse {
@@ -164,23 +188,10 @@ func contrast(a, b [3]float64) float64 {
 func TestBadgeInChromium(t *testing.T) {
 	browser := chromium(t)
 	s := serveArgs(t, "--store", filepath.Join(t.TempDir(), "plumb.db"), "--http-addr", "127.0.0.1:0")
-	m := httpRE.FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no HTTP address: %s", s.log.String())
-	}
-	base := m[1]
+	base := s.httpBase(t)
 	responses := states(t, s, base)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 800))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := browserContext(t, browser)
 
 	// The demo page: the example request scored through HTTP by the page itself.
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`body[data-scored="ok"]`))); err != nil {
@@ -397,22 +408,9 @@ func mixedAnswer(t *testing.T, s *served, base string) (*plumbv1.ScoreRequest, *
 func TestAnswerInChromium(t *testing.T) {
 	browser := chromium(t)
 	s := serveArgs(t, "--store", filepath.Join(t.TempDir(), "plumb.db"), "--http-addr", "127.0.0.1:0")
-	m := httpRE.FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no HTTP address: %s", s.log.String())
-	}
-	base := m[1]
+	base := s.httpBase(t)
 	req, resp := mixedAnswer(t, s, base)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 800))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := browserContext(t, browser)
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`body[data-scored="ok"]`))); err != nil {
 		t.Fatalf("demo page: %v", err)
 	}

@@ -81,19 +81,8 @@ func describeIn(file string, err error) error {
 	if err == nil || errors.As(err, &le) {
 		return err
 	}
-	return &described{text: file + ": " + api.Describe(err), err: err}
+	return fmt.Errorf("%s: %w", file, api.Described(err))
 }
-
-// described is an error worded for the user that keeps the error it words, so that a caller
-// can still tell a cancellation from a failure.
-type described struct {
-	text string
-	err  error
-}
-
-func (d *described) Error() string { return d.text }
-
-func (d *described) Unwrap() error { return d.err }
 
 // unreadable is the response written under --keep-going for input line n, which does not
 // decode.

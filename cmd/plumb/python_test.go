@@ -42,10 +42,7 @@ func TestPythonClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := serve(t, "--http-addr", "127.0.0.1:0", "--auth-tokens", tokens)
-	m := httpRE.FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no HTTP address: %s", s.log.String())
-	}
+	base := s.httpBase(t)
 
 	out, err := exec.Command(buildPlumb(t), "simulate", "--labeled", "--questions", "700", "--seed", "11", "--samples", "0").Output()
 	if err != nil {
@@ -59,7 +56,7 @@ func TestPythonClient(t *testing.T) {
 
 	cmd := exec.Command(py, "-m", "unittest", "-v", "test_plumb_client")
 	cmd.Dir = filepath.Join("..", "..", "clients", "python")
-	cmd.Env = append(os.Environ(), "PLUMB_HTTP="+m[1], "PLUMB_SCORE_TOKEN=py-score-token",
+	cmd.Env = append(os.Environ(), "PLUMB_HTTP="+base, "PLUMB_SCORE_TOKEN=py-score-token",
 		"PLUMB_ADMIN_TOKEN=py-admin-token", "PLUMB_FIT_DATA="+fitData, "PLUMB_HELD_DATA="+heldData,
 		"PLUMB_OUT="+scores, "PYTHONDONTWRITEBYTECODE=1")
 	res, err := cmd.CombinedOutput()
@@ -106,7 +103,7 @@ func TestPythonClient(t *testing.T) {
 
 	// examples/ask_and_score.py, offline on its recording, builds the request that `plumb score
 	// --from openai` builds from the same responses: the two scores are equal.
-	ex := exec.Command(py, filepath.Join("..", "..", "examples", "ask_and_score.py"), "--json", "--plumb", m[1],
+	ex := exec.Command(py, filepath.Join("..", "..", "examples", "ask_and_score.py"), "--json", "--plumb", base,
 		"--plumb-token", "py-score-token", "--recorded", filepath.Join("..", "..", "examples", "recorded", "capital-au.json"),
 		filepath.Join("..", "..", "examples", "capital-au.json"))
 	ex.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "OPENAI_API_KEY=")

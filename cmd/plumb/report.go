@@ -14,10 +14,13 @@ import (
 
 // metricRows are the metrics a report shows, in order; a metric is absent (nil) where it is
 // undefined, and shows as n/a.
-var metricRows = []struct {
+// metricRow is a row of a metrics table: its name and how to read it from M.
+type metricRow[M any] struct {
 	name string
-	get  func(*plumbv1.Metrics) *float64
-}{
+	get  func(M) *float64
+}
+
+var metricRows = []metricRow[*plumbv1.Metrics]{
 	{"accuracy", func(m *plumbv1.Metrics) *float64 { return m.Accuracy }},
 	{"ECE (15 bins)", func(m *plumbv1.Metrics) *float64 { return m.Ece }},
 	{"adaptive ECE", func(m *plumbv1.Metrics) *float64 { return m.AdaptiveEce }},
@@ -38,10 +41,7 @@ var metricRows = []struct {
 }
 
 // claimRows are the metrics of a claims report, in order.
-var claimRows = []struct {
-	name string
-	get  func(*plumbv1.ClaimMetrics) *float64
-}{
+var claimRows = []metricRow[*plumbv1.ClaimMetrics]{
 	{"share of claims true", func(m *plumbv1.ClaimMetrics) *float64 { return m.Accuracy }},
 	{"ECE (15 bins)", func(m *plumbv1.ClaimMetrics) *float64 { return m.Ece }},
 	{"Brier", func(m *plumbv1.ClaimMetrics) *float64 { return m.Brier }},
@@ -67,12 +67,7 @@ func summary(w io.Writer, r *plumbv1.Report) {
 	}
 	fmt.Fprintf(w, "report on %d %s; temperature %s, confidence map %s, α = %.2f, λ = %.2f for ε = %.2f\n",
 		r.GetExamples(), splitNote(r), orDash(r.GetTemperatureMethod()), orDash(r.GetConfidenceMapMethod()), r.GetAlpha(), r.GetLambda(), r.GetRisk())
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "metric\tbefore\tafter\t")
-	for _, m := range metricRows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", m.name, value(m.get(r.GetBefore()), 4), value(m.get(r.GetAfter()), 4))
-	}
-	tw.Flush()
+	table(w, metricRows, r.GetBefore(), r.GetAfter())
 	if why := r.GetConfidenceMapReason(); why != "" {
 		fmt.Fprintln(w, "confidence map:", why)
 	}
@@ -81,16 +76,21 @@ func summary(w io.Writer, r *plumbv1.Report) {
 	}
 }
 
+// table prints rows of metrics, before and after, right-aligned.
+func table[M any](w io.Writer, rows []metricRow[M], before, after M) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "metric\tbefore\tafter\t")
+	for _, m := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", m.name, value(m.get(before), 4), value(m.get(after), 4))
+	}
+	tw.Flush()
+}
+
 // claimSummary prints the before/after table of a claims report.
 func claimSummary(w io.Writer, r *plumbv1.Report, c *plumbv1.ClaimReport) {
 	fmt.Fprintf(w, "report on %d claims of %d %s; claim map %s, α = %.2f, τ = %.4g (a claim is kept when its confidence exceeds τ; %d answers set it)\n",
 		c.GetAfter().GetClaims(), c.GetPassages(), splitNote(r), orDash(c.GetMapMethod()), r.GetAlpha(), c.GetThreshold(), c.GetCalibratePassages())
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "metric\tbefore\tafter\t")
-	for _, m := range claimRows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", m.name, value(m.get(c.GetBefore()), 4), value(m.get(c.GetAfter()), 4))
-	}
-	tw.Flush()
+	table(w, claimRows, c.GetBefore(), c.GetAfter())
 	if why := c.GetMapReason(); why != "" {
 		fmt.Fprintln(w, "claim map:", why)
 	}
