@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net"
 	"net/http/httptest"
@@ -527,5 +528,92 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestFitRetried: a fit sent twice with one fit id — as a client retries after its answer was
+// lost — is stored once: the retry answers with the first fit's version, marked existing, and
+// the name holds one version. Another id stores another version.
+func TestFitRetried(t *testing.T) {
+	h := start(t, Config{}, nil)
+	ctx := context.Background()
+	exs := mmluExamples(t)[:300]
+	cfg := &plumbv1.FitConfig{Name: "retried", FitId: "6f1c2a52-2d43-4c1e-9a53-0d8c54a1e0b7"}
+	first, err := h.c.Fit(ctx, cfg, seq(exs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.c.Fit(ctx, cfg, seq(exs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.GetExisting() || !again.GetExisting() || !again.GetStored() {
+		t.Errorf("existing: first %v, retry %v (stored %v); want false, true (true)", first.GetExisting(), again.GetExisting(), again.GetStored())
+	}
+	if again.GetProfile().GetVersion() != first.GetProfile().GetVersion() || !proto.Equal(again.GetReport(), first.GetReport()) {
+		t.Errorf("the retry answered version %d with another report; want the first fit's version %d and report",
+			again.GetProfile().GetVersion(), first.GetProfile().GetVersion())
+	}
+	other, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "retried", FitId: "another"}, seq(exs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := h.c.Profiles.ListProfiles(ctx, &plumbv1.ListProfilesRequest{Name: "retried"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.GetProfiles()) != 2 || other.GetProfile().GetVersion() != 2 || other.GetExisting() {
+		t.Errorf("%d versions stored, the other fit's is %d (existing %v); want 2, 2, false", len(l.GetProfiles()), other.GetProfile().GetVersion(), other.GetExisting())
+	}
+}
+
+// TestListPages: 7 versions listed 3 at a time come in three pages, the last without a
+// next token, together equal to the one-page listing; the listing reads each version's summary
+// (no report), and GetProfile still has the whole.
+func TestListPages(t *testing.T) {
+	h := start(t, Config{}, nil)
+	ctx := context.Background()
+	exs := mmluExamples(t)[:300]
+	for i := range 7 {
+		if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: fmt.Sprintf("p%d", i%3)}, seq(exs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := h.c.Profiles.ListProfiles(ctx, &plumbv1.ListProfilesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.GetProfiles()) != 7 || all.GetNextPageToken() != "" {
+		t.Fatalf("one page of the default size: %d versions, next %q; want 7, none", len(all.GetProfiles()), all.GetNextPageToken())
+	}
+	var paged []*plumbv1.Profile
+	pages := 0
+	for token := ""; ; pages++ {
+		l, err := h.c.Profiles.ListProfiles(ctx, &plumbv1.ListProfilesRequest{PageSize: 3, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, l.GetProfiles()...)
+		if token = l.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if pages != 2 || len(paged) != 7 {
+		t.Fatalf("pages of 3: %d versions after %d tokens, want 7 after 2", len(paged), pages)
+	}
+	for i := range paged {
+		if !proto.Equal(paged[i], all.GetProfiles()[i]) {
+			t.Errorf("paged listing [%d] = %s@%d, want %s@%d", i, paged[i].GetName(), paged[i].GetVersion(), all.GetProfiles()[i].GetName(), all.GetProfiles()[i].GetVersion())
+		}
+		if paged[i].GetReport() != nil || !paged[i].GetCalibrated() {
+			t.Errorf("%s@%d listed with a report or without its calibration", paged[i].GetName(), paged[i].GetVersion())
+		}
+	}
+	got, err := h.c.Profiles.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: "p0", Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetProfile().GetReport() == nil {
+		t.Error("GetProfile lost the report the summary leaves out")
 	}
 }

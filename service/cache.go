@@ -296,7 +296,7 @@ func (s *Service) listing(ctx context.Context) ([]store.Record, error) {
 	}
 	c.mu.Unlock()
 	v, err, _ := c.reads.Do("\x00list", func() (any, error) {
-		recs, err := s.store.List(context.WithoutCancel(ctx), "")
+		recs, err := s.store.List(context.WithoutCancel(ctx), store.Page{})
 		if err != nil {
 			return nil, err
 		}

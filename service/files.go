@@ -30,6 +30,15 @@ func encodeProfile(m *plumbv1.Profile) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(c)
 }
 
+// summaryOf encodes what a listing shows of a profile: all but its bulky parts (GetProfile has
+// them), so that a listing reads kilobytes where the profiles hold megabytes.
+func summaryOf(m *plumbv1.Profile) ([]byte, error) {
+	c := proto.CloneOf(m)
+	c.Version, c.Active = 0, false
+	c.Report, c.RiskCurve, c.GroupQuantiles = nil, nil, nil
+	return proto.MarshalOptions{Deterministic: true}.Marshal(c)
+}
+
 // DecodeProfileFile reads an exported profile: protojson when it starts with '{', else binary
 // protobuf. The profile is checked as the engine would use it.
 func DecodeProfileFile(b []byte) (*plumbv1.Profile, error) {
@@ -98,11 +107,14 @@ func (s *Service) ImportProfile(ctx context.Context, r *plumbv1.ImportProfileReq
 		return nil, &calibrate.Error{Kind: calibrate.Exhausted, Field: "profile",
 			Msg: fmt.Sprintf("%d bytes encoded, at most %d (a fitted profile takes kilobytes)", len(data), MaxProfileBytes)}
 	}
-	a := store.IfNone
+	o := store.PutOptions{}
 	if r.GetActivate() {
-		a = store.Activate
+		o.Activation = store.Activate
 	}
-	rec, err := s.store.Put(ctx, m.GetName(), data, a)
+	if o.Summary, err = summaryOf(m); err != nil {
+		return nil, err
+	}
+	rec, err := s.store.Put(ctx, m.GetName(), data, o)
 	if err != nil {
 		return nil, fault(err)
 	}

@@ -2,10 +2,13 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
@@ -35,6 +38,9 @@ func (s *Service) NewFitting(ctx context.Context, cfg *plumbv1.FitConfig, progre
 	}
 	if cfg == nil {
 		cfg = &plumbv1.FitConfig{}
+	}
+	if err := checkFitID(cfg.GetFitId()); err != nil {
+		return nil, err
 	}
 	ec, err := api.FitConfig(cfg)
 	if err != nil {
@@ -151,6 +157,23 @@ func checkName(field, name string) error {
 	return nil
 }
 
+// checkFitID refuses a fit id longer than store.MaxFitID bytes or with a control character (it
+// is echoed in logs and listings).
+func checkFitID(id string) error {
+	bad := func(msg string) error {
+		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.fit_id", Msg: msg}
+	}
+	if len(id) > store.MaxFitID {
+		return bad(fmt.Sprintf("%d bytes, at most %d (a UUID takes 36)", len(id), store.MaxFitID))
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return bad("a control character or invalid UTF-8: give printable text, such as a UUID")
+		}
+	}
+	return nil
+}
+
 // activation says whether a fitted profile becomes active: as the config says, or, when it
 // says nothing, when the profile answers something; why explains a profile stored inactive
 // for that reason.
@@ -191,20 +214,33 @@ func (f *Fitting) Run(ctx context.Context) (*plumbv1.FitResponse, error) {
 	if cfg.GetDryRun() {
 		return resp, nil
 	}
-	data, err := encodeProfile(msg)
-	if err != nil {
-		return nil, err
-	}
 	a, why := activation(cfg, p)
-	rec, err := s.store.Put(ctx, f.name, data, a)
-	if err != nil {
-		return nil, fault(err)
-	}
 	if why != "" {
+		// In the stored report too, so that GetProfile and a retried fit say it.
 		resp.Report.Warnings = append(resp.Report.Warnings, why)
 		if msg.Report != nil {
 			msg.Report.Warnings = append(msg.Report.Warnings, why)
 		}
+	}
+	data, err := encodeProfile(msg)
+	if err != nil {
+		return nil, err
+	}
+	summary, err := summaryOf(msg)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.store.Put(ctx, f.name, data, store.PutOptions{Activation: a, FitID: cfg.GetFitId(), Summary: summary})
+	if err != nil {
+		return nil, fault(err)
+	}
+	if rec.Existing {
+		// A retry of a fit already stored: answer with that version, as stored.
+		old, err := profileMessage(rec, true)
+		if err != nil {
+			return nil, err
+		}
+		return &plumbv1.FitResponse{Profile: old, Report: old.GetReport(), Stored: true, Existing: true}, nil
 	}
 	s.changed(store.Change{Name: f.name})
 	msg.Version, msg.Active = rec.Version, rec.Active

@@ -48,10 +48,10 @@ func TestDamagedProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Put(ctx, "good", data, store.Activate); err != nil {
+	if _, err := st.Put(ctx, "good", data, store.PutOptions{Activation: store.Activate}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Put(ctx, "bad", []byte{0xff, 0xff, 0xff, 0x0f}, store.Activate); err != nil {
+	if _, err := st.Put(ctx, "bad", []byte{0xff, 0xff, 0xff, 0x0f}, store.PutOptions{Activation: store.Activate}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.GetProfile(ctx, &plumbv1.GetProfileRequest{Name: "bad"}); status.Code(api.FaultOf(err).Status()) != codes.DataLoss {
@@ -105,7 +105,7 @@ func TestDeletedWhileRead(t *testing.T) {
 	p.Name, p.Calibrated = "p", true
 	data, _ := protoMarshal(api.ProfileMessage(p, nil))
 	for range 2 {
-		if _, err := st.Put(ctx, "p", data, store.IfNone); err != nil {
+		if _, err := st.Put(ctx, "p", data, store.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -223,7 +223,7 @@ func TestImportChecks(t *testing.T) {
 			t.Fatalf("a file past MaxProfileFileBytes: %v", err)
 		}
 	})
-	if l, _ := st.List(ctx, ""); len(l) != 0 {
+	if l, _ := st.List(ctx, store.Page{Name: ""}); len(l) != 0 {
 		t.Fatalf("refused imports stored %d versions", len(l))
 	}
 	resp, err := svc.ImportProfile(ctx, &plumbv1.ImportProfileRequest{Profile: api.ProfileMessage(good, nil), Name: "q"})

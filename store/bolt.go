@@ -18,7 +18,9 @@ import (
 
 // Bolt is the embedded Store: one bbolt file. Layout: a top-level bucket per profile name,
 // holding a key "active" (the active version, 8 bytes big-endian) and a nested bucket
-// "versions" of version (8 bytes big-endian) → created time (8 bytes, Unix nanoseconds) + data.
+// "versions" of version (8 bytes big-endian) → created time (8 bytes, Unix nanoseconds) + data,
+// a nested bucket "summaries" of version → the summary put with it (none for a version put
+// without one, or by a plumb before summaries), and a nested bucket "fits" of fit id → version.
 type Bolt struct {
 	db   *bolt.DB
 	path string
@@ -27,8 +29,10 @@ type Bolt struct {
 var _ Store = (*Bolt)(nil)
 
 var (
-	keyActive   = []byte("active")
-	keyVersions = []byte("versions")
+	keyActive    = []byte("active")
+	keyVersions  = []byte("versions")
+	keySummaries = []byte("summaries")
+	keyFits      = []byte("fits")
 )
 
 // Open opens the bbolt store at path, creating it when path does not exist. It waits at most
@@ -131,11 +135,11 @@ func diskFull(err error) bool {
 func u64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 
 // Put stores the next version of name. Versions only grow, even across deletes.
-func (b *Bolt) Put(_ context.Context, name string, data []byte, a Activation) (Record, error) {
+func (b *Bolt) Put(_ context.Context, name string, data []byte, o PutOptions) (Record, error) {
 	if err := CheckName(name); err != nil {
 		return Record{}, err
 	}
-	rec := Record{Name: name, Created: time.Now().UTC().Truncate(time.Microsecond), Data: bytes.Clone(data)}
+	rec := Record{Name: name, Created: time.Now().UTC().Truncate(time.Microsecond), Data: bytes.Clone(data), FitID: o.FitID}
 	err := b.update(func(tx *bolt.Tx) error {
 		nb, err := tx.CreateBucketIfNotExists([]byte(name))
 		if err != nil {
@@ -144,6 +148,15 @@ func (b *Bolt) Put(_ context.Context, name string, data []byte, a Activation) (R
 		vb, err := nb.CreateBucketIfNotExists(keyVersions)
 		if err != nil {
 			return err
+		}
+		if o.FitID != "" {
+			if v := fitVersion(nb, o.FitID, vb); v != 0 {
+				if rec, err = decode(name, u64(v), vb.Get(u64(v)), activeOf(nb)); err != nil {
+					return err
+				}
+				rec.FitID, rec.Existing = o.FitID, true
+				return nil
+			}
 		}
 		// Versions only grow, even after deletes: the last key plus one.
 		var next int64 = 1
@@ -161,13 +174,75 @@ func (b *Bolt) Put(_ context.Context, name string, data []byte, a Activation) (R
 		if err := vb.Put(u64(next), val); err != nil {
 			return err
 		}
-		if a.active(nb.Get(keyActive) != nil) {
+		if err := putIn(nb, keySummaries, u64(next), o.Summary); err != nil {
+			return err
+		}
+		if o.FitID != "" {
+			if err := putIn(nb, keyFits, []byte(o.FitID), u64(next)); err != nil {
+				return err
+			}
+		}
+		if o.Activation.active(nb.Get(keyActive) != nil) {
 			rec.Active = true
 			return nb.Put(keyActive, u64(next))
 		}
 		return nil
 	})
 	return rec, err
+}
+
+// fitVersion returns the version of name's bucket nb that fitID made, 0 when none is stored
+// (a fit whose version was deleted counts as none).
+func fitVersion(nb *bolt.Bucket, fitID string, vb *bolt.Bucket) int64 {
+	fb := nb.Bucket(keyFits)
+	if fb == nil {
+		return 0
+	}
+	k := fb.Get([]byte(fitID))
+	if len(k) != 8 || vb.Get(k) == nil {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(k))
+}
+
+// putIn puts k → v in the nested bucket name of nb, made when needed; a nil v puts nothing.
+func putIn(nb *bolt.Bucket, name, k, v []byte) error {
+	if v == nil {
+		return nil
+	}
+	b, err := nb.CreateBucketIfNotExists(name)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, v)
+}
+
+// dropVersion deletes version k's summary and the fit ids that point at it.
+func dropVersion(nb *bolt.Bucket, k []byte) error {
+	if sb := nb.Bucket(keySummaries); sb != nil {
+		if err := sb.Delete(k); err != nil {
+			return err
+		}
+	}
+	fb := nb.Bucket(keyFits)
+	if fb == nil {
+		return nil
+	}
+	var ids [][]byte
+	if err := fb.ForEach(func(id, v []byte) error {
+		if bytes.Equal(v, k) {
+			ids = append(ids, bytes.Clone(id))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := fb.Delete(id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decode reads a stored version; a key or value too short to be one is ErrDamaged.
@@ -233,20 +308,42 @@ func (b *Bolt) Get(_ context.Context, name string, version int64) (Record, error
 	return rec, err
 }
 
-// List returns every version, by name then version; a damaged record is listed with its Err.
-func (b *Bolt) List(_ context.Context, name string) ([]Record, error) {
+// List returns the versions p selects, by name then version, with their summaries as data
+// where they have one; a damaged record is listed with its Err.
+func (b *Bolt) List(_ context.Context, p Page) ([]Record, error) {
 	var out []Record
+	full := func() bool { return p.Limit > 0 && len(out) >= p.Limit }
 	err := b.view(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(n []byte, nb *bolt.Bucket) error {
-			if name != "" && string(n) != name {
-				return nil
+		c := tx.Cursor()
+		n, _ := c.First()
+		switch {
+		case p.Name != "":
+			n, _ = c.Seek([]byte(p.Name))
+		case p.AfterName != "":
+			n, _ = c.Seek([]byte(p.AfterName))
+		}
+		for ; n != nil && !full(); n, _ = c.Next() {
+			if p.Name != "" && string(n) != p.Name {
+				break
 			}
-			active := activeOf(nb)
+			nb := tx.Bucket(n)
 			vb := nb.Bucket(keyVersions)
 			if vb == nil {
-				return nil
+				continue
 			}
-			return vb.ForEach(func(k, v []byte) error {
+			active := activeOf(nb)
+			sb := nb.Bucket(keySummaries)
+			fits := fitsOf(nb)
+			vc := vb.Cursor()
+			k, v := vc.First()
+			if string(n) == p.AfterName {
+				k, v = vc.Seek(u64(p.AfterVersion + 1))
+			}
+			for ; k != nil && !full(); k, v = vc.Next() {
+				if sv := bucketGet(sb, k); sv != nil && len(v) >= 8 {
+					// The summary in the data's place: the created time stays the version's.
+					v = append(v[:8:8], sv...)
+				}
 				rec, err := decode(string(n), k, v, active)
 				if err != nil {
 					rec = Record{Name: string(n), Err: err}
@@ -254,12 +351,35 @@ func (b *Bolt) List(_ context.Context, name string) ([]Record, error) {
 						rec.Version = int64(binary.BigEndian.Uint64(k))
 					}
 				}
+				rec.FitID = fits[string(k)]
 				out = append(out, rec)
-				return nil
-			})
-		})
+			}
+		}
+		return nil
 	})
 	return out, err
+}
+
+// fitsOf maps the versions of name's bucket nb (8-byte keys) to the fit ids that made them.
+func fitsOf(nb *bolt.Bucket) map[string]string {
+	fb := nb.Bucket(keyFits)
+	if fb == nil {
+		return nil
+	}
+	m := map[string]string{}
+	fb.ForEach(func(id, v []byte) error {
+		m[string(v)] = string(id)
+		return nil
+	})
+	return m
+}
+
+// bucketGet returns b's value at k; nil when b is nil.
+func bucketGet(b *bolt.Bucket, k []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return b.Get(k)
 }
 
 // Activate makes version the active one of name.
@@ -319,6 +439,9 @@ func (b *Bolt) Delete(_ context.Context, name string, version int64) (int, error
 				if err := vb.Delete(k); err != nil {
 					return err
 				}
+				if err := dropVersion(nb, k); err != nil {
+					return err
+				}
 			}
 			n = len(keys)
 			return nb.Delete(keyActive)
@@ -330,7 +453,10 @@ func (b *Bolt) Delete(_ context.Context, name string, version int64) (int, error
 			return fmt.Errorf("%w: version %d of %q is active: activate another version first, or delete every version", ErrActive, version, name)
 		}
 		n = 1
-		return vb.Delete(u64(version))
+		if err := vb.Delete(u64(version)); err != nil {
+			return err
+		}
+		return dropVersion(nb, u64(version))
 	})
 	return n, err
 }

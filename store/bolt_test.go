@@ -21,11 +21,11 @@ func TestBoltLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1, err := s.Put(ctx, "mmlu", []byte("one"), IfNone)
+	r1, err := s.Put(ctx, "mmlu", []byte("one"), PutOptions{})
 	if err != nil || r1.Version != 1 || !r1.Active {
 		t.Fatalf("first put = %+v, %v; want version 1, active (a name's first version)", r1, err)
 	}
-	r2, err := s.Put(ctx, "mmlu", []byte("two"), IfNone)
+	r2, err := s.Put(ctx, "mmlu", []byte("two"), PutOptions{})
 	if err != nil || r2.Version != 2 || r2.Active {
 		t.Fatalf("second put = %+v, %v; want version 2, inactive", r2, err)
 	}
@@ -46,7 +46,7 @@ func TestBoltLifecycle(t *testing.T) {
 		t.Fatalf("delete = %d, %v", n, err)
 	}
 	// Versions are never reused after a delete.
-	if r3, _ := s.Put(ctx, "mmlu", []byte("three"), Activate); r3.Version != 3 || !r3.Active {
+	if r3, _ := s.Put(ctx, "mmlu", []byte("three"), PutOptions{Activation: Activate}); r3.Version != 3 || !r3.Active {
 		t.Fatalf("put after delete = %+v, want version 3 active", r3)
 	}
 	if _, err := s.Get(ctx, "mmlu", 2); !errors.Is(err, ErrNotFound) {
@@ -55,10 +55,10 @@ func TestBoltLifecycle(t *testing.T) {
 	if _, err := s.Get(ctx, "nope", 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown name: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Put(ctx, "bad name!", nil, Activate); !errors.Is(err, ErrBadName) {
+	if _, err := s.Put(ctx, "bad name!", nil, PutOptions{Activation: Activate}); !errors.Is(err, ErrBadName) {
 		t.Fatalf("bad name: %v", err)
 	}
-	if _, err := s.Put(ctx, "other", []byte("x"), IfNone); err != nil {
+	if _, err := s.Put(ctx, "other", []byte("x"), PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -71,7 +71,7 @@ func TestBoltLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	list, err := s.List(ctx, "")
+	list, err := s.List(ctx, Page{Name: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +94,12 @@ func TestBoltLifecycle(t *testing.T) {
 	if _, err := s.Get(ctx, "mmlu", 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted name: %v, want ErrNotFound", err)
 	}
-	if list, _ := s.List(ctx, "mmlu"); len(list) != 0 {
+	if list, _ := s.List(ctx, Page{Name: "mmlu"}); len(list) != 0 {
 		t.Fatalf("deleted name still lists %v", list)
 	}
 	// A name fitted again after a delete continues its numbering: a version number always
 	// means one profile.
-	if r, _ := s.Put(ctx, "mmlu", []byte("four"), IfNone); r.Version != 4 || !r.Active {
+	if r, _ := s.Put(ctx, "mmlu", []byte("four"), PutOptions{}); r.Version != 4 || !r.Active {
 		t.Fatalf("put after deleting the name = %+v, want version 4, active", r)
 	}
 }
@@ -120,7 +120,7 @@ func TestOpenRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 20 {
-		if _, err := s.Put(context.Background(), fmt.Sprintf("p%d", i), bytes.Repeat([]byte{byte(i)}, 3000), Activate); err != nil {
+		if _, err := s.Put(context.Background(), fmt.Sprintf("p%d", i), bytes.Repeat([]byte{byte(i)}, 3000), PutOptions{Activation: Activate}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -174,7 +174,7 @@ func TestDamagedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"a", "b", "c"} {
-		if _, err := s.Put(ctx, name, []byte("profile "+name), Activate); err != nil {
+		if _, err := s.Put(ctx, name, []byte("profile "+name), PutOptions{Activation: Activate}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,7 +190,7 @@ func TestDamagedRecord(t *testing.T) {
 	if r, err := s.Get(ctx, "c", 0); err != nil || string(r.Data) != "profile c" {
 		t.Fatalf("Get of a sound record: %+v, %v", r, err)
 	}
-	list, err := s.List(ctx, "")
+	list, err := s.List(ctx, Page{Name: ""})
 	if err != nil || len(list) != 3 {
 		t.Fatalf("List: %d records, %v; want 3", len(list), err)
 	}

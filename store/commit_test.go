@@ -95,7 +95,7 @@ func TestCommitWithoutAnswer(t *testing.T) {
 	}
 	defer viaProxy.Close()
 	proxy.armed.Store(true)
-	_, err = viaProxy.Put(ctx, "ambiguous", []byte("fit"), store.Activate)
+	_, err = viaProxy.Put(ctx, "ambiguous", []byte("fit"), store.PutOptions{Activation: store.Activate})
 	if !errors.Is(err, store.ErrOutcomeUnknown) {
 		t.Fatalf("a commit without an answer: %v, want ErrOutcomeUnknown", err)
 	}

@@ -121,7 +121,7 @@ func TestPostgresWatch(t *testing.T) {
 	if c := next(); c.Name != "" {
 		t.Fatalf("first change %+v, want the nameless one", c)
 	}
-	if _, err := a.Put(ctx, "watched", []byte("x"), store.Activate); err != nil {
+	if _, err := a.Put(ctx, "watched", []byte("x"), store.PutOptions{Activation: store.Activate}); err != nil {
 		t.Fatal(err)
 	}
 	if c := next(); c.Name != "watched" {

@@ -25,7 +25,7 @@ func fillUntilFull(path string) (int, error) {
 	defer s.Close()
 	ctx := context.Background()
 	for i := 1; i <= 10000; i++ {
-		if _, err := s.Put(ctx, "p", bytes.Repeat([]byte{byte(i)}, 8192), Activate); err != nil {
+		if _, err := s.Put(ctx, "p", bytes.Repeat([]byte{byte(i)}, 8192), PutOptions{Activation: Activate}); err != nil {
 			return i - 1, err
 		}
 	}

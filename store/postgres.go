@@ -175,7 +175,7 @@ func (p *Postgres) Ping(ctx context.Context) error {
 func (p *Postgres) fault(op string, ctx context.Context, err error) error {
 	var pe *pgconn.PgError
 	switch {
-	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, ErrActive), errors.Is(err, ErrBadName):
+	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, ErrActive), errors.Is(err, ErrBadName), errors.Is(err, errExisting):
 		return err
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return ctx.Err()
@@ -224,14 +224,19 @@ func notify(ctx context.Context, tx pgx.Tx, name string) error {
 
 // Put stores the next version of name: the name's row, locked for the transaction, hands out
 // the number, so concurrent puts from any replica get distinct, consecutive versions.
-func (p *Postgres) Put(ctx context.Context, name string, data []byte, a Activation) (Record, error) {
+func (p *Postgres) Put(ctx context.Context, name string, data []byte, o PutOptions) (Record, error) {
 	if err := CheckName(name); err != nil {
 		return Record{}, err
 	}
-	rec := Record{Name: name, Created: time.Now().UTC().Truncate(time.Microsecond), Data: slices.Clone(data)}
+	rec := Record{Name: name, Created: time.Now().UTC().Truncate(time.Microsecond), Data: slices.Clone(data), FitID: o.FitID}
 	if rec.Data == nil {
 		rec.Data = []byte{}
 	}
+	var fitID *string
+	if o.FitID != "" {
+		fitID = &o.FitID
+	}
+	var existing Record
 	err := p.tx(ctx, "put", func(tx pgx.Tx) error {
 		var active *int64
 		err := tx.QueryRow(ctx, `
@@ -241,11 +246,26 @@ func (p *Postgres) Put(ctx context.Context, name string, data []byte, a Activati
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO plumb_profile_versions (name, version, created, data) VALUES ($1, $2, $3, $4)`,
-			name, rec.Version, rec.Created, rec.Data); err != nil {
+		if fitID != nil {
+			// The name's row is locked now: a put of the same fit that committed first is seen
+			// by this statement, and one that comes later waits for this one.
+			existing = Record{Name: name, FitID: o.FitID, Existing: true}
+			err := tx.QueryRow(ctx, `SELECT version, created, data FROM plumb_profile_versions WHERE name = $1 AND fit_id = $2`,
+				name, o.FitID).Scan(&existing.Version, &existing.Created, &existing.Data)
+			if err == nil {
+				existing.Active = active != nil && *active == existing.Version
+				existing.Created = existing.Created.UTC()
+				return errExisting // roll back the version number taken above
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO plumb_profile_versions (name, version, created, data, fit_id, summary) VALUES ($1, $2, $3, $4, $5, $6)`,
+			name, rec.Version, rec.Created, rec.Data, fitID, o.Summary); err != nil {
 			return err
 		}
-		if a.active(active != nil) {
+		if o.Activation.active(active != nil) {
 			rec.Active = true
 			if _, err := tx.Exec(ctx, `UPDATE plumb_profiles SET active = $2 WHERE name = $1`, name, rec.Version); err != nil {
 				return err
@@ -253,11 +273,17 @@ func (p *Postgres) Put(ctx context.Context, name string, data []byte, a Activati
 		}
 		return notify(ctx, tx, name)
 	})
+	if errors.Is(err, errExisting) {
+		return existing, nil
+	}
 	if err != nil {
 		return Record{}, err
 	}
 	return rec, nil
 }
+
+// errExisting rolls back a put whose fit id is already stored.
+var errExisting = errors.New("store: the fit is already stored")
 
 // Get returns a version of name (0: the active one).
 func (p *Postgres) Get(ctx context.Context, name string, version int64) (Record, error) {
@@ -295,21 +321,27 @@ func (p *Postgres) Get(ctx context.Context, name string, version int64) (Record,
 }
 
 // List returns every version (of name, when not empty), by name then version.
-func (p *Postgres) List(ctx context.Context, name string) ([]Record, error) {
+func (p *Postgres) List(ctx context.Context, pg Page) ([]Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	rows, err := p.pool.Query(ctx, `
-		SELECT v.name, v.version, v.created, v.data, p.active IS NOT DISTINCT FROM v.version
+		SELECT v.name, v.version, v.created, COALESCE(v.summary, v.data), v.fit_id, p.active IS NOT DISTINCT FROM v.version
 		FROM plumb_profile_versions v JOIN plumb_profiles p ON p.name = v.name
-		WHERE $1 = '' OR v.name = $1
-		ORDER BY v.name COLLATE "C", v.version`, name)
+		WHERE ($1 = '' OR v.name = $1)
+		  AND ($2 = '' OR (v.name COLLATE "C", v.version) > ($2 COLLATE "C", $3))
+		ORDER BY v.name COLLATE "C", v.version
+		LIMIT NULLIF($4, 0)`, pg.Name, pg.AfterName, pg.AfterVersion, pg.Limit)
 	if err != nil {
 		return nil, p.fault("list", ctx, err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) {
 		var r Record
-		err := row.Scan(&r.Name, &r.Version, &r.Created, &r.Data, &r.Active)
+		var fitID *string
+		err := row.Scan(&r.Name, &r.Version, &r.Created, &r.Data, &fitID, &r.Active)
 		r.Created = r.Created.UTC()
+		if fitID != nil {
+			r.FitID = *fitID
+		}
 		return r, err
 	})
 	if err != nil {

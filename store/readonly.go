@@ -82,11 +82,14 @@ func (r *ReadOnly) Get(_ context.Context, name string, version int64) (Record, e
 	return r.find(name, version)
 }
 
-// List returns every record (of name, when not empty), by name then version.
-func (r *ReadOnly) List(_ context.Context, name string) ([]Record, error) {
+// List returns the records p selects, by name then version.
+func (r *ReadOnly) List(_ context.Context, p Page) ([]Record, error) {
 	var out []Record
 	for _, rec := range r.recs {
-		if name == "" || rec.Name == name {
+		if p.Limit > 0 && len(out) >= p.Limit {
+			break
+		}
+		if (p.Name == "" || rec.Name == p.Name) && p.after(rec.Name, rec.Version) {
 			rec.Data = slices.Clone(rec.Data)
 			out = append(out, rec)
 		}
@@ -95,7 +98,7 @@ func (r *ReadOnly) List(_ context.Context, name string) ([]Record, error) {
 }
 
 // Put returns ErrReadOnly.
-func (r *ReadOnly) Put(context.Context, string, []byte, Activation) (Record, error) {
+func (r *ReadOnly) Put(context.Context, string, []byte, PutOptions) (Record, error) {
 	return Record{}, ErrReadOnly
 }
 

@@ -34,7 +34,7 @@ func TestReadOnly(t *testing.T) {
 	if _, err := r.Get(ctx, "a", 2); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a@2: %v", err)
 	}
-	l, _ := r.List(ctx, "")
+	l, _ := r.List(ctx, store.Page{Name: ""})
 	var got []string
 	for _, rec := range l {
 		got = append(got, string(rec.Data))
@@ -42,7 +42,7 @@ func TestReadOnly(t *testing.T) {
 	if strings.Join(got, ",") != "a1,a3,b1,b2" {
 		t.Errorf("list %v", got)
 	}
-	if _, err := r.Put(ctx, "a", nil, store.Activate); !errors.Is(err, store.ErrReadOnly) {
+	if _, err := r.Put(ctx, "a", nil, store.PutOptions{Activation: store.Activate}); !errors.Is(err, store.ErrReadOnly) {
 		t.Errorf("put: %v", err)
 	}
 	if _, err := r.Activate(ctx, "a", 3); !errors.Is(err, store.ErrReadOnly) {

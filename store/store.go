@@ -33,7 +33,7 @@ var (
 	ErrUnavailable = errors.New("store: the store failed; nothing was written")
 	// ErrOutcomeUnknown: a write's commit got no answer (the connection was lost, or the
 	// timeout passed, while it was on its way): it may or may not have been stored.
-	ErrOutcomeUnknown = errors.New("store: the database did not confirm the write, which may have been stored: check `plumb profiles list` before writing again")
+	ErrOutcomeUnknown = errors.New("store: the database did not confirm the write, which may have been stored: check `plumb profiles list`, or retry a fit with the same fit id, before writing again")
 )
 
 // NamePattern is what a profile name must match.
@@ -58,6 +58,11 @@ type Record struct {
 	Active  bool
 	Created time.Time
 	Data    []byte
+	// FitID is the client's id of the fit that made the version, when it gave one.
+	FitID string
+	// Existing is set by Put when a version with the put's FitID was already stored: that
+	// version is returned and nothing was written.
+	Existing bool
 	// Err is set, by List only, on a record that cannot be read (ErrDamaged): the others are
 	// listed beside it. Data is then empty.
 	Err error
@@ -87,15 +92,53 @@ func (a Activation) active(hasActive bool) bool {
 	return a == Activate || a == IfNone && !hasActive
 }
 
+// PutOptions says how a version is put.
+type PutOptions struct {
+	// Activation says whether the version becomes the name's active one.
+	Activation Activation
+	// FitID, when not empty, names the fit that made the data (at most 128 bytes): a put to a
+	// name that already holds a version with this fit id writes nothing and returns that version
+	// with Existing set. A fit retried after its answer was lost finds its version this way
+	// instead of storing a second one.
+	FitID string
+	// Summary is a short form of the data that List returns in its place; nil: List returns the
+	// data.
+	Summary []byte
+}
+
+// MaxFitID is the longest fit id, in bytes.
+const MaxFitID = 128
+
+// Page selects part of a listing, by name then version.
+type Page struct {
+	// Name: only this name's versions; empty: every name's.
+	Name string
+	// AfterName and AfterVersion: only versions after this one (by name in byte order, then
+	// version); an empty AfterName starts at the first.
+	AfterName    string
+	AfterVersion int64
+	// Limit: at most this many; 0: all.
+	Limit int
+}
+
+// after reports whether name@version comes after the page's start.
+func (p Page) after(name string, version int64) bool {
+	if p.AfterName == "" {
+		return true
+	}
+	return name > p.AfterName || name == p.AfterName && version > p.AfterVersion
+}
+
 // Store persists profile versions. Implementations are safe for concurrent use.
 type Store interface {
-	// Put stores data as the next version of name and returns it, active as a says.
-	Put(ctx context.Context, name string, data []byte, a Activation) (Record, error)
+	// Put stores data as the next version of name and returns it, as o says.
+	Put(ctx context.Context, name string, data []byte, o PutOptions) (Record, error)
 	// Get returns a version of name; version 0 means the active one.
 	Get(ctx context.Context, name string, version int64) (Record, error)
-	// List returns every version (of name, when not empty), by name then version. A damaged
-	// record is listed with its Err set rather than failing the list.
-	List(ctx context.Context, name string) ([]Record, error)
+	// List returns the versions p selects, by name (in byte order) then version, each with its
+	// summary as Data when one was put (else its data). A damaged record is listed with its Err
+	// set rather than failing the list.
+	List(ctx context.Context, p Page) ([]Record, error)
 	// Activate makes a stored version the active one of its name.
 	Activate(ctx context.Context, name string, version int64) (Record, error)
 	// Delete deletes one version (ErrActive if it is the active one), or every version of name

@@ -35,7 +35,7 @@ func benchFiles(b *testing.B) (labeled, requests []byte, l *local) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := st.Put(context.Background(), "bench", data, store.Activate); err != nil {
+	if _, err := st.Put(context.Background(), "bench", data, store.PutOptions{Activation: store.Activate}); err != nil {
 		b.Fatal(err)
 	}
 	var lb, rb bytes.Buffer

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,23 +12,27 @@ import (
 	"github.com/plumbhq/plumb/internal/jsonl"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/service"
+	"google.golang.org/grpc/codes"
 )
 
 // plumb fit: fit and store a profile version on labelled examples.
 
 // fitFlags are the flags of plumb fit.
 type fitFlags struct {
-	data, profile, temperature, cmap, score, split, reportDir, equivalence string
-	alpha, risk                                                            float64
-	seed                                                                   uint64
-	minGroup                                                               int
-	jsonOut, dryRun, activate, activateGiven                               bool
-	in                                                                     inputFlags
+	data, profile, temperature, cmap, score, split, reportDir, equivalence, fitID string
+	alpha, risk                                                                   float64
+	seed                                                                          uint64
+	minGroup                                                                      int
+	jsonOut, dryRun, activate, activateGiven                                      bool
+	in                                                                            inputFlags
 }
 
 func (f *fitFlags) config() (*plumbv1.FitConfig, error) {
 	c := &plumbv1.FitConfig{Name: f.profile, Alpha: f.alpha, Seed: f.seed, Risk: f.risk,
-		MinGroup: int32(f.minGroup), DryRun: f.dryRun}
+		MinGroup: int32(f.minGroup), DryRun: f.dryRun, FitId: f.fitID}
+	if c.FitId == "" && !f.dryRun {
+		c.FitId = rand.Text() // this run's own: shown when the outcome is unknown, for a retry
+	}
 	if f.activateGiven {
 		c.Activate = &f.activate
 	}
@@ -78,6 +83,7 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 	fs.StringVar(&f.reportDir, "report-dir", "", "write report.json, report.md and the reliability diagram here")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the protojson Report, and nothing else, on stdout")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "fit and report without storing the profile")
+	fs.StringVar(&f.fitID, "fit-id", "", "this fit's id (default: a new random one): a retry with the same id returns the version the fit stored, if it was, instead of storing another")
 	fs.BoolVar(&f.activate, "activate", true, "make the new version active (=false: store it inactive); unset: active when it answers something, else stored inactive and exit status 3")
 	f.in.register(fs)
 	pos, err := fs.parse(args)
@@ -105,6 +111,9 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 	defer done()
 	resp, err := b.fit(ctx, in, cfg)
 	if err != nil {
+		if c := api.FaultOf(err).Code; cfg.GetFitId() != "" && (c == codes.Unknown || c == codes.Unavailable || c == codes.DeadlineExceeded) {
+			return fmt.Errorf("fit: %w\nrun the same command with --fit-id %s: if this fit was stored, that returns its version; if not, it fits again", err, cfg.GetFitId())
+		}
 		return fmt.Errorf("fit: %w", err)
 	}
 	if f.reportDir != "" {
@@ -122,9 +131,12 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 		return in.finish(storedInactive(resp, f.activateGiven))
 	}
 	p := resp.GetProfile()
-	if resp.GetStored() {
+	switch {
+	case resp.GetExisting():
+		fmt.Fprintf(std.out, "profile %s version %d was stored by this fit id before (active: %v); nothing new was stored\n", p.GetName(), p.GetVersion(), p.GetActive())
+	case resp.GetStored():
 		fmt.Fprintf(std.out, "profile %s version %d stored (active: %v)\n", p.GetName(), p.GetVersion(), p.GetActive())
-	} else {
+	default:
 		fmt.Fprintf(std.out, "profile %s fitted (dry run: nothing stored)\n", p.GetName())
 	}
 	summary(std.out, resp.GetReport())

@@ -261,7 +261,7 @@ func TestFitKilled(t *testing.T) {
 	if err := protoUnmarshal(rec.Data, &p); err != nil || !p.GetCalibrated() {
 		t.Fatalf("version 1 unreadable: %v", err)
 	}
-	if list, _ := st.List(context.Background(), ""); len(list) != 1 {
+	if list, _ := st.List(context.Background(), store.Page{Name: ""}); len(list) != 1 {
 		t.Fatalf("%d versions after the kill, want 1", len(list))
 	}
 }
@@ -477,5 +477,27 @@ func TestAuthHint(t *testing.T) {
 	}
 	if hint := authHint(api.Described(status.Error(codes.PermissionDenied, "needs an admin token"))); hint != "" {
 		t.Errorf("PermissionDenied hint %q, want none", hint)
+	}
+}
+
+// TestFitIDRetry: `plumb fit --fit-id ID` run twice stores one version: the second run says the
+// fit was stored before and stores nothing.
+func TestFitIDRetry(t *testing.T) {
+	file := subjectFile(t, "marketing")
+	store := filepath.Join(t.TempDir(), "plumb.db")
+	args := []string{"fit", "--data", file, "--profile", "m", "--fit-id", "run-42", "--activate", "--store", store}
+	first, stderr, err := plumb(t, "", args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	again, stderr, err := plumb(t, "", args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(first, "profile m version 1 stored") || !strings.Contains(again, "profile m version 1 was stored by this fit id before") {
+		t.Errorf("first run:\n%s\nretry:\n%s\nwant version 1 stored, then found", first, again)
+	}
+	if out, _, err := plumb(t, "", "profiles", "list", "--store", store); err != nil || strings.Count(out, "\n") != 2 {
+		t.Errorf("profiles list after a retried fit: %q %v; want one version", out, err)
 	}
 }

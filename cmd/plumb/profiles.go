@@ -78,9 +78,17 @@ func profilesList(ctx context.Context, c *profilesCall) error {
 	if len(c.args) > 0 {
 		name = c.args[0]
 	}
-	resp, err := c.calls.ListProfiles(ctx, &plumbv1.ListProfilesRequest{Name: name})
-	if err != nil {
-		return api.Described(err)
+	// Every page, merged: the listing a user asked for is all of it.
+	resp := &plumbv1.ListProfilesResponse{}
+	for token := ""; ; {
+		page, err := c.calls.ListProfiles(ctx, &plumbv1.ListProfilesRequest{Name: name, PageSize: service.MaxPageSize, PageToken: token})
+		if err != nil {
+			return api.Described(err)
+		}
+		resp.Profiles = append(resp.Profiles, page.GetProfiles()...)
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
 	}
 	if c.jsonOut {
 		return printJSON(c.std, resp)

@@ -24,6 +24,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("Errors", func(t *testing.T) { errorsOf(t, open(t)) })
 	t.Run("DataIsCopied", func(t *testing.T) { copied(t, open(t)) })
 	t.Run("ActivateDeleteRace", func(t *testing.T) { activateDeleteRace(t, open(t)) })
+	t.Run("FitIDs", func(t *testing.T) { fitIDs(t, open(t)) })
+	t.Run("Pages", func(t *testing.T) { pages(t, open(t)) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
@@ -67,11 +69,11 @@ func (m must) list(l []store.Record, err error) []store.Record {
 func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store) store.Store) {
 	ctx := context.Background()
 	before := time.Now().Add(-time.Second)
-	r1 := ok(t).rec(s.Put(ctx, "mmlu", []byte("one"), store.IfNone))
+	r1 := ok(t).rec(s.Put(ctx, "mmlu", []byte("one"), store.PutOptions{}))
 	if r1.Version != 1 || !r1.Active || r1.Name != "mmlu" || r1.Created.Before(before) {
 		t.Fatalf("first put = %+v; want version 1, active (a name's first version), created now", r1)
 	}
-	r2 := ok(t).rec(s.Put(ctx, "mmlu", []byte("two"), store.IfNone))
+	r2 := ok(t).rec(s.Put(ctx, "mmlu", []byte("two"), store.PutOptions{}))
 	if r2.Version != 2 || r2.Active {
 		t.Fatalf("second put = %+v; want version 2, inactive", r2)
 	}
@@ -91,18 +93,18 @@ func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store)
 	if n := ok(t).n(s.Delete(ctx, "mmlu", 2)); n != 1 {
 		t.Fatalf("delete = %d, want 1", n)
 	}
-	if r3 := ok(t).rec(s.Put(ctx, "mmlu", []byte("three"), store.Activate)); r3.Version != 3 || !r3.Active {
+	if r3 := ok(t).rec(s.Put(ctx, "mmlu", []byte("three"), store.PutOptions{Activation: store.Activate})); r3.Version != 3 || !r3.Active {
 		t.Fatalf("put after delete = %+v, want version 3, active", r3)
 	}
 	if _, err := s.Get(ctx, "mmlu", 2); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted version: %v, want ErrNotFound", err)
 	}
-	ok(t).rec(s.Put(ctx, "other", []byte("x"), store.IfNone))
+	ok(t).rec(s.Put(ctx, "other", []byte("x"), store.PutOptions{}))
 	if reopen != nil {
 		s = reopen(t, s)
 	}
 	defer s.Close()
-	list := ok(t).list(s.List(ctx, ""))
+	list := ok(t).list(s.List(ctx, store.Page{Name: ""}))
 	var got []string
 	for _, r := range list {
 		got = append(got, fmt.Sprintf("%s:%d:%s:%v", r.Name, r.Version, r.Data, r.Active))
@@ -110,7 +112,7 @@ func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store)
 	if want := []string{"mmlu:1:one:false", "mmlu:3:three:true", "other:1:x:true"}; !slices.Equal(got, want) {
 		t.Fatalf("list = %v, want %v", got, want)
 	}
-	if l := ok(t).list(s.List(ctx, "other")); len(l) != 1 || l[0].Name != "other" {
+	if l := ok(t).list(s.List(ctx, store.Page{Name: "other"})); len(l) != 1 || l[0].Name != "other" {
 		t.Fatalf("list of one name = %+v", l)
 	}
 	if n := ok(t).n(s.Delete(ctx, "mmlu", 0)); n != 2 {
@@ -119,7 +121,7 @@ func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store)
 	if _, err := s.Get(ctx, "mmlu", 0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted name: %v, want ErrNotFound", err)
 	}
-	if l := ok(t).list(s.List(ctx, "mmlu")); len(l) != 0 {
+	if l := ok(t).list(s.List(ctx, store.Page{Name: "mmlu"})); len(l) != 0 {
 		t.Fatalf("deleted name still lists %v", l)
 	}
 	if _, err := s.Delete(ctx, "mmlu", 0); !errors.Is(err, store.ErrNotFound) {
@@ -127,13 +129,13 @@ func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store)
 	}
 	// A name fitted again after a delete continues its numbering: a version number always
 	// means one profile.
-	if r := ok(t).rec(s.Put(ctx, "mmlu", []byte("four"), store.IfNone)); r.Version != 4 || !r.Active {
+	if r := ok(t).rec(s.Put(ctx, "mmlu", []byte("four"), store.PutOptions{})); r.Version != 4 || !r.Active {
 		t.Fatalf("put after deleting the name = %+v, want version 4, active", r)
 	}
 
 	// Inactive: even a name's first version stays inactive, and the name then has no active
 	// version, which Get says, until one is activated.
-	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q1"), store.Inactive)); r.Version != 1 || r.Active {
+	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q1"), store.PutOptions{Activation: store.Inactive})); r.Version != 1 || r.Active {
 		t.Fatalf("inactive first put = %+v, want version 1, inactive", r)
 	}
 	if _, err := s.Get(ctx, "quiet", 0); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "no active version") {
@@ -142,10 +144,10 @@ func lifecycle(t *testing.T, s store.Store, reopen func(*testing.T, store.Store)
 	if _, err := s.Get(ctx, "never-stored", 0); !errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "no active version") {
 		t.Fatalf("a name never stored: %v, want ErrNotFound without 'no active version'", err)
 	}
-	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q2"), store.IfNone)); r.Version != 2 || !r.Active {
+	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q2"), store.PutOptions{})); r.Version != 2 || !r.Active {
 		t.Fatalf("put IfNone on a name with no active version = %+v, want version 2, active", r)
 	}
-	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q3"), store.Inactive)); r.Version != 3 || r.Active {
+	if r := ok(t).rec(s.Put(ctx, "quiet", []byte("q3"), store.PutOptions{Activation: store.Inactive})); r.Version != 3 || r.Active {
 		t.Fatalf("inactive put = %+v, want version 3, inactive", r)
 	}
 	if got := ok(t).rec(s.Get(ctx, "quiet", 0)); got.Version != 2 {
@@ -164,7 +166,7 @@ func concurrentPuts(t *testing.T, s store.Store) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			r, err := s.Put(ctx, "shared", []byte(fmt.Sprint(i)), store.Activate)
+			r, err := s.Put(ctx, "shared", []byte(fmt.Sprint(i)), store.PutOptions{Activation: store.Activate})
 			if err != nil {
 				errs <- err
 				return
@@ -194,7 +196,7 @@ func concurrentPuts(t *testing.T, s store.Store) {
 func errorsOf(t *testing.T, s store.Store) {
 	defer s.Close()
 	ctx := context.Background()
-	ok(t).rec(s.Put(ctx, "p", []byte("x"), store.Activate))
+	ok(t).rec(s.Put(ctx, "p", []byte("x"), store.PutOptions{Activation: store.Activate}))
 	for name, err := range map[string]error{
 		"get unknown name":         second(s.Get(ctx, "nope", 0)),
 		"get unknown version":      second(s.Get(ctx, "p", 9)),
@@ -208,8 +210,8 @@ func errorsOf(t *testing.T, s store.Store) {
 		}
 	}
 	for name, err := range map[string]error{
-		"put":      second(s.Put(ctx, "bad name!", nil, store.Activate)),
-		"put long": second(s.Put(ctx, string(bytes.Repeat([]byte("n"), 200)), nil, store.Activate)),
+		"put":      second(s.Put(ctx, "bad name!", nil, store.PutOptions{Activation: store.Activate})),
+		"put long": second(s.Put(ctx, string(bytes.Repeat([]byte("n"), 200)), nil, store.PutOptions{Activation: store.Activate})),
 		"get":      second(s.Get(ctx, "", 0)),
 		"activate": second(s.Activate(ctx, "a/b", 1)),
 		"delete":   second(s.Delete(ctx, "-x", 0)),
@@ -218,7 +220,7 @@ func errorsOf(t *testing.T, s store.Store) {
 			t.Errorf("%s: %v, want ErrBadName", name, err)
 		}
 	}
-	if l := ok(t).list(s.List(ctx, "nope")); len(l) != 0 {
+	if l := ok(t).list(s.List(ctx, store.Page{Name: "nope"})); len(l) != 0 {
 		t.Errorf("list of an unknown name = %v", l)
 	}
 }
@@ -230,7 +232,7 @@ func copied(t *testing.T, s store.Store) {
 	defer s.Close()
 	ctx := context.Background()
 	data := []byte("profile")
-	ok(t).rec(s.Put(ctx, "c", data, store.Activate))
+	ok(t).rec(s.Put(ctx, "c", data, store.PutOptions{Activation: store.Activate}))
 	data[0] = 'X'
 	r := ok(t).rec(s.Get(ctx, "c", 0))
 	if string(r.Data) != "profile" {
@@ -250,8 +252,8 @@ func activateDeleteRace(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	for round := range 30 {
 		name := fmt.Sprintf("race-%d", round)
-		ok(t).rec(s.Put(ctx, name, []byte("one"), store.Activate))
-		v2 := ok(t).rec(s.Put(ctx, name, []byte("two"), store.Inactive))
+		ok(t).rec(s.Put(ctx, name, []byte("one"), store.PutOptions{Activation: store.Activate}))
+		v2 := ok(t).rec(s.Put(ctx, name, []byte("two"), store.PutOptions{Activation: store.Inactive}))
 		var activateErr, deleteErr error
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -281,4 +283,152 @@ func activateDeleteRace(t *testing.T, s store.Store) {
 			t.Errorf("round %d: active version %d, want %d", round, active.Version, want)
 		}
 	}
+}
+
+// fitIDs: a put whose fit id its name already holds writes nothing and returns that version
+// (Existing); the id is per name; concurrent puts of one fit store it once; a deleted version's
+// fit id is free again; versions skipped by nothing.
+func fitIDs(t *testing.T, s store.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	put := func(name, data, id string) store.Record {
+		t.Helper()
+		return ok(t).rec(s.Put(ctx, name, []byte(data), store.PutOptions{FitID: id}))
+	}
+	if r := put("f", "one", "fit-1"); r.Version != 1 || r.Existing || !r.Active {
+		t.Fatalf("first put: %+v, want version 1, new, active", r)
+	}
+	r := put("f", "again", "fit-1")
+	if r.Version != 1 || !r.Existing || string(r.Data) != "one" || !r.Active || r.FitID != "fit-1" {
+		t.Fatalf("retried put: version %d existing %v data %q active %v fit %q; want version 1, existing, the first data, active, fit-1",
+			r.Version, r.Existing, r.Data, r.Active, r.FitID)
+	}
+	if r := put("f", "two", "fit-2"); r.Version != 2 || r.Existing {
+		t.Fatalf("another fit: %+v, want version 2 (the retry took no number)", r)
+	}
+	if r := put("g", "other name", "fit-1"); r.Version != 1 || r.Existing {
+		t.Fatalf("the same fit id on another name: %+v, want a new version 1", r)
+	}
+	if r := put("f", "no id", ""); r.Version != 3 || r.Existing {
+		t.Fatalf("a put without a fit id: %+v, want version 3", r)
+	}
+	if l := ok(t).list(s.List(ctx, store.Page{Name: "f"})); len(l) != 3 || l[0].FitID != "fit-1" || l[1].FitID != "fit-2" || l[2].FitID != "" {
+		t.Fatalf("listed %d versions with fit ids %v, want 3: fit-1, fit-2, none", len(l), fitIDsOf(l))
+	}
+
+	// A deleted version's fit id may be stored again.
+	ok(t).rec(s.Activate(ctx, "f", 2))
+	ok(t).n(s.Delete(ctx, "f", 1))
+	if r := put("f", "one, refitted", "fit-1"); r.Version != 4 || r.Existing {
+		t.Fatalf("fit-1 after its version was deleted: %+v, want a new version 4", r)
+	}
+	ok(t).n(s.Delete(ctx, "f", 0))
+	if r := put("f", "two, refitted", "fit-2"); r.Version != 5 || r.Existing {
+		t.Fatalf("fit-2 after every version was deleted: %+v, want a new version 5", r)
+	}
+
+	// Eight replicas retrying one fit at once: one stores it, the others find it.
+	const n = 8
+	got := make([]store.Record, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, err := s.Put(ctx, "c", []byte(fmt.Sprint(i)), store.PutOptions{FitID: "same"})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = r
+		})
+	}
+	wg.Wait()
+	fresh := 0
+	for _, r := range got {
+		if !r.Existing {
+			fresh++
+		}
+		if r.Version != 1 {
+			t.Errorf("a concurrent put of one fit got version %d, want 1", r.Version)
+		}
+	}
+	if fresh != 1 {
+		t.Errorf("%d of %d concurrent puts of one fit stored it, want 1", fresh, n)
+	}
+	if l := ok(t).list(s.List(ctx, store.Page{Name: "c"})); len(l) != 1 {
+		t.Errorf("%d versions stored by one fit put %d times at once, want 1", len(l), n)
+	}
+}
+
+func fitIDsOf(l []store.Record) []string {
+	var out []string
+	for _, r := range l {
+		out = append(out, r.FitID)
+	}
+	return out
+}
+
+// pages: a listing read in pages of any size is the whole listing, by name in byte order ("Z"
+// before "a") then version; a name's listing starts after a version; List returns a version's
+// summary where it was put with one and its data where not, and Get always the data.
+func pages(t *testing.T, s store.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	put := func(name, data, summary string) {
+		t.Helper()
+		o := store.PutOptions{}
+		if summary != "" {
+			o.Summary = []byte(summary)
+		}
+		ok(t).rec(s.Put(ctx, name, []byte(data), o))
+	}
+	put("a", "a1 data", "a1 summary")
+	put("a", "a2 data", "")
+	put("Z", "Z1 data", "Z1 summary")
+	put("a", "a3 data", "a3 summary")
+	put("b-c", "b1 data", "")
+	put("a.b", "ab1 data", "")
+	want := []string{"Z@1", "a@1", "a@2", "a@3", "a.b@1", "b-c@1"}
+	whole := ok(t).list(s.List(ctx, store.Page{}))
+	if got := keysOf(whole); !slices.Equal(got, want) {
+		t.Fatalf("listed %v, want %v (byte order, then version)", got, want)
+	}
+	for i, wantData := range []string{"Z1 summary", "a1 summary", "a2 data", "a3 summary", "ab1 data", "b1 data"} {
+		if string(whole[i].Data) != wantData {
+			t.Errorf("%s listed with %q, want %q", want[i], whole[i].Data, wantData)
+		}
+	}
+	if r := ok(t).rec(s.Get(ctx, "a", 1)); string(r.Data) != "a1 data" {
+		t.Errorf("Get a@1 = %q, want its data, not its summary", r.Data)
+	}
+	for size := 1; size <= len(want)+1; size++ {
+		var got []string
+		p := store.Page{Limit: size}
+		for range len(want) + 2 {
+			l := ok(t).list(s.List(ctx, p))
+			if len(l) > size {
+				t.Fatalf("a page of %d held %d", size, len(l))
+			}
+			got = append(got, keysOf(l)...)
+			if len(l) < size {
+				break
+			}
+			p.AfterName, p.AfterVersion = l[len(l)-1].Name, l[len(l)-1].Version
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("pages of %d: %v, want %v", size, got, want)
+		}
+	}
+	if got := keysOf(ok(t).list(s.List(ctx, store.Page{Name: "a", AfterName: "a", AfterVersion: 1, Limit: 5}))); !slices.Equal(got, []string{"a@2", "a@3"}) {
+		t.Errorf("a after version 1: %v, want [a@2 a@3]", got)
+	}
+	if got := keysOf(ok(t).list(s.List(ctx, store.Page{AfterName: "a.a"}))); !slices.Equal(got, []string{"a.b@1", "b-c@1"}) {
+		t.Errorf("after a name that is not stored: %v, want [a.b@1 b-c@1]", got)
+	}
+}
+
+func keysOf(l []store.Record) []string {
+	var out []string
+	for _, r := range l {
+		out = append(out, fmt.Sprintf("%s@%d", r.Name, r.Version))
+	}
+	return out
 }

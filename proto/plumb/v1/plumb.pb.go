@@ -2517,7 +2517,14 @@ type FitConfig struct {
 	// Make the new version active (true), or store it inactive (false). Unset: active when it
 	// answers something (λ < 1; for long answers, τ < ∞), else stored inactive, with a warning
 	// in the report, so that a profile that abstains on everything is never served by surprise.
-	Activate      *bool `protobuf:"varint,16,opt,name=activate,proto3,oneof" json:"activate,omitempty"`
+	Activate *bool `protobuf:"varint,16,opt,name=activate,proto3,oneof" json:"activate,omitempty"`
+	// The caller's id for this fit (at most 128 bytes of printable text; empty: none), making
+	// the fit idempotent: when the name already holds a version stored by a fit with this id,
+	// nothing is written and that version is returned with existing set. Give a fresh id to
+	// each fit (a UUID) and the same id to its retries: a retry after an answer was lost (the
+	// connection dropped, or Unknown: "may have been stored") finds the version instead of
+	// storing another. An id names one fit: it is not checked that a retry sends the same data.
+	FitId         string `protobuf:"bytes,17,opt,name=fit_id,json=fitId,proto3" json:"fit_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2664,6 +2671,13 @@ func (x *FitConfig) GetActivate() bool {
 	return false
 }
 
+func (x *FitConfig) GetFitId() string {
+	if x != nil {
+		return x.FitId
+	}
+	return ""
+}
+
 // FitResponse is the outcome of a fit.
 type FitResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2672,7 +2686,10 @@ type FitResponse struct {
 	// Its report on the held-out split.
 	Report *Report `protobuf:"bytes,2,opt,name=report,proto3" json:"report,omitempty"`
 	// Whether it was stored.
-	Stored        bool `protobuf:"varint,3,opt,name=stored,proto3" json:"stored,omitempty"`
+	Stored bool `protobuf:"varint,3,opt,name=stored,proto3" json:"stored,omitempty"`
+	// Whether the config's fit_id was already stored: profile and report are then that earlier
+	// fit's, and this fit was not stored.
+	Existing      bool `protobuf:"varint,4,opt,name=existing,proto3" json:"existing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2724,6 +2741,13 @@ func (x *FitResponse) GetReport() *Report {
 func (x *FitResponse) GetStored() bool {
 	if x != nil {
 		return x.Stored
+	}
+	return false
+}
+
+func (x *FitResponse) GetExisting() bool {
+	if x != nil {
+		return x.Existing
 	}
 	return false
 }
@@ -4243,7 +4267,11 @@ func (x *GetProfileResponse) GetProfile() *Profile {
 type ListProfilesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only this name; empty lists all.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// At most this many versions (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty: the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4285,11 +4313,28 @@ func (x *ListProfilesRequest) GetName() string {
 	return ""
 }
 
+func (x *ListProfilesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListProfilesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListProfilesResponse lists profile versions.
 type ListProfilesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Every version, by name then version, without reports, risk curves and group quantiles.
-	Profiles      []*Profile `protobuf:"bytes,1,rep,name=profiles,proto3" json:"profiles,omitempty"`
+	// The page's versions, by name then version, without reports, risk curves and group
+	// quantiles.
+	Profiles []*Profile `protobuf:"bytes,1,rep,name=profiles,proto3" json:"profiles,omitempty"`
+	// Give as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4329,6 +4374,13 @@ func (x *ListProfilesResponse) GetProfiles() []*Profile {
 		return x.Profiles
 	}
 	return nil
+}
+
+func (x *ListProfilesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // ActivateProfileRequest names the version to activate.
@@ -4783,7 +4835,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"FitRequest\x12-\n" +
 	"\x06config\x18\x01 \x01(\v2\x13.plumb.v1.FitConfigH\x00R\x06config\x124\n" +
 	"\aexample\x18\x02 \x01(\v2\x18.plumb.v1.LabeledExampleH\x00R\aexampleB\t\n" +
-	"\amessage\"\xb9\x04\n" +
+	"\amessage\"\xd0\x04\n" +
 	"\tFitConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05alpha\x18\x02 \x01(\x01R\x05alpha\x12=\n" +
@@ -4801,12 +4853,14 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\vequivalence\x18\r \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\x121\n" +
 	"\x14sycophancy_threshold\x18\x0e \x01(\x01R\x13sycophancyThreshold\x12\x17\n" +
 	"\adry_run\x18\x0f \x01(\bR\x06dryRun\x12\x1f\n" +
-	"\bactivate\x18\x10 \x01(\bH\x00R\bactivate\x88\x01\x01B\v\n" +
-	"\t_activate\"|\n" +
+	"\bactivate\x18\x10 \x01(\bH\x00R\bactivate\x88\x01\x01\x12\x15\n" +
+	"\x06fit_id\x18\x11 \x01(\tR\x05fitIdB\v\n" +
+	"\t_activate\"\x98\x01\n" +
 	"\vFitResponse\x12+\n" +
 	"\aprofile\x18\x01 \x01(\v2\x11.plumb.v1.ProfileR\aprofile\x12(\n" +
 	"\x06report\x18\x02 \x01(\v2\x10.plumb.v1.ReportR\x06report\x12\x16\n" +
-	"\x06stored\x18\x03 \x01(\bR\x06stored\"\x86\x01\n" +
+	"\x06stored\x18\x03 \x01(\bR\x06stored\x12\x1a\n" +
+	"\bexisting\x18\x04 \x01(\bR\bexisting\"\x86\x01\n" +
 	"\x0fEvaluateRequest\x122\n" +
 	"\x06config\x18\x01 \x01(\v2\x18.plumb.v1.EvaluateConfigH\x00R\x06config\x124\n" +
 	"\aexample\x18\x02 \x01(\v2\x18.plumb.v1.LabeledExampleH\x00R\aexampleB\t\n" +
@@ -4982,11 +5036,15 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"A\n" +
 	"\x12GetProfileResponse\x12+\n" +
-	"\aprofile\x18\x01 \x01(\v2\x11.plumb.v1.ProfileR\aprofile\")\n" +
+	"\aprofile\x18\x01 \x01(\v2\x11.plumb.v1.ProfileR\aprofile\"e\n" +
 	"\x13ListProfilesRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"E\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
 	"\x14ListProfilesResponse\x12-\n" +
-	"\bprofiles\x18\x01 \x03(\v2\x11.plumb.v1.ProfileR\bprofiles\"F\n" +
+	"\bprofiles\x18\x01 \x03(\v2\x11.plumb.v1.ProfileR\bprofiles\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
 	"\x16ActivateProfileRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"F\n" +
