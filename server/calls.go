@@ -93,7 +93,9 @@ func (s *Server) scoreStream(ctx context.Context, recv func() (*plumbv1.ScoreReq
 	queue := make(chan *plumbv1.ScoreResponse, streamQueue)
 	stop := make(chan struct{})
 	sent := make(chan error, 1)
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		for {
 			select {
 			case <-stop:
@@ -120,6 +122,13 @@ func (s *Server) scoreStream(ctx context.Context, recv func() (*plumbv1.ScoreReq
 			close(stop)
 		}
 	}
+	// The sender must be gone before the handler returns: a transport's stream (HTTP/2's
+	// response writer above all) must not be written once its handler has returned — net/http
+	// panics. A sender blocked on an unread caller is freed by cut, or by the write deadline.
+	defer func() {
+		halt()
+		<-exited
+	}()
 	unread := func() error {
 		halt()
 		if cut() {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/plumbhq/plumb/client"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/proto/plumb/v1/plumbv1connect"
 	"github.com/plumbhq/plumb/service"
 )
 
@@ -353,5 +355,48 @@ func TestUnreadStreamEnded(t *testing.T) {
 	}
 	if _, err := h.c.Score(ctx, req); err != nil {
 		t.Fatalf("after the cut: %v", err)
+	}
+}
+
+// TestUnreadHTTPStreamEnded: the HTTP form of TestUnreadStreamEnded. A ScoreStream over h2c
+// whose caller sends and never reads is ended once its responses stay unread past
+// --send-timeout (500 ms here): the caller's sends fail within 10 s, and another caller is served
+// meanwhile and after.
+func TestUnreadHTTPStreamEnded(t *testing.T) {
+	h := start(t, Config{SendTimeout: 500 * time.Millisecond}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{Protocols: func() *http.Protocols {
+		p := new(http.Protocols)
+		p.SetUnencryptedHTTP2(true)
+		return p
+	}()}}
+	stream := plumbv1connect.NewConfidenceServiceClient(hc, h.http).ScoreStream(ctx)
+	req := &plumbv1.ScoreRequest{Id: strings.Repeat("x", 4000), Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B", -0.2, -1.8))}}
+	began := time.Now()
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			if err := stream.Send(req); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+	}()
+	if _, err := h.c.Score(ctx, req); err != nil {
+		t.Fatalf("another caller meanwhile: %v", err)
+	}
+	select {
+	case <-sendErr:
+		if took := time.Since(began); took > 10*time.Second {
+			t.Errorf("the unread stream was ended after %.1f s, want within 10 s of a 0.5 s send timeout", took.Seconds())
+		}
+	case <-ctx.Done():
+		t.Fatal("the unread HTTP stream was never ended")
+	}
+	stream.CloseRequest()
+	stream.CloseResponse()
+	if _, err := h.c.Score(ctx, req); err != nil {
+		t.Fatalf("after the stream was ended: %v", err)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"connectrpc.com/connect"
@@ -115,7 +117,7 @@ func (s *Server) HTTPHandler() http.Handler {
 			MaxAge:         7200,
 		}).Handler(h)
 	}
-	return sendDeadline(h, s.cfg.SendTimeout)
+	return deadlines(h, s.cfg.SendTimeout, s.cfg.ReceiveTimeout)
 }
 
 // ServeHTTP serves the HTTP front end on lis until ctx is done, then drains for up to
@@ -142,6 +144,15 @@ func (s *Server) ServeHTTP(ctx context.Context, lis net.Listener) error {
 	}
 	l := newListener(lis, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerAddress)
 	s.httpLis.Store(l)
+	hs.ConnState = func(c net.Conn, st http.ConnState) {
+		// Active: a request is being read or served (HTTP/2: one or more); idle: none.
+		switch st {
+		case http.StateActive:
+			l.busy(c.RemoteAddr().String(), 1)
+		case http.StateIdle:
+			l.busy(c.RemoteAddr().String(), -1)
+		}
+	}
 	lis = l
 	errc := make(chan error, 1)
 	go func() {
@@ -167,12 +178,63 @@ func (s *Server) ServeHTTP(ctx context.Context, lis net.Listener) error {
 	return nil
 }
 
-// sendDeadline gives every write of a response a deadline of d from its start, so that a stream
-// whose caller stops reading ends after d (the HTTP form of --send-timeout).
-func sendDeadline(h http.Handler, d time.Duration) http.Handler {
+// deadlines gives every write of a response a deadline of send from its start, so that a stream
+// whose caller stops reading ends after send (the HTTP form of --send-timeout), and every read
+// of a request body a deadline of receive, so that a body that stops coming ends its call. Once
+// the body is read to its end the read deadline is lifted: HTTP/1's server keeps reading the
+// connection in the background while a call runs, and a deadline left there would end a long
+// Fit whose body came whole.
+func deadlines(h http.Handler, send, receive time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}, r)
+		rc := http.NewResponseController(w)
+		if r.Body != nil && r.Body != http.NoBody {
+			dr := &deadlineReader{ReadCloser: r.Body, rc: rc, d: receive}
+			if r.ProtoMajor == 1 {
+				dr.header = w.Header() // HTTP/2 ends the stream alone, not its connection
+			}
+			r.Body = dr
+		}
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, d: send}, r)
 	})
+}
+
+type deadlineReader struct {
+	io.ReadCloser
+	rc     *http.ResponseController
+	d      time.Duration
+	header http.Header // HTTP/1: the response's, to close the connection after a timeout
+	done   bool
+}
+
+// errReceiveTimeout is a body read that timed out; connect-go answers it DeadlineExceeded.
+type errReceiveTimeout struct{ d time.Duration }
+
+func (e errReceiveTimeout) Error() string {
+	return fmt.Sprintf("the request body sent nothing for %v (--receive-timeout)", e.d)
+}
+func (errReceiveTimeout) Timeout() bool   { return true }
+func (errReceiveTimeout) Temporary() bool { return false }
+func (errReceiveTimeout) Unwrap() error   { return os.ErrDeadlineExceeded }
+
+func (r *deadlineReader) Read(p []byte) (int, error) {
+	if r.done {
+		return r.ReadCloser.Read(p)
+	}
+	r.rc.SetReadDeadline(time.Now().Add(r.d))
+	n, err := r.ReadCloser.Read(p)
+	if err == io.EOF {
+		// The whole body: lift the deadline. After any other error it stays, so that what
+		// drains the body next fails at once rather than wait on a silent caller.
+		r.done = true
+		r.rc.SetReadDeadline(time.Time{})
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if r.header != nil {
+			r.header.Set("Connection", "close") // what is left of the body will not come
+		}
+		err = errReceiveTimeout{r.d}
+	}
+	return n, err
 }
 
 type deadlineWriter struct {

@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,9 +64,19 @@ func TestIdleConnectionsFromOneAddress(t *testing.T) {
 		t.Errorf("%d of the attacker's 600 connections stayed open, want ≤ 60 (30 a port)", open)
 	}
 
+	if good := probe(t, h, 25); good < 23 {
+		t.Errorf("the good caller got %d of 25 probes through on both ports, want ≥ 23", good)
+	}
+}
+
+// probe makes n probes of a good caller from 127.0.0.1, each a Score over gRPC and one over
+// HTTP on a fresh connection with a 3 s deadline, and returns how many got through on both.
+func probe(t *testing.T, h *harness, n int) int {
+	t.Helper()
+	grpcAddr := h.addr
 	body := `{"paraphrases":[{"options":[{"label":"A","logprob":-0.2},{"label":"B","logprob":-1.8}]}]}`
 	good := 0
-	for range 25 {
+	for range n {
 		// A fresh connection each probe, as a new caller would make.
 		c, err := client.Dial(grpcAddr, &client.Options{})
 		if err == nil {
@@ -84,7 +97,106 @@ func TestIdleConnectionsFromOneAddress(t *testing.T) {
 			good++
 		}
 	}
-	if good < 23 {
+	return good
+}
+
+// TestIdleConnectionsFromManyAddresses: ten addresses (127.0.0.2–11), each within its
+// per-address cap of 30, open 300 connections to each port — 2.5 times the cap of 120 — half of
+// them idle, half sending HTTP headers and one byte of a 1 000-byte body (gRPC: the HTTP/2
+// preface and nothing more). At the cap the server closes the longest idle connection for a
+// new one, and ends the trickled bodies after --receive-timeout (1 s here), so that a good caller
+// from 127.0.0.1 gets ≥ 90 % of its probes through on both ports. Without the shedding, the 120
+// slots stay held and the probes wait in the backlog past their deadline.
+func TestIdleConnectionsFromManyAddresses(t *testing.T) {
+	h := start(t, Config{MaxConnections: 120, MaxConnectionsPerAddress: 30, ReceiveTimeout: time.Second}, nil)
+	httpAddr := strings.TrimPrefix(h.http, "http://")
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for a := range 10 {
+		attacker := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+a))}, Timeout: 500 * time.Millisecond}
+		for i := range 30 {
+			for _, addr := range []string{h.addr, httpAddr} {
+				wg.Go(func() {
+					// Past the cap, a dial waits in the backlog and may time out: that is the
+					// attack being held off, not a failure of the test.
+					c, err := attacker.Dial("tcp", addr)
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					held = append(held, c)
+					mu.Unlock()
+					if i%2 == 1 {
+						if addr == httpAddr {
+							fmt.Fprintf(c, "POST /plumb.v1.ConfidenceService/Score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+						} else {
+							c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+						}
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	time.Sleep(1500 * time.Millisecond) // past shedIdle and the receive timeout
+	if good := probe(t, h, 25); good < 23 {
 		t.Errorf("the good caller got %d of 25 probes through on both ports, want ≥ 23", good)
 	}
+	l := h.srv.lis.Load()
+	l.mu.Lock()
+	shed := l.idleShed
+	l.mu.Unlock()
+	if shed == 0 {
+		t.Error("no idle gRPC connection was shed at the cap")
+	}
+}
+
+// TestTrickledBody: an HTTP body that sends nothing for --receive-timeout ends its call, and
+// its connection, within a few seconds; a body that keeps coming, a byte every 300 ms over
+// 2.4 s — longer than the timeout in all — is served.
+func TestTrickledBody(t *testing.T) {
+	h := start(t, Config{ReceiveTimeout: time.Second}, nil)
+	addr := strings.TrimPrefix(h.http, "http://")
+	body := `{"paraphrases":[{"options":[{"label":"A","logprob":-0.2},{"label":"B","logprob":-1.8}]}]}`
+	send := func(gap time.Duration, parts int) (string, time.Duration) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		began := time.Now()
+		fmt.Fprintf(c, "POST /plumb.v1.ConfidenceService/Score HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+		step := len(body) / parts
+		for i := range parts {
+			end := (i + 1) * step
+			if i == parts-1 {
+				end = len(body)
+			}
+			if gap < 0 && i == 1 {
+				break // stop sending after the first part
+			}
+			c.Write([]byte(body[i*step : end]))
+			time.Sleep(max(gap, 0))
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(io.LimitReader(c, 4096))
+		return string(b), time.Since(began)
+	}
+	if out, took := send(-1, 4); strings.Contains(out, "200 OK") || took > 5*time.Second {
+		t.Errorf("a body that stopped: %.1f s, answered %q; want the call ended well before 5 s, not served", took.Seconds(), firstLine(out))
+	}
+	if out, _ := send(300*time.Millisecond, 8); !strings.HasPrefix(out, "HTTP/1.1 200 OK") {
+		t.Errorf("a body that kept coming was answered %q, want 200", firstLine(out))
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\r\n")
+	return line
 }

@@ -28,7 +28,9 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 
 	benchv1 "github.com/plumbhq/plumb/proto/plumb/bench/v1"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
@@ -59,6 +61,10 @@ type Config struct {
 	MaxConnectionsPerAddress int
 	MaxStreams               uint32        // concurrent calls on one connection (default 100)
 	SendTimeout              time.Duration // how long a stream's responses may stay unread before it is ended (default 30 s)
+	// How long an HTTP request body may send nothing before its call is ended (default 30 s):
+	// a body trickled a byte at a time, or a stream that sends nothing, does not hold its
+	// connection past it.
+	ReceiveTimeout time.Duration
 }
 
 // Flow-control windows, fixed (which turns off grpc-go's window growth by bandwidth-delay
@@ -99,6 +105,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.MaxStreams == 0 {
 		out.MaxStreams = 100
 	}
+	if out.ReceiveTimeout == 0 {
+		out.ReceiveTimeout = 30 * time.Second
+	}
 	if out.SendTimeout == 0 {
 		out.SendTimeout = 30 * time.Second
 	}
@@ -109,6 +118,7 @@ func (c *Config) withDefaults() (Config, error) {
 		{"--max-message-bytes", out.MaxMessageBytes < 0},
 		{"--max-connections", out.MaxConnections < 0},
 		{"--send-timeout", out.SendTimeout < 0},
+		{"--receive-timeout", out.ReceiveTimeout < 0},
 		{"--shutdown-grace", out.ShutdownGrace < 0},
 		{"--rate-limit", out.RateLimit < 0},
 	} {
@@ -178,6 +188,7 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 		grpc.ConnectionTimeout(handshake),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: pingMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: idleTimeout, Time: pingTime, Timeout: pingTimeout}),
+		grpc.StatsHandler(activity{srv}),
 		grpc.ChainUnaryInterceptor(srv.unaryInterceptor),
 		grpc.ChainStreamInterceptor(srv.streamInterceptor),
 	}
@@ -198,6 +209,32 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 	}
 	return srv, nil
 }
+
+// activity tells the gRPC listener which connections have calls in progress, so that shedding at
+// the connection cap passes them over.
+type activity struct{ s *Server }
+
+func (activity) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (a activity) HandleRPC(ctx context.Context, st stats.RPCStats) {
+	var delta int32
+	switch st.(type) {
+	case *stats.Begin:
+		delta = 1
+	case *stats.End:
+		delta = -1
+	default:
+		return
+	}
+	p, ok := peer.FromContext(ctx)
+	if l := a.s.lis.Load(); ok && l != nil && p.Addr != nil {
+		l.busy(p.Addr.String(), delta)
+	}
+}
+
+func (activity) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (activity) HandleConn(context.Context, stats.ConnStats) {}
 
 // baseline does nothing with a ScoreRequest: the gRPC floor the Score throughput is measured
 // against.

@@ -26,7 +26,7 @@ type serveFlags struct {
 	pgConns, maxMsg, maxConns, perAddr                                                       int
 	maxStreams                                                                               uint
 	maxStreamBytes                                                                           int64
-	pgConnect, pgTimeout, sendTimeout, grace                                                 time.Duration
+	pgConnect, pgTimeout, sendTimeout, receiveTimeout, grace                                 time.Duration
 	rateLimit                                                                                float64
 	baseline, insecureNoAuth, metricsPublic                                                  bool
 }
@@ -53,6 +53,7 @@ func (f *serveFlags) register(fs *flagSet) {
 	fs.IntVar(&f.perAddr, "max-connections-per-address", 100, "open connections from one IP address at most; more are closed at once (0: no cap, behind a proxy)")
 	fs.UintVar(&f.maxStreams, "max-streams", 100, "concurrent calls on one connection at most")
 	fs.DurationVar(&f.sendTimeout, "send-timeout", 30*time.Second, "end a ScoreStream whose responses stay unread this long")
+	fs.DurationVar(&f.receiveTimeout, "receive-timeout", 30*time.Second, "end an HTTP call whose request body sends nothing this long")
 	fs.Int64Var(&f.maxStreamBytes, "max-stream-bytes", 1<<30, "memory one Fit or Evaluate may hold for its examples (0: no cap)")
 	fs.DurationVar(&f.grace, "shutdown-grace", 10*time.Second, "how long to drain in-flight calls on SIGTERM")
 	fs.BoolVar(&f.baseline, "baseline", false, "also serve plumb.bench.v1.BaselineService/Noop, the no-op floor of bench/load.sh")
@@ -74,6 +75,7 @@ func (f *serveFlags) config(std stdio) (server.Config, *slog.Logger, error) {
 		{"--max-message-bytes", f.maxMsg > 0, f.maxMsg}, {"--max-connections", f.maxConns > 0, f.maxConns},
 		{"--max-connections-per-address", f.perAddr >= 0, f.perAddr},
 		{"--max-streams", f.maxStreams > 0 && f.maxStreams <= 1<<20, f.maxStreams}, {"--send-timeout", f.sendTimeout > 0, f.sendTimeout},
+		{"--receive-timeout", f.receiveTimeout > 0, f.receiveTimeout},
 		{"--max-stream-bytes", f.maxStreamBytes >= 0, f.maxStreamBytes}, {"--shutdown-grace", f.grace >= 0, f.grace},
 		{"--rate-limit", f.rateLimit >= 0, f.rateLimit}, {"--pg-max-conns", f.pgConns > 0 && f.pgConns <= 10000, f.pgConns},
 		{"--pg-connect-timeout", f.pgConnect > 0, f.pgConnect}, {"--pg-timeout", f.pgTimeout > 0, f.pgTimeout},
@@ -84,7 +86,8 @@ func (f *serveFlags) config(std stdio) (server.Config, *slog.Logger, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
 	cfg := server.Config{MaxMessageBytes: f.maxMsg, RateLimit: f.rateLimit, ShutdownGrace: f.grace, Baseline: f.baseline, Logger: logger,
-		MaxConnections: f.maxConns, MaxConnectionsPerAddress: perAddress(f.perAddr), MaxStreams: uint32(f.maxStreams), SendTimeout: f.sendTimeout}
+		MaxConnections: f.maxConns, MaxConnectionsPerAddress: perAddress(f.perAddr), MaxStreams: uint32(f.maxStreams), SendTimeout: f.sendTimeout,
+		ReceiveTimeout: f.receiveTimeout}
 	if f.tokens != "" {
 		toks, warnings, err := server.ReadTokens(f.tokens)
 		if err != nil {
