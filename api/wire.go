@@ -186,6 +186,10 @@ func (w *walk) enter(d protoreflect.MessageDescriptor) {
 // maxCounted is the field numbers whose elements binary counts (plumb's messages use fewer).
 const maxCounted = 64
 
+// maxRepeats is the most times binary takes a field that is not repeated (protobuf merges them:
+// a message sent as concatenated parts); past it the message is refused.
+const maxRepeats = 16
+
 func (w *walk) binary(b []byte, d protoreflect.MessageDescriptor) error {
 	w.enter(d)
 	var counts [maxCounted]int
@@ -209,6 +213,12 @@ func (w *walk) binary(b []byte, d protoreflect.MessageDescriptor) error {
 			index = counts[num]
 		}
 		w.at = append(w.at, step{fd.Name(), index})
+		if !fd.IsList() && !fd.IsMap() && num < maxCounted {
+			// Protobuf merges a field given twice; given millions of times it is only work.
+			if counts[num]++; counts[num] > maxRepeats {
+				return w.fail(calibrate.InvalidInput, "given more than %d times: a field that is not repeated is given once", maxRepeats)
+			}
+		}
 		if index >= 0 && !packed {
 			if err := w.count(fd, index); err != nil {
 				return err
@@ -348,6 +358,7 @@ func (w *walk) jsonMessage(dec *jsontext.Decoder, d protoreflect.MessageDescript
 	}
 	w.enter(d)
 	fields := d.Fields()
+	var seen [maxCounted]bool
 	for dec.PeekKind() != '}' {
 		tok, err := dec.ReadToken()
 		if err != nil {
@@ -366,6 +377,12 @@ func (w *walk) jsonMessage(dec *jsontext.Decoder, d protoreflect.MessageDescript
 			return w.fail(calibrate.InvalidInput, "unknown field %q of %s", truncate(name), d.FullName())
 		}
 		w.at = append(w.at, step{fd.Name(), -1})
+		if n := fd.Number(); n < maxCounted {
+			if seen[n] {
+				return w.fail(calibrate.InvalidInput, "given twice: a field is given once in JSON (under either of its names)")
+			}
+			seen[n] = true
+		}
 		if err := w.jsonField(dec, fd); err != nil {
 			return err
 		}

@@ -69,6 +69,12 @@ func TestDecodeRefuses(t *testing.T) {
 		{"257 claims", repeat(257, field(nil, 8, field(nil, 2, "c"))), `{"claims":[` + strings.Repeat(`{"text":"c"},`, 256) + `{"text":"c"}]}`, "ResourceExhausted", "claims"},
 		{"4 097 embedding dimensions", sample(field(nil, 3, make([]byte, 4*4097))),
 			`{"paraphrases":[{"samples":[{"embedding":[` + strings.Repeat(`0,`, 4096) + `0]}]}]}`, "ResourceExhausted", "paraphrases[0].samples[0].embedding"},
+		{"a singular field given 17 times", append(para(opts), repeat(17, field(nil, 2, "p"))...),
+			`{"paraphrases":[{"options":[{"label":"A"}]}],"profile":"p","profile":"p"}`, "InvalidArgument", "profile"},
+		{"one field under both its names", nil,
+			`{"paraphrases":[{"options":[{"label":"A"}]}],"profileVersion":1,"profile_version":2}`, "InvalidArgument", "profile_version"},
+		{"a nested singular field given 17 times", para(append(opts, repeat(17, field(nil, 3, "B"))...)),
+			`{"paraphrases":[{"options":[{"label":"A"}],"stance":"B","stance":"B"}]}`, "InvalidArgument", "paraphrases[0].stance"},
 		{"not JSON", nil, `{"paraphrases":[`, "InvalidArgument", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,6 +91,19 @@ func TestDecodeRefuses(t *testing.T) {
 			}
 			check("json", Decode([]byte(tc.json), JSON, new(plumbv1.ScoreRequest)))
 		})
+	}
+}
+
+// TestDecodeMergesFewRepeats: protobuf merges a singular field given more than once (a message
+// sent as concatenated parts); up to 16 times, Decode takes it as proto.Unmarshal does.
+func TestDecodeMergesFewRepeats(t *testing.T) {
+	b := field(nil, 4, field(nil, 4, option("A")))
+	for i := range 16 {
+		b = field(b, 2, "p"+strings.Repeat("x", i))
+	}
+	var got plumbv1.ScoreRequest
+	if err := Decode(b, Binary, &got); err != nil || got.GetProfile() != "p"+strings.Repeat("x", 15) {
+		t.Errorf("16 parts: %v, profile %q; want the last part's profile", err, got.GetProfile())
 	}
 }
 

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -232,5 +236,152 @@ func TestCancelStopsWork(t *testing.T) {
 	}
 	if cut > full/3 {
 		t.Errorf("the server used %v of CPU for a request with a 100 ms deadline, want ≤ a third of the whole request's %v", cut, full)
+	}
+}
+
+// rawCodec sends bytes as they are, as an attacker's client would.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*v.(*[]byte) = append((*v.(*[]byte))[:0], data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// TestWorkBeforeCaps: requests just within the 16 MiB message limit whose repeated fields are
+// far past their caps — 8 000 000 empty wordings over gRPC (16 MB), 5 500 000 `{}` wordings as
+// Connect JSON over HTTP (16.5 MB) — are refused with InvalidArgument naming "paraphrases" (at
+// most 64 wordings), at
+// a cost to the spawned server of < 0.5 s of CPU and < 100 MB of peak memory above its
+// baseline each. Decoding them whole used to cost 16 s and 1.5 GB (gRPC) and 9.4 s and 1.4 GB
+// (JSON): the caps now bind while the bytes are read.
+func TestWorkBeforeCaps(t *testing.T) {
+	s := serve(t, "--http-addr", "127.0.0.1:0")
+	c, err := client.Dial(s.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Score(context.Background(), optionsRequest(8)); err != nil { // warm up
+		t.Fatal(err)
+	}
+	cost := func(name string, attack func() error, check func(error)) {
+		t.Helper()
+		_, peak0 := s.memory(t)
+		cpu0 := s.cpu(t)
+		err := attack()
+		time.Sleep(300 * time.Millisecond) // whatever the server still does, it does now
+		cpu := s.cpu(t) - cpu0
+		_, peak := s.memory(t)
+		t.Logf("%s: %v of server CPU, peak memory %.0f → %.0f MiB; %v", name, cpu, peak0, peak, err)
+		check(err)
+		if cpu > 500*time.Millisecond || peak-peak0 > 100 {
+			t.Errorf("%s cost the server %v of CPU and %.0f MiB of peak memory, want < 0.5 s and < 100 MiB", name, cpu, peak-peak0)
+		}
+	}
+
+	wire := make([]byte, 0, 16_000_000)
+	for range 8_000_000 {
+		wire = append(wire, 0x22, 0x00) // field 4 (paraphrases), an empty message
+	}
+	cost("gRPC, 8 000 000 empty wordings", func() error {
+		var out []byte
+		return c.Conn().Invoke(context.Background(), "/plumb.v1.ConfidenceService/Score", &wire, &out, grpc.ForceCodec(rawCodec{}))
+	}, func(err error) {
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "paraphrases") {
+			t.Errorf("gRPC: %v, want InvalidArgument naming paraphrases (past the 64 wordings allowed)", err)
+		}
+	})
+
+	var js strings.Builder
+	js.WriteString(`{"paraphrases":[{}`)
+	for range 5_500_000 - 1 {
+		js.WriteString(`,{}`)
+	}
+	js.WriteString(`]}`)
+	cost("Connect JSON, 5 500 000 {} wordings", func() error {
+		resp, err := http.Post(s.httpBase(t)+"/plumb.v1.ConfidenceService/Score", "application/json", strings.NewReader(js.String()))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}, func(err error) {
+		if msg := fmt.Sprint(err); !strings.Contains(msg, "invalid_argument") || !strings.Contains(msg, `"field":"paraphrases"`) {
+			t.Errorf("Connect JSON: %s, want invalid_argument naming paraphrases", msg)
+		}
+	})
+}
+
+// TestRepeatedSingularFields: a field that is not repeated, given 8 000 000 times over gRPC
+// (profile, 16 MB) or 1 000 000 times in JSON (id, 8 MB), is refused naming it, at < 0.5 s of
+// the spawned server's CPU. Protobuf merges such repeats; decoding them all cost 0.53 s.
+func TestRepeatedSingularFields(t *testing.T) {
+	s := serve(t, "--http-addr", "127.0.0.1:0")
+	c, err := client.Dial(s.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Score(context.Background(), optionsRequest(8)); err != nil { // warm up
+		t.Fatal(err)
+	}
+	wire := make([]byte, 0, 16_000_000)
+	for range 8_000_000 {
+		wire = append(wire, 0x12, 0x00) // field 2 (profile), an empty string
+	}
+	cpu0 := s.cpu(t)
+	var out []byte
+	err = c.Conn().Invoke(context.Background(), "/plumb.v1.ConfidenceService/Score", &wire, &out, grpc.ForceCodec(rawCodec{}))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "profile") {
+		t.Errorf("gRPC: %v, want InvalidArgument naming profile", err)
+	}
+	var js strings.Builder
+	js.WriteString(`{"paraphrases":[{"options":[{"label":"A","logprob":-0.2},{"label":"B","logprob":-1.8}]}]`)
+	for range 1_000_000 {
+		js.WriteString(`,"id":""`)
+	}
+	js.WriteString(`}`)
+	resp, err := http.Post(s.httpBase(t)+"/plumb.v1.ConfidenceService/Score", "application/json", strings.NewReader(js.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"field":"id"`) {
+		t.Errorf("JSON: HTTP %d %s, want 400 naming id", resp.StatusCode, b)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if cpu := s.cpu(t) - cpu0; cpu > time.Second {
+		t.Errorf("the two requests cost the server %v of CPU, want < 0.5 s each", cpu)
+	}
+}
+
+// TestLaxJSONRefused: over HTTP to a spawned server, JSON that the API does not define — an
+// enum name with a typo (which used to be read as neutral, pooling the user's stance: answer A
+// 0.92 → B 0.52), an unknown field, an enum number it does not define, invalid UTF-8, a field
+// given twice — is refused with 400 invalid_argument naming the field, as gRPC refuses it.
+func TestLaxJSONRefused(t *testing.T) {
+	s := serve(t, "--http-addr", "127.0.0.1:0")
+	const wording = `{"options":[{"label":"A","logprob":-0.2},{"label":"B","logprob":-1.8}]}`
+	for _, tc := range []struct{ name, body, field string }{
+		{"a framing with a typo", `{"paraphrases":[` + wording + `,{"framing":"FRAMING_USER_STANCE_","stance":"B","options":[{"label":"A","logprob":-0.3},{"label":"B","logprob":-1.5}]}]}`, "paraphrases[1].framing"},
+		{"an unknown field", `{"paraphrases":[` + wording + `],"polcy":{"risk":0.2}}`, "polcy"},
+		{"an undefined kind", `{"paraphrases":[` + wording + `],"kind":99}`, "kind"},
+		{"invalid UTF-8", `{"paraphrases":[` + wording + `],"id":"a` + "\xff" + `"}`, "id"},
+		{"a field given twice", `{"paraphrases":[` + wording + `],"id":"a","id":"b"}`, "id"},
+	} {
+		resp, err := http.Post(s.httpBase(t)+"/plumb.v1.ConfidenceService/Score", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"code":"invalid_argument"`) ||
+			!strings.Contains(string(b), `"field":"`+tc.field+`"`) {
+			t.Errorf("%s: HTTP %d %s; want 400 invalid_argument naming %s", tc.name, resp.StatusCode, b, tc.field)
+		}
 	}
 }
