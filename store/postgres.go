@@ -5,8 +5,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -210,11 +212,44 @@ func (p *Postgres) tx(ctx context.Context, op string, fn func(pgx.Tx) error) err
 			slog.Error("store: the database did not answer a commit", "op", op, "err", err)
 			return ErrOutcomeUnknown
 		}
-		if err == nil || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
+		// Not committing: the transaction did not commit, so a lost connection may be retried.
+		if err == nil || !connectionLost(err) || ctx.Err() != nil {
 			break
 		}
+		p.lost(err)
 	}
 	return p.fault(op, ctx, err)
+}
+
+// read runs the read fn, once more on another connection when its first try met a pooled
+// connection that the database had ended (a failover, pg_terminate_backend, a restart): a read
+// changes nothing, so it may always be tried again.
+func (p *Postgres) read(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err != nil && ctx.Err() == nil && connectionLost(err) {
+		p.lost(err)
+		err = fn()
+	}
+	return err
+}
+
+// lost closes the pool's connections after one was found lost: what ended one session (a
+// failover, a restart) most likely ended the others, and a retry must not meet another of them.
+func (p *Postgres) lost(err error) {
+	slog.Warn("store: a database connection was lost; reconnecting", "err", err)
+	p.pool.Reset()
+}
+
+// connectionLost reports whether err says the connection, not the statement, failed: no
+// answer from the server (a network error, EOF), or the server ending the session (SQLSTATE
+// class 57P, operator intervention, and class 08, connection exception).
+func connectionLost(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "08")
+	}
+	var ne net.Error
+	return pgconn.SafeToRetry(err) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func notify(ctx context.Context, tx pgx.Tx, name string) error {
@@ -294,15 +329,19 @@ func (p *Postgres) Get(ctx context.Context, name string, version int64) (Record,
 	defer cancel()
 	rec := Record{Name: name}
 	var active *int64
-	err := p.pool.QueryRow(ctx, `
-		SELECT v.version, v.created, v.data, p.active
-		FROM plumb_profiles p JOIN plumb_profile_versions v ON v.name = p.name
-		WHERE p.name = $1 AND v.version = CASE WHEN $2 = 0 THEN p.active ELSE $2 END`, name, version).
-		Scan(&rec.Version, &rec.Created, &rec.Data, &active)
+	err := p.read(ctx, func() error {
+		return p.pool.QueryRow(ctx, `
+			SELECT v.version, v.created, v.data, p.active
+			FROM plumb_profiles p JOIN plumb_profile_versions v ON v.name = p.name
+			WHERE p.name = $1 AND v.version = CASE WHEN $2 = 0 THEN p.active ELSE $2 END`, name, version).
+			Scan(&rec.Version, &rec.Created, &rec.Data, &active)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		if version == 0 {
 			var any bool
-			if err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM plumb_profile_versions WHERE name = $1)`, name).Scan(&any); err != nil {
+			if err := p.read(ctx, func() error {
+				return p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM plumb_profile_versions WHERE name = $1)`, name).Scan(&any)
+			}); err != nil {
 				return Record{}, p.fault("get", ctx, err)
 			}
 			if any {
@@ -324,25 +363,29 @@ func (p *Postgres) Get(ctx context.Context, name string, version int64) (Record,
 func (p *Postgres) List(ctx context.Context, pg Page) ([]Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	rows, err := p.pool.Query(ctx, `
-		SELECT v.name, v.version, v.created, COALESCE(v.summary, v.data), v.fit_id, p.active IS NOT DISTINCT FROM v.version
-		FROM plumb_profile_versions v JOIN plumb_profiles p ON p.name = v.name
-		WHERE ($1 = '' OR v.name = $1)
-		  AND ($2 = '' OR (v.name COLLATE "C", v.version) > ($2 COLLATE "C", $3))
-		ORDER BY v.name COLLATE "C", v.version
-		LIMIT NULLIF($4, 0)`, pg.Name, pg.AfterName, pg.AfterVersion, pg.Limit)
-	if err != nil {
-		return nil, p.fault("list", ctx, err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) {
-		var r Record
-		var fitID *string
-		err := row.Scan(&r.Name, &r.Version, &r.Created, &r.Data, &fitID, &r.Active)
-		r.Created = r.Created.UTC()
-		if fitID != nil {
-			r.FitID = *fitID
+	var out []Record
+	err := p.read(ctx, func() error {
+		rows, err := p.pool.Query(ctx, `
+			SELECT v.name, v.version, v.created, COALESCE(v.summary, v.data), v.fit_id, p.active IS NOT DISTINCT FROM v.version
+			FROM plumb_profile_versions v JOIN plumb_profiles p ON p.name = v.name
+			WHERE ($1 = '' OR v.name = $1)
+			  AND ($2 = '' OR (v.name COLLATE "C", v.version) > ($2 COLLATE "C", $3))
+			ORDER BY v.name COLLATE "C", v.version
+			LIMIT NULLIF($4, 0)`, pg.Name, pg.AfterName, pg.AfterVersion, pg.Limit)
+		if err != nil {
+			return err
 		}
-		return r, err
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) {
+			var r Record
+			var fitID *string
+			err := row.Scan(&r.Name, &r.Version, &r.Created, &r.Data, &fitID, &r.Active)
+			r.Created = r.Created.UTC()
+			if fitID != nil {
+				r.FitID = *fitID
+			}
+			return r, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, p.fault("list", ctx, err)
