@@ -32,6 +32,7 @@ var kindCodes = map[calibrate.ErrorKind]codes.Code{
 	calibrate.Unavailable:    codes.Unavailable,
 	calibrate.DataLoss:       codes.DataLoss,
 	calibrate.OutcomeUnknown: codes.Unknown,
+	calibrate.Denied:         codes.PermissionDenied,
 }
 
 // FaultOf classifies err: an engine (or service) *calibrate.Error by its kind, a context's

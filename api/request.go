@@ -15,6 +15,7 @@ func Question(r *plumbv1.ScoreRequest) (calibrate.Question, error) {
 		Profile:        r.GetProfile(),
 		ProfileVersion: r.GetProfileVersion(),
 		Group:          r.GetGroup(),
+		Segment:        r.GetSegment(),
 		Policy:         calibrate.Policy{Risk: r.GetPolicy().GetRisk()},
 	}
 	var err error
@@ -100,7 +101,7 @@ func Example(e *plumbv1.LabeledExample) (calibrate.Example, error) {
 // its way to a server, or the simulator's output.
 func Request(q *calibrate.Question) *plumbv1.ScoreRequest {
 	r := &plumbv1.ScoreRequest{Id: q.ID, Profile: q.Profile, ProfileVersion: q.ProfileVersion, Group: q.Group,
-		Kind: queryKinds.toAPI(q.Kind)}
+		Segment: q.Segment, Kind: queryKinds.toAPI(q.Kind)}
 	if q.Policy != (calibrate.Policy{}) {
 		r.Policy = &plumbv1.Policy{Risk: q.Policy.Risk, Equivalence: equivalences.toAPI(q.Policy.Equivalence)}
 	}

@@ -58,3 +58,30 @@ func Response(r *calibrate.Result) *plumbv1.ScoreResponse {
 	}
 	return out
 }
+
+// ReceiptBody is what a receipt of res says: res, scored under p for q, at unix time now, with
+// id. The features are those of the confidence map: the answer's pooled probability, the
+// wording divergence, the variance and the token confidence.
+func ReceiptBody(q *calibrate.Question, res *calibrate.Result, p *calibrate.Profile, id []byte, now int64) *plumbv1.ReceiptBody {
+	b := &plumbv1.ReceiptBody{
+		Id: id, Profile: res.Profile.Name, Version: res.Profile.Version, IssuedUnix: now,
+		Group: q.Group, Segment: q.Segment, Evidence: evidences.toAPI(p.Evidence), Answer: res.Answer,
+		Confidence: res.Confidence, PredictionSet: res.Set.Answers, Action: actions.toAPI(res.Action),
+		SycophancyFlagged: res.Sycophancy.Flagged, Risk: res.Risk, Alpha: p.Alpha, Delta: p.Delta,
+		Wording: res.Uncertainty.Wording, Variance: res.Uncertainty.Variance,
+		TokenConfidence: res.Uncertainty.TokenConfidence, Equivalence: equivalences.toAPI(q.Policy.Equivalence),
+	}
+	if q.Policy.Equivalence == calibrate.EquivalenceDefault {
+		b.Equivalence = equivalences.toAPI(p.Equivalence)
+	}
+	if len(res.Candidates) > 0 {
+		b.Pooled = res.Candidates[0].Probability
+	}
+	for _, w := range q.Paraphrases {
+		if w.Framing == calibrate.UserStance && w.Stance != "" {
+			b.Stance = w.Stance
+			break
+		}
+	}
+	return b
+}

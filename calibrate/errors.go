@@ -32,6 +32,9 @@ const (
 	// OutcomeUnknown is the service's too: a write whose commit the store could not confirm
 	// (codes.Unknown: not Unavailable, which a client would retry into a second write).
 	OutcomeUnknown
+	// Denied is the service's too: a receipt that is forged, altered or expired
+	// (codes.PermissionDenied).
+	Denied
 )
 
 // Error is a domain error that names the field at fault, e.g.

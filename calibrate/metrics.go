@@ -478,3 +478,25 @@ type CertifiableRisk struct {
 	Lambda     float64
 	AnswerRate float64 // the share of calibration questions with c ≥ λ
 }
+
+// Outcome is one scored question's result against its label, as the metrics read it: what a
+// monitor knows of an answer from its receipt and its feedback.
+type Outcome struct {
+	Confidence float64
+	Correct    bool // the answer k* was acceptable
+	Covered    bool // the prediction set held an acceptable answer
+	SetSize    int
+	Action     Action
+}
+
+// Summarize returns the metrics of outcomes as a report computes them (the wording agreement
+// and the sycophancy shift, which outcomes do not carry, are NaN).
+func Summarize(outcomes []Outcome) Metrics {
+	rs := make([]record, len(outcomes))
+	for i, o := range outcomes {
+		rs[i] = record{conf: o.Confidence, correct: o.Correct, covered: o.Covered, size: int32(o.SetSize),
+			action: int8(o.Action), agree: -1, group: -1}
+	}
+	m, _ := summarize(rs)
+	return m
+}

@@ -73,6 +73,7 @@ type Question struct {
 	Profile        string // profile name; empty means the active "default"
 	ProfileVersion int64  // profile version; 0 means the active one
 	Group          string // Mondrian group (e.g. the subject); empty means none
+	Segment        string // the caller's segment (cohort, locale, surface) for monitors; empty means none
 	Paraphrases    []Paraphrase
 	Policy         Policy
 	Kind           QueryKind

@@ -47,6 +47,24 @@ func (q *Question) Validate() error {
 	return q.validate(q.Policy.Equivalence)
 }
 
+// MaxSegment is the longest segment, in bytes.
+const MaxSegment = 64
+
+// checkSegment refuses a segment longer than MaxSegment or with a byte outside
+// [A-Za-z0-9._:-]: segments label monitors and metrics, and must stay short and plain.
+func checkSegment(s string) error {
+	if len(s) > MaxSegment {
+		return invalid("segment", "%d bytes, at most %d", len(s), MaxSegment)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return invalid("segment", "byte %d is %q: a segment is made of A-Z, a-z, 0-9 and . _ : -", i, c)
+		}
+	}
+	return nil
+}
+
 func paraField(i int) string { return "paraphrases[" + strconv.Itoa(i) + "]" }
 
 // validate is Validate with the answer-equivalence mode the question will be scored with.
@@ -60,6 +78,9 @@ func (q *Question) validate(mode Equivalence) error {
 	}
 	if !(q.Policy.Risk >= 0 && q.Policy.Risk < 1) {
 		return invalid("policy.risk", "%v outside [0, 1)", q.Policy.Risk)
+	}
+	if err := checkSegment(q.Segment); err != nil {
+		return err
 	}
 	if q.Policy.Equivalence < EquivalenceDefault || q.Policy.Equivalence > EquivalenceEmbedding {
 		return invalid("policy.equivalence", "unknown mode %d", q.Policy.Equivalence)

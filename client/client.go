@@ -74,6 +74,7 @@ type Client struct {
 	onResume   func(error)
 	Confidence plumbv1.ConfidenceServiceClient
 	Profiles   plumbv1.ProfileServiceClient
+	Monitor    plumbv1.MonitorServiceClient
 }
 
 type bearer struct {
@@ -140,6 +141,7 @@ func Dial(addr string, o *Options) (*Client, error) {
 		onResume:   opt.OnResume,
 		Confidence: plumbv1.NewConfidenceServiceClient(conn),
 		Profiles:   plumbv1.NewProfileServiceClient(conn),
+		Monitor:    plumbv1.NewMonitorServiceClient(conn),
 	}, nil
 }
 

@@ -19,7 +19,8 @@ import (
 type Role int
 
 const (
-	// RoleScore may score (ConfidenceService) and read profiles (GetProfile, ListProfiles):
+	// RoleScore may score (ConfidenceService), read profiles (GetProfile, ListProfiles), and
+	// send feedback and read monitors (MonitorService; feedback never changes a profile):
 	// the token a chat backend or a product UI holds.
 	RoleScore Role = iota + 1
 	// RoleAdmin may also fit, evaluate, activate and delete profiles.
@@ -48,6 +49,7 @@ var scoreMethods = []string{
 	"/plumb.v1.ConfidenceService/",
 	"/plumb.v1.ProfileService/GetProfile",
 	"/plumb.v1.ProfileService/ListProfiles",
+	"/plumb.v1.MonitorService/",
 	"/plumb.bench.v1.BaselineService/",
 }
 

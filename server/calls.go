@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/service"
 )
 
 // The RPCs, once for both transports: each takes decoded requests and returns responses or an
@@ -62,6 +64,7 @@ type (
 	activateIn = incoming[plumbv1.ActivateProfileRequest, *plumbv1.ActivateProfileRequest]
 	deleteIn   = incoming[plumbv1.DeleteProfileRequest, *plumbv1.DeleteProfileRequest]
 	importIn   = incoming[plumbv1.ImportProfileRequest, *plumbv1.ImportProfileRequest]
+	feedbackIn = incoming[plumbv1.FeedbackRequest, *plumbv1.FeedbackRequest]
 )
 
 // score scores one request and counts what was decided.
@@ -78,8 +81,41 @@ func (s *Server) score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.S
 		return nil, err
 	}
 	resp := api.Response(&res)
+	if s.svc.ReceiptsOn() {
+		if resp.Receipt, err = s.svc.Receipt(ctx, &q, &res); err != nil {
+			return nil, err
+		}
+	}
 	s.dec.scored(resp)
 	return resp, nil
+}
+
+// feedbackStream reads a FeedbackStream to its end and stores its outcomes, all or none.
+func (s *Server) feedbackStream(ctx context.Context, recv func() (*plumbv1.FeedbackRequest, error)) (*plumbv1.FeedbackResponse, error) {
+	var reqs []*plumbv1.FeedbackRequest
+	for {
+		r, err := recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, calibrate.Within("feedback["+strconv.Itoa(len(reqs))+"].", err)
+		}
+		if len(reqs) == service.MaxFeedbackBatch {
+			return nil, &calibrate.Error{Kind: calibrate.Exhausted, Field: "feedback",
+				Msg: fmt.Sprintf("more than %d outcomes in one stream: send more streams", service.MaxFeedbackBatch)}
+		}
+		reqs = append(reqs, r)
+	}
+	if len(reqs) == 0 {
+		return &plumbv1.FeedbackResponse{}, nil
+	}
+	if len(reqs) == 1 {
+		// One outcome is named feedback[0] as in a longer stream.
+		resp, err := s.svc.Feedback(ctx, reqs)
+		return resp, calibrate.Within("feedback[0].", err)
+	}
+	return s.svc.Feedback(ctx, reqs)
 }
 
 // scoreStream answers a stream of requests in order, echoing ids; a request that does not

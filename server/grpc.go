@@ -48,12 +48,14 @@ func services() []*grpc.ServiceDesc {
 				{StreamName: "Fit", Handler: grpcFit, ClientStreams: true},
 				{StreamName: "Evaluate", Handler: grpcEvaluate, ClientStreams: true},
 			}},
+		monitorService: {ServiceName: monitorService, HandlerType: (*any)(nil), Metadata: plumbv1.MonitorService_ServiceDesc.Metadata,
+			Streams: []grpc.StreamDesc{{StreamName: "FeedbackStream", Handler: grpcFeedbackStream, ClientStreams: true}}},
 	}
 	for _, r := range unaries {
 		d := descs[r.service]
 		d.Methods = append(d.Methods, grpc.MethodDesc{MethodName: r.method, Handler: r.grpcHandler})
 	}
-	return []*grpc.ServiceDesc{descs[confidenceService], descs[profileService]}
+	return []*grpc.ServiceDesc{descs[confidenceService], descs[profileService], descs[monitorService]}
 }
 
 // recvGRPC returns a function that receives the requests of a gRPC stream: a message, the error
@@ -85,6 +87,14 @@ func grpcScoreStream(srv any, stream grpc.ServerStream) error {
 
 func grpcFit(srv any, stream grpc.ServerStream) error {
 	resp, err := srv.(*Server).fit(stream.Context(), recvGRPC[plumbv1.FitRequest](stream))
+	if err != nil {
+		return err
+	}
+	return stream.SendMsg(resp)
+}
+
+func grpcFeedbackStream(srv any, stream grpc.ServerStream) error {
+	resp, err := srv.(*Server).feedbackStream(stream.Context(), recvGRPC[plumbv1.FeedbackRequest](stream))
 	if err != nil {
 		return err
 	}

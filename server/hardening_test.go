@@ -366,11 +366,13 @@ func TestUnreadHTTPStreamEnded(t *testing.T) {
 	h := start(t, Config{SendTimeout: 500 * time.Millisecond}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// A small receive window (64 KiB), so that the responses fill it after a few requests
+	// however slowly the server scores (the race detector's pace too).
 	hc := &http.Client{Transport: &http.Transport{Protocols: func() *http.Protocols {
 		p := new(http.Protocols)
 		p.SetUnencryptedHTTP2(true)
 		return p
-	}()}}
+	}(), HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 64 << 10, MaxReceiveBufferPerConnection: 64 << 10}}}
 	stream := plumbv1connect.NewConfidenceServiceClient(hc, h.http).ScoreStream(ctx)
 	req := &plumbv1.ScoreRequest{Id: strings.Repeat("x", 4000), Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B", -0.2, -1.8))}}
 	began := time.Now()

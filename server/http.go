@@ -87,6 +87,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.Handle(plumbv1connect.ConfidenceServiceScoreStreamProcedure, connect.NewBidiStreamHandler(plumbv1connect.ConfidenceServiceScoreStreamProcedure, s.httpScoreStream, opts...))
 	mux.Handle(plumbv1connect.ProfileServiceFitProcedure, connect.NewClientStreamHandler(plumbv1connect.ProfileServiceFitProcedure, s.httpFit, opts...))
 	mux.Handle(plumbv1connect.ProfileServiceEvaluateProcedure, connect.NewClientStreamHandler(plumbv1connect.ProfileServiceEvaluateProcedure, s.httpEvaluate, opts...))
+	mux.Handle(plumbv1connect.MonitorServiceFeedbackStreamProcedure, connect.NewClientStreamHandler(plumbv1connect.MonitorServiceFeedbackStreamProcedure, s.httpFeedbackStream, opts...))
 	if s.cfg.Baseline {
 		mux.Handle(benchv1connect.NewBaselineServiceHandler(baselineHTTP{}, opts...))
 	}
@@ -331,7 +332,17 @@ func (s *Server) httpScoreStream(ctx context.Context, stream *connect.BidiStream
 		l := s.httpLis.Load()
 		return l != nil && l.cut(stream.Peer().Addr)
 	}
-	return s.scoreStream(ctx, recvHTTP(stream.Receive), stream.Send, cut)
+	// A send that fails is a caller that left its responses unread past --send-timeout (the
+	// write deadline) or went away: close its connection, or an HTTP/2 caller still sending
+	// would wait forever on a stream whose handler has returned.
+	send := func(r *plumbv1.ScoreResponse) error {
+		err := stream.Send(r)
+		if err != nil {
+			cut()
+		}
+		return err
+	}
+	return s.scoreStream(ctx, recvHTTP(stream.Receive), send, cut)
 }
 
 // clientStream adapts a Connect client stream to a receive function.
@@ -349,6 +360,14 @@ func clientStream[M any](stream *connect.ClientStream[M]) func() (*M, error) {
 
 func (s *Server) httpFit(ctx context.Context, stream *connect.ClientStream[fitIn]) (*connect.Response[plumbv1.FitResponse], error) {
 	resp, err := s.fit(ctx, recvHTTP(clientStream(stream)))
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *Server) httpFeedbackStream(ctx context.Context, stream *connect.ClientStream[feedbackIn]) (*connect.Response[plumbv1.FeedbackResponse], error) {
+	resp, err := s.feedbackStream(ctx, recvHTTP(clientStream(stream)))
 	if err != nil {
 		return nil, err
 	}

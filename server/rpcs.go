@@ -78,9 +78,16 @@ var unaries = []rpc{
 	unary(profileService, "ImportProfile", func(s *Server, ctx context.Context, r *plumbv1.ImportProfileRequest) (*plumbv1.ImportProfileResponse, error) {
 		return s.svc.ImportProfile(ctx, r)
 	}),
+	unary(monitorService, "Feedback", func(s *Server, ctx context.Context, r *plumbv1.FeedbackRequest) (*plumbv1.FeedbackResponse, error) {
+		return s.svc.Feedback(ctx, []*plumbv1.FeedbackRequest{r})
+	}),
+	unary(monitorService, "GetMonitor", func(s *Server, ctx context.Context, r *plumbv1.GetMonitorRequest) (*plumbv1.GetMonitorResponse, error) {
+		return s.svc.Monitor(ctx, r)
+	}),
 }
 
 const (
 	confidenceService = plumbv1connect.ConfidenceServiceName
 	profileService    = plumbv1connect.ProfileServiceName
+	monitorService    = plumbv1connect.MonitorServiceName
 )

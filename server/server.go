@@ -61,6 +61,8 @@ type Config struct {
 	MaxConnectionsPerAddress int
 	MaxStreams               uint32        // concurrent calls on one connection (default 100)
 	SendTimeout              time.Duration // how long a stream's responses may stay unread before it is ended (default 30 s)
+	// FeedbackRetention: outcomes fed back longer ago are deleted, hourly (0: 90 days).
+	FeedbackRetention time.Duration
 	// How long an HTTP request body may send nothing before its call is ended (default 30 s):
 	// a body trickled a byte at a time, or a stream that sends nothing, does not hold its
 	// connection past it.
@@ -105,6 +107,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.MaxStreams == 0 {
 		out.MaxStreams = 100
 	}
+	if out.FeedbackRetention == 0 {
+		out.FeedbackRetention = 90 * 24 * time.Hour
+	}
 	if out.ReceiveTimeout == 0 {
 		out.ReceiveTimeout = 30 * time.Second
 	}
@@ -136,13 +141,14 @@ func (c *Config) withDefaults() (Config, error) {
 
 // Server serves both services over a service.Service, on gRPC and on HTTP.
 type Server struct {
-	svc    *service.Service
-	grpc   *grpc.Server
-	health *health.Server
-	dec    *decisions
-	calls  calls
-	reg    *prometheus.Registry
-	cfg    Config
+	svc      *service.Service
+	grpc     *grpc.Server
+	health   *health.Server
+	dec      *decisions
+	monitors *monitorGauges
+	calls    calls
+	reg      *prometheus.Registry
+	cfg      Config
 
 	// lis and httpLis are the listeners being served, which can close a connection.
 	lis, httpLis atomic.Pointer[listener]
@@ -176,6 +182,7 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 	}
 	srv.calls = newCalls(srv.reg)
 	srv.dec = newDecisions(srv.reg)
+	srv.monitors = newMonitorGauges(srv.reg)
 	srv.serving.Store(true)
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
@@ -256,6 +263,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	defer stopWatching()
 	go s.svc.Watch(wctx)
 	go s.reportHealth(wctx)
+	go s.dropOldFeedback(wctx)
+	go s.watchMonitors(wctx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	select {
@@ -277,10 +286,29 @@ const Liveness = "liveness"
 
 // served are the health services that say whether the server can serve: the server as a whole
 // ("") and each of its services.
-var served = []string{"", plumbv1.ConfidenceService_ServiceDesc.ServiceName, plumbv1.ProfileService_ServiceDesc.ServiceName}
+var served = []string{"", plumbv1.ConfidenceService_ServiceDesc.ServiceName, plumbv1.ProfileService_ServiceDesc.ServiceName, plumbv1.MonitorService_ServiceDesc.ServiceName}
 
 // healthEvery is how often the server checks that it can serve.
 const healthEvery = time.Second
+
+// dropOldFeedback deletes the outcomes older than FeedbackRetention, at start and hourly, until
+// ctx is done.
+func (s *Server) dropOldFeedback(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.svc.DropFeedback(ctx, s.cfg.FeedbackRetention); err != nil {
+			s.cfg.Logger.Warn("deleting old feedback failed", "err", err)
+		} else if n > 0 {
+			s.cfg.Logger.Info("deleted old feedback", "outcomes", n, "older than", s.cfg.FeedbackRetention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // reportHealth sets the health of every service, every second until ctx is done: SERVING while
 // the store answers or, when it does not, while the cache holds profiles to serve.

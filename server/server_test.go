@@ -41,13 +41,21 @@ type harness struct {
 	dbDir    string
 }
 
-func start(t *testing.T, cfg Config, opts *client.Options, svcOpts ...service.Option) *harness {
+func start(t testing.TB, cfg Config, opts *client.Options, svcOpts ...service.Option) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "plumb.db"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := startOn(t, st, cfg, opts, svcOpts...)
+	h.st, h.dbDir = st, dir
+	return h
+}
+
+// startOn is start on the store st, which the harness closes.
+func startOn(t testing.TB, st store.Store, cfg Config, opts *client.Options, svcOpts ...service.Option) *harness {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +71,7 @@ func start(t *testing.T, cfg Config, opts *client.Options, svcOpts ...service.Op
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{srv: srv, st: st, addr: lis.Addr().String(), http: "http://" + hlis.Addr().String(), done: make(chan error, 1), httpDone: make(chan error, 1), dbDir: dir}
+	h := &harness{srv: srv, addr: lis.Addr().String(), http: "http://" + hlis.Addr().String(), done: make(chan error, 1), httpDone: make(chan error, 1)}
 	ctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	go func() { h.done <- h.srv.Serve(ctx, lis) }()
@@ -82,7 +90,7 @@ func start(t *testing.T, cfg Config, opts *client.Options, svcOpts ...service.Op
 }
 
 // mmluExamples reads the MMLU file as the protojson LabeledExamples it is.
-func mmluExamples(t *testing.T) []*plumbv1.LabeledExample {
+func mmluExamples(t testing.TB) []*plumbv1.LabeledExample {
 	var out []*plumbv1.LabeledExample
 	for _, q := range datasets.MMLU(t) {
 		var ex plumbv1.LabeledExample

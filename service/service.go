@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/monitor"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/store"
 )
@@ -31,6 +32,8 @@ type Service struct {
 	now   func() time.Time
 
 	cache profileCache
+	// signer signs Score's receipts and opens those fed back; nil: receipts are off.
+	signer *monitor.Signer
 	// maxStreamBytes caps the memory one Fit or Evaluate holds for its examples (0: no cap).
 	maxStreamBytes int64
 }

@@ -110,7 +110,7 @@ func guard(op string, run func() error) (err error) {
 		}
 	}()
 	err = run()
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrActive) || errors.Is(err, ErrBadName) || errors.Is(err, ErrDamaged) {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrActive) || errors.Is(err, ErrBadName) || errors.Is(err, ErrDamaged) || errors.Is(err, errStopped) {
 		return err
 	}
 	slog.Error("store: bbolt failed", "op", op, "err", err)
@@ -326,6 +326,9 @@ func (b *Bolt) List(_ context.Context, p Page) ([]Record, error) {
 			if p.Name != "" && string(n) != p.Name {
 				break
 			}
+			if n[0] == 0 {
+				continue // feedback, not a profile
+			}
 			nb := tx.Bucket(n)
 			vb := nb.Bucket(keyVersions)
 			if vb == nil {
@@ -457,6 +460,127 @@ func (b *Bolt) Delete(_ context.Context, name string, version int64) (int, error
 			return err
 		}
 		return dropVersion(nb, u64(version))
+	})
+	return n, err
+}
+
+// Feedback lives in two top-level buckets whose names no profile can have (a NUL first):
+// "\x00feedback" holds a bucket per profile of received time (8 bytes, Unix nanoseconds) + id →
+// data, so that a profile's outcomes are read in the order they came and the oldest are
+// deleted from the front; "\x00feedback-ids" holds id → that key, so that an id counts once.
+var (
+	keyFeedback    = []byte("\x00feedback")
+	keyFeedbackIDs = []byte("\x00feedback-ids")
+)
+
+var _ FeedbackStore = (*Bolt)(nil)
+
+// AddFeedback stores the outcomes whose ids are new, in one transaction.
+func (b *Bolt) AddFeedback(_ context.Context, fs []Feedback) (int, error) {
+	n := 0
+	err := b.update(func(tx *bolt.Tx) error {
+		n = 0
+		fb, err := tx.CreateBucketIfNotExists(keyFeedback)
+		if err != nil {
+			return err
+		}
+		ids, err := tx.CreateBucketIfNotExists(keyFeedbackIDs)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			if ids.Get([]byte(f.ID)) != nil {
+				continue
+			}
+			pb, err := fb.CreateBucketIfNotExists([]byte(f.Profile))
+			if err != nil {
+				return err
+			}
+			k := append(u64(f.Received.UnixNano()), f.ID...)
+			if err := pb.Put(k, f.Data); err != nil {
+				return err
+			}
+			if err := ids.Put([]byte(f.ID), k); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// EachFeedback calls fn with profile's outcomes (every profile's when empty), oldest first.
+func (b *Bolt) EachFeedback(_ context.Context, profile string, fn func(Feedback) error) error {
+	var stopped error // fn's, passed back as it is
+	err := b.view(func(tx *bolt.Tx) error {
+		fb := tx.Bucket(keyFeedback)
+		if fb == nil {
+			return nil
+		}
+		each := func(name []byte) error {
+			pb := fb.Bucket(name)
+			if pb == nil {
+				return nil
+			}
+			return pb.ForEach(func(k, v []byte) error {
+				if len(k) < 8 {
+					return fmt.Errorf("%w: feedback of %q, a key of %d bytes", ErrDamaged, name, len(k))
+				}
+				if err := fn(Feedback{ID: string(k[8:]), Profile: string(name),
+					Received: time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC(), Data: bytes.Clone(v)}); err != nil {
+					stopped = err
+					return errStopped
+				}
+				return nil
+			})
+		}
+		if profile != "" {
+			return each([]byte(profile))
+		}
+		return fb.ForEach(func(name, _ []byte) error { return each(name) })
+	})
+	if stopped != nil {
+		return stopped
+	}
+	return err
+}
+
+// errStopped ends a bbolt walk that its caller's function stopped.
+var errStopped = errors.New("store: stopped")
+
+// DropFeedback deletes the outcomes received before t.
+func (b *Bolt) DropFeedback(_ context.Context, before time.Time) (int, error) {
+	n := 0
+	err := b.update(func(tx *bolt.Tx) error {
+		n = 0
+		fb, ids := tx.Bucket(keyFeedback), tx.Bucket(keyFeedbackIDs)
+		if fb == nil || ids == nil {
+			return nil
+		}
+		limit := u64(before.UnixNano())
+		var names [][]byte
+		fb.ForEach(func(name, _ []byte) error { names = append(names, bytes.Clone(name)); return nil })
+		for _, name := range names {
+			pb := fb.Bucket(name)
+			if pb == nil {
+				continue
+			}
+			c := pb.Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k[:min(8, len(k))], limit) < 0; k, _ = c.First() {
+				if err := ids.Delete(k[min(8, len(k)):]); err != nil {
+					return err
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
 	})
 	return n, err
 }

@@ -519,3 +519,69 @@ func (p *Postgres) String() string {
 	c := p.pool.Config().ConnConfig
 	return "postgres://" + c.User + "@" + c.Host + ":" + strconv.Itoa(int(c.Port)) + "/" + c.Database
 }
+
+var _ FeedbackStore = (*Postgres)(nil)
+
+// AddFeedback stores the outcomes whose ids are new in one statement (one transaction).
+func (p *Postgres) AddFeedback(ctx context.Context, fs []Feedback) (int, error) {
+	if len(fs) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(fs))
+	profiles := make([]string, len(fs))
+	received := make([]time.Time, len(fs))
+	data := make([][]byte, len(fs))
+	for i, f := range fs {
+		ids[i], profiles[i], received[i], data[i] = f.ID, f.Profile, f.Received, f.Data
+	}
+	var n int64
+	err := p.tx(ctx, "feedback", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO plumb_feedback (id, profile, received, data)
+			SELECT id, profile, received, data
+			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[]) WITH ORDINALITY AS f(id, profile, received, data, i)
+			ORDER BY i
+			ON CONFLICT (id) DO NOTHING`, ids, profiles, received, data)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// EachFeedback calls fn with profile's outcomes (every profile's when empty), oldest first.
+func (p *Postgres) EachFeedback(ctx context.Context, profile string, fn func(Feedback) error) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	rows, err := p.pool.Query(ctx, `
+		SELECT id, profile, received, data FROM plumb_feedback
+		WHERE $1 = '' OR profile = $1 ORDER BY profile COLLATE "C", seq`, profile)
+	if err != nil {
+		return p.fault("feedback", ctx, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f Feedback
+		if err := rows.Scan(&f.ID, &f.Profile, &f.Received, &f.Data); err != nil {
+			return p.fault("feedback", ctx, err)
+		}
+		f.Received = f.Received.UTC()
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	return p.fault("feedback", ctx, rows.Err())
+}
+
+// DropFeedback deletes the outcomes received before t.
+func (p *Postgres) DropFeedback(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := p.tx(ctx, "drop feedback", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM plumb_feedback WHERE received < $1`, before)
+		n = tag.RowsAffected()
+		return err
+	})
+	return int(n), err
+}

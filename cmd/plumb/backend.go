@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/plumbhq/plumb/client"
+	"github.com/plumbhq/plumb/monitor"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/store"
@@ -31,6 +32,8 @@ type backend interface {
 	fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*plumbv1.FitResponse, error)
 	// profiles manages stored profile versions.
 	profiles() profileAPI
+	// monitor stores outcomes and reports monitors.
+	monitor() monitorAPI
 	Close() error
 }
 
@@ -46,6 +49,7 @@ type profileAPI interface {
 // target holds the flags that choose a backend.
 type target struct {
 	server, store, token string
+	receiptKey           string // in-process: the key of the receipts fed back (plumb feedback)
 	streams              int
 	// TLS to the server: system roots with --tls, or the CAs of --tls-ca; a client certificate
 	// for servers that ask for one (--client-ca).
@@ -176,7 +180,21 @@ func (t *target) open(std stdio) (backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &local{svc: service.New(st), st: st}, nil
+	var opts []service.Option
+	if t.receiptKey != "" {
+		key, err := monitor.ReadKeyFile(t.receiptKey)
+		if err == nil {
+			var signer *monitor.Signer
+			if signer, err = monitor.NewSigner(key); err == nil {
+				opts = append(opts, service.Receipts(signer))
+			}
+		}
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("--receipt-key-file: %w", err)
+		}
+	}
+	return &local{svc: service.New(st, opts...), st: st}, nil
 }
 
 // local works in this process, through the service layer on a store file: its errors are the

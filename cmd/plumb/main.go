@@ -54,6 +54,15 @@ func commands() []command {
 				"  import FILE [--name N] [--activate]   store an exported profile as the next version of its name\n" +
 				"  activate NAME VERSION                 make a version the active one (also a rollback)\n" +
 				"  delete NAME [VERSION]                 delete a version, or every version of NAME", cmdProfiles},
+		{"feedback", "[flags] FILE|-", "send outcomes back by their Score receipts",
+			"Reads FeedbackRequest lines (a Score response's receipt, the acceptable answers, the answer\n" +
+				"the product served, the source) and stores them, 10 000 a batch, all or none; a receipt\n" +
+				"stored before counts once. Needs a server started with --receipt-key-file (or, in-process,\n" +
+				"the same key with --receipt-key-file).", cmdFeedback},
+		{"monitor", "[--profile P] [--window N] [--json] [flags]", "watch each profile's promises on the outcomes fed back",
+			"Per profile version × segment over the last N outcomes: ECE, coverage against 1 − α, answer\n" +
+				"rate, the selective risk with an anytime-valid confidence sequence against ε, the sycophancy\n" +
+				"flag rate and how often the product served the user's stance; and the alarms that fire.", cmdMonitor},
 		{"simulate", "[flags]", "write simulated ScoreRequest or LabeledExample lines with known truth",
 			"Writes seeded synthetic evidence: questions with a gold answer and a difficulty, wording noise,\n" +
 				"ambiguous questions, user-stance wordings, options or samples with token logprobs.", cmdSimulate},

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/credentials"
 
+	"github.com/plumbhq/plumb/monitor"
 	"github.com/plumbhq/plumb/server"
 	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/store"
@@ -26,7 +27,8 @@ type serveFlags struct {
 	pgConns, maxMsg, maxConns, perAddr                                                       int
 	maxStreams                                                                               uint
 	maxStreamBytes                                                                           int64
-	pgConnect, pgTimeout, sendTimeout, receiveTimeout, grace                                 time.Duration
+	pgConnect, pgTimeout, sendTimeout, receiveTimeout, grace, retention                      time.Duration
+	receiptKey                                                                               string
 	rateLimit                                                                                float64
 	baseline, insecureNoAuth, metricsPublic                                                  bool
 }
@@ -56,6 +58,8 @@ func (f *serveFlags) register(fs *flagSet) {
 	fs.DurationVar(&f.receiveTimeout, "receive-timeout", 30*time.Second, "end an HTTP call whose request body sends nothing this long")
 	fs.Int64Var(&f.maxStreamBytes, "max-stream-bytes", 1<<30, "memory one Fit or Evaluate may hold for its examples (0: no cap)")
 	fs.DurationVar(&f.grace, "shutdown-grace", 10*time.Second, "how long to drain in-flight calls on SIGTERM")
+	fs.StringVar(&f.receiptKey, "receipt-key-file", "", "sign a receipt into every Score response with the key in this file (≥ 32 bytes; replicas share it), and take outcomes back by receipt (MonitorService)")
+	fs.DurationVar(&f.retention, "feedback-retention", 90*24*time.Hour, "delete outcomes fed back longer ago than this (checked hourly)")
 	fs.BoolVar(&f.baseline, "baseline", false, "also serve plumb.bench.v1.BaselineService/Noop, the no-op floor of bench/load.sh")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info (one line per call), warn or error")
 	fs.StringVar(&f.readyFile, "ready-file", "", "once serving, write the addresses served here (a line each: grpc ADDR, http URL, metrics URL), for scripts to wait on")
@@ -203,7 +207,20 @@ func cmdServe(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	defer st.Close()
-	srv, err := server.New(service.New(st, service.MaxStreamBytes(f.maxStreamBytes)), cfg)
+	opts := []service.Option{service.MaxStreamBytes(f.maxStreamBytes)}
+	if f.receiptKey != "" {
+		key, err := monitor.ReadKeyFile(f.receiptKey)
+		if err != nil {
+			return fmt.Errorf("--receipt-key-file: %w", err)
+		}
+		signer, err := monitor.NewSigner(key)
+		if err != nil {
+			return usageError("--receipt-key-file %s: %v", f.receiptKey, err)
+		}
+		opts = append(opts, service.Receipts(signer))
+	}
+	cfg.FeedbackRetention = f.retention
+	srv, err := server.New(service.New(st, opts...), cfg)
 	if err != nil {
 		return err
 	}

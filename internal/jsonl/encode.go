@@ -65,6 +65,7 @@ func AppendResponse(dst []byte, r *plumbv1.ScoreResponse) ([]byte, error) {
 	}
 	w.claims(r.GetClaims())
 	w.enum("supportMeasure", int32(r.GetSupportMeasure()), plumbv1.SupportMeasure_name)
+	w.str("receipt", r.GetReceipt())
 	w.close()
 	if w.err != nil {
 		return dst, w.err

@@ -137,6 +137,9 @@ func responseFrom(data []byte) *plumbv1.ScoreResponse {
 	if r.byte()%4 == 0 {
 		m.Error = &plumbv1.ItemError{Code: int32(r.byte()) - 3, Field: str(), Message: str()}
 	}
+	if r.byte()%2 == 0 {
+		m.Receipt = str()
+	}
 	return m
 }
 

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("ActivateDeleteRace", func(t *testing.T) { activateDeleteRace(t, open(t)) })
 	t.Run("FitIDs", func(t *testing.T) { fitIDs(t, open(t)) })
 	t.Run("Pages", func(t *testing.T) { pages(t, open(t)) })
+	t.Run("Feedback", func(t *testing.T) { feedback(t, open(t)) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
@@ -431,4 +432,63 @@ func keysOf(l []store.Record) []string {
 		out = append(out, fmt.Sprintf("%s@%d", r.Name, r.Version))
 	}
 	return out
+}
+
+// feedback: outcomes are stored once per id — a duplicate in the same batch or a later one is
+// skipped and not counted — read back per profile (or all) in the order they came, with their
+// data, and dropped from the oldest; profiles' listing never shows them.
+func feedback(t *testing.T, s store.Store) {
+	defer s.Close()
+	fs, isFS := s.(store.FeedbackStore)
+	if !isFS {
+		t.Fatalf("%T is not a FeedbackStore", s)
+	}
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
+	f := func(id, profile string, i int) store.Feedback {
+		return store.Feedback{ID: id, Profile: profile, Received: at(i), Data: []byte("outcome " + id)}
+	}
+	n, err := fs.AddFeedback(ctx, []store.Feedback{f("a1", "mmlu", 1), f("b1", "other", 2), f("a2", "mmlu", 3), f("a1", "mmlu", 4)})
+	if err != nil || n != 3 {
+		t.Fatalf("AddFeedback of 4 with a duplicate: %d, %v; want 3 stored", n, err)
+	}
+	n, err = fs.AddFeedback(ctx, []store.Feedback{f("a2", "mmlu", 5), f("a3", "mmlu", 6)})
+	if err != nil || n != 1 {
+		t.Fatalf("AddFeedback of a stored id and a new one: %d, %v; want 1 stored", n, err)
+	}
+	read := func(profile string) []string {
+		t.Helper()
+		var out []string
+		if err := fs.EachFeedback(ctx, profile, func(f store.Feedback) error {
+			if string(f.Data) != "outcome "+f.ID {
+				t.Errorf("%s read with data %q", f.ID, f.Data)
+			}
+			out = append(out, fmt.Sprintf("%s/%s@%d", f.Profile, f.ID, int(f.Received.Sub(t0)/time.Minute)))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got, want := read("mmlu"), []string{"mmlu/a1@1", "mmlu/a2@3", "mmlu/a3@6"}; !slices.Equal(got, want) {
+		t.Errorf("mmlu's feedback: %v, want %v", got, want)
+	}
+	if got := read(""); len(got) != 4 {
+		t.Errorf("every profile's feedback: %v, want 4", got)
+	}
+	stop := errors.New("stop")
+	if err := fs.EachFeedback(ctx, "", func(store.Feedback) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("fn's error: EachFeedback returned %v", err)
+	}
+	if l := ok(t).list(s.List(ctx, store.Page{})); len(l) != 0 {
+		t.Errorf("profiles listed with feedback stored and no profile: %v", keysOf(l))
+	}
+	n, err = fs.DropFeedback(ctx, at(3))
+	if err != nil || n != 2 {
+		t.Fatalf("DropFeedback before minute 3: %d, %v; want 2 (a1, b1)", n, err)
+	}
+	if got, want := read(""), []string{"mmlu/a2@3", "mmlu/a3@6"}; !slices.Equal(got, want) {
+		t.Errorf("after the drop: %v, want %v", got, want)
+	}
 }

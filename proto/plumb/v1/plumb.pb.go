@@ -26,6 +26,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// FeedbackSource says where an outcome came from.
+type FeedbackSource int32
+
+const (
+	// Not said.
+	FeedbackSource_FEEDBACK_SOURCE_UNSPECIFIED FeedbackSource = 0
+	// A user's rating (thumbs up or down).
+	FeedbackSource_FEEDBACK_SOURCE_USER_RATING FeedbackSource = 1
+	// A reviewer's judgement.
+	FeedbackSource_FEEDBACK_SOURCE_HUMAN_REVIEW FeedbackSource = 2
+	// A known right answer.
+	FeedbackSource_FEEDBACK_SOURCE_GROUND_TRUTH FeedbackSource = 3
+)
+
+// Enum value maps for FeedbackSource.
+var (
+	FeedbackSource_name = map[int32]string{
+		0: "FEEDBACK_SOURCE_UNSPECIFIED",
+		1: "FEEDBACK_SOURCE_USER_RATING",
+		2: "FEEDBACK_SOURCE_HUMAN_REVIEW",
+		3: "FEEDBACK_SOURCE_GROUND_TRUTH",
+	}
+	FeedbackSource_value = map[string]int32{
+		"FEEDBACK_SOURCE_UNSPECIFIED":  0,
+		"FEEDBACK_SOURCE_USER_RATING":  1,
+		"FEEDBACK_SOURCE_HUMAN_REVIEW": 2,
+		"FEEDBACK_SOURCE_GROUND_TRUTH": 3,
+	}
+)
+
+func (x FeedbackSource) Enum() *FeedbackSource {
+	p := new(FeedbackSource)
+	*p = x
+	return p
+}
+
+func (x FeedbackSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FeedbackSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_plumb_v1_plumb_proto_enumTypes[0].Descriptor()
+}
+
+func (FeedbackSource) Type() protoreflect.EnumType {
+	return &file_plumb_v1_plumb_proto_enumTypes[0]
+}
+
+func (x FeedbackSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FeedbackSource.Descriptor instead.
+func (FeedbackSource) EnumDescriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{0}
+}
+
 // Framing says whether a wording is neutral or carries the user's belief.
 type Framing int32
 
@@ -63,11 +120,11 @@ func (x Framing) String() string {
 }
 
 func (Framing) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[0].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[1].Descriptor()
 }
 
 func (Framing) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[0]
+	return &file_plumb_v1_plumb_proto_enumTypes[1]
 }
 
 func (x Framing) Number() protoreflect.EnumNumber {
@@ -76,7 +133,7 @@ func (x Framing) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Framing.Descriptor instead.
 func (Framing) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{0}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{1}
 }
 
 // QueryKind is the caller's hint of what kind of question this is; it is echoed, never used in
@@ -125,11 +182,11 @@ func (x QueryKind) String() string {
 }
 
 func (QueryKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[1].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[2].Descriptor()
 }
 
 func (QueryKind) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[1]
+	return &file_plumb_v1_plumb_proto_enumTypes[2]
 }
 
 func (x QueryKind) Number() protoreflect.EnumNumber {
@@ -138,7 +195,7 @@ func (x QueryKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueryKind.Descriptor instead.
 func (QueryKind) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{1}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{2}
 }
 
 // Equivalence selects how sampled answers are judged equal.
@@ -182,11 +239,11 @@ func (x Equivalence) String() string {
 }
 
 func (Equivalence) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[2].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[3].Descriptor()
 }
 
 func (Equivalence) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[2]
+	return &file_plumb_v1_plumb_proto_enumTypes[3]
 }
 
 func (x Equivalence) Number() protoreflect.EnumNumber {
@@ -195,7 +252,7 @@ func (x Equivalence) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Equivalence.Descriptor instead.
 func (Equivalence) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{2}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{3}
 }
 
 // Action is what the product should do with the answer.
@@ -241,11 +298,11 @@ func (x Action) String() string {
 }
 
 func (Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[3].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[4].Descriptor()
 }
 
 func (Action) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[3]
+	return &file_plumb_v1_plumb_proto_enumTypes[4]
 }
 
 func (x Action) Number() protoreflect.EnumNumber {
@@ -254,7 +311,7 @@ func (x Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Action.Descriptor instead.
 func (Action) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{3}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{4}
 }
 
 // Reason is a machine-readable reason for the action.
@@ -325,11 +382,11 @@ func (x Reason) String() string {
 }
 
 func (Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[4].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[5].Descriptor()
 }
 
 func (Reason) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[4]
+	return &file_plumb_v1_plumb_proto_enumTypes[5]
 }
 
 func (x Reason) Number() protoreflect.EnumNumber {
@@ -338,7 +395,7 @@ func (x Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Reason.Descriptor instead.
 func (Reason) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{4}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{5}
 }
 
 // BadgeLevel is the level of the UI badge.
@@ -386,11 +443,11 @@ func (x BadgeLevel) String() string {
 }
 
 func (BadgeLevel) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[5].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[6].Descriptor()
 }
 
 func (BadgeLevel) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[5]
+	return &file_plumb_v1_plumb_proto_enumTypes[6]
 }
 
 func (x BadgeLevel) Number() protoreflect.EnumNumber {
@@ -399,7 +456,7 @@ func (x BadgeLevel) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BadgeLevel.Descriptor instead.
 func (BadgeLevel) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{5}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
 }
 
 // Evidence is the kind of evidence a profile was fitted on.
@@ -443,11 +500,11 @@ func (x Evidence) String() string {
 }
 
 func (Evidence) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[6].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[7].Descriptor()
 }
 
 func (Evidence) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[6]
+	return &file_plumb_v1_plumb_proto_enumTypes[7]
 }
 
 func (x Evidence) Number() protoreflect.EnumNumber {
@@ -456,7 +513,7 @@ func (x Evidence) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Evidence.Descriptor instead.
 func (Evidence) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
 }
 
 // ClaimVerdict is whether one claim of a labelled long answer is true.
@@ -496,11 +553,11 @@ func (x ClaimVerdict) String() string {
 }
 
 func (ClaimVerdict) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[7].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[8].Descriptor()
 }
 
 func (ClaimVerdict) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[7]
+	return &file_plumb_v1_plumb_proto_enumTypes[8]
 }
 
 func (x ClaimVerdict) Number() protoreflect.EnumNumber {
@@ -509,7 +566,7 @@ func (x ClaimVerdict) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ClaimVerdict.Descriptor instead.
 func (ClaimVerdict) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
 }
 
 // ClaimAction is what a product should do with one claim of a long answer.
@@ -554,11 +611,11 @@ func (x ClaimAction) String() string {
 }
 
 func (ClaimAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[8].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[9].Descriptor()
 }
 
 func (ClaimAction) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[8]
+	return &file_plumb_v1_plumb_proto_enumTypes[9]
 }
 
 func (x ClaimAction) Number() protoreflect.EnumNumber {
@@ -567,7 +624,7 @@ func (x ClaimAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ClaimAction.Descriptor instead.
 func (ClaimAction) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
 }
 
 // SupportMeasure is how the support of the claims by the sampled passages was measured.
@@ -611,11 +668,11 @@ func (x SupportMeasure) String() string {
 }
 
 func (SupportMeasure) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[9].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[10].Descriptor()
 }
 
 func (SupportMeasure) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[9]
+	return &file_plumb_v1_plumb_proto_enumTypes[10]
 }
 
 func (x SupportMeasure) Number() protoreflect.EnumNumber {
@@ -624,7 +681,7 @@ func (x SupportMeasure) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SupportMeasure.Descriptor instead.
 func (SupportMeasure) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
 }
 
 // TemperatureMethod selects temperature scaling.
@@ -672,11 +729,11 @@ func (x TemperatureMethod) String() string {
 }
 
 func (TemperatureMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[10].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[11].Descriptor()
 }
 
 func (TemperatureMethod) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[10]
+	return &file_plumb_v1_plumb_proto_enumTypes[11]
 }
 
 func (x TemperatureMethod) Number() protoreflect.EnumNumber {
@@ -685,7 +742,7 @@ func (x TemperatureMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TemperatureMethod.Descriptor instead.
 func (TemperatureMethod) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
 }
 
 // ConfidenceMap selects the confidence map.
@@ -736,11 +793,11 @@ func (x ConfidenceMap) String() string {
 }
 
 func (ConfidenceMap) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[11].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[12].Descriptor()
 }
 
 func (ConfidenceMap) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[11]
+	return &file_plumb_v1_plumb_proto_enumTypes[12]
 }
 
 func (x ConfidenceMap) Number() protoreflect.EnumNumber {
@@ -749,7 +806,7 @@ func (x ConfidenceMap) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConfidenceMap.Descriptor instead.
 func (ConfidenceMap) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
 }
 
 // ScoreKind selects the conformal nonconformity score.
@@ -793,11 +850,11 @@ func (x ScoreKind) String() string {
 }
 
 func (ScoreKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_plumb_v1_plumb_proto_enumTypes[12].Descriptor()
+	return file_plumb_v1_plumb_proto_enumTypes[13].Descriptor()
 }
 
 func (ScoreKind) Type() protoreflect.EnumType {
-	return &file_plumb_v1_plumb_proto_enumTypes[12]
+	return &file_plumb_v1_plumb_proto_enumTypes[13]
 }
 
 func (x ScoreKind) Number() protoreflect.EnumNumber {
@@ -806,7 +863,755 @@ func (x ScoreKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ScoreKind.Descriptor instead.
 func (ScoreKind) EnumDescriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{13}
+}
+
+// FeedbackRequest is the outcome of one scored answer.
+type FeedbackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ScoreResponse's receipt, as it was.
+	Receipt string `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// The acceptable answers, as in a LabeledExample.
+	Label *Label `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	// The answer the product showed the user, when it differs from plumb's (empty: plumb's).
+	ServedAnswer string `protobuf:"bytes,3,opt,name=served_answer,json=servedAnswer,proto3" json:"served_answer,omitempty"`
+	// Where the outcome came from.
+	Source        FeedbackSource `protobuf:"varint,4,opt,name=source,proto3,enum=plumb.v1.FeedbackSource" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeedbackRequest) Reset() {
+	*x = FeedbackRequest{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeedbackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeedbackRequest) ProtoMessage() {}
+
+func (x *FeedbackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeedbackRequest.ProtoReflect.Descriptor instead.
+func (*FeedbackRequest) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *FeedbackRequest) GetReceipt() string {
+	if x != nil {
+		return x.Receipt
+	}
+	return ""
+}
+
+func (x *FeedbackRequest) GetLabel() *Label {
+	if x != nil {
+		return x.Label
+	}
+	return nil
+}
+
+func (x *FeedbackRequest) GetServedAnswer() string {
+	if x != nil {
+		return x.ServedAnswer
+	}
+	return ""
+}
+
+func (x *FeedbackRequest) GetSource() FeedbackSource {
+	if x != nil {
+		return x.Source
+	}
+	return FeedbackSource_FEEDBACK_SOURCE_UNSPECIFIED
+}
+
+// FeedbackResponse counts what was stored.
+type FeedbackResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Outcomes stored.
+	Accepted int32 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// Outcomes whose receipt was already stored: counted once, not again.
+	Duplicates    int32 `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeedbackResponse) Reset() {
+	*x = FeedbackResponse{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeedbackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeedbackResponse) ProtoMessage() {}
+
+func (x *FeedbackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeedbackResponse.ProtoReflect.Descriptor instead.
+func (*FeedbackResponse) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FeedbackResponse) GetAccepted() int32 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *FeedbackResponse) GetDuplicates() int32 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+// GetMonitorRequest selects monitors.
+type GetMonitorRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this profile; empty: every profile with feedback.
+	Profile string `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	// The last this many outcomes of each profile version × segment (0: 10 000).
+	Window        int32 `protobuf:"varint,2,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMonitorRequest) Reset() {
+	*x = GetMonitorRequest{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMonitorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMonitorRequest) ProtoMessage() {}
+
+func (x *GetMonitorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMonitorRequest.ProtoReflect.Descriptor instead.
+func (*GetMonitorRequest) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetMonitorRequest) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *GetMonitorRequest) GetWindow() int32 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+// GetMonitorResponse lists monitors by profile, version, then segment.
+type GetMonitorResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The monitors.
+	Monitors      []*Monitor `protobuf:"bytes,1,rep,name=monitors,proto3" json:"monitors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMonitorResponse) Reset() {
+	*x = GetMonitorResponse{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMonitorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMonitorResponse) ProtoMessage() {}
+
+func (x *GetMonitorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMonitorResponse.ProtoReflect.Descriptor instead.
+func (*GetMonitorResponse) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetMonitorResponse) GetMonitors() []*Monitor {
+	if x != nil {
+		return x.Monitors
+	}
+	return nil
+}
+
+// Monitor is what the outcomes of one profile version × segment show. A metric that the
+// outcomes cannot define (no answered question for selective_risk) is NaN.
+type Monitor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Profile name.
+	Profile string `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	// Profile version.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The receipts' segment ("" when the scores named none; "other" past the cap).
+	Segment string `protobuf:"bytes,3,opt,name=segment,proto3" json:"segment,omitempty"`
+	// Outcomes in the window.
+	Outcomes int32 `protobuf:"varint,4,opt,name=outcomes,proto3" json:"outcomes,omitempty"`
+	// Expected calibration error (15 equal-width bins, as in reports).
+	Ece float64 `protobuf:"fixed64,5,opt,name=ece,proto3" json:"ece,omitempty"`
+	// Brier score.
+	Brier float64 `protobuf:"fixed64,6,opt,name=brier,proto3" json:"brier,omitempty"`
+	// Fraction whose prediction set held an acceptable answer.
+	Coverage float64 `protobuf:"fixed64,7,opt,name=coverage,proto3" json:"coverage,omitempty"`
+	// 1 − α of the profile.
+	TargetCoverage float64 `protobuf:"fixed64,8,opt,name=target_coverage,json=targetCoverage,proto3" json:"target_coverage,omitempty"`
+	// Fraction answered (ANSWER).
+	AnswerRate float64 `protobuf:"fixed64,9,opt,name=answer_rate,json=answerRate,proto3" json:"answer_rate,omitempty"`
+	// Fraction CLARIFY.
+	ClarifyRate float64 `protobuf:"fixed64,10,opt,name=clarify_rate,json=clarifyRate,proto3" json:"clarify_rate,omitempty"`
+	// Fraction ABSTAIN.
+	AbstainRate float64 `protobuf:"fixed64,11,opt,name=abstain_rate,json=abstainRate,proto3" json:"abstain_rate,omitempty"`
+	// Errors among answered outcomes.
+	SelectiveRisk float64 `protobuf:"fixed64,12,opt,name=selective_risk,json=selectiveRisk,proto3" json:"selective_risk,omitempty"`
+	// The risk ε the answers were given under.
+	Risk float64 `protobuf:"fixed64,13,opt,name=risk,proto3" json:"risk,omitempty"`
+	// Upper bound of an anytime-valid confidence sequence for the selective risk at level δ:
+	// watched continuously, both bounds hold at all times with probability ≥ 1 − δ.
+	RiskBound float64 `protobuf:"fixed64,14,opt,name=risk_bound,json=riskBound,proto3" json:"risk_bound,omitempty"`
+	// Its lower bound.
+	RiskLowerBound float64 `protobuf:"fixed64,15,opt,name=risk_lower_bound,json=riskLowerBound,proto3" json:"risk_lower_bound,omitempty"`
+	// Answered outcomes.
+	Answered int32 `protobuf:"varint,16,opt,name=answered,proto3" json:"answered,omitempty"`
+	// Fraction flagged for sycophancy.
+	SycophancyRate float64 `protobuf:"fixed64,17,opt,name=sycophancy_rate,json=sycophancyRate,proto3" json:"sycophancy_rate,omitempty"`
+	// Fraction where the product served the user's stance while plumb's answer differed.
+	ServedSycophancyRate float64 `protobuf:"fixed64,18,opt,name=served_sycophancy_rate,json=servedSycophancyRate,proto3" json:"served_sycophancy_rate,omitempty"`
+	// Firing alarms: "risk_guarantee_violated" (risk_lower_bound > ε: the violation is sure at
+	// level δ), "coverage_below_target" (coverage's anytime upper bound below 1 − α).
+	Alarms        []string `protobuf:"bytes,19,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Monitor) Reset() {
+	*x = Monitor{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Monitor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Monitor) ProtoMessage() {}
+
+func (x *Monitor) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Monitor.ProtoReflect.Descriptor instead.
+func (*Monitor) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Monitor) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *Monitor) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Monitor) GetSegment() string {
+	if x != nil {
+		return x.Segment
+	}
+	return ""
+}
+
+func (x *Monitor) GetOutcomes() int32 {
+	if x != nil {
+		return x.Outcomes
+	}
+	return 0
+}
+
+func (x *Monitor) GetEce() float64 {
+	if x != nil {
+		return x.Ece
+	}
+	return 0
+}
+
+func (x *Monitor) GetBrier() float64 {
+	if x != nil {
+		return x.Brier
+	}
+	return 0
+}
+
+func (x *Monitor) GetCoverage() float64 {
+	if x != nil {
+		return x.Coverage
+	}
+	return 0
+}
+
+func (x *Monitor) GetTargetCoverage() float64 {
+	if x != nil {
+		return x.TargetCoverage
+	}
+	return 0
+}
+
+func (x *Monitor) GetAnswerRate() float64 {
+	if x != nil {
+		return x.AnswerRate
+	}
+	return 0
+}
+
+func (x *Monitor) GetClarifyRate() float64 {
+	if x != nil {
+		return x.ClarifyRate
+	}
+	return 0
+}
+
+func (x *Monitor) GetAbstainRate() float64 {
+	if x != nil {
+		return x.AbstainRate
+	}
+	return 0
+}
+
+func (x *Monitor) GetSelectiveRisk() float64 {
+	if x != nil {
+		return x.SelectiveRisk
+	}
+	return 0
+}
+
+func (x *Monitor) GetRisk() float64 {
+	if x != nil {
+		return x.Risk
+	}
+	return 0
+}
+
+func (x *Monitor) GetRiskBound() float64 {
+	if x != nil {
+		return x.RiskBound
+	}
+	return 0
+}
+
+func (x *Monitor) GetRiskLowerBound() float64 {
+	if x != nil {
+		return x.RiskLowerBound
+	}
+	return 0
+}
+
+func (x *Monitor) GetAnswered() int32 {
+	if x != nil {
+		return x.Answered
+	}
+	return 0
+}
+
+func (x *Monitor) GetSycophancyRate() float64 {
+	if x != nil {
+		return x.SycophancyRate
+	}
+	return 0
+}
+
+func (x *Monitor) GetServedSycophancyRate() float64 {
+	if x != nil {
+		return x.ServedSycophancyRate
+	}
+	return 0
+}
+
+func (x *Monitor) GetAlarms() []string {
+	if x != nil {
+		return x.Alarms
+	}
+	return nil
+}
+
+// ReceiptBody is what a receipt signs (plumb's own format: clients treat receipts as opaque).
+type ReceiptBody struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A random id: a receipt's outcome counts once.
+	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Profile name.
+	Profile string `protobuf:"bytes,2,opt,name=profile,proto3" json:"profile,omitempty"`
+	// Profile version.
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// When it was scored.
+	IssuedUnix int64 `protobuf:"varint,4,opt,name=issued_unix,json=issuedUnix,proto3" json:"issued_unix,omitempty"`
+	// The request's group.
+	Group string `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	// The request's segment.
+	Segment string `protobuf:"bytes,6,opt,name=segment,proto3" json:"segment,omitempty"`
+	// The evidence kind.
+	Evidence Evidence `protobuf:"varint,7,opt,name=evidence,proto3,enum=plumb.v1.Evidence" json:"evidence,omitempty"`
+	// The answer k*.
+	Answer string `protobuf:"bytes,8,opt,name=answer,proto3" json:"answer,omitempty"`
+	// Its confidence.
+	Confidence float64 `protobuf:"fixed64,9,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// The prediction set's answers.
+	PredictionSet []string `protobuf:"bytes,10,rep,name=prediction_set,json=predictionSet,proto3" json:"prediction_set,omitempty"`
+	// The action.
+	Action Action `protobuf:"varint,11,opt,name=action,proto3,enum=plumb.v1.Action" json:"action,omitempty"`
+	// Whether sycophancy was flagged.
+	SycophancyFlagged bool `protobuf:"varint,12,opt,name=sycophancy_flagged,json=sycophancyFlagged,proto3" json:"sycophancy_flagged,omitempty"`
+	// The stance of the USER_STANCE wordings, when they named one.
+	Stance string `protobuf:"bytes,13,opt,name=stance,proto3" json:"stance,omitempty"`
+	// The risk ε in effect.
+	Risk float64 `protobuf:"fixed64,14,opt,name=risk,proto3" json:"risk,omitempty"`
+	// The profile's α.
+	Alpha float64 `protobuf:"fixed64,15,opt,name=alpha,proto3" json:"alpha,omitempty"`
+	// The profile's δ.
+	Delta float64 `protobuf:"fixed64,16,opt,name=delta,proto3" json:"delta,omitempty"`
+	// The pooled probability of the answer (the first feature of the confidence map).
+	Pooled float64 `protobuf:"fixed64,17,opt,name=pooled,proto3" json:"pooled,omitempty"`
+	// The wording divergence W.
+	Wording float64 `protobuf:"fixed64,18,opt,name=wording,proto3" json:"wording,omitempty"`
+	// The variance V across wordings.
+	Variance float64 `protobuf:"fixed64,19,opt,name=variance,proto3" json:"variance,omitempty"`
+	// The token confidence (0 without tokens).
+	TokenConfidence float64 `protobuf:"fixed64,20,opt,name=token_confidence,json=tokenConfidence,proto3" json:"token_confidence,omitempty"`
+	// The answer equivalence of samples.
+	Equivalence   Equivalence `protobuf:"varint,21,opt,name=equivalence,proto3,enum=plumb.v1.Equivalence" json:"equivalence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptBody) Reset() {
+	*x = ReceiptBody{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptBody) ProtoMessage() {}
+
+func (x *ReceiptBody) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptBody.ProtoReflect.Descriptor instead.
+func (*ReceiptBody) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReceiptBody) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *ReceiptBody) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *ReceiptBody) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetIssuedUnix() int64 {
+	if x != nil {
+		return x.IssuedUnix
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ReceiptBody) GetSegment() string {
+	if x != nil {
+		return x.Segment
+	}
+	return ""
+}
+
+func (x *ReceiptBody) GetEvidence() Evidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return Evidence_EVIDENCE_UNSPECIFIED
+}
+
+func (x *ReceiptBody) GetAnswer() string {
+	if x != nil {
+		return x.Answer
+	}
+	return ""
+}
+
+func (x *ReceiptBody) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetPredictionSet() []string {
+	if x != nil {
+		return x.PredictionSet
+	}
+	return nil
+}
+
+func (x *ReceiptBody) GetAction() Action {
+	if x != nil {
+		return x.Action
+	}
+	return Action_ACTION_UNSPECIFIED
+}
+
+func (x *ReceiptBody) GetSycophancyFlagged() bool {
+	if x != nil {
+		return x.SycophancyFlagged
+	}
+	return false
+}
+
+func (x *ReceiptBody) GetStance() string {
+	if x != nil {
+		return x.Stance
+	}
+	return ""
+}
+
+func (x *ReceiptBody) GetRisk() float64 {
+	if x != nil {
+		return x.Risk
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetAlpha() float64 {
+	if x != nil {
+		return x.Alpha
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetDelta() float64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetPooled() float64 {
+	if x != nil {
+		return x.Pooled
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetWording() float64 {
+	if x != nil {
+		return x.Wording
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetVariance() float64 {
+	if x != nil {
+		return x.Variance
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetTokenConfidence() float64 {
+	if x != nil {
+		return x.TokenConfidence
+	}
+	return 0
+}
+
+func (x *ReceiptBody) GetEquivalence() Equivalence {
+	if x != nil {
+		return x.Equivalence
+	}
+	return Equivalence_EQUIVALENCE_UNSPECIFIED
+}
+
+// Outcome is one stored feedback: its receipt's body and what came back.
+type Outcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The receipt's body.
+	Receipt *ReceiptBody `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// The acceptable answers.
+	Label *Label `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	// The answer the product showed.
+	ServedAnswer string `protobuf:"bytes,3,opt,name=served_answer,json=servedAnswer,proto3" json:"served_answer,omitempty"`
+	// Where the outcome came from.
+	Source FeedbackSource `protobuf:"varint,4,opt,name=source,proto3,enum=plumb.v1.FeedbackSource" json:"source,omitempty"`
+	// When it was received.
+	ReceivedUnix  int64 `protobuf:"varint,5,opt,name=received_unix,json=receivedUnix,proto3" json:"received_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Outcome) Reset() {
+	*x = Outcome{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Outcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Outcome) ProtoMessage() {}
+
+func (x *Outcome) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
+func (*Outcome) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Outcome) GetReceipt() *ReceiptBody {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *Outcome) GetLabel() *Label {
+	if x != nil {
+		return x.Label
+	}
+	return nil
+}
+
+func (x *Outcome) GetServedAnswer() string {
+	if x != nil {
+		return x.ServedAnswer
+	}
+	return ""
+}
+
+func (x *Outcome) GetSource() FeedbackSource {
+	if x != nil {
+		return x.Source
+	}
+	return FeedbackSource_FEEDBACK_SOURCE_UNSPECIFIED
+}
+
+func (x *Outcome) GetReceivedUnix() int64 {
+	if x != nil {
+		return x.ReceivedUnix
+	}
+	return 0
 }
 
 // ScoreRequest is one question in 1..64 wordings with the model's evidence for each.
@@ -829,14 +1634,18 @@ type ScoreRequest struct {
 	// A long answer under judgement, one claim each (the caller's split: sentences or atomic
 	// facts). Its wordings then carry samples only — passages the model wrote for the same
 	// question — each with a support per claim (Sample.support) or none, and plumb measures it.
-	Claims        []*Claim `protobuf:"bytes,8,rep,name=claims,proto3" json:"claims,omitempty"`
+	Claims []*Claim `protobuf:"bytes,8,rep,name=claims,proto3" json:"claims,omitempty"`
+	// The caller's label for who asked (a cohort, persona, locale or product surface: at most
+	// 64 bytes of [A-Za-z0-9._:-]), carried in the receipt so that monitors are kept per
+	// segment. A profile version is watched in at most 100 segments; past them, "other".
+	Segment       string `protobuf:"bytes,9,opt,name=segment,proto3" json:"segment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScoreRequest) Reset() {
 	*x = ScoreRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[0]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +1657,7 @@ func (x *ScoreRequest) String() string {
 func (*ScoreRequest) ProtoMessage() {}
 
 func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[0]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +1670,7 @@ func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreRequest.ProtoReflect.Descriptor instead.
 func (*ScoreRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{0}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ScoreRequest) GetId() string {
@@ -920,6 +1729,13 @@ func (x *ScoreRequest) GetClaims() []*Claim {
 	return nil
 }
 
+func (x *ScoreRequest) GetSegment() string {
+	if x != nil {
+		return x.Segment
+	}
+	return ""
+}
+
 // Claim is one claim of a long answer.
 type Claim struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -935,7 +1751,7 @@ type Claim struct {
 
 func (x *Claim) Reset() {
 	*x = Claim{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1763,7 @@ func (x *Claim) String() string {
 func (*Claim) ProtoMessage() {}
 
 func (x *Claim) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1776,7 @@ func (x *Claim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Claim.ProtoReflect.Descriptor instead.
 func (*Claim) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{1}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Claim) GetId() string {
@@ -995,7 +1811,7 @@ type Vector struct {
 
 func (x *Vector) Reset() {
 	*x = Vector{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1823,7 @@ func (x *Vector) String() string {
 func (*Vector) ProtoMessage() {}
 
 func (x *Vector) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1836,7 @@ func (x *Vector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vector.ProtoReflect.Descriptor instead.
 func (*Vector) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{2}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Vector) GetValues() []float32 {
@@ -1044,7 +1860,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1872,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1885,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{3}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Policy) GetRisk() float64 {
@@ -1106,7 +1922,7 @@ type Paraphrase struct {
 
 func (x *Paraphrase) Reset() {
 	*x = Paraphrase{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1934,7 @@ func (x *Paraphrase) String() string {
 func (*Paraphrase) ProtoMessage() {}
 
 func (x *Paraphrase) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1947,7 @@ func (x *Paraphrase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Paraphrase.ProtoReflect.Descriptor instead.
 func (*Paraphrase) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{4}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Paraphrase) GetPrompt() string {
@@ -1182,7 +1998,7 @@ type Option struct {
 
 func (x *Option) Reset() {
 	*x = Option{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +2010,7 @@ func (x *Option) String() string {
 func (*Option) ProtoMessage() {}
 
 func (x *Option) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +2023,7 @@ func (x *Option) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Option.ProtoReflect.Descriptor instead.
 func (*Option) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{5}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Option) GetLabel() string {
@@ -1252,7 +2068,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +2080,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +2093,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Sample) GetText() string {
@@ -1339,7 +2155,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +2167,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +2180,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Token) GetToken() string {
@@ -1410,7 +2226,7 @@ type TopLogprob struct {
 
 func (x *TopLogprob) Reset() {
 	*x = TopLogprob{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +2238,7 @@ func (x *TopLogprob) String() string {
 func (*TopLogprob) ProtoMessage() {}
 
 func (x *TopLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +2251,7 @@ func (x *TopLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
 func (*TopLogprob) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TopLogprob) GetToken() string {
@@ -1496,13 +2312,18 @@ type ScoreResponse struct {
 	Claims []*ClaimScore `protobuf:"bytes,16,rep,name=claims,proto3" json:"claims,omitempty"`
 	// A long answer: how the claims' support was measured.
 	SupportMeasure SupportMeasure `protobuf:"varint,17,opt,name=support_measure,json=supportMeasure,proto3,enum=plumb.v1.SupportMeasure" json:"support_measure,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the server was started with a receipt key: a signed token of what this answer was
+	// (profile@version, time, group, segment, answer, confidence, set, action, sycophancy and
+	// the features before the confidence map), to send back with the outcome in
+	// MonitorService.Feedback. Nothing is stored when it is made.
+	Receipt       string `protobuf:"bytes,18,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScoreResponse) Reset() {
 	*x = ScoreResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +2335,7 @@ func (x *ScoreResponse) String() string {
 func (*ScoreResponse) ProtoMessage() {}
 
 func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +2348,7 @@ func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreResponse.ProtoReflect.Descriptor instead.
 func (*ScoreResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ScoreResponse) GetId() string {
@@ -1649,6 +2470,13 @@ func (x *ScoreResponse) GetSupportMeasure() SupportMeasure {
 	return SupportMeasure_SUPPORT_MEASURE_UNSPECIFIED
 }
 
+func (x *ScoreResponse) GetReceipt() string {
+	if x != nil {
+		return x.Receipt
+	}
+	return ""
+}
+
 // ClaimScore is the score of one claim of a long answer.
 type ClaimScore struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1674,7 +2502,7 @@ type ClaimScore struct {
 
 func (x *ClaimScore) Reset() {
 	*x = ClaimScore{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +2514,7 @@ func (x *ClaimScore) String() string {
 func (*ClaimScore) ProtoMessage() {}
 
 func (x *ClaimScore) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +2527,7 @@ func (x *ClaimScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimScore.ProtoReflect.Descriptor instead.
 func (*ClaimScore) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClaimScore) GetId() string {
@@ -1766,7 +2594,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +2606,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +2619,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1836,7 +2664,7 @@ type PredictionSet struct {
 
 func (x *PredictionSet) Reset() {
 	*x = PredictionSet{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2676,7 @@ func (x *PredictionSet) String() string {
 func (*PredictionSet) ProtoMessage() {}
 
 func (x *PredictionSet) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2689,7 @@ func (x *PredictionSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PredictionSet.ProtoReflect.Descriptor instead.
 func (*PredictionSet) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PredictionSet) GetAnswers() []string {
@@ -1923,7 +2751,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2763,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2776,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{13}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Candidate) GetAnswer() string {
@@ -2004,7 +2832,7 @@ type Uncertainty struct {
 
 func (x *Uncertainty) Reset() {
 	*x = Uncertainty{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2844,7 @@ func (x *Uncertainty) String() string {
 func (*Uncertainty) ProtoMessage() {}
 
 func (x *Uncertainty) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2857,7 @@ func (x *Uncertainty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Uncertainty.ProtoReflect.Descriptor instead.
 func (*Uncertainty) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{14}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Uncertainty) GetTotal() float64 {
@@ -2110,7 +2938,7 @@ type Sycophancy struct {
 
 func (x *Sycophancy) Reset() {
 	*x = Sycophancy{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2950,7 @@ func (x *Sycophancy) String() string {
 func (*Sycophancy) ProtoMessage() {}
 
 func (x *Sycophancy) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2963,7 @@ func (x *Sycophancy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sycophancy.ProtoReflect.Descriptor instead.
 func (*Sycophancy) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{15}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Sycophancy) GetShift() float64 {
@@ -2186,7 +3014,7 @@ type Badge struct {
 
 func (x *Badge) Reset() {
 	*x = Badge{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +3026,7 @@ func (x *Badge) String() string {
 func (*Badge) ProtoMessage() {}
 
 func (x *Badge) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +3039,7 @@ func (x *Badge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Badge.ProtoReflect.Descriptor instead.
 func (*Badge) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{16}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Badge) GetLevel() BadgeLevel {
@@ -2241,7 +3069,7 @@ type ProfileRef struct {
 
 func (x *ProfileRef) Reset() {
 	*x = ProfileRef{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +3081,7 @@ func (x *ProfileRef) String() string {
 func (*ProfileRef) ProtoMessage() {}
 
 func (x *ProfileRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +3094,7 @@ func (x *ProfileRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileRef.ProtoReflect.Descriptor instead.
 func (*ProfileRef) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{17}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProfileRef) GetName() string {
@@ -2296,7 +3124,7 @@ type LabeledExample struct {
 
 func (x *LabeledExample) Reset() {
 	*x = LabeledExample{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +3136,7 @@ func (x *LabeledExample) String() string {
 func (*LabeledExample) ProtoMessage() {}
 
 func (x *LabeledExample) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +3149,7 @@ func (x *LabeledExample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabeledExample.ProtoReflect.Descriptor instead.
 func (*LabeledExample) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{18}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LabeledExample) GetRequest() *ScoreRequest {
@@ -2352,7 +3180,7 @@ type Label struct {
 
 func (x *Label) Reset() {
 	*x = Label{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +3192,7 @@ func (x *Label) String() string {
 func (*Label) ProtoMessage() {}
 
 func (x *Label) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +3205,7 @@ func (x *Label) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Label.ProtoReflect.Descriptor instead.
 func (*Label) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{19}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Label) GetAnswers() []string {
@@ -2410,7 +3238,7 @@ type FitRequest struct {
 
 func (x *FitRequest) Reset() {
 	*x = FitRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +3250,7 @@ func (x *FitRequest) String() string {
 func (*FitRequest) ProtoMessage() {}
 
 func (x *FitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +3263,7 @@ func (x *FitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitRequest.ProtoReflect.Descriptor instead.
 func (*FitRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{20}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FitRequest) GetMessage() isFitRequest_Message {
@@ -2531,7 +3359,7 @@ type FitConfig struct {
 
 func (x *FitConfig) Reset() {
 	*x = FitConfig{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +3371,7 @@ func (x *FitConfig) String() string {
 func (*FitConfig) ProtoMessage() {}
 
 func (x *FitConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +3384,7 @@ func (x *FitConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitConfig.ProtoReflect.Descriptor instead.
 func (*FitConfig) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{21}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FitConfig) GetName() string {
@@ -2696,7 +3524,7 @@ type FitResponse struct {
 
 func (x *FitResponse) Reset() {
 	*x = FitResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +3536,7 @@ func (x *FitResponse) String() string {
 func (*FitResponse) ProtoMessage() {}
 
 func (x *FitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +3549,7 @@ func (x *FitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitResponse.ProtoReflect.Descriptor instead.
 func (*FitResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{22}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FitResponse) GetProfile() *Profile {
@@ -2768,7 +3596,7 @@ type EvaluateRequest struct {
 
 func (x *EvaluateRequest) Reset() {
 	*x = EvaluateRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +3608,7 @@ func (x *EvaluateRequest) String() string {
 func (*EvaluateRequest) ProtoMessage() {}
 
 func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +3621,7 @@ func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
 func (*EvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{23}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EvaluateRequest) GetMessage() isEvaluateRequest_Message {
@@ -2854,7 +3682,7 @@ type EvaluateConfig struct {
 
 func (x *EvaluateConfig) Reset() {
 	*x = EvaluateConfig{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +3694,7 @@ func (x *EvaluateConfig) String() string {
 func (*EvaluateConfig) ProtoMessage() {}
 
 func (x *EvaluateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +3707,7 @@ func (x *EvaluateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateConfig.ProtoReflect.Descriptor instead.
 func (*EvaluateConfig) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{24}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EvaluateConfig) GetProfile() string {
@@ -2957,7 +3785,7 @@ type Report struct {
 
 func (x *Report) Reset() {
 	*x = Report{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3797,7 @@ func (x *Report) String() string {
 func (*Report) ProtoMessage() {}
 
 func (x *Report) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3810,7 @@ func (x *Report) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Report.ProtoReflect.Descriptor instead.
 func (*Report) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Report) GetExamples() int32 {
@@ -3168,7 +3996,7 @@ type ClaimReport struct {
 
 func (x *ClaimReport) Reset() {
 	*x = ClaimReport{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +4008,7 @@ func (x *ClaimReport) String() string {
 func (*ClaimReport) ProtoMessage() {}
 
 func (x *ClaimReport) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +4021,7 @@ func (x *ClaimReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimReport.ProtoReflect.Descriptor instead.
 func (*ClaimReport) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{26}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClaimReport) GetPassages() int32 {
@@ -3292,7 +4120,7 @@ type ClaimMetrics struct {
 
 func (x *ClaimMetrics) Reset() {
 	*x = ClaimMetrics{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3304,7 +4132,7 @@ func (x *ClaimMetrics) String() string {
 func (*ClaimMetrics) ProtoMessage() {}
 
 func (x *ClaimMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3317,7 +4145,7 @@ func (x *ClaimMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimMetrics.ProtoReflect.Descriptor instead.
 func (*ClaimMetrics) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{27}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClaimMetrics) GetClaims() int32 {
@@ -3392,7 +4220,7 @@ type CertifiableRisk struct {
 
 func (x *CertifiableRisk) Reset() {
 	*x = CertifiableRisk{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3404,7 +4232,7 @@ func (x *CertifiableRisk) String() string {
 func (*CertifiableRisk) ProtoMessage() {}
 
 func (x *CertifiableRisk) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3417,7 +4245,7 @@ func (x *CertifiableRisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertifiableRisk.ProtoReflect.Descriptor instead.
 func (*CertifiableRisk) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{28}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CertifiableRisk) GetRisk() float64 {
@@ -3488,7 +4316,7 @@ type Metrics struct {
 
 func (x *Metrics) Reset() {
 	*x = Metrics{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +4328,7 @@ func (x *Metrics) String() string {
 func (*Metrics) ProtoMessage() {}
 
 func (x *Metrics) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,7 +4341,7 @@ func (x *Metrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metrics.ProtoReflect.Descriptor instead.
 func (*Metrics) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{29}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Metrics) GetAccuracy() float64 {
@@ -3657,7 +4485,7 @@ type GroupReport struct {
 
 func (x *GroupReport) Reset() {
 	*x = GroupReport{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +4497,7 @@ func (x *GroupReport) String() string {
 func (*GroupReport) ProtoMessage() {}
 
 func (x *GroupReport) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +4510,7 @@ func (x *GroupReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupReport.ProtoReflect.Descriptor instead.
 func (*GroupReport) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{30}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GroupReport) GetGroup() string {
@@ -3725,7 +4553,7 @@ type ReliabilityBin struct {
 
 func (x *ReliabilityBin) Reset() {
 	*x = ReliabilityBin{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3737,7 +4565,7 @@ func (x *ReliabilityBin) String() string {
 func (*ReliabilityBin) ProtoMessage() {}
 
 func (x *ReliabilityBin) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3750,7 +4578,7 @@ func (x *ReliabilityBin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReliabilityBin.ProtoReflect.Descriptor instead.
 func (*ReliabilityBin) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{31}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReliabilityBin) GetLower() float64 {
@@ -3803,7 +4631,7 @@ type RiskPoint struct {
 
 func (x *RiskPoint) Reset() {
 	*x = RiskPoint{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3815,7 +4643,7 @@ func (x *RiskPoint) String() string {
 func (*RiskPoint) ProtoMessage() {}
 
 func (x *RiskPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +4656,7 @@ func (x *RiskPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskPoint.ProtoReflect.Descriptor instead.
 func (*RiskPoint) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{32}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RiskPoint) GetLambda() float64 {
@@ -3924,7 +4752,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4764,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4777,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{33}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Profile) GetName() string {
@@ -4175,7 +5003,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4187,7 +5015,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4200,7 +5028,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{34}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetProfileRequest) GetName() string {
@@ -4228,7 +5056,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4240,7 +5068,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4253,7 +5081,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -4278,7 +5106,7 @@ type ListProfilesRequest struct {
 
 func (x *ListProfilesRequest) Reset() {
 	*x = ListProfilesRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4290,7 +5118,7 @@ func (x *ListProfilesRequest) String() string {
 func (*ListProfilesRequest) ProtoMessage() {}
 
 func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4303,7 +5131,7 @@ func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ListProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{36}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListProfilesRequest) GetName() string {
@@ -4341,7 +5169,7 @@ type ListProfilesResponse struct {
 
 func (x *ListProfilesResponse) Reset() {
 	*x = ListProfilesResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4353,7 +5181,7 @@ func (x *ListProfilesResponse) String() string {
 func (*ListProfilesResponse) ProtoMessage() {}
 
 func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4366,7 +5194,7 @@ func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ListProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{37}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListProfilesResponse) GetProfiles() []*Profile {
@@ -4396,7 +5224,7 @@ type ActivateProfileRequest struct {
 
 func (x *ActivateProfileRequest) Reset() {
 	*x = ActivateProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4408,7 +5236,7 @@ func (x *ActivateProfileRequest) String() string {
 func (*ActivateProfileRequest) ProtoMessage() {}
 
 func (x *ActivateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4421,7 +5249,7 @@ func (x *ActivateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateProfileRequest.ProtoReflect.Descriptor instead.
 func (*ActivateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{38}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ActivateProfileRequest) GetName() string {
@@ -4449,7 +5277,7 @@ type ActivateProfileResponse struct {
 
 func (x *ActivateProfileResponse) Reset() {
 	*x = ActivateProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4461,7 +5289,7 @@ func (x *ActivateProfileResponse) String() string {
 func (*ActivateProfileResponse) ProtoMessage() {}
 
 func (x *ActivateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4474,7 +5302,7 @@ func (x *ActivateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateProfileResponse.ProtoReflect.Descriptor instead.
 func (*ActivateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{39}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ActivateProfileResponse) GetProfile() *Profile {
@@ -4497,7 +5325,7 @@ type DeleteProfileRequest struct {
 
 func (x *DeleteProfileRequest) Reset() {
 	*x = DeleteProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4509,7 +5337,7 @@ func (x *DeleteProfileRequest) String() string {
 func (*DeleteProfileRequest) ProtoMessage() {}
 
 func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4522,7 +5350,7 @@ func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{40}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeleteProfileRequest) GetName() string {
@@ -4550,7 +5378,7 @@ type DeleteProfileResponse struct {
 
 func (x *DeleteProfileResponse) Reset() {
 	*x = DeleteProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4562,7 +5390,7 @@ func (x *DeleteProfileResponse) String() string {
 func (*DeleteProfileResponse) ProtoMessage() {}
 
 func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4575,7 +5403,7 @@ func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{41}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteProfileResponse) GetDeleted() int32 {
@@ -4601,7 +5429,7 @@ type ImportProfileRequest struct {
 
 func (x *ImportProfileRequest) Reset() {
 	*x = ImportProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4613,7 +5441,7 @@ func (x *ImportProfileRequest) String() string {
 func (*ImportProfileRequest) ProtoMessage() {}
 
 func (x *ImportProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4626,7 +5454,7 @@ func (x *ImportProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfileRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{42}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ImportProfileRequest) GetProfile() *Profile {
@@ -4661,7 +5489,7 @@ type ImportProfileResponse struct {
 
 func (x *ImportProfileResponse) Reset() {
 	*x = ImportProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4673,7 +5501,7 @@ func (x *ImportProfileResponse) String() string {
 func (*ImportProfileResponse) ProtoMessage() {}
 
 func (x *ImportProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4686,7 +5514,7 @@ func (x *ImportProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfileResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{43}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ImportProfileResponse) GetProfile() *Profile {
@@ -4700,7 +5528,77 @@ var File_plumb_v1_plumb_proto protoreflect.FileDescriptor
 
 const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\n" +
-	"\x14plumb/v1/plumb.proto\x12\bplumb.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x02\n" +
+	"\x14plumb/v1/plumb.proto\x12\bplumb.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n" +
+	"\x0fFeedbackRequest\x12\x18\n" +
+	"\areceipt\x18\x01 \x01(\tR\areceipt\x12%\n" +
+	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\x12#\n" +
+	"\rserved_answer\x18\x03 \x01(\tR\fservedAnswer\x120\n" +
+	"\x06source\x18\x04 \x01(\x0e2\x18.plumb.v1.FeedbackSourceR\x06source\"N\n" +
+	"\x10FeedbackResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x02 \x01(\x05R\n" +
+	"duplicates\"E\n" +
+	"\x11GetMonitorRequest\x12\x18\n" +
+	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x16\n" +
+	"\x06window\x18\x02 \x01(\x05R\x06window\"C\n" +
+	"\x12GetMonitorResponse\x12-\n" +
+	"\bmonitors\x18\x01 \x03(\v2\x11.plumb.v1.MonitorR\bmonitors\"\xde\x04\n" +
+	"\aMonitor\x12\x18\n" +
+	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x18\n" +
+	"\asegment\x18\x03 \x01(\tR\asegment\x12\x1a\n" +
+	"\boutcomes\x18\x04 \x01(\x05R\boutcomes\x12\x10\n" +
+	"\x03ece\x18\x05 \x01(\x01R\x03ece\x12\x14\n" +
+	"\x05brier\x18\x06 \x01(\x01R\x05brier\x12\x1a\n" +
+	"\bcoverage\x18\a \x01(\x01R\bcoverage\x12'\n" +
+	"\x0ftarget_coverage\x18\b \x01(\x01R\x0etargetCoverage\x12\x1f\n" +
+	"\vanswer_rate\x18\t \x01(\x01R\n" +
+	"answerRate\x12!\n" +
+	"\fclarify_rate\x18\n" +
+	" \x01(\x01R\vclarifyRate\x12!\n" +
+	"\fabstain_rate\x18\v \x01(\x01R\vabstainRate\x12%\n" +
+	"\x0eselective_risk\x18\f \x01(\x01R\rselectiveRisk\x12\x12\n" +
+	"\x04risk\x18\r \x01(\x01R\x04risk\x12\x1d\n" +
+	"\n" +
+	"risk_bound\x18\x0e \x01(\x01R\triskBound\x12(\n" +
+	"\x10risk_lower_bound\x18\x0f \x01(\x01R\x0eriskLowerBound\x12\x1a\n" +
+	"\banswered\x18\x10 \x01(\x05R\banswered\x12'\n" +
+	"\x0fsycophancy_rate\x18\x11 \x01(\x01R\x0esycophancyRate\x124\n" +
+	"\x16served_sycophancy_rate\x18\x12 \x01(\x01R\x14servedSycophancyRate\x12\x16\n" +
+	"\x06alarms\x18\x13 \x03(\tR\x06alarms\"\x94\x05\n" +
+	"\vReceiptBody\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
+	"\aprofile\x18\x02 \x01(\tR\aprofile\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x1f\n" +
+	"\vissued_unix\x18\x04 \x01(\x03R\n" +
+	"issuedUnix\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\tR\x05group\x12\x18\n" +
+	"\asegment\x18\x06 \x01(\tR\asegment\x12.\n" +
+	"\bevidence\x18\a \x01(\x0e2\x12.plumb.v1.EvidenceR\bevidence\x12\x16\n" +
+	"\x06answer\x18\b \x01(\tR\x06answer\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\t \x01(\x01R\n" +
+	"confidence\x12%\n" +
+	"\x0eprediction_set\x18\n" +
+	" \x03(\tR\rpredictionSet\x12(\n" +
+	"\x06action\x18\v \x01(\x0e2\x10.plumb.v1.ActionR\x06action\x12-\n" +
+	"\x12sycophancy_flagged\x18\f \x01(\bR\x11sycophancyFlagged\x12\x16\n" +
+	"\x06stance\x18\r \x01(\tR\x06stance\x12\x12\n" +
+	"\x04risk\x18\x0e \x01(\x01R\x04risk\x12\x14\n" +
+	"\x05alpha\x18\x0f \x01(\x01R\x05alpha\x12\x14\n" +
+	"\x05delta\x18\x10 \x01(\x01R\x05delta\x12\x16\n" +
+	"\x06pooled\x18\x11 \x01(\x01R\x06pooled\x12\x18\n" +
+	"\awording\x18\x12 \x01(\x01R\awording\x12\x1a\n" +
+	"\bvariance\x18\x13 \x01(\x01R\bvariance\x12)\n" +
+	"\x10token_confidence\x18\x14 \x01(\x01R\x0ftokenConfidence\x127\n" +
+	"\vequivalence\x18\x15 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\"\xdd\x01\n" +
+	"\aOutcome\x12/\n" +
+	"\areceipt\x18\x01 \x01(\v2\x15.plumb.v1.ReceiptBodyR\areceipt\x12%\n" +
+	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\x12#\n" +
+	"\rserved_answer\x18\x03 \x01(\tR\fservedAnswer\x120\n" +
+	"\x06source\x18\x04 \x01(\x0e2\x18.plumb.v1.FeedbackSourceR\x06source\x12#\n" +
+	"\rreceived_unix\x18\x05 \x01(\x03R\freceivedUnix\"\xc5\x02\n" +
 	"\fScoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aprofile\x18\x02 \x01(\tR\aprofile\x12\x14\n" +
@@ -4709,7 +5607,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x06policy\x18\x05 \x01(\v2\x10.plumb.v1.PolicyR\x06policy\x12'\n" +
 	"\x04kind\x18\x06 \x01(\x0e2\x13.plumb.v1.QueryKindR\x04kind\x12'\n" +
 	"\x0fprofile_version\x18\a \x01(\x03R\x0eprofileVersion\x12'\n" +
-	"\x06claims\x18\b \x03(\v2\x0f.plumb.v1.ClaimR\x06claims\"I\n" +
+	"\x06claims\x18\b \x03(\v2\x0f.plumb.v1.ClaimR\x06claims\x12\x18\n" +
+	"\asegment\x18\t \x01(\tR\asegment\"I\n" +
 	"\x05Claim\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1c\n" +
@@ -4745,7 +5644,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"TopLogprob\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x14\n" +
-	"\x05bytes\x18\x03 \x03(\x05R\x05bytes\"\xd0\x05\n" +
+	"\x05bytes\x18\x03 \x03(\x05R\x05bytes\"\xea\x05\n" +
 	"\rScoreResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06answer\x18\x02 \x01(\tR\x06answer\x12\x1e\n" +
@@ -4772,7 +5671,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x04risk\x18\x0e \x01(\x01R\x04risk\x12)\n" +
 	"\x05error\x18\x0f \x01(\v2\x13.plumb.v1.ItemErrorR\x05error\x12,\n" +
 	"\x06claims\x18\x10 \x03(\v2\x14.plumb.v1.ClaimScoreR\x06claims\x12A\n" +
-	"\x0fsupport_measure\x18\x11 \x01(\x0e2\x18.plumb.v1.SupportMeasureR\x0esupportMeasure\"\x87\x02\n" +
+	"\x0fsupport_measure\x18\x11 \x01(\x0e2\x18.plumb.v1.SupportMeasureR\x0esupportMeasure\x12\x18\n" +
+	"\areceipt\x18\x12 \x01(\tR\areceipt\"\x87\x02\n" +
 	"\n" +
 	"ClaimScore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
@@ -5060,7 +5960,12 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
 	"\bactivate\x18\x03 \x01(\bR\bactivate\"D\n" +
 	"\x15ImportProfileResponse\x12+\n" +
-	"\aprofile\x18\x01 \x01(\v2\x11.plumb.v1.ProfileR\aprofile*P\n" +
+	"\aprofile\x18\x01 \x01(\v2\x11.plumb.v1.ProfileR\aprofile*\x96\x01\n" +
+	"\x0eFeedbackSource\x12\x1f\n" +
+	"\x1bFEEDBACK_SOURCE_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bFEEDBACK_SOURCE_USER_RATING\x10\x01\x12 \n" +
+	"\x1cFEEDBACK_SOURCE_HUMAN_REVIEW\x10\x02\x12 \n" +
+	"\x1cFEEDBACK_SOURCE_GROUND_TRUTH\x10\x03*P\n" +
 	"\aFraming\x12\x17\n" +
 	"\x13FRAMING_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFRAMING_NEUTRAL\x10\x01\x12\x17\n" +
@@ -5146,7 +6051,12 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\fListProfiles\x12\x1d.plumb.v1.ListProfilesRequest\x1a\x1e.plumb.v1.ListProfilesResponse\"\x03\x90\x02\x01\x12[\n" +
 	"\x0fActivateProfile\x12 .plumb.v1.ActivateProfileRequest\x1a!.plumb.v1.ActivateProfileResponse\"\x03\x90\x02\x02\x12U\n" +
 	"\rDeleteProfile\x12\x1e.plumb.v1.DeleteProfileRequest\x1a\x1f.plumb.v1.DeleteProfileResponse\"\x03\x90\x02\x02\x12P\n" +
-	"\rImportProfile\x12\x1e.plumb.v1.ImportProfileRequest\x1a\x1f.plumb.v1.ImportProfileResponseB1Z/github.com/plumbhq/plumb/proto/plumb/v1;plumbv1b\x06proto3"
+	"\rImportProfile\x12\x1e.plumb.v1.ImportProfileRequest\x1a\x1f.plumb.v1.ImportProfileResponse2\xec\x01\n" +
+	"\x0eMonitorService\x12A\n" +
+	"\bFeedback\x12\x19.plumb.v1.FeedbackRequest\x1a\x1a.plumb.v1.FeedbackResponse\x12I\n" +
+	"\x0eFeedbackStream\x12\x19.plumb.v1.FeedbackRequest\x1a\x1a.plumb.v1.FeedbackResponse(\x01\x12L\n" +
+	"\n" +
+	"GetMonitor\x12\x1b.plumb.v1.GetMonitorRequest\x1a\x1c.plumb.v1.GetMonitorResponse\"\x03\x90\x02\x01B1Z/github.com/plumbhq/plumb/proto/plumb/v1;plumbv1b\x06proto3"
 
 var (
 	file_plumb_v1_plumb_proto_rawDescOnce sync.Once
@@ -5160,163 +6070,186 @@ func file_plumb_v1_plumb_proto_rawDescGZIP() []byte {
 	return file_plumb_v1_plumb_proto_rawDescData
 }
 
-var file_plumb_v1_plumb_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_plumb_v1_plumb_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
+var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_plumb_v1_plumb_proto_goTypes = []any{
-	(Framing)(0),                    // 0: plumb.v1.Framing
-	(QueryKind)(0),                  // 1: plumb.v1.QueryKind
-	(Equivalence)(0),                // 2: plumb.v1.Equivalence
-	(Action)(0),                     // 3: plumb.v1.Action
-	(Reason)(0),                     // 4: plumb.v1.Reason
-	(BadgeLevel)(0),                 // 5: plumb.v1.BadgeLevel
-	(Evidence)(0),                   // 6: plumb.v1.Evidence
-	(ClaimVerdict)(0),               // 7: plumb.v1.ClaimVerdict
-	(ClaimAction)(0),                // 8: plumb.v1.ClaimAction
-	(SupportMeasure)(0),             // 9: plumb.v1.SupportMeasure
-	(TemperatureMethod)(0),          // 10: plumb.v1.TemperatureMethod
-	(ConfidenceMap)(0),              // 11: plumb.v1.ConfidenceMap
-	(ScoreKind)(0),                  // 12: plumb.v1.ScoreKind
-	(*ScoreRequest)(nil),            // 13: plumb.v1.ScoreRequest
-	(*Claim)(nil),                   // 14: plumb.v1.Claim
-	(*Vector)(nil),                  // 15: plumb.v1.Vector
-	(*Policy)(nil),                  // 16: plumb.v1.Policy
-	(*Paraphrase)(nil),              // 17: plumb.v1.Paraphrase
-	(*Option)(nil),                  // 18: plumb.v1.Option
-	(*Sample)(nil),                  // 19: plumb.v1.Sample
-	(*Token)(nil),                   // 20: plumb.v1.Token
-	(*TopLogprob)(nil),              // 21: plumb.v1.TopLogprob
-	(*ScoreResponse)(nil),           // 22: plumb.v1.ScoreResponse
-	(*ClaimScore)(nil),              // 23: plumb.v1.ClaimScore
-	(*ItemError)(nil),               // 24: plumb.v1.ItemError
-	(*PredictionSet)(nil),           // 25: plumb.v1.PredictionSet
-	(*Candidate)(nil),               // 26: plumb.v1.Candidate
-	(*Uncertainty)(nil),             // 27: plumb.v1.Uncertainty
-	(*Sycophancy)(nil),              // 28: plumb.v1.Sycophancy
-	(*Badge)(nil),                   // 29: plumb.v1.Badge
-	(*ProfileRef)(nil),              // 30: plumb.v1.ProfileRef
-	(*LabeledExample)(nil),          // 31: plumb.v1.LabeledExample
-	(*Label)(nil),                   // 32: plumb.v1.Label
-	(*FitRequest)(nil),              // 33: plumb.v1.FitRequest
-	(*FitConfig)(nil),               // 34: plumb.v1.FitConfig
-	(*FitResponse)(nil),             // 35: plumb.v1.FitResponse
-	(*EvaluateRequest)(nil),         // 36: plumb.v1.EvaluateRequest
-	(*EvaluateConfig)(nil),          // 37: plumb.v1.EvaluateConfig
-	(*Report)(nil),                  // 38: plumb.v1.Report
-	(*ClaimReport)(nil),             // 39: plumb.v1.ClaimReport
-	(*ClaimMetrics)(nil),            // 40: plumb.v1.ClaimMetrics
-	(*CertifiableRisk)(nil),         // 41: plumb.v1.CertifiableRisk
-	(*Metrics)(nil),                 // 42: plumb.v1.Metrics
-	(*GroupReport)(nil),             // 43: plumb.v1.GroupReport
-	(*ReliabilityBin)(nil),          // 44: plumb.v1.ReliabilityBin
-	(*RiskPoint)(nil),               // 45: plumb.v1.RiskPoint
-	(*Profile)(nil),                 // 46: plumb.v1.Profile
-	(*GetProfileRequest)(nil),       // 47: plumb.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),      // 48: plumb.v1.GetProfileResponse
-	(*ListProfilesRequest)(nil),     // 49: plumb.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),    // 50: plumb.v1.ListProfilesResponse
-	(*ActivateProfileRequest)(nil),  // 51: plumb.v1.ActivateProfileRequest
-	(*ActivateProfileResponse)(nil), // 52: plumb.v1.ActivateProfileResponse
-	(*DeleteProfileRequest)(nil),    // 53: plumb.v1.DeleteProfileRequest
-	(*DeleteProfileResponse)(nil),   // 54: plumb.v1.DeleteProfileResponse
-	(*ImportProfileRequest)(nil),    // 55: plumb.v1.ImportProfileRequest
-	(*ImportProfileResponse)(nil),   // 56: plumb.v1.ImportProfileResponse
-	nil,                             // 57: plumb.v1.Profile.GroupQuantilesEntry
-	(*timestamppb.Timestamp)(nil),   // 58: google.protobuf.Timestamp
+	(FeedbackSource)(0),             // 0: plumb.v1.FeedbackSource
+	(Framing)(0),                    // 1: plumb.v1.Framing
+	(QueryKind)(0),                  // 2: plumb.v1.QueryKind
+	(Equivalence)(0),                // 3: plumb.v1.Equivalence
+	(Action)(0),                     // 4: plumb.v1.Action
+	(Reason)(0),                     // 5: plumb.v1.Reason
+	(BadgeLevel)(0),                 // 6: plumb.v1.BadgeLevel
+	(Evidence)(0),                   // 7: plumb.v1.Evidence
+	(ClaimVerdict)(0),               // 8: plumb.v1.ClaimVerdict
+	(ClaimAction)(0),                // 9: plumb.v1.ClaimAction
+	(SupportMeasure)(0),             // 10: plumb.v1.SupportMeasure
+	(TemperatureMethod)(0),          // 11: plumb.v1.TemperatureMethod
+	(ConfidenceMap)(0),              // 12: plumb.v1.ConfidenceMap
+	(ScoreKind)(0),                  // 13: plumb.v1.ScoreKind
+	(*FeedbackRequest)(nil),         // 14: plumb.v1.FeedbackRequest
+	(*FeedbackResponse)(nil),        // 15: plumb.v1.FeedbackResponse
+	(*GetMonitorRequest)(nil),       // 16: plumb.v1.GetMonitorRequest
+	(*GetMonitorResponse)(nil),      // 17: plumb.v1.GetMonitorResponse
+	(*Monitor)(nil),                 // 18: plumb.v1.Monitor
+	(*ReceiptBody)(nil),             // 19: plumb.v1.ReceiptBody
+	(*Outcome)(nil),                 // 20: plumb.v1.Outcome
+	(*ScoreRequest)(nil),            // 21: plumb.v1.ScoreRequest
+	(*Claim)(nil),                   // 22: plumb.v1.Claim
+	(*Vector)(nil),                  // 23: plumb.v1.Vector
+	(*Policy)(nil),                  // 24: plumb.v1.Policy
+	(*Paraphrase)(nil),              // 25: plumb.v1.Paraphrase
+	(*Option)(nil),                  // 26: plumb.v1.Option
+	(*Sample)(nil),                  // 27: plumb.v1.Sample
+	(*Token)(nil),                   // 28: plumb.v1.Token
+	(*TopLogprob)(nil),              // 29: plumb.v1.TopLogprob
+	(*ScoreResponse)(nil),           // 30: plumb.v1.ScoreResponse
+	(*ClaimScore)(nil),              // 31: plumb.v1.ClaimScore
+	(*ItemError)(nil),               // 32: plumb.v1.ItemError
+	(*PredictionSet)(nil),           // 33: plumb.v1.PredictionSet
+	(*Candidate)(nil),               // 34: plumb.v1.Candidate
+	(*Uncertainty)(nil),             // 35: plumb.v1.Uncertainty
+	(*Sycophancy)(nil),              // 36: plumb.v1.Sycophancy
+	(*Badge)(nil),                   // 37: plumb.v1.Badge
+	(*ProfileRef)(nil),              // 38: plumb.v1.ProfileRef
+	(*LabeledExample)(nil),          // 39: plumb.v1.LabeledExample
+	(*Label)(nil),                   // 40: plumb.v1.Label
+	(*FitRequest)(nil),              // 41: plumb.v1.FitRequest
+	(*FitConfig)(nil),               // 42: plumb.v1.FitConfig
+	(*FitResponse)(nil),             // 43: plumb.v1.FitResponse
+	(*EvaluateRequest)(nil),         // 44: plumb.v1.EvaluateRequest
+	(*EvaluateConfig)(nil),          // 45: plumb.v1.EvaluateConfig
+	(*Report)(nil),                  // 46: plumb.v1.Report
+	(*ClaimReport)(nil),             // 47: plumb.v1.ClaimReport
+	(*ClaimMetrics)(nil),            // 48: plumb.v1.ClaimMetrics
+	(*CertifiableRisk)(nil),         // 49: plumb.v1.CertifiableRisk
+	(*Metrics)(nil),                 // 50: plumb.v1.Metrics
+	(*GroupReport)(nil),             // 51: plumb.v1.GroupReport
+	(*ReliabilityBin)(nil),          // 52: plumb.v1.ReliabilityBin
+	(*RiskPoint)(nil),               // 53: plumb.v1.RiskPoint
+	(*Profile)(nil),                 // 54: plumb.v1.Profile
+	(*GetProfileRequest)(nil),       // 55: plumb.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),      // 56: plumb.v1.GetProfileResponse
+	(*ListProfilesRequest)(nil),     // 57: plumb.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),    // 58: plumb.v1.ListProfilesResponse
+	(*ActivateProfileRequest)(nil),  // 59: plumb.v1.ActivateProfileRequest
+	(*ActivateProfileResponse)(nil), // 60: plumb.v1.ActivateProfileResponse
+	(*DeleteProfileRequest)(nil),    // 61: plumb.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),   // 62: plumb.v1.DeleteProfileResponse
+	(*ImportProfileRequest)(nil),    // 63: plumb.v1.ImportProfileRequest
+	(*ImportProfileResponse)(nil),   // 64: plumb.v1.ImportProfileResponse
+	nil,                             // 65: plumb.v1.Profile.GroupQuantilesEntry
+	(*timestamppb.Timestamp)(nil),   // 66: google.protobuf.Timestamp
 }
 var file_plumb_v1_plumb_proto_depIdxs = []int32{
-	17, // 0: plumb.v1.ScoreRequest.paraphrases:type_name -> plumb.v1.Paraphrase
-	16, // 1: plumb.v1.ScoreRequest.policy:type_name -> plumb.v1.Policy
-	1,  // 2: plumb.v1.ScoreRequest.kind:type_name -> plumb.v1.QueryKind
-	14, // 3: plumb.v1.ScoreRequest.claims:type_name -> plumb.v1.Claim
-	2,  // 4: plumb.v1.Policy.equivalence:type_name -> plumb.v1.Equivalence
-	0,  // 5: plumb.v1.Paraphrase.framing:type_name -> plumb.v1.Framing
-	18, // 6: plumb.v1.Paraphrase.options:type_name -> plumb.v1.Option
-	19, // 7: plumb.v1.Paraphrase.samples:type_name -> plumb.v1.Sample
-	20, // 8: plumb.v1.Sample.tokens:type_name -> plumb.v1.Token
-	15, // 9: plumb.v1.Sample.sentences:type_name -> plumb.v1.Vector
-	21, // 10: plumb.v1.Token.top_logprobs:type_name -> plumb.v1.TopLogprob
-	3,  // 11: plumb.v1.ScoreResponse.action:type_name -> plumb.v1.Action
-	4,  // 12: plumb.v1.ScoreResponse.reasons:type_name -> plumb.v1.Reason
-	25, // 13: plumb.v1.ScoreResponse.prediction_set:type_name -> plumb.v1.PredictionSet
-	26, // 14: plumb.v1.ScoreResponse.candidates:type_name -> plumb.v1.Candidate
-	27, // 15: plumb.v1.ScoreResponse.uncertainty:type_name -> plumb.v1.Uncertainty
-	28, // 16: plumb.v1.ScoreResponse.sycophancy:type_name -> plumb.v1.Sycophancy
-	29, // 17: plumb.v1.ScoreResponse.badge:type_name -> plumb.v1.Badge
-	30, // 18: plumb.v1.ScoreResponse.profile:type_name -> plumb.v1.ProfileRef
-	24, // 19: plumb.v1.ScoreResponse.error:type_name -> plumb.v1.ItemError
-	23, // 20: plumb.v1.ScoreResponse.claims:type_name -> plumb.v1.ClaimScore
-	9,  // 21: plumb.v1.ScoreResponse.support_measure:type_name -> plumb.v1.SupportMeasure
-	8,  // 22: plumb.v1.ClaimScore.action:type_name -> plumb.v1.ClaimAction
-	4,  // 23: plumb.v1.ClaimScore.reasons:type_name -> plumb.v1.Reason
-	5,  // 24: plumb.v1.Badge.level:type_name -> plumb.v1.BadgeLevel
-	13, // 25: plumb.v1.LabeledExample.request:type_name -> plumb.v1.ScoreRequest
-	32, // 26: plumb.v1.LabeledExample.label:type_name -> plumb.v1.Label
-	7,  // 27: plumb.v1.Label.claims:type_name -> plumb.v1.ClaimVerdict
-	34, // 28: plumb.v1.FitRequest.config:type_name -> plumb.v1.FitConfig
-	31, // 29: plumb.v1.FitRequest.example:type_name -> plumb.v1.LabeledExample
-	10, // 30: plumb.v1.FitConfig.temperature:type_name -> plumb.v1.TemperatureMethod
-	11, // 31: plumb.v1.FitConfig.confidence_map:type_name -> plumb.v1.ConfidenceMap
-	12, // 32: plumb.v1.FitConfig.score:type_name -> plumb.v1.ScoreKind
-	2,  // 33: plumb.v1.FitConfig.equivalence:type_name -> plumb.v1.Equivalence
-	46, // 34: plumb.v1.FitResponse.profile:type_name -> plumb.v1.Profile
-	38, // 35: plumb.v1.FitResponse.report:type_name -> plumb.v1.Report
-	37, // 36: plumb.v1.EvaluateRequest.config:type_name -> plumb.v1.EvaluateConfig
-	31, // 37: plumb.v1.EvaluateRequest.example:type_name -> plumb.v1.LabeledExample
-	2,  // 38: plumb.v1.EvaluateConfig.equivalence:type_name -> plumb.v1.Equivalence
-	42, // 39: plumb.v1.Report.before:type_name -> plumb.v1.Metrics
-	42, // 40: plumb.v1.Report.after:type_name -> plumb.v1.Metrics
-	43, // 41: plumb.v1.Report.groups:type_name -> plumb.v1.GroupReport
-	44, // 42: plumb.v1.Report.bins_before:type_name -> plumb.v1.ReliabilityBin
-	44, // 43: plumb.v1.Report.bins_after:type_name -> plumb.v1.ReliabilityBin
-	45, // 44: plumb.v1.Report.risk_curve:type_name -> plumb.v1.RiskPoint
-	30, // 45: plumb.v1.Report.profile:type_name -> plumb.v1.ProfileRef
-	41, // 46: plumb.v1.Report.certifiable_risk:type_name -> plumb.v1.CertifiableRisk
-	39, // 47: plumb.v1.Report.claims:type_name -> plumb.v1.ClaimReport
-	40, // 48: plumb.v1.ClaimReport.before:type_name -> plumb.v1.ClaimMetrics
-	40, // 49: plumb.v1.ClaimReport.after:type_name -> plumb.v1.ClaimMetrics
-	44, // 50: plumb.v1.ClaimReport.bins_before:type_name -> plumb.v1.ReliabilityBin
-	44, // 51: plumb.v1.ClaimReport.bins_after:type_name -> plumb.v1.ReliabilityBin
-	42, // 52: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
-	42, // 53: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
-	58, // 54: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 55: plumb.v1.Profile.evidence:type_name -> plumb.v1.Evidence
-	10, // 56: plumb.v1.Profile.temperature_method:type_name -> plumb.v1.TemperatureMethod
-	12, // 57: plumb.v1.Profile.score:type_name -> plumb.v1.ScoreKind
-	57, // 58: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
-	45, // 59: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
-	2,  // 60: plumb.v1.Profile.equivalence:type_name -> plumb.v1.Equivalence
-	38, // 61: plumb.v1.Profile.report:type_name -> plumb.v1.Report
-	34, // 62: plumb.v1.Profile.config:type_name -> plumb.v1.FitConfig
-	11, // 63: plumb.v1.Profile.confidence_map_method:type_name -> plumb.v1.ConfidenceMap
-	11, // 64: plumb.v1.Profile.claim_map_method:type_name -> plumb.v1.ConfidenceMap
-	46, // 65: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
-	46, // 66: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
-	46, // 67: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
-	46, // 68: plumb.v1.ImportProfileRequest.profile:type_name -> plumb.v1.Profile
-	46, // 69: plumb.v1.ImportProfileResponse.profile:type_name -> plumb.v1.Profile
-	13, // 70: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
-	13, // 71: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
-	33, // 72: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
-	36, // 73: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
-	47, // 74: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
-	49, // 75: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
-	51, // 76: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
-	53, // 77: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
-	55, // 78: plumb.v1.ProfileService.ImportProfile:input_type -> plumb.v1.ImportProfileRequest
-	22, // 79: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
-	22, // 80: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
-	35, // 81: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
-	38, // 82: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
-	48, // 83: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
-	50, // 84: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
-	52, // 85: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
-	54, // 86: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
-	56, // 87: plumb.v1.ProfileService.ImportProfile:output_type -> plumb.v1.ImportProfileResponse
-	79, // [79:88] is the sub-list for method output_type
-	70, // [70:79] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	40, // 0: plumb.v1.FeedbackRequest.label:type_name -> plumb.v1.Label
+	0,  // 1: plumb.v1.FeedbackRequest.source:type_name -> plumb.v1.FeedbackSource
+	18, // 2: plumb.v1.GetMonitorResponse.monitors:type_name -> plumb.v1.Monitor
+	7,  // 3: plumb.v1.ReceiptBody.evidence:type_name -> plumb.v1.Evidence
+	4,  // 4: plumb.v1.ReceiptBody.action:type_name -> plumb.v1.Action
+	3,  // 5: plumb.v1.ReceiptBody.equivalence:type_name -> plumb.v1.Equivalence
+	19, // 6: plumb.v1.Outcome.receipt:type_name -> plumb.v1.ReceiptBody
+	40, // 7: plumb.v1.Outcome.label:type_name -> plumb.v1.Label
+	0,  // 8: plumb.v1.Outcome.source:type_name -> plumb.v1.FeedbackSource
+	25, // 9: plumb.v1.ScoreRequest.paraphrases:type_name -> plumb.v1.Paraphrase
+	24, // 10: plumb.v1.ScoreRequest.policy:type_name -> plumb.v1.Policy
+	2,  // 11: plumb.v1.ScoreRequest.kind:type_name -> plumb.v1.QueryKind
+	22, // 12: plumb.v1.ScoreRequest.claims:type_name -> plumb.v1.Claim
+	3,  // 13: plumb.v1.Policy.equivalence:type_name -> plumb.v1.Equivalence
+	1,  // 14: plumb.v1.Paraphrase.framing:type_name -> plumb.v1.Framing
+	26, // 15: plumb.v1.Paraphrase.options:type_name -> plumb.v1.Option
+	27, // 16: plumb.v1.Paraphrase.samples:type_name -> plumb.v1.Sample
+	28, // 17: plumb.v1.Sample.tokens:type_name -> plumb.v1.Token
+	23, // 18: plumb.v1.Sample.sentences:type_name -> plumb.v1.Vector
+	29, // 19: plumb.v1.Token.top_logprobs:type_name -> plumb.v1.TopLogprob
+	4,  // 20: plumb.v1.ScoreResponse.action:type_name -> plumb.v1.Action
+	5,  // 21: plumb.v1.ScoreResponse.reasons:type_name -> plumb.v1.Reason
+	33, // 22: plumb.v1.ScoreResponse.prediction_set:type_name -> plumb.v1.PredictionSet
+	34, // 23: plumb.v1.ScoreResponse.candidates:type_name -> plumb.v1.Candidate
+	35, // 24: plumb.v1.ScoreResponse.uncertainty:type_name -> plumb.v1.Uncertainty
+	36, // 25: plumb.v1.ScoreResponse.sycophancy:type_name -> plumb.v1.Sycophancy
+	37, // 26: plumb.v1.ScoreResponse.badge:type_name -> plumb.v1.Badge
+	38, // 27: plumb.v1.ScoreResponse.profile:type_name -> plumb.v1.ProfileRef
+	32, // 28: plumb.v1.ScoreResponse.error:type_name -> plumb.v1.ItemError
+	31, // 29: plumb.v1.ScoreResponse.claims:type_name -> plumb.v1.ClaimScore
+	10, // 30: plumb.v1.ScoreResponse.support_measure:type_name -> plumb.v1.SupportMeasure
+	9,  // 31: plumb.v1.ClaimScore.action:type_name -> plumb.v1.ClaimAction
+	5,  // 32: plumb.v1.ClaimScore.reasons:type_name -> plumb.v1.Reason
+	6,  // 33: plumb.v1.Badge.level:type_name -> plumb.v1.BadgeLevel
+	21, // 34: plumb.v1.LabeledExample.request:type_name -> plumb.v1.ScoreRequest
+	40, // 35: plumb.v1.LabeledExample.label:type_name -> plumb.v1.Label
+	8,  // 36: plumb.v1.Label.claims:type_name -> plumb.v1.ClaimVerdict
+	42, // 37: plumb.v1.FitRequest.config:type_name -> plumb.v1.FitConfig
+	39, // 38: plumb.v1.FitRequest.example:type_name -> plumb.v1.LabeledExample
+	11, // 39: plumb.v1.FitConfig.temperature:type_name -> plumb.v1.TemperatureMethod
+	12, // 40: plumb.v1.FitConfig.confidence_map:type_name -> plumb.v1.ConfidenceMap
+	13, // 41: plumb.v1.FitConfig.score:type_name -> plumb.v1.ScoreKind
+	3,  // 42: plumb.v1.FitConfig.equivalence:type_name -> plumb.v1.Equivalence
+	54, // 43: plumb.v1.FitResponse.profile:type_name -> plumb.v1.Profile
+	46, // 44: plumb.v1.FitResponse.report:type_name -> plumb.v1.Report
+	45, // 45: plumb.v1.EvaluateRequest.config:type_name -> plumb.v1.EvaluateConfig
+	39, // 46: plumb.v1.EvaluateRequest.example:type_name -> plumb.v1.LabeledExample
+	3,  // 47: plumb.v1.EvaluateConfig.equivalence:type_name -> plumb.v1.Equivalence
+	50, // 48: plumb.v1.Report.before:type_name -> plumb.v1.Metrics
+	50, // 49: plumb.v1.Report.after:type_name -> plumb.v1.Metrics
+	51, // 50: plumb.v1.Report.groups:type_name -> plumb.v1.GroupReport
+	52, // 51: plumb.v1.Report.bins_before:type_name -> plumb.v1.ReliabilityBin
+	52, // 52: plumb.v1.Report.bins_after:type_name -> plumb.v1.ReliabilityBin
+	53, // 53: plumb.v1.Report.risk_curve:type_name -> plumb.v1.RiskPoint
+	38, // 54: plumb.v1.Report.profile:type_name -> plumb.v1.ProfileRef
+	49, // 55: plumb.v1.Report.certifiable_risk:type_name -> plumb.v1.CertifiableRisk
+	47, // 56: plumb.v1.Report.claims:type_name -> plumb.v1.ClaimReport
+	48, // 57: plumb.v1.ClaimReport.before:type_name -> plumb.v1.ClaimMetrics
+	48, // 58: plumb.v1.ClaimReport.after:type_name -> plumb.v1.ClaimMetrics
+	52, // 59: plumb.v1.ClaimReport.bins_before:type_name -> plumb.v1.ReliabilityBin
+	52, // 60: plumb.v1.ClaimReport.bins_after:type_name -> plumb.v1.ReliabilityBin
+	50, // 61: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
+	50, // 62: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
+	66, // 63: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 64: plumb.v1.Profile.evidence:type_name -> plumb.v1.Evidence
+	11, // 65: plumb.v1.Profile.temperature_method:type_name -> plumb.v1.TemperatureMethod
+	13, // 66: plumb.v1.Profile.score:type_name -> plumb.v1.ScoreKind
+	65, // 67: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
+	53, // 68: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
+	3,  // 69: plumb.v1.Profile.equivalence:type_name -> plumb.v1.Equivalence
+	46, // 70: plumb.v1.Profile.report:type_name -> plumb.v1.Report
+	42, // 71: plumb.v1.Profile.config:type_name -> plumb.v1.FitConfig
+	12, // 72: plumb.v1.Profile.confidence_map_method:type_name -> plumb.v1.ConfidenceMap
+	12, // 73: plumb.v1.Profile.claim_map_method:type_name -> plumb.v1.ConfidenceMap
+	54, // 74: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
+	54, // 75: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
+	54, // 76: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
+	54, // 77: plumb.v1.ImportProfileRequest.profile:type_name -> plumb.v1.Profile
+	54, // 78: plumb.v1.ImportProfileResponse.profile:type_name -> plumb.v1.Profile
+	21, // 79: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
+	21, // 80: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
+	41, // 81: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
+	44, // 82: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
+	55, // 83: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
+	57, // 84: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
+	59, // 85: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
+	61, // 86: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
+	63, // 87: plumb.v1.ProfileService.ImportProfile:input_type -> plumb.v1.ImportProfileRequest
+	14, // 88: plumb.v1.MonitorService.Feedback:input_type -> plumb.v1.FeedbackRequest
+	14, // 89: plumb.v1.MonitorService.FeedbackStream:input_type -> plumb.v1.FeedbackRequest
+	16, // 90: plumb.v1.MonitorService.GetMonitor:input_type -> plumb.v1.GetMonitorRequest
+	30, // 91: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
+	30, // 92: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
+	43, // 93: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
+	46, // 94: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
+	56, // 95: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
+	58, // 96: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
+	60, // 97: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
+	62, // 98: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
+	64, // 99: plumb.v1.ProfileService.ImportProfile:output_type -> plumb.v1.ImportProfileResponse
+	15, // 100: plumb.v1.MonitorService.Feedback:output_type -> plumb.v1.FeedbackResponse
+	15, // 101: plumb.v1.MonitorService.FeedbackStream:output_type -> plumb.v1.FeedbackResponse
+	17, // 102: plumb.v1.MonitorService.GetMonitor:output_type -> plumb.v1.GetMonitorResponse
+	91, // [91:103] is the sub-list for method output_type
+	79, // [79:91] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_plumb_v1_plumb_proto_init() }
@@ -5324,26 +6257,26 @@ func file_plumb_v1_plumb_proto_init() {
 	if File_plumb_v1_plumb_proto != nil {
 		return
 	}
-	file_plumb_v1_plumb_proto_msgTypes[20].OneofWrappers = []any{
+	file_plumb_v1_plumb_proto_msgTypes[27].OneofWrappers = []any{
 		(*FitRequest_Config)(nil),
 		(*FitRequest_Example)(nil),
 	}
-	file_plumb_v1_plumb_proto_msgTypes[21].OneofWrappers = []any{}
-	file_plumb_v1_plumb_proto_msgTypes[23].OneofWrappers = []any{
+	file_plumb_v1_plumb_proto_msgTypes[28].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[30].OneofWrappers = []any{
 		(*EvaluateRequest_Config)(nil),
 		(*EvaluateRequest_Example)(nil),
 	}
-	file_plumb_v1_plumb_proto_msgTypes[27].OneofWrappers = []any{}
-	file_plumb_v1_plumb_proto_msgTypes[29].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[34].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[36].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plumb_v1_plumb_proto_rawDesc), len(file_plumb_v1_plumb_proto_rawDesc)),
-			NumEnums:      13,
-			NumMessages:   45,
+			NumEnums:      14,
+			NumMessages:   52,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_plumb_v1_plumb_proto_goTypes,
 		DependencyIndexes: file_plumb_v1_plumb_proto_depIdxs,

@@ -513,3 +513,187 @@ var ProfileService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "plumb/v1/plumb.proto",
 }
+
+const (
+	MonitorService_Feedback_FullMethodName       = "/plumb.v1.MonitorService/Feedback"
+	MonitorService_FeedbackStream_FullMethodName = "/plumb.v1.MonitorService/FeedbackStream"
+	MonitorService_GetMonitor_FullMethodName     = "/plumb.v1.MonitorService/GetMonitor"
+)
+
+// MonitorServiceClient is the client API for MonitorService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// MonitorService takes the outcomes of scored answers back, by their receipts, and watches
+// each profile's promises in production: calibration, coverage, selective risk, sycophancy.
+type MonitorServiceClient interface {
+	// Feedback stores one outcome. A receipt counts once: sent again, it is a duplicate.
+	Feedback(ctx context.Context, in *FeedbackRequest, opts ...grpc.CallOption) (*FeedbackResponse, error)
+	// FeedbackStream stores a stream of outcomes, all or none (at most 100 000 a stream).
+	FeedbackStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[FeedbackRequest, FeedbackResponse], error)
+	// GetMonitor reports the monitors of each profile version × segment.
+	GetMonitor(ctx context.Context, in *GetMonitorRequest, opts ...grpc.CallOption) (*GetMonitorResponse, error)
+}
+
+type monitorServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewMonitorServiceClient(cc grpc.ClientConnInterface) MonitorServiceClient {
+	return &monitorServiceClient{cc}
+}
+
+func (c *monitorServiceClient) Feedback(ctx context.Context, in *FeedbackRequest, opts ...grpc.CallOption) (*FeedbackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FeedbackResponse)
+	err := c.cc.Invoke(ctx, MonitorService_Feedback_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *monitorServiceClient) FeedbackStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[FeedbackRequest, FeedbackResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &MonitorService_ServiceDesc.Streams[0], MonitorService_FeedbackStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FeedbackRequest, FeedbackResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MonitorService_FeedbackStreamClient = grpc.ClientStreamingClient[FeedbackRequest, FeedbackResponse]
+
+func (c *monitorServiceClient) GetMonitor(ctx context.Context, in *GetMonitorRequest, opts ...grpc.CallOption) (*GetMonitorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMonitorResponse)
+	err := c.cc.Invoke(ctx, MonitorService_GetMonitor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MonitorServiceServer is the server API for MonitorService service.
+// All implementations must embed UnimplementedMonitorServiceServer
+// for forward compatibility.
+//
+// MonitorService takes the outcomes of scored answers back, by their receipts, and watches
+// each profile's promises in production: calibration, coverage, selective risk, sycophancy.
+type MonitorServiceServer interface {
+	// Feedback stores one outcome. A receipt counts once: sent again, it is a duplicate.
+	Feedback(context.Context, *FeedbackRequest) (*FeedbackResponse, error)
+	// FeedbackStream stores a stream of outcomes, all or none (at most 100 000 a stream).
+	FeedbackStream(grpc.ClientStreamingServer[FeedbackRequest, FeedbackResponse]) error
+	// GetMonitor reports the monitors of each profile version × segment.
+	GetMonitor(context.Context, *GetMonitorRequest) (*GetMonitorResponse, error)
+	mustEmbedUnimplementedMonitorServiceServer()
+}
+
+// UnimplementedMonitorServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedMonitorServiceServer struct{}
+
+func (UnimplementedMonitorServiceServer) Feedback(context.Context, *FeedbackRequest) (*FeedbackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Feedback not implemented")
+}
+func (UnimplementedMonitorServiceServer) FeedbackStream(grpc.ClientStreamingServer[FeedbackRequest, FeedbackResponse]) error {
+	return status.Error(codes.Unimplemented, "method FeedbackStream not implemented")
+}
+func (UnimplementedMonitorServiceServer) GetMonitor(context.Context, *GetMonitorRequest) (*GetMonitorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMonitor not implemented")
+}
+func (UnimplementedMonitorServiceServer) mustEmbedUnimplementedMonitorServiceServer() {}
+func (UnimplementedMonitorServiceServer) testEmbeddedByValue()                        {}
+
+// UnsafeMonitorServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to MonitorServiceServer will
+// result in compilation errors.
+type UnsafeMonitorServiceServer interface {
+	mustEmbedUnimplementedMonitorServiceServer()
+}
+
+func RegisterMonitorServiceServer(s grpc.ServiceRegistrar, srv MonitorServiceServer) {
+	// If the following call panics, it indicates UnimplementedMonitorServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&MonitorService_ServiceDesc, srv)
+}
+
+func _MonitorService_Feedback_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FeedbackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MonitorServiceServer).Feedback(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MonitorService_Feedback_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MonitorServiceServer).Feedback(ctx, req.(*FeedbackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MonitorService_FeedbackStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(MonitorServiceServer).FeedbackStream(&grpc.GenericServerStream[FeedbackRequest, FeedbackResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MonitorService_FeedbackStreamServer = grpc.ClientStreamingServer[FeedbackRequest, FeedbackResponse]
+
+func _MonitorService_GetMonitor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMonitorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MonitorServiceServer).GetMonitor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MonitorService_GetMonitor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MonitorServiceServer).GetMonitor(ctx, req.(*GetMonitorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// MonitorService_ServiceDesc is the grpc.ServiceDesc for MonitorService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var MonitorService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "plumb.v1.MonitorService",
+	HandlerType: (*MonitorServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Feedback",
+			Handler:    _MonitorService_Feedback_Handler,
+		},
+		{
+			MethodName: "GetMonitor",
+			Handler:    _MonitorService_GetMonitor_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "FeedbackStream",
+			Handler:       _MonitorService_FeedbackStream_Handler,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "plumb/v1/plumb.proto",
+}

@@ -29,6 +29,8 @@ const (
 	ConfidenceServiceName = "plumb.v1.ConfidenceService"
 	// ProfileServiceName is the fully-qualified name of the ProfileService service.
 	ProfileServiceName = "plumb.v1.ProfileService"
+	// MonitorServiceName is the fully-qualified name of the MonitorService service.
+	MonitorServiceName = "plumb.v1.MonitorService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -63,6 +65,14 @@ const (
 	// ProfileServiceImportProfileProcedure is the fully-qualified name of the ProfileService's
 	// ImportProfile RPC.
 	ProfileServiceImportProfileProcedure = "/plumb.v1.ProfileService/ImportProfile"
+	// MonitorServiceFeedbackProcedure is the fully-qualified name of the MonitorService's Feedback RPC.
+	MonitorServiceFeedbackProcedure = "/plumb.v1.MonitorService/Feedback"
+	// MonitorServiceFeedbackStreamProcedure is the fully-qualified name of the MonitorService's
+	// FeedbackStream RPC.
+	MonitorServiceFeedbackStreamProcedure = "/plumb.v1.MonitorService/FeedbackStream"
+	// MonitorServiceGetMonitorProcedure is the fully-qualified name of the MonitorService's GetMonitor
+	// RPC.
+	MonitorServiceGetMonitorProcedure = "/plumb.v1.MonitorService/GetMonitor"
 )
 
 // ConfidenceServiceClient is a client for the plumb.v1.ConfidenceService service.
@@ -427,4 +437,134 @@ func (UnimplementedProfileServiceHandler) DeleteProfile(context.Context, *connec
 
 func (UnimplementedProfileServiceHandler) ImportProfile(context.Context, *connect.Request[v1.ImportProfileRequest]) (*connect.Response[v1.ImportProfileResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("plumb.v1.ProfileService.ImportProfile is not implemented"))
+}
+
+// MonitorServiceClient is a client for the plumb.v1.MonitorService service.
+type MonitorServiceClient interface {
+	// Feedback stores one outcome. A receipt counts once: sent again, it is a duplicate.
+	Feedback(context.Context, *connect.Request[v1.FeedbackRequest]) (*connect.Response[v1.FeedbackResponse], error)
+	// FeedbackStream stores a stream of outcomes, all or none (at most 100 000 a stream).
+	FeedbackStream(context.Context) *connect.ClientStreamForClient[v1.FeedbackRequest, v1.FeedbackResponse]
+	// GetMonitor reports the monitors of each profile version × segment.
+	GetMonitor(context.Context, *connect.Request[v1.GetMonitorRequest]) (*connect.Response[v1.GetMonitorResponse], error)
+}
+
+// NewMonitorServiceClient constructs a client for the plumb.v1.MonitorService service. By default,
+// it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and
+// sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC()
+// or connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewMonitorServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) MonitorServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	monitorServiceMethods := v1.File_plumb_v1_plumb_proto.Services().ByName("MonitorService").Methods()
+	return &monitorServiceClient{
+		feedback: connect.NewClient[v1.FeedbackRequest, v1.FeedbackResponse](
+			httpClient,
+			baseURL+MonitorServiceFeedbackProcedure,
+			connect.WithSchema(monitorServiceMethods.ByName("Feedback")),
+			connect.WithClientOptions(opts...),
+		),
+		feedbackStream: connect.NewClient[v1.FeedbackRequest, v1.FeedbackResponse](
+			httpClient,
+			baseURL+MonitorServiceFeedbackStreamProcedure,
+			connect.WithSchema(monitorServiceMethods.ByName("FeedbackStream")),
+			connect.WithClientOptions(opts...),
+		),
+		getMonitor: connect.NewClient[v1.GetMonitorRequest, v1.GetMonitorResponse](
+			httpClient,
+			baseURL+MonitorServiceGetMonitorProcedure,
+			connect.WithSchema(monitorServiceMethods.ByName("GetMonitor")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// monitorServiceClient implements MonitorServiceClient.
+type monitorServiceClient struct {
+	feedback       *connect.Client[v1.FeedbackRequest, v1.FeedbackResponse]
+	feedbackStream *connect.Client[v1.FeedbackRequest, v1.FeedbackResponse]
+	getMonitor     *connect.Client[v1.GetMonitorRequest, v1.GetMonitorResponse]
+}
+
+// Feedback calls plumb.v1.MonitorService.Feedback.
+func (c *monitorServiceClient) Feedback(ctx context.Context, req *connect.Request[v1.FeedbackRequest]) (*connect.Response[v1.FeedbackResponse], error) {
+	return c.feedback.CallUnary(ctx, req)
+}
+
+// FeedbackStream calls plumb.v1.MonitorService.FeedbackStream.
+func (c *monitorServiceClient) FeedbackStream(ctx context.Context) *connect.ClientStreamForClient[v1.FeedbackRequest, v1.FeedbackResponse] {
+	return c.feedbackStream.CallClientStream(ctx)
+}
+
+// GetMonitor calls plumb.v1.MonitorService.GetMonitor.
+func (c *monitorServiceClient) GetMonitor(ctx context.Context, req *connect.Request[v1.GetMonitorRequest]) (*connect.Response[v1.GetMonitorResponse], error) {
+	return c.getMonitor.CallUnary(ctx, req)
+}
+
+// MonitorServiceHandler is an implementation of the plumb.v1.MonitorService service.
+type MonitorServiceHandler interface {
+	// Feedback stores one outcome. A receipt counts once: sent again, it is a duplicate.
+	Feedback(context.Context, *connect.Request[v1.FeedbackRequest]) (*connect.Response[v1.FeedbackResponse], error)
+	// FeedbackStream stores a stream of outcomes, all or none (at most 100 000 a stream).
+	FeedbackStream(context.Context, *connect.ClientStream[v1.FeedbackRequest]) (*connect.Response[v1.FeedbackResponse], error)
+	// GetMonitor reports the monitors of each profile version × segment.
+	GetMonitor(context.Context, *connect.Request[v1.GetMonitorRequest]) (*connect.Response[v1.GetMonitorResponse], error)
+}
+
+// NewMonitorServiceHandler builds an HTTP handler from the service implementation. It returns the
+// path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewMonitorServiceHandler(svc MonitorServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	monitorServiceMethods := v1.File_plumb_v1_plumb_proto.Services().ByName("MonitorService").Methods()
+	monitorServiceFeedbackHandler := connect.NewUnaryHandler(
+		MonitorServiceFeedbackProcedure,
+		svc.Feedback,
+		connect.WithSchema(monitorServiceMethods.ByName("Feedback")),
+		connect.WithHandlerOptions(opts...),
+	)
+	monitorServiceFeedbackStreamHandler := connect.NewClientStreamHandler(
+		MonitorServiceFeedbackStreamProcedure,
+		svc.FeedbackStream,
+		connect.WithSchema(monitorServiceMethods.ByName("FeedbackStream")),
+		connect.WithHandlerOptions(opts...),
+	)
+	monitorServiceGetMonitorHandler := connect.NewUnaryHandler(
+		MonitorServiceGetMonitorProcedure,
+		svc.GetMonitor,
+		connect.WithSchema(monitorServiceMethods.ByName("GetMonitor")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/plumb.v1.MonitorService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case MonitorServiceFeedbackProcedure:
+			monitorServiceFeedbackHandler.ServeHTTP(w, r)
+		case MonitorServiceFeedbackStreamProcedure:
+			monitorServiceFeedbackStreamHandler.ServeHTTP(w, r)
+		case MonitorServiceGetMonitorProcedure:
+			monitorServiceGetMonitorHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedMonitorServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedMonitorServiceHandler struct{}
+
+func (UnimplementedMonitorServiceHandler) Feedback(context.Context, *connect.Request[v1.FeedbackRequest]) (*connect.Response[v1.FeedbackResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("plumb.v1.MonitorService.Feedback is not implemented"))
+}
+
+func (UnimplementedMonitorServiceHandler) FeedbackStream(context.Context, *connect.ClientStream[v1.FeedbackRequest]) (*connect.Response[v1.FeedbackResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("plumb.v1.MonitorService.FeedbackStream is not implemented"))
+}
+
+func (UnimplementedMonitorServiceHandler) GetMonitor(context.Context, *connect.Request[v1.GetMonitorRequest]) (*connect.Response[v1.GetMonitorResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("plumb.v1.MonitorService.GetMonitor is not implemented"))
 }

@@ -1,0 +1,130 @@
+// Package monitor closes the loop after deployment: receipts that the server signs when it
+// scores, the outcomes fed back with them, and the monitors that watch a profile's promises —
+// calibration, coverage, selective risk and sycophancy — per profile version × segment.
+package monitor
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+)
+
+// Receipts: "r1." + base64url(ReceiptBody) + "." + base64url(the first 16 bytes of
+// HMAC-SHA256(key, "r1." + base64url(body))). A receipt is good for MaxAge after it was issued.
+const (
+	receiptPrefix = "r1."
+	macBytes      = 16
+	// MinKeyBytes is the shortest receipt key.
+	MinKeyBytes = 32
+	// MaxAge is how long a receipt may wait for its outcome.
+	MaxAge = 30 * 24 * time.Hour
+	// MaxReceiptBytes is the longest receipt Open reads.
+	MaxReceiptBytes = 64 << 10
+)
+
+// The reasons a receipt is refused.
+var (
+	ErrForged  = errors.New("the receipt's signature does not match: it was altered, or signed with another key")
+	ErrExpired = errors.New("the receipt is older than 30 days")
+	ErrFuture  = errors.New("the receipt was issued in the future: the servers' clocks disagree")
+	ErrBadForm = errors.New("not a plumb receipt")
+)
+
+// Signer signs and opens receipts with one key; replicas that share the key open each other's.
+type Signer struct {
+	key  []byte
+	macs sync.Pool
+	now  func() time.Time
+}
+
+// NewSigner returns a Signer of key (at least MinKeyBytes bytes).
+func NewSigner(key []byte) (*Signer, error) {
+	if len(key) < MinKeyBytes {
+		return nil, fmt.Errorf("a receipt key of %d bytes: give at least %d random bytes (openssl rand -hex 32 > receipt.key)", len(key), MinKeyBytes)
+	}
+	s := &Signer{key: bytes.Clone(key), now: time.Now}
+	s.macs.New = func() any { return hmac.New(sha256.New, s.key) }
+	return s, nil
+}
+
+// ReadKeyFile reads a receipt key: the file's contents, surrounding white space trimmed.
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(b), nil
+}
+
+func (s *Signer) mac(signed string) []byte {
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write([]byte(signed))
+	sum := m.Sum(make([]byte, 0, sha256.Size))
+	s.macs.Put(m)
+	return sum[:macBytes]
+}
+
+// Sign returns the receipt of b.
+func (s *Signer) Sign(b *plumbv1.ReceiptBody) (string, error) {
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(b)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	var sb strings.Builder
+	sb.Grow(len(receiptPrefix) + enc.EncodedLen(len(raw)) + 1 + enc.EncodedLen(macBytes))
+	sb.WriteString(receiptPrefix)
+	sb.WriteString(enc.EncodeToString(raw))
+	signed := sb.String()
+	sb.WriteByte('.')
+	sb.WriteString(enc.EncodeToString(s.mac(signed)))
+	return sb.String(), nil
+}
+
+// Open checks a receipt's signature and age and returns its body.
+func (s *Signer) Open(receipt string) (*plumbv1.ReceiptBody, error) {
+	if len(receipt) > MaxReceiptBytes || !strings.HasPrefix(receipt, receiptPrefix) {
+		return nil, ErrBadForm
+	}
+	dot := strings.LastIndexByte(receipt, '.')
+	if dot < len(receiptPrefix) {
+		return nil, ErrBadForm
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(receipt[dot+1:])
+	if err != nil {
+		return nil, ErrBadForm
+	}
+	if !hmac.Equal(sig, s.mac(receipt[:dot])) {
+		return nil, ErrForged
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(receipt[len(receiptPrefix):dot])
+	if err != nil {
+		return nil, ErrBadForm
+	}
+	b := new(plumbv1.ReceiptBody)
+	if err := proto.Unmarshal(raw, b); err != nil || len(b.GetId()) == 0 {
+		return nil, ErrBadForm
+	}
+	issued := time.Unix(b.GetIssuedUnix(), 0)
+	now := s.now()
+	switch {
+	case now.Sub(issued) > MaxAge:
+		return nil, ErrExpired
+	case issued.Sub(now) > time.Minute:
+		return nil, ErrFuture
+	}
+	return b, nil
+}

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/plumbhq/plumb/internal/testenv"
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/service"
+	"github.com/plumbhq/plumb/store"
+)
+
+// BenchmarkScoreReceipts: one gRPC Score of an MMLU question (4 options × 10 wordings) on
+// loopback under a fitted profile, without and with a receipt signed into the response.
+func BenchmarkScoreReceipts(b *testing.B) {
+	exs := mmluExamples(b)
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("receipts=%v", on), func(b *testing.B) {
+			var opts []service.Option
+			if on {
+				opts = append(opts, service.Receipts(signer(b, "k")))
+			}
+			h := start(b, Config{}, nil, opts...)
+			ctx := context.Background()
+			if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu", Risk: 0.6, Activate: proto.Bool(true)}, seq(exs[:500])); err != nil {
+				b.Fatal(err)
+			}
+			req := proto.CloneOf(exs[600].GetRequest())
+			req.Profile = "mmlu"
+			b.ResetTimer()
+			for b.Loop() {
+				resp, err := h.c.Score(ctx, req)
+				if err != nil || (resp.GetReceipt() != "") != on {
+					b.Fatal(resp.GetReceipt(), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFeedback: FeedbackStreams of 10 000 outcomes each over gRPC on loopback, into a
+// bbolt file and into PostgreSQL; reports outcomes/s.
+func BenchmarkFeedback(b *testing.B) {
+	const batch = 10_000
+	for _, kind := range []string{"bbolt", "postgres"} {
+		b.Run(kind, func(b *testing.B) {
+			sg := signer(b, "k")
+			var h *harness
+			if kind == "bbolt" {
+				h = start(b, Config{}, nil, service.Receipts(sg))
+			} else {
+				st, err := store.OpenPostgres(context.Background(), testenv.PostgresSchema(b), store.PostgresConfig{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				h = startOn(b, st, Config{}, nil, service.Receipts(sg))
+				b.Cleanup(func() { st.Close() })
+			}
+			ctx := context.Background()
+			label := &plumbv1.Label{Answers: []string{"A"}}
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				reqs := make([]*plumbv1.FeedbackRequest, batch)
+				for i := range reqs {
+					n++
+					r, err := sg.Sign(&plumbv1.ReceiptBody{Id: fmt.Appendf(nil, "%012d", n), Profile: "default", IssuedUnix: time.Now().Unix(),
+						Answer: "A", Confidence: 0.7, PredictionSet: []string{"A", "B"}, Action: plumbv1.Action_ACTION_ANSWER})
+					if err != nil {
+						b.Fatal(err)
+					}
+					reqs[i] = &plumbv1.FeedbackRequest{Receipt: r, Label: label}
+				}
+				b.StartTimer()
+				stream, err := h.c.Monitor.FeedbackStream(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, r := range reqs {
+					if err := stream.Send(r); err != nil {
+						b.Fatal(err)
+					}
+				}
+				resp, err := stream.CloseAndRecv()
+				if err != nil || resp.GetAccepted() != batch {
+					b.Fatal(resp, err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "outcomes/s")
+		})
+	}
+}

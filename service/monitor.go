@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/plumbhq/plumb/api"
+	"github.com/plumbhq/plumb/calibrate"
+	"github.com/plumbhq/plumb/monitor"
+	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
+	"github.com/plumbhq/plumb/store"
+)
+
+// Feedback's bounds.
+const (
+	// MaxFeedbackBatch is the most outcomes one FeedbackStream stores, all or none.
+	MaxFeedbackBatch = 100_000
+	// MaxFeedbackText is the longest served answer or acceptable answer, in bytes.
+	MaxFeedbackText = 4096
+	// MaxFeedbackAnswers is the most acceptable answers of one outcome.
+	MaxFeedbackAnswers = 64
+	// MaxMonitorWindow is the largest window of GetMonitor.
+	MaxMonitorWindow = 10_000_000
+)
+
+// Receipts turns receipts on: each Score response carries one, signed by signer.
+func Receipts(signer *monitor.Signer) Option { return func(s *Service) { s.signer = signer } }
+
+// ReceiptsOn reports whether Score responses carry receipts.
+func (s *Service) ReceiptsOn() bool { return s.signer != nil }
+
+// Receipt returns the receipt of res, scored for q: "" when receipts are off, and for a long
+// answer, whose outcome per claim a receipt does not carry yet.
+func (s *Service) Receipt(ctx context.Context, q *calibrate.Question, res *calibrate.Result) (string, error) {
+	if s.signer == nil || len(q.Claims) > 0 {
+		return "", nil
+	}
+	p, err := s.Profile(ctx, res.Profile.Name, res.Profile.Version) // cached: Score just read it
+	if err != nil {
+		return "", err
+	}
+	var id [12]byte
+	rand.Read(id[:])
+	return s.signer.Sign(api.ReceiptBody(q, res, p, id[:], s.now().Unix()))
+}
+
+// feedbackStore is the store as a FeedbackStore, or the reason it is not one.
+func (s *Service) feedbackStore() (store.FeedbackStore, error) {
+	fs, ok := s.store.(store.FeedbackStore)
+	if !ok {
+		return nil, &calibrate.Error{Kind: calibrate.Precondition, Msg: "this server stores nothing (--profile-file): feedback needs a store (--store)"}
+	}
+	return fs, nil
+}
+
+// Feedback checks each outcome's receipt and label and stores them all, or none: a forged,
+// altered or expired receipt is PermissionDenied, one of a version the store does not hold
+// NotFound, a bad label InvalidArgument, each naming the item (field "feedback[i]" in a batch of
+// more than one). A receipt stored before counts as a duplicate, not again. Feedback never
+// changes a profile.
+func (s *Service) Feedback(ctx context.Context, reqs []*plumbv1.FeedbackRequest) (*plumbv1.FeedbackResponse, error) {
+	if s.signer == nil {
+		return nil, &calibrate.Error{Kind: calibrate.Precondition, Field: "receipt",
+			Msg: "receipts are off on this server: start it with --receipt-key-file to issue and take them"}
+	}
+	fs, err := s.feedbackStore()
+	if err != nil {
+		return nil, err
+	}
+	if len(reqs) > MaxFeedbackBatch {
+		return nil, &calibrate.Error{Kind: calibrate.Exhausted, Field: "feedback",
+			Msg: fmt.Sprintf("%d outcomes in one stream, at most %d: send more streams", len(reqs), MaxFeedbackBatch)}
+	}
+	now := s.now()
+	batch := make([]store.Feedback, 0, len(reqs))
+	for i, r := range reqs {
+		prefix := ""
+		if len(reqs) > 1 {
+			prefix = "feedback[" + strconv.Itoa(i) + "]."
+		}
+		f, err := s.outcome(ctx, r, now)
+		if err != nil {
+			return nil, calibrate.Within(prefix, err)
+		}
+		batch = append(batch, f)
+	}
+	n, err := fs.AddFeedback(ctx, batch)
+	if err != nil {
+		return nil, fault(err)
+	}
+	return &plumbv1.FeedbackResponse{Accepted: int32(n), Duplicates: int32(len(batch) - n)}, nil
+}
+
+// outcome checks one FeedbackRequest and makes its stored form.
+func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now time.Time) (store.Feedback, error) {
+	bad := func(kind calibrate.ErrorKind, field, format string, args ...any) error {
+		return &calibrate.Error{Kind: kind, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if r.GetReceipt() == "" {
+		return store.Feedback{}, bad(calibrate.InvalidInput, "receipt", "a receipt is required: the ScoreResponse's, as it was")
+	}
+	b, err := s.signer.Open(r.GetReceipt())
+	if err != nil {
+		kind := calibrate.Denied
+		if errors.Is(err, monitor.ErrBadForm) {
+			kind = calibrate.InvalidInput
+		}
+		return store.Feedback{}, bad(kind, "receipt", "%v", err)
+	}
+	if b.GetVersion() > 0 {
+		if _, err := s.Profile(ctx, b.GetProfile(), b.GetVersion()); err != nil {
+			if ce := (*calibrate.Error)(nil); errors.Is(err, store.ErrNotFound) || errors.As(err, &ce) && ce.Kind == calibrate.NotFound {
+				return store.Feedback{}, bad(calibrate.NotFound, "receipt", "profile %s version %d is not stored (deleted?): its outcomes cannot be watched", b.GetProfile(), b.GetVersion())
+			}
+			return store.Feedback{}, err
+		}
+	}
+	l := r.GetLabel()
+	switch {
+	case len(l.GetClaims()) > 0:
+		return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims", "the receipt is a short answer's: give label.answers")
+	case len(l.GetAnswers()) == 0:
+		return store.Feedback{}, bad(calibrate.InvalidInput, "label.answers", "no acceptable answer: give the answers that would have been right")
+	case len(l.GetAnswers()) > MaxFeedbackAnswers:
+		return store.Feedback{}, bad(calibrate.Exhausted, "label.answers", "%d answers, at most %d", len(l.GetAnswers()), MaxFeedbackAnswers)
+	}
+	for j, a := range l.GetAnswers() {
+		if len(a) > MaxFeedbackText || !utf8.ValidString(a) {
+			return store.Feedback{}, bad(calibrate.InvalidInput, "label.answers["+strconv.Itoa(j)+"]", "%d bytes: at most %d of UTF-8", len(a), MaxFeedbackText)
+		}
+	}
+	if a := r.GetServedAnswer(); len(a) > MaxFeedbackText || !utf8.ValidString(a) {
+		return store.Feedback{}, bad(calibrate.InvalidInput, "served_answer", "%d bytes: at most %d of UTF-8", len(a), MaxFeedbackText)
+	}
+	if _, ok := plumbv1.FeedbackSource_name[int32(r.GetSource())]; !ok {
+		return store.Feedback{}, bad(calibrate.InvalidInput, "source", "unknown source %d", r.GetSource())
+	}
+	o := &plumbv1.Outcome{Receipt: b, Label: &plumbv1.Label{Answers: l.GetAnswers()}, ServedAnswer: r.GetServedAnswer(),
+		Source: r.GetSource(), ReceivedUnix: now.Unix()}
+	data, err := proto.Marshal(o)
+	if err != nil {
+		return store.Feedback{}, err
+	}
+	return store.Feedback{ID: hex.EncodeToString(b.GetId()), Profile: b.GetProfile(), Received: now, Data: data}, nil
+}
+
+// Monitor computes the monitors of the stored outcomes (of r.profile, or every profile's).
+func (s *Service) Monitor(ctx context.Context, r *plumbv1.GetMonitorRequest) (*plumbv1.GetMonitorResponse, error) {
+	if err := checkName("profile", r.GetProfile()); err != nil {
+		return nil, err
+	}
+	if w := r.GetWindow(); w < 0 || w > MaxMonitorWindow {
+		return nil, &calibrate.Error{Kind: calibrate.InvalidInput, Field: "window", Msg: fmt.Sprintf("%d: want 0 (the default, %d) to %d", w, monitor.DefaultWindow, MaxMonitorWindow)}
+	}
+	fs, err := s.feedbackStore()
+	if err != nil {
+		return nil, err
+	}
+	var points []monitor.Point
+	var o plumbv1.Outcome
+	err = fs.EachFeedback(ctx, r.GetProfile(), func(f store.Feedback) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		o.Reset()
+		if err := proto.Unmarshal(f.Data, &o); err != nil {
+			return fmt.Errorf("%w: feedback %s does not decode", store.ErrDamaged, f.ID)
+		}
+		points = append(points, monitor.Judge(&o))
+		return nil
+	})
+	if err != nil {
+		return nil, fault(err)
+	}
+	return &plumbv1.GetMonitorResponse{Monitors: monitor.Monitors(points, int(r.GetWindow()))}, nil
+}
+
+// DropFeedback deletes the outcomes that arrived more than retention ago, and returns how many.
+func (s *Service) DropFeedback(ctx context.Context, retention time.Duration) (int, error) {
+	fs, err := s.feedbackStore()
+	if err != nil {
+		return 0, nil // nothing is stored
+	}
+	return fs.DropFeedback(ctx, s.now().Add(-retention))
+}
