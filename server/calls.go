@@ -87,6 +87,7 @@ func (s *Server) score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.S
 		}
 	}
 	s.dec.scored(resp)
+	evaluated(ctx, resp)
 	return resp, nil
 }
 

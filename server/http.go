@@ -118,7 +118,7 @@ func (s *Server) HTTPHandler() http.Handler {
 			MaxAge:         7200,
 		}).Handler(h)
 	}
-	return deadlines(h, s.cfg.SendTimeout, s.cfg.ReceiveTimeout)
+	return s.traceHTTP(deadlines(h, s.cfg.SendTimeout, s.cfg.ReceiveTimeout))
 }
 
 // ServeHTTP serves the HTTP front end on lis until ctx is done, then drains for up to

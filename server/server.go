@@ -61,6 +61,9 @@ type Config struct {
 	MaxConnectionsPerAddress int
 	MaxStreams               uint32        // concurrent calls on one connection (default 100)
 	SendTimeout              time.Duration // how long a stream's responses may stay unread before it is ended (default 30 s)
+	// Tracing: a span per call on both transports, with the evaluation event on each Score
+	// (TracingFromEnv sets up the provider).
+	Tracing bool
 	// FeedbackRetention: outcomes fed back longer ago are deleted, hourly (0: 90 days).
 	FeedbackRetention time.Duration
 	// How long an HTTP request body may send nothing before its call is ended (default 30 s):
@@ -202,6 +205,7 @@ func New(svc *service.Service, cfg Config) (*Server, error) {
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(cfg.TLS))
 	}
+	opts = append(opts, srv.grpcTracing()...)
 	srv.grpc = grpc.NewServer(opts...)
 	for _, d := range services() {
 		srv.grpc.RegisterService(d, srv)

@@ -220,6 +220,19 @@ func cmdServe(ctx context.Context, args []string, std stdio) error {
 		opts = append(opts, service.Receipts(signer))
 	}
 	cfg.FeedbackRetention = f.retention
+	tracing, stopTracing, err := server.TracingFromEnv(ctx)
+	if err != nil {
+		return fmt.Errorf("OpenTelemetry: %w", err)
+	}
+	if tracing {
+		cfg.Tracing = true
+		fmt.Fprintln(std.err, "plumb: tracing to the OTLP endpoint of OTEL_EXPORTER_OTLP_*")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			stopTracing(sctx) // flush what is batched
+		}()
+	}
 	srv, err := server.New(service.New(st, opts...), cfg)
 	if err != nil {
 		return err
