@@ -12,43 +12,53 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/calibrate"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 )
 
-// TestHoeffdingCS: the bounds equal an independent Python transcription of the formula
-// (python3, math only; the script is in the comment below) to 1e-12, and are [0, 1] without
-// values.
+// TestCS: the bounds equal an independent Python transcription of the formula (python3, math
+// only; the script is below) to 1e-12, and are [0, 1] before any value.
 //
 //	def cs(xs, d):
-//	    l2 = math.log(2/d); sl = slx = sl2 = 0; lo, hi = 0, 1
-//	    for i, x in enumerate(xs):
-//	        t = i+1; lam = min(math.sqrt(8*l2/(t*math.log(t+1))), 1)
-//	        sl += lam; slx += lam*x; sl2 += lam*lam
-//	        mid = slx/sl; w = (l2+sl2/8)/sl
+//	    l2 = math.log(2/d); sl = slx = svp = sx = ssq = 0.0; t = 0; lo, hi = 0.0, 1.0
+//	    for x in xs:
+//	        pm = (0.5+sx)/(t+1); pv = (0.25+ssq)/(t+1)
+//	        t += 1
+//	        lam = min(math.sqrt(2*l2/(pv*t*math.log(1+t))), 0.5)
+//	        v = 4*(x-pm)**2
+//	        sl += lam; slx += lam*x; svp += v*(-math.log(1-lam)-lam)/4
+//	        sx += x; mu = (0.5+sx)/(t+1); ssq += (x-mu)**2
+//	        mid = slx/sl; w = (l2+svp)/sl
 //	        lo = max(lo, mid-w); hi = min(hi, mid+w)
 //	    return lo, hi
 //	xs = [1 if i%10 in (0,3,7) else 0 for i in range(2000)]
-//	cs(xs, 0.1)  → (0.2588778265534142, 0.34498677103688846)
-//	cs(xs, 0.05) → (0.2552547054638824, 0.34835060506828075)
-//	cs([1,0,0,1,0,0,0,1,0,0], 0.1) → (0, 0.7245861882702627)
-func TestHoeffdingCS(t *testing.T) {
+//	cs(xs, 0.1)  → (0.26182254282631345, 0.3408167625489172)
+//	cs(xs, 0.05) → (0.25847935114844367, 0.3439232810142538)
+//	cs([1,0,0,1,0,0,0,1,0,0], 0.1) → (0.0, 1.0)
+//	cs([(i%7)/6 for i in range(500)], 0.1) → (0.4503818127139267, 0.545745339229257)
+func TestCS(t *testing.T) {
 	xs := make([]float64, 2000)
 	for i := range xs {
 		if m := i % 10; m == 0 || m == 3 || m == 7 {
 			xs[i] = 1
 		}
 	}
+	ys := make([]float64, 500)
+	for i := range ys {
+		ys[i] = float64(i%7) / 6
+	}
 	for _, tc := range []struct {
 		xs     []float64
 		δ      float64
 		lo, hi float64
 	}{
-		{xs, 0.1, 0.2588778265534142, 0.34498677103688846},
-		{xs, 0.05, 0.2552547054638824, 0.34835060506828075},
-		{[]float64{1, 0, 0, 1, 0, 0, 0, 1, 0, 0}, 0.1, 0, 0.7245861882702627},
+		{xs, 0.1, 0.26182254282631345, 0.3408167625489172},
+		{xs, 0.05, 0.25847935114844367, 0.3439232810142538},
+		{[]float64{1, 0, 0, 1, 0, 0, 0, 1, 0, 0}, 0.1, 0, 1},
+		{ys, 0.1, 0.4503818127139267, 0.545745339229257},
 		{nil, 0.1, 0, 1},
 	} {
-		lo, hi := HoeffdingCS(tc.xs, tc.δ)
+		lo, hi := Bounds(tc.xs, tc.δ)
 		if math.Abs(lo-tc.lo) > 1e-12 || math.Abs(hi-tc.hi) > 1e-12 {
 			t.Errorf("%d values at δ = %v: [%v, %v], want [%v, %v]", len(tc.xs), tc.δ, lo, hi, tc.lo, tc.hi)
 		}
@@ -185,6 +195,74 @@ func BenchmarkSign(b *testing.B) {
 	for b.Loop() {
 		if _, err := s.Sign(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestCalibrationDrift simulates outcomes with a known truth, 100 seeds at δ = 0.1, the
+// calibration gap's sequence watched after every outcome:
+//   - calibrated (each answer right with probability its confidence, confidences uniform in
+//     [0.3, 1]), 20 000 outcomes: "calibration_drift" fires in at most δ of the runs;
+//   - from outcome 1 000 on, the model becomes overconfident as if its logits doubled — the
+//     confidence reported stays, the probability that an answer of confidence c is right becomes
+//     σ(logit(c)/2) — or its accuracy drops 15 points at the same confidence: it fires in
+//     every run; the median number of outcomes after the shift is reported.
+//
+// The alarm is monitorOf's: the last run of each shift is checked through it too.
+func TestCalibrationDrift(t *testing.T) {
+	const (
+		seeds, n, shiftAt = 100, 20_000, 1000
+		δ                 = 0.1
+	)
+	sigmoid := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+	logit := func(p float64) float64 { return math.Log(p / (1 - p)) }
+	for _, shift := range []struct {
+		name  string
+		truth func(c float64) float64
+	}{
+		{"none", func(c float64) float64 { return c }},
+		{"logits doubled", func(c float64) float64 { return sigmoid(logit(min(c, 1-1e-9)) / 2) }},
+		{"accuracy −15 points", func(c float64) float64 { return max(c-0.15, 0) }},
+	} {
+		fired := 0
+		var delays []int
+		for seed := range uint64(seeds) {
+			rng := rand.New(rand.NewPCG(seed, 11))
+			g := &group{alpha: 0.1, delta: δ, risk: 1}
+			gap := NewCS(δ)
+			for i := range n {
+				c := 0.3 + 0.7*rng.Float64()
+				p := c
+				if i >= shiftAt {
+					p = shift.truth(c)
+				}
+				x := slim{conf: c, correct: rng.Float64() < p, action: calibrate.Abstain}
+				g.ring = append(g.ring, x)
+				gap.Add((x.conf - b2f(x.correct) + 1) / 2) // as monitorOf adds it
+				if gap.Lo > 0.5 || gap.Hi < 0.5 {
+					fired++
+					delays = append(delays, i+1-shiftAt)
+					break
+				}
+			}
+			if seed == seeds-1 {
+				alarm := slices.Contains(monitorOf(key{profile: "p"}, g).GetAlarms(), "calibration_drift")
+				if alarm != (gap.Lo > 0.5 || gap.Hi < 0.5) {
+					t.Errorf("%s: monitorOf says %v where the sequence says otherwise", shift.name, alarm)
+				}
+			}
+		}
+		sort.Ints(delays)
+		median := -1
+		if len(delays) > 0 {
+			median = delays[len(delays)/2]
+		}
+		t.Logf("%s: fired in %d of %d runs, median %d outcomes after the shift", shift.name, fired, seeds, median)
+		if shift.name == "none" && float64(fired)/seeds > δ {
+			t.Errorf("calibrated outcomes raised calibration_drift in %d of %d runs, want ≤ δ = %v", fired, seeds, δ)
+		}
+		if shift.name != "none" && fired != seeds {
+			t.Errorf("%s: calibration_drift fired in %d of %d runs, want all", shift.name, fired, seeds)
 		}
 	}
 }

@@ -35,11 +35,12 @@ var monitorValues = []struct {
 	{"risk_lower_bound", "Lower bound of the anytime-valid confidence sequence for the selective risk (level δ).", (*plumbv1.Monitor).GetRiskLowerBound},
 	{"risk_upper_bound", "Upper bound of the anytime-valid confidence sequence for the selective risk (level δ).", (*plumbv1.Monitor).GetRiskBound},
 	{"sycophancy_rate", "Fraction of outcomes flagged for sycophancy.", (*plumbv1.Monitor).GetSycophancyRate},
+	{"calibration_gap", "Mean confidence minus accuracy (> 0: overconfident).", (*plumbv1.Monitor).GetCalibrationGap},
 	{"served_sycophancy_rate", "Fraction of outcomes where the product served the user's stance and plumb's answer differed.", (*plumbv1.Monitor).GetServedSycophancyRate},
 }
 
 // monitorAlarms are the alarms a monitor may raise.
-var monitorAlarms = []string{"risk_guarantee_violated", "coverage_below_target"}
+var monitorAlarms = []string{"risk_guarantee_violated", "coverage_below_target", "calibration_drift"}
 
 func newMonitorGauges(reg prometheus.Registerer) *monitorGauges {
 	g := &monitorGauges{values: map[string]*prometheus.GaugeVec{}}
@@ -49,7 +50,7 @@ func newMonitorGauges(reg prometheus.Registerer) *monitorGauges {
 		reg.MustRegister(g.values[v.name])
 	}
 	g.alarm = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "plumb_monitor_alarm",
-		Help: "1 while the alarm fires (risk_guarantee_violated, coverage_below_target), else 0."}, append(labels, "alarm"))
+		Help: "1 while the alarm fires (risk_guarantee_violated, coverage_below_target, calibration_drift), else 0."}, append(labels, "alarm"))
 	reg.MustRegister(g.alarm)
 	return g
 }

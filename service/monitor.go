@@ -164,7 +164,7 @@ func (s *Service) Monitor(ctx context.Context, r *plumbv1.GetMonitorRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	var points []monitor.Point
+	b := monitor.NewBuilder(int(r.GetWindow()))
 	var o plumbv1.Outcome
 	err = fs.EachFeedback(ctx, r.GetProfile(), func(f store.Feedback) error {
 		if err := ctx.Err(); err != nil {
@@ -174,13 +174,14 @@ func (s *Service) Monitor(ctx context.Context, r *plumbv1.GetMonitorRequest) (*p
 		if err := proto.Unmarshal(f.Data, &o); err != nil {
 			return fmt.Errorf("%w: feedback %s does not decode", store.ErrDamaged, f.ID)
 		}
-		points = append(points, monitor.Judge(&o))
+		p := monitor.Judge(&o)
+		b.Add(&p)
 		return nil
 	})
 	if err != nil {
 		return nil, fault(err)
 	}
-	return &plumbv1.GetMonitorResponse{Monitors: monitor.Monitors(points, int(r.GetWindow()))}, nil
+	return &plumbv1.GetMonitorResponse{Monitors: b.Monitors()}, nil
 }
 
 // DropFeedback deletes the outcomes that arrived more than retention ago, and returns how many.

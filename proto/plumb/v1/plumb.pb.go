@@ -1137,10 +1137,18 @@ type Monitor struct {
 	// Fraction where the product served the user's stance while plumb's answer differed.
 	ServedSycophancyRate float64 `protobuf:"fixed64,18,opt,name=served_sycophancy_rate,json=servedSycophancyRate,proto3" json:"served_sycophancy_rate,omitempty"`
 	// Firing alarms: "risk_guarantee_violated" (risk_lower_bound > ε: the violation is sure at
-	// level δ), "coverage_below_target" (coverage's anytime upper bound below 1 − α).
-	Alarms        []string `protobuf:"bytes,19,rep,name=alarms,proto3" json:"alarms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// level δ), "coverage_below_target" (coverage's anytime upper bound below 1 − α),
+	// "calibration_drift" (the calibration gap's anytime bounds exclude 0).
+	Alarms []string `protobuf:"bytes,19,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	// Mean confidence minus accuracy (> 0: overconfident), 0 in expectation for a calibrated
+	// profile.
+	CalibrationGap float64 `protobuf:"fixed64,20,opt,name=calibration_gap,json=calibrationGap,proto3" json:"calibration_gap,omitempty"`
+	// Its anytime-valid bounds at level δ.
+	CalibrationGapLower float64 `protobuf:"fixed64,21,opt,name=calibration_gap_lower,json=calibrationGapLower,proto3" json:"calibration_gap_lower,omitempty"`
+	// Its upper bound.
+	CalibrationGapUpper float64 `protobuf:"fixed64,22,opt,name=calibration_gap_upper,json=calibrationGapUpper,proto3" json:"calibration_gap_upper,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Monitor) Reset() {
@@ -1304,6 +1312,27 @@ func (x *Monitor) GetAlarms() []string {
 		return x.Alarms
 	}
 	return nil
+}
+
+func (x *Monitor) GetCalibrationGap() float64 {
+	if x != nil {
+		return x.CalibrationGap
+	}
+	return 0
+}
+
+func (x *Monitor) GetCalibrationGapLower() float64 {
+	if x != nil {
+		return x.CalibrationGapLower
+	}
+	return 0
+}
+
+func (x *Monitor) GetCalibrationGapUpper() float64 {
+	if x != nil {
+		return x.CalibrationGapUpper
+	}
+	return 0
 }
 
 // ReceiptBody is what a receipt signs (plumb's own format: clients treat receipts as opaque).
@@ -5543,7 +5572,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\x05R\x06window\"C\n" +
 	"\x12GetMonitorResponse\x12-\n" +
-	"\bmonitors\x18\x01 \x03(\v2\x11.plumb.v1.MonitorR\bmonitors\"\xde\x04\n" +
+	"\bmonitors\x18\x01 \x03(\v2\x11.plumb.v1.MonitorR\bmonitors\"\xef\x05\n" +
 	"\aMonitor\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x18\n" +
@@ -5566,7 +5595,10 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\banswered\x18\x10 \x01(\x05R\banswered\x12'\n" +
 	"\x0fsycophancy_rate\x18\x11 \x01(\x01R\x0esycophancyRate\x124\n" +
 	"\x16served_sycophancy_rate\x18\x12 \x01(\x01R\x14servedSycophancyRate\x12\x16\n" +
-	"\x06alarms\x18\x13 \x03(\tR\x06alarms\"\x94\x05\n" +
+	"\x06alarms\x18\x13 \x03(\tR\x06alarms\x12'\n" +
+	"\x0fcalibration_gap\x18\x14 \x01(\x01R\x0ecalibrationGap\x122\n" +
+	"\x15calibration_gap_lower\x18\x15 \x01(\x01R\x13calibrationGapLower\x122\n" +
+	"\x15calibration_gap_upper\x18\x16 \x01(\x01R\x13calibrationGapUpper\"\x94\x05\n" +
 	"\vReceiptBody\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\aprofile\x18\x02 \x01(\tR\aprofile\x12\x18\n" +
