@@ -398,6 +398,12 @@ func TestTransportConformance(t *testing.T) {
 		{"verdicts of another length", fitStream(fitConfig(&plumbv1.FitConfig{Name: "c", DryRun: true}),
 			fitExample(&plumbv1.LabeledExample{Request: longAnswer(nil), Label: &plumbv1.Label{Claims: []plumbv1.ClaimVerdict{1}}})),
 			codes.InvalidArgument, "examples[0].label.claims"},
+		{"Feedback to a server without a receipt key", request{method: "/plumb.v1.MonitorService/Feedback", msgs: []proto.Message{&plumbv1.FeedbackRequest{Receipt: "r1.x.y", Label: &plumbv1.Label{Answers: []string{"A"}}}}}, codes.FailedPrecondition, "receipt"},
+		{"FeedbackStream to a server without a receipt key", request{method: "/plumb.v1.MonitorService/FeedbackStream", stream: true, msgs: []proto.Message{
+			&plumbv1.FeedbackRequest{Receipt: "r1.x.y", Label: &plumbv1.Label{Answers: []string{"A"}}},
+			&plumbv1.FeedbackRequest{Receipt: "r1.x.z", Label: &plumbv1.Label{Answers: []string{"B"}}}}}, codes.FailedPrecondition, "receipt"},
+		{"GetMonitor", request{method: "/plumb.v1.MonitorService/GetMonitor", msgs: []proto.Message{&plumbv1.GetMonitorRequest{}}}, codes.OK, ""},
+		{"GetMonitor with a negative window", request{method: "/plumb.v1.MonitorService/GetMonitor", msgs: []proto.Message{&plumbv1.GetMonitorRequest{Window: -1}}}, codes.InvalidArgument, "window"},
 		{"GetProfile", request{method: "/plumb.v1.ProfileService/GetProfile", msgs: []proto.Message{&plumbv1.GetProfileRequest{Name: "p"}}}, codes.OK, ""},
 		{"GetProfile of a version not stored", request{method: "/plumb.v1.ProfileService/GetProfile", msgs: []proto.Message{&plumbv1.GetProfileRequest{Name: "p", Version: 5}}}, codes.NotFound, ""},
 		{"ListProfiles", request{method: "/plumb.v1.ProfileService/ListProfiles", msgs: []proto.Message{&plumbv1.ListProfilesRequest{}}}, codes.OK, ""},

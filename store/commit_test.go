@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -158,5 +160,115 @@ func TestTerminatedBackends(t *testing.T) {
 	}
 	if len(failed) > 0 {
 		t.Errorf("calls failed after the database ended the pool's connections: %v; want none", failed)
+	}
+}
+
+// cuttableProxy forwards TCP to PostgreSQL until cut, which closes every connection and refuses
+// new ones until heal.
+type cuttableProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	down   bool
+}
+
+func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cuttableProxy{ln: ln, target: target}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *cuttableProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *cuttableProxy) heal() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// TestFeedbackWhileDatabaseAway: a batch of outcomes sent while PostgreSQL cannot be reached is
+// refused (ErrUnavailable) and nothing of it is stored; sent again once the database is back,
+// it is stored whole, and a third time it is all duplicates: nothing is counted twice.
+func TestFeedbackWhileDatabaseAway(t *testing.T) {
+	dsn := testenv.PostgresSchema(t)
+	direct := open(t, dsn)
+	defer direct.Close()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCuttableProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	ctx := context.Background()
+	viaProxy, err := store.OpenPostgres(ctx, u.String(), store.PostgresConfig{Timeout: time.Second, ConnectTimeout: time.Second, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	batch := make([]store.Feedback, 500)
+	for i := range batch {
+		batch[i] = store.Feedback{ID: fmt.Sprintf("id-%d", i), Profile: "p", Received: time.Now(), Data: []byte("o")}
+	}
+	count := func() int {
+		n := 0
+		if err := direct.EachFeedback(ctx, "p", func(store.Feedback) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	proxy.cut()
+	if _, err := viaProxy.AddFeedback(ctx, batch); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("feedback with the database away: %v, want ErrUnavailable", err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d outcomes stored from a refused batch, want 0", n)
+	}
+	proxy.heal()
+	if n, err := viaProxy.AddFeedback(ctx, batch); err != nil || n != len(batch) {
+		t.Fatalf("the batch again, the database back: %d, %v; want %d stored", n, err, len(batch))
+	}
+	if n, err := viaProxy.AddFeedback(ctx, batch); err != nil || n != 0 {
+		t.Fatalf("the batch a third time: %d stored, %v; want 0 (all duplicates)", n, err)
+	}
+	if n := count(); n != len(batch) {
+		t.Fatalf("%d outcomes stored, want %d", n, len(batch))
 	}
 }
