@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
@@ -44,9 +45,9 @@ var (
 
 // Signer signs and opens receipts with one key; replicas that share the key open each other's.
 type Signer struct {
-	key  []byte
-	macs sync.Pool
-	now  func() time.Time
+	key     []byte
+	scratch sync.Pool // of *scratch
+	now     func() time.Time
 }
 
 // NewSigner returns a Signer of key (at least MinKeyBytes bytes).
@@ -55,7 +56,7 @@ func NewSigner(key []byte) (*Signer, error) {
 		return nil, fmt.Errorf("a receipt key of %d bytes: give at least %d random bytes (openssl rand -hex 32 > receipt.key)", len(key), MinKeyBytes)
 	}
 	s := &Signer{key: bytes.Clone(key), now: time.Now}
-	s.macs.New = func() any { return hmac.New(sha256.New, s.key) }
+	s.scratch.New = func() any { return &scratch{mac: hmac.New(sha256.New, s.key)} }
 	return s, nil
 }
 
@@ -68,30 +69,39 @@ func ReadKeyFile(path string) ([]byte, error) {
 	return bytes.TrimSpace(b), nil
 }
 
-func (s *Signer) mac(signed string) []byte {
-	m := s.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(signed))
-	sum := m.Sum(make([]byte, 0, sha256.Size))
-	s.macs.Put(m)
-	return sum[:macBytes]
+// scratch is Sign's reused buffers: the body's bytes and the MAC.
+type scratch struct {
+	raw, sum []byte
+	mac      hash.Hash
 }
 
 // Sign returns the receipt of b.
 func (s *Signer) Sign(b *plumbv1.ReceiptBody) (string, error) {
-	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(b)
-	if err != nil {
+	sc := s.scratch.Get().(*scratch)
+	defer s.scratch.Put(sc)
+	var err error
+	if sc.raw, err = (proto.MarshalOptions{Deterministic: true}).MarshalAppend(sc.raw[:0], b); err != nil {
 		return "", err
 	}
 	enc := base64.RawURLEncoding
-	var sb strings.Builder
-	sb.Grow(len(receiptPrefix) + enc.EncodedLen(len(raw)) + 1 + enc.EncodedLen(macBytes))
-	sb.WriteString(receiptPrefix)
-	sb.WriteString(enc.EncodeToString(raw))
-	signed := sb.String()
-	sb.WriteByte('.')
-	sb.WriteString(enc.EncodeToString(s.mac(signed)))
-	return sb.String(), nil
+	body := len(receiptPrefix) + enc.EncodedLen(len(sc.raw))
+	out := make([]byte, body+1+enc.EncodedLen(macBytes))
+	copy(out, receiptPrefix)
+	enc.Encode(out[len(receiptPrefix):body], sc.raw)
+	sc.mac.Reset()
+	sc.mac.Write(out[:body])
+	sc.sum = sc.mac.Sum(sc.sum[:0])
+	out[body] = '.'
+	enc.Encode(out[body+1:], sc.sum[:macBytes])
+	return unsafe.String(&out[0], len(out)), nil
+}
+
+func (s *Signer) mac(signed string) []byte {
+	sc := s.scratch.Get().(*scratch)
+	defer s.scratch.Put(sc)
+	sc.mac.Reset()
+	sc.mac.Write([]byte(signed))
+	return sc.mac.Sum(nil)[:macBytes]
 }
 
 // Open checks a receipt's signature and age and returns its body.
