@@ -77,6 +77,7 @@ func ReceiptBody(q *calibrate.Question, res *calibrate.Result, p *calibrate.Prof
 	if len(res.Candidates) > 0 {
 		b.Pooled = res.Candidates[0].Probability
 	}
+	b.MapFeatures = append([]float64(nil), res.MapFeatures[:res.MapFeatureCount]...)
 	for _, w := range q.Paraphrases {
 		if w.Framing == calibrate.UserStance && w.Stance != "" {
 			b.Stance = w.Stance

@@ -183,6 +183,8 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 	if a.tokens {
 		r.Uncertainty.TokenConfidence = a.tc[a.top]
 	}
+	s.features = a.features(s.features)
+	r.MapFeatureCount = copy(r.MapFeatures[:], s.features)
 
 	// Candidates, most probable first. A candidate's count is its pooled samples (samples) or
 	// the pooled wordings whose top answer it is (options).

@@ -386,7 +386,15 @@ type Result struct {
 	// SupportMeasure how their support was measured.
 	Claims         []ClaimScore
 	SupportMeasure SupportMeasure
+	// MapFeatures[:MapFeatureCount] are the confidence map's features of the answer
+	// ([1, logit π̄(k*), W, √V] and, with tokens, logit tc(k*)): c = σ(Map · features) under a
+	// profile with a map. Receipts carry them, so that a map can be refitted from outcomes.
+	MapFeatures     [MaxMapFeatures]float64
+	MapFeatureCount int
 }
+
+// MaxMapFeatures is the longest feature vector of the confidence map.
+const MaxMapFeatures = 5
 
 // Evidence is the kind of evidence a question or profile carries.
 type Evidence int

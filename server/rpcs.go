@@ -78,6 +78,9 @@ var unaries = []rpc{
 	unary(profileService, "ImportProfile", func(s *Server, ctx context.Context, r *plumbv1.ImportProfileRequest) (*plumbv1.ImportProfileResponse, error) {
 		return s.svc.ImportProfile(ctx, r)
 	}),
+	unary(profileService, "Refit", func(s *Server, ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.FitResponse, error) {
+		return s.svc.Refit(ctx, r)
+	}),
 	unary(monitorService, "Feedback", func(s *Server, ctx context.Context, r *plumbv1.FeedbackRequest) (*plumbv1.FeedbackResponse, error) {
 		return s.svc.Feedback(ctx, []*plumbv1.FeedbackRequest{r})
 	}),

@@ -39,7 +39,7 @@ func (s *Service) NewFitting(ctx context.Context, cfg *plumbv1.FitConfig, progre
 	if cfg == nil {
 		cfg = &plumbv1.FitConfig{}
 	}
-	if err := checkFitID(cfg.GetFitId()); err != nil {
+	if err := checkFitID("config.fit_id", cfg.GetFitId()); err != nil {
 		return nil, err
 	}
 	ec, err := api.FitConfig(cfg)
@@ -159,9 +159,9 @@ func checkName(field, name string) error {
 
 // checkFitID refuses a fit id longer than store.MaxFitID bytes or with a control character (it
 // is echoed in logs and listings).
-func checkFitID(id string) error {
+func checkFitID(field, id string) error {
 	bad := func(msg string) error {
-		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: "config.fit_id", Msg: msg}
+		return &calibrate.Error{Kind: calibrate.InvalidInput, Field: field, Msg: msg}
 	}
 	if len(id) > store.MaxFitID {
 		return bad(fmt.Sprintf("%d bytes, at most %d (a UUID takes 36)", len(id), store.MaxFitID))

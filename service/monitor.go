@@ -192,3 +192,90 @@ func (s *Service) DropFeedback(ctx context.Context, retention time.Duration) (in
 	}
 	return fs.DropFeedback(ctx, s.now().Add(-retention))
 }
+
+// Refit fits a new version of r.name from the outcomes fed back for one of its versions: the
+// confidence map and λ (calibrate.Refit), on the outcomes received since r.since_unix. It is
+// stored inactive unless r.activate, with its report: before (the version the outcomes came
+// from) and after, on a held-out tenth of them.
+func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.FitResponse, error) {
+	if err := requireName("name", r.GetName()); err != nil {
+		return nil, err
+	}
+	if err := checkFitID("fit_id", r.GetFitId()); err != nil {
+		return nil, err
+	}
+	fs, err := s.feedbackStore()
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.Profile(ctx, r.GetName(), r.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	since := time.Unix(r.GetSinceUnix(), 0)
+	var rows []calibrate.RefitRow
+	var o plumbv1.Outcome
+	err = fs.EachFeedback(ctx, r.GetName(), func(f store.Feedback) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if f.Received.Before(since) {
+			return nil
+		}
+		o.Reset()
+		if err := proto.Unmarshal(f.Data, &o); err != nil {
+			return fmt.Errorf("%w: feedback %s does not decode", store.ErrDamaged, f.ID)
+		}
+		if o.GetReceipt().GetVersion() != p.Version || len(o.GetReceipt().GetMapFeatures()) < 2 {
+			return nil
+		}
+		pt := monitor.Judge(&o)
+		rows = append(rows, calibrate.RefitRow{Features: o.GetReceipt().GetMapFeatures(), Correct: pt.Correct,
+			Covered: pt.Covered, SetSize: pt.SetSize, Action: pt.Action})
+		return nil
+	})
+	if err != nil {
+		return nil, fault(err)
+	}
+	q, rep, err := calibrate.Refit(p, rows, calibrate.MapAuto, [3]float64{0.5, 0.4, 0.1}, r.GetSeed(), 0)
+	if err != nil {
+		return nil, err
+	}
+	q.CreatedUnix = s.now().Unix()
+	rep.Warnings = append(rep.Warnings, fmt.Sprintf("refitted from %d outcomes of version %d: the map and λ are new; the temperature and the quantiles are version %d's",
+		len(rows), p.Version, p.Version))
+	msg := api.ProfileMessage(q, nil)
+	resp := &plumbv1.FitResponse{Profile: msg, Report: api.Report(rep)}
+	if r.GetDryRun() {
+		return resp, nil
+	}
+	o2 := store.PutOptions{Activation: store.Inactive, FitID: r.GetFitId()}
+	if r.GetActivate() {
+		o2.Activation = store.Activate
+	}
+	data, err := encodeProfile(msg)
+	if err != nil {
+		return nil, err
+	}
+	if o2.Summary, err = summaryOf(msg); err != nil {
+		return nil, err
+	}
+	rec, err := s.store.Put(ctx, r.GetName(), data, o2)
+	if err != nil {
+		return nil, fault(err)
+	}
+	if rec.Existing {
+		old, err := profileMessage(rec, true)
+		if err != nil {
+			return nil, err
+		}
+		return &plumbv1.FitResponse{Profile: old, Report: old.GetReport(), Stored: true, Existing: true}, nil
+	}
+	s.changed(store.Change{Name: r.GetName()})
+	msg.Version, msg.Active = rec.Version, rec.Active
+	if resp.Report.Profile != nil {
+		resp.Report.Profile.Version = rec.Version
+	}
+	resp.Stored = true
+	return resp, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
@@ -19,12 +20,14 @@ import (
 
 // fitFlags are the flags of plumb fit.
 type fitFlags struct {
-	data, profile, temperature, cmap, score, split, reportDir, equivalence, fitID string
-	alpha, risk                                                                   float64
-	seed                                                                          uint64
-	minGroup                                                                      int
-	jsonOut, dryRun, activate, activateGiven                                      bool
-	in                                                                            inputFlags
+	data, profile, temperature, cmap, score, split, reportDir, equivalence, fitID, fromFeedback string
+	since                                                                                       time.Duration
+	alpha, risk                                                                                 float64
+	seed                                                                                        uint64
+	minGroup                                                                                    int
+	version                                                                                     int64
+	jsonOut, dryRun, activate, activateGiven                                                    bool
+	in                                                                                          inputFlags
 }
 
 func (f *fitFlags) config() (*plumbv1.FitConfig, error) {
@@ -83,6 +86,9 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 	fs.StringVar(&f.reportDir, "report-dir", "", "write report.json, report.md and the reliability diagram here")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the protojson Report, and nothing else, on stdout")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "fit and report without storing the profile")
+	fs.StringVar(&f.fromFeedback, "from-feedback", "", "refit this profile's confidence map and λ from the outcomes fed back for its active version (or --version), instead of --data")
+	fs.DurationVar(&f.since, "since", 0, "with --from-feedback: only outcomes received in this last while (e.g. 720h; 0: all)")
+	fs.Int64Var(&f.version, "version", 0, "with --from-feedback: the version whose outcomes to read (0: the active one)")
 	fs.StringVar(&f.fitID, "fit-id", "", "this fit's id (default: a new random one): a retry with the same id returns the version the fit stored, if it was, instead of storing another")
 	fs.BoolVar(&f.activate, "activate", true, "make the new version active (=false: store it inactive); unset: active when it answers something, else stored inactive and exit status 3")
 	f.in.register(fs)
@@ -94,8 +100,14 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 		return usageError("fit takes its examples from --data, not %q", pos[0])
 	}
 	f.activateGiven = fs.given("activate")
+	if f.fromFeedback != "" {
+		if f.data != "" {
+			return usageError("plumb fit: --data or --from-feedback, not both")
+		}
+		return refitFromFeedback(ctx, std, &t, &f)
+	}
 	if f.data == "" {
-		return usageError("plumb fit: --data is required")
+		return usageError("plumb fit: --data is required (or --from-feedback PROFILE)")
 	}
 	cfg, err := f.config()
 	if err != nil {
@@ -200,4 +212,47 @@ func (l *local) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*pl
 func (r *remote) fit(ctx context.Context, in *input, cfg *plumbv1.FitConfig) (*plumbv1.FitResponse, error) {
 	resp, err := r.c.Fit(ctx, cfg, labeled(ctx, in))
 	return resp, describeIn(in.opts.File, err)
+}
+
+// refitFromFeedback runs `plumb fit --from-feedback PROFILE`: a new version from the outcomes
+// fed back, stored inactive unless --activate is given.
+func refitFromFeedback(ctx context.Context, std stdio, t *target, f *fitFlags) error {
+	r := &plumbv1.RefitRequest{Name: f.fromFeedback, Version: f.version, DryRun: f.dryRun, Seed: f.seed, FitId: f.fitID}
+	if f.activateGiven {
+		r.Activate = &f.activate
+	}
+	if f.since > 0 {
+		r.SinceUnix = time.Now().Add(-f.since).Unix()
+	}
+	if r.FitId == "" && !f.dryRun {
+		r.FitId = rand.Text()
+	}
+	b, err := t.open(std)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	resp, err := b.monitor().Refit(ctx, r)
+	if err != nil {
+		return fmt.Errorf("fit --from-feedback: %w", api.Described(err))
+	}
+	if f.reportDir != "" {
+		if err := writeReport(f.reportDir, resp.GetReport()); err != nil {
+			return err
+		}
+	}
+	if f.jsonOut {
+		return printJSON(std, resp.GetReport())
+	}
+	p := resp.GetProfile()
+	switch {
+	case resp.GetExisting():
+		fmt.Fprintf(std.out, "profile %s version %d was stored by this fit id before (active: %v); nothing new was stored\n", p.GetName(), p.GetVersion(), p.GetActive())
+	case resp.GetStored():
+		fmt.Fprintf(std.out, "profile %s version %d refitted from feedback and stored (active: %v)\n", p.GetName(), p.GetVersion(), p.GetActive())
+	default:
+		fmt.Fprintf(std.out, "profile %s refitted from feedback (dry run: nothing stored)\n", p.GetName())
+	}
+	summary(std.out, resp.GetReport())
+	return nil
 }

@@ -21,14 +21,23 @@ import (
 type monitorAPI interface {
 	Feedback(ctx context.Context, batch []*plumbv1.FeedbackRequest) (*plumbv1.FeedbackResponse, error)
 	Monitor(ctx context.Context, r *plumbv1.GetMonitorRequest) (*plumbv1.GetMonitorResponse, error)
+	Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.FitResponse, error)
 }
 
 func (l *local) monitor() monitorAPI { return l.svc }
 
-func (r *remote) monitor() monitorAPI { return remoteMonitor{r.c.Monitor} }
+func (r *remote) monitor() monitorAPI { return remoteMonitor{r.c.Monitor, r.c.Profiles} }
 
-// remoteMonitor is MonitorService's client as a monitorAPI: a batch goes as one FeedbackStream.
-type remoteMonitor struct{ c plumbv1.MonitorServiceClient }
+// remoteMonitor is MonitorService's client (and ProfileService's Refit) as a monitorAPI: a
+// batch goes as one FeedbackStream.
+type remoteMonitor struct {
+	c plumbv1.MonitorServiceClient
+	p plumbv1.ProfileServiceClient
+}
+
+func (m remoteMonitor) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.FitResponse, error) {
+	return m.p.Refit(ctx, r)
+}
 
 func (m remoteMonitor) Feedback(ctx context.Context, batch []*plumbv1.FeedbackRequest) (*plumbv1.FeedbackResponse, error) {
 	stream, err := m.c.FeedbackStream(ctx)

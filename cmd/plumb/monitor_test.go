@@ -25,6 +25,7 @@ import (
 // response carries a receipt), join the receipts with the labels into FeedbackRequest lines,
 // `plumb feedback` them (twice: the second run stores nothing), and `plumb monitor --json` shows
 // one monitor per segment with as many outcomes as were fed back. `--window 10` counts 10.
+// `plumb fit --from-feedback` then stores an inactive version 2 refitted from them.
 func TestFeedbackLoop(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "receipt.key")
@@ -105,6 +106,16 @@ func TestFeedbackLoop(t *testing.T) {
 	out, _, err = plumb(t, "", "monitor", "--server", s.addr, "--profile", "bio", "--window", "10")
 	if err != nil || strings.Count(out, "\n") != 3 || !strings.Contains(out, "  10  ") {
 		t.Errorf("monitor --window 10: %v\n%s", err, out)
+	}
+
+	// A refit from the outcomes: a second version, stored inactive, with a report.
+	out, stderr, err = plumb(t, "", "fit", "--server", s.addr, "--from-feedback", "bio")
+	if err != nil || !strings.Contains(out, "profile bio version 2 refitted from feedback and stored (active: false)") {
+		t.Fatalf("fit --from-feedback: %v\n%s%s", err, out, stderr)
+	}
+	out, _, err = plumb(t, "", "profiles", "list", "--server", s.addr, "bio")
+	if err != nil || strings.Count(out, "\n") != 3 {
+		t.Errorf("profiles list after the refit: %v\n%s; want versions 1 and 2", err, out)
 	}
 }
 

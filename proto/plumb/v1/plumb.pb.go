@@ -866,6 +866,108 @@ func (ScoreKind) EnumDescriptor() ([]byte, []int) {
 	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{13}
 }
 
+// RefitRequest names the profile version whose outcomes a refit reads.
+type RefitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Profile name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The version whose receipts the outcomes carry; 0: the active one. The new version starts
+	// from it: its temperature and quantiles stay.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Only outcomes received at or after this Unix time (0: all).
+	SinceUnix int64 `protobuf:"varint,3,opt,name=since_unix,json=sinceUnix,proto3" json:"since_unix,omitempty"`
+	// Make the new version active; unset or false: stored inactive, to be activated after a look
+	// at its report.
+	Activate *bool `protobuf:"varint,4,opt,name=activate,proto3,oneof" json:"activate,omitempty"`
+	// Refit and report without storing anything.
+	DryRun bool `protobuf:"varint,5,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Seed of the split of the outcomes (half to the map, 40 % to λ, 10 % to the report).
+	Seed uint64 `protobuf:"varint,6,opt,name=seed,proto3" json:"seed,omitempty"`
+	// As FitConfig.fit_id: a retry with the same id finds the version stored.
+	FitId         string `protobuf:"bytes,7,opt,name=fit_id,json=fitId,proto3" json:"fit_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefitRequest) Reset() {
+	*x = RefitRequest{}
+	mi := &file_plumb_v1_plumb_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefitRequest) ProtoMessage() {}
+
+func (x *RefitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plumb_v1_plumb_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefitRequest.ProtoReflect.Descriptor instead.
+func (*RefitRequest) Descriptor() ([]byte, []int) {
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RefitRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RefitRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RefitRequest) GetSinceUnix() int64 {
+	if x != nil {
+		return x.SinceUnix
+	}
+	return 0
+}
+
+func (x *RefitRequest) GetActivate() bool {
+	if x != nil && x.Activate != nil {
+		return *x.Activate
+	}
+	return false
+}
+
+func (x *RefitRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *RefitRequest) GetSeed() uint64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *RefitRequest) GetFitId() string {
+	if x != nil {
+		return x.FitId
+	}
+	return ""
+}
+
 // FeedbackRequest is the outcome of one scored answer.
 type FeedbackRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -883,7 +985,7 @@ type FeedbackRequest struct {
 
 func (x *FeedbackRequest) Reset() {
 	*x = FeedbackRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[0]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +997,7 @@ func (x *FeedbackRequest) String() string {
 func (*FeedbackRequest) ProtoMessage() {}
 
 func (x *FeedbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[0]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1010,7 @@ func (x *FeedbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedbackRequest.ProtoReflect.Descriptor instead.
 func (*FeedbackRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{0}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *FeedbackRequest) GetReceipt() string {
@@ -952,7 +1054,7 @@ type FeedbackResponse struct {
 
 func (x *FeedbackResponse) Reset() {
 	*x = FeedbackResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1066,7 @@ func (x *FeedbackResponse) String() string {
 func (*FeedbackResponse) ProtoMessage() {}
 
 func (x *FeedbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[1]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1079,7 @@ func (x *FeedbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedbackResponse.ProtoReflect.Descriptor instead.
 func (*FeedbackResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{1}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FeedbackResponse) GetAccepted() int32 {
@@ -1007,7 +1109,7 @@ type GetMonitorRequest struct {
 
 func (x *GetMonitorRequest) Reset() {
 	*x = GetMonitorRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1121,7 @@ func (x *GetMonitorRequest) String() string {
 func (*GetMonitorRequest) ProtoMessage() {}
 
 func (x *GetMonitorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[2]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1134,7 @@ func (x *GetMonitorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMonitorRequest.ProtoReflect.Descriptor instead.
 func (*GetMonitorRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{2}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetMonitorRequest) GetProfile() string {
@@ -1060,7 +1162,7 @@ type GetMonitorResponse struct {
 
 func (x *GetMonitorResponse) Reset() {
 	*x = GetMonitorResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1174,7 @@ func (x *GetMonitorResponse) String() string {
 func (*GetMonitorResponse) ProtoMessage() {}
 
 func (x *GetMonitorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[3]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1187,7 @@ func (x *GetMonitorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMonitorResponse.ProtoReflect.Descriptor instead.
 func (*GetMonitorResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{3}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetMonitorResponse) GetMonitors() []*Monitor {
@@ -1153,7 +1255,7 @@ type Monitor struct {
 
 func (x *Monitor) Reset() {
 	*x = Monitor{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1267,7 @@ func (x *Monitor) String() string {
 func (*Monitor) ProtoMessage() {}
 
 func (x *Monitor) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[4]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1280,7 @@ func (x *Monitor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Monitor.ProtoReflect.Descriptor instead.
 func (*Monitor) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{4}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Monitor) GetProfile() string {
@@ -1379,14 +1481,17 @@ type ReceiptBody struct {
 	// The token confidence (0 without tokens).
 	TokenConfidence float64 `protobuf:"fixed64,20,opt,name=token_confidence,json=tokenConfidence,proto3" json:"token_confidence,omitempty"`
 	// The answer equivalence of samples.
-	Equivalence   Equivalence `protobuf:"varint,21,opt,name=equivalence,proto3,enum=plumb.v1.Equivalence" json:"equivalence,omitempty"`
+	Equivalence Equivalence `protobuf:"varint,21,opt,name=equivalence,proto3,enum=plumb.v1.Equivalence" json:"equivalence,omitempty"`
+	// The confidence map's features of the answer: [1, logit π̄(k*), W, √V] and, with tokens,
+	// logit tc(k*). A refit from feedback fits the map on them.
+	MapFeatures   []float64 `protobuf:"fixed64,22,rep,packed,name=map_features,json=mapFeatures,proto3" json:"map_features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReceiptBody) Reset() {
 	*x = ReceiptBody{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1503,7 @@ func (x *ReceiptBody) String() string {
 func (*ReceiptBody) ProtoMessage() {}
 
 func (x *ReceiptBody) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[5]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1516,7 @@ func (x *ReceiptBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptBody.ProtoReflect.Descriptor instead.
 func (*ReceiptBody) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{5}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReceiptBody) GetId() []byte {
@@ -1561,6 +1666,13 @@ func (x *ReceiptBody) GetEquivalence() Equivalence {
 	return Equivalence_EQUIVALENCE_UNSPECIFIED
 }
 
+func (x *ReceiptBody) GetMapFeatures() []float64 {
+	if x != nil {
+		return x.MapFeatures
+	}
+	return nil
+}
+
 // Outcome is one stored feedback: its receipt's body and what came back.
 type Outcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1580,7 +1692,7 @@ type Outcome struct {
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1704,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[6]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1717,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{6}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Outcome) GetReceipt() *ReceiptBody {
@@ -1674,7 +1786,7 @@ type ScoreRequest struct {
 
 func (x *ScoreRequest) Reset() {
 	*x = ScoreRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1798,7 @@ func (x *ScoreRequest) String() string {
 func (*ScoreRequest) ProtoMessage() {}
 
 func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[7]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1811,7 @@ func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreRequest.ProtoReflect.Descriptor instead.
 func (*ScoreRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{7}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ScoreRequest) GetId() string {
@@ -1780,7 +1892,7 @@ type Claim struct {
 
 func (x *Claim) Reset() {
 	*x = Claim{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +1904,7 @@ func (x *Claim) String() string {
 func (*Claim) ProtoMessage() {}
 
 func (x *Claim) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[8]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +1917,7 @@ func (x *Claim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Claim.ProtoReflect.Descriptor instead.
 func (*Claim) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{8}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Claim) GetId() string {
@@ -1840,7 +1952,7 @@ type Vector struct {
 
 func (x *Vector) Reset() {
 	*x = Vector{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1964,7 @@ func (x *Vector) String() string {
 func (*Vector) ProtoMessage() {}
 
 func (x *Vector) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[9]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +1977,7 @@ func (x *Vector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vector.ProtoReflect.Descriptor instead.
 func (*Vector) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{9}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Vector) GetValues() []float32 {
@@ -1889,7 +2001,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2013,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[10]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2026,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{10}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Policy) GetRisk() float64 {
@@ -1951,7 +2063,7 @@ type Paraphrase struct {
 
 func (x *Paraphrase) Reset() {
 	*x = Paraphrase{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2075,7 @@ func (x *Paraphrase) String() string {
 func (*Paraphrase) ProtoMessage() {}
 
 func (x *Paraphrase) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[11]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2088,7 @@ func (x *Paraphrase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Paraphrase.ProtoReflect.Descriptor instead.
 func (*Paraphrase) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{11}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Paraphrase) GetPrompt() string {
@@ -2027,7 +2139,7 @@ type Option struct {
 
 func (x *Option) Reset() {
 	*x = Option{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2151,7 @@ func (x *Option) String() string {
 func (*Option) ProtoMessage() {}
 
 func (x *Option) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[12]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2164,7 @@ func (x *Option) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Option.ProtoReflect.Descriptor instead.
 func (*Option) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{12}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Option) GetLabel() string {
@@ -2097,7 +2209,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2221,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[13]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2234,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{13}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Sample) GetText() string {
@@ -2184,7 +2296,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2308,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[14]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2321,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{14}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Token) GetToken() string {
@@ -2255,7 +2367,7 @@ type TopLogprob struct {
 
 func (x *TopLogprob) Reset() {
 	*x = TopLogprob{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2379,7 @@ func (x *TopLogprob) String() string {
 func (*TopLogprob) ProtoMessage() {}
 
 func (x *TopLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[15]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2392,7 @@ func (x *TopLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
 func (*TopLogprob) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{15}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TopLogprob) GetToken() string {
@@ -2352,7 +2464,7 @@ type ScoreResponse struct {
 
 func (x *ScoreResponse) Reset() {
 	*x = ScoreResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2476,7 @@ func (x *ScoreResponse) String() string {
 func (*ScoreResponse) ProtoMessage() {}
 
 func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[16]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2489,7 @@ func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreResponse.ProtoReflect.Descriptor instead.
 func (*ScoreResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{16}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ScoreResponse) GetId() string {
@@ -2531,7 +2643,7 @@ type ClaimScore struct {
 
 func (x *ClaimScore) Reset() {
 	*x = ClaimScore{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +2655,7 @@ func (x *ClaimScore) String() string {
 func (*ClaimScore) ProtoMessage() {}
 
 func (x *ClaimScore) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[17]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +2668,7 @@ func (x *ClaimScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimScore.ProtoReflect.Descriptor instead.
 func (*ClaimScore) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{17}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClaimScore) GetId() string {
@@ -2623,7 +2735,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2635,7 +2747,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[18]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +2760,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{18}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -2693,7 +2805,7 @@ type PredictionSet struct {
 
 func (x *PredictionSet) Reset() {
 	*x = PredictionSet{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2817,7 @@ func (x *PredictionSet) String() string {
 func (*PredictionSet) ProtoMessage() {}
 
 func (x *PredictionSet) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[19]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2830,7 @@ func (x *PredictionSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PredictionSet.ProtoReflect.Descriptor instead.
 func (*PredictionSet) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{19}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PredictionSet) GetAnswers() []string {
@@ -2780,7 +2892,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2792,7 +2904,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[20]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2805,7 +2917,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{20}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Candidate) GetAnswer() string {
@@ -2861,7 +2973,7 @@ type Uncertainty struct {
 
 func (x *Uncertainty) Reset() {
 	*x = Uncertainty{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +2985,7 @@ func (x *Uncertainty) String() string {
 func (*Uncertainty) ProtoMessage() {}
 
 func (x *Uncertainty) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[21]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +2998,7 @@ func (x *Uncertainty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Uncertainty.ProtoReflect.Descriptor instead.
 func (*Uncertainty) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{21}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Uncertainty) GetTotal() float64 {
@@ -2967,7 +3079,7 @@ type Sycophancy struct {
 
 func (x *Sycophancy) Reset() {
 	*x = Sycophancy{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3091,7 @@ func (x *Sycophancy) String() string {
 func (*Sycophancy) ProtoMessage() {}
 
 func (x *Sycophancy) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[22]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3104,7 @@ func (x *Sycophancy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sycophancy.ProtoReflect.Descriptor instead.
 func (*Sycophancy) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{22}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Sycophancy) GetShift() float64 {
@@ -3043,7 +3155,7 @@ type Badge struct {
 
 func (x *Badge) Reset() {
 	*x = Badge{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3055,7 +3167,7 @@ func (x *Badge) String() string {
 func (*Badge) ProtoMessage() {}
 
 func (x *Badge) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[23]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3068,7 +3180,7 @@ func (x *Badge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Badge.ProtoReflect.Descriptor instead.
 func (*Badge) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{23}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Badge) GetLevel() BadgeLevel {
@@ -3098,7 +3210,7 @@ type ProfileRef struct {
 
 func (x *ProfileRef) Reset() {
 	*x = ProfileRef{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3110,7 +3222,7 @@ func (x *ProfileRef) String() string {
 func (*ProfileRef) ProtoMessage() {}
 
 func (x *ProfileRef) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[24]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3123,7 +3235,7 @@ func (x *ProfileRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileRef.ProtoReflect.Descriptor instead.
 func (*ProfileRef) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{24}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ProfileRef) GetName() string {
@@ -3153,7 +3265,7 @@ type LabeledExample struct {
 
 func (x *LabeledExample) Reset() {
 	*x = LabeledExample{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3165,7 +3277,7 @@ func (x *LabeledExample) String() string {
 func (*LabeledExample) ProtoMessage() {}
 
 func (x *LabeledExample) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[25]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3178,7 +3290,7 @@ func (x *LabeledExample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabeledExample.ProtoReflect.Descriptor instead.
 func (*LabeledExample) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{25}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LabeledExample) GetRequest() *ScoreRequest {
@@ -3209,7 +3321,7 @@ type Label struct {
 
 func (x *Label) Reset() {
 	*x = Label{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +3333,7 @@ func (x *Label) String() string {
 func (*Label) ProtoMessage() {}
 
 func (x *Label) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[26]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +3346,7 @@ func (x *Label) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Label.ProtoReflect.Descriptor instead.
 func (*Label) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{26}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Label) GetAnswers() []string {
@@ -3267,7 +3379,7 @@ type FitRequest struct {
 
 func (x *FitRequest) Reset() {
 	*x = FitRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3279,7 +3391,7 @@ func (x *FitRequest) String() string {
 func (*FitRequest) ProtoMessage() {}
 
 func (x *FitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[27]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3292,7 +3404,7 @@ func (x *FitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitRequest.ProtoReflect.Descriptor instead.
 func (*FitRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{27}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FitRequest) GetMessage() isFitRequest_Message {
@@ -3388,7 +3500,7 @@ type FitConfig struct {
 
 func (x *FitConfig) Reset() {
 	*x = FitConfig{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3400,7 +3512,7 @@ func (x *FitConfig) String() string {
 func (*FitConfig) ProtoMessage() {}
 
 func (x *FitConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[28]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3413,7 +3525,7 @@ func (x *FitConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitConfig.ProtoReflect.Descriptor instead.
 func (*FitConfig) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{28}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FitConfig) GetName() string {
@@ -3553,7 +3665,7 @@ type FitResponse struct {
 
 func (x *FitResponse) Reset() {
 	*x = FitResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3677,7 @@ func (x *FitResponse) String() string {
 func (*FitResponse) ProtoMessage() {}
 
 func (x *FitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[29]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3690,7 @@ func (x *FitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitResponse.ProtoReflect.Descriptor instead.
 func (*FitResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{29}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FitResponse) GetProfile() *Profile {
@@ -3625,7 +3737,7 @@ type EvaluateRequest struct {
 
 func (x *EvaluateRequest) Reset() {
 	*x = EvaluateRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3637,7 +3749,7 @@ func (x *EvaluateRequest) String() string {
 func (*EvaluateRequest) ProtoMessage() {}
 
 func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[30]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3650,7 +3762,7 @@ func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
 func (*EvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{30}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EvaluateRequest) GetMessage() isEvaluateRequest_Message {
@@ -3711,7 +3823,7 @@ type EvaluateConfig struct {
 
 func (x *EvaluateConfig) Reset() {
 	*x = EvaluateConfig{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3723,7 +3835,7 @@ func (x *EvaluateConfig) String() string {
 func (*EvaluateConfig) ProtoMessage() {}
 
 func (x *EvaluateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[31]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3736,7 +3848,7 @@ func (x *EvaluateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateConfig.ProtoReflect.Descriptor instead.
 func (*EvaluateConfig) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{31}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EvaluateConfig) GetProfile() string {
@@ -3814,7 +3926,7 @@ type Report struct {
 
 func (x *Report) Reset() {
 	*x = Report{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3826,7 +3938,7 @@ func (x *Report) String() string {
 func (*Report) ProtoMessage() {}
 
 func (x *Report) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[32]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3839,7 +3951,7 @@ func (x *Report) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Report.ProtoReflect.Descriptor instead.
 func (*Report) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{32}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Report) GetExamples() int32 {
@@ -4025,7 +4137,7 @@ type ClaimReport struct {
 
 func (x *ClaimReport) Reset() {
 	*x = ClaimReport{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4037,7 +4149,7 @@ func (x *ClaimReport) String() string {
 func (*ClaimReport) ProtoMessage() {}
 
 func (x *ClaimReport) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[33]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4050,7 +4162,7 @@ func (x *ClaimReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimReport.ProtoReflect.Descriptor instead.
 func (*ClaimReport) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{33}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClaimReport) GetPassages() int32 {
@@ -4149,7 +4261,7 @@ type ClaimMetrics struct {
 
 func (x *ClaimMetrics) Reset() {
 	*x = ClaimMetrics{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4161,7 +4273,7 @@ func (x *ClaimMetrics) String() string {
 func (*ClaimMetrics) ProtoMessage() {}
 
 func (x *ClaimMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[34]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4174,7 +4286,7 @@ func (x *ClaimMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimMetrics.ProtoReflect.Descriptor instead.
 func (*ClaimMetrics) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{34}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClaimMetrics) GetClaims() int32 {
@@ -4249,7 +4361,7 @@ type CertifiableRisk struct {
 
 func (x *CertifiableRisk) Reset() {
 	*x = CertifiableRisk{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4261,7 +4373,7 @@ func (x *CertifiableRisk) String() string {
 func (*CertifiableRisk) ProtoMessage() {}
 
 func (x *CertifiableRisk) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[35]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4274,7 +4386,7 @@ func (x *CertifiableRisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertifiableRisk.ProtoReflect.Descriptor instead.
 func (*CertifiableRisk) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{35}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CertifiableRisk) GetRisk() float64 {
@@ -4345,7 +4457,7 @@ type Metrics struct {
 
 func (x *Metrics) Reset() {
 	*x = Metrics{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4357,7 +4469,7 @@ func (x *Metrics) String() string {
 func (*Metrics) ProtoMessage() {}
 
 func (x *Metrics) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[36]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4370,7 +4482,7 @@ func (x *Metrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metrics.ProtoReflect.Descriptor instead.
 func (*Metrics) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{36}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Metrics) GetAccuracy() float64 {
@@ -4514,7 +4626,7 @@ type GroupReport struct {
 
 func (x *GroupReport) Reset() {
 	*x = GroupReport{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4526,7 +4638,7 @@ func (x *GroupReport) String() string {
 func (*GroupReport) ProtoMessage() {}
 
 func (x *GroupReport) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[37]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4539,7 +4651,7 @@ func (x *GroupReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupReport.ProtoReflect.Descriptor instead.
 func (*GroupReport) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{37}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GroupReport) GetGroup() string {
@@ -4582,7 +4694,7 @@ type ReliabilityBin struct {
 
 func (x *ReliabilityBin) Reset() {
 	*x = ReliabilityBin{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4594,7 +4706,7 @@ func (x *ReliabilityBin) String() string {
 func (*ReliabilityBin) ProtoMessage() {}
 
 func (x *ReliabilityBin) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[38]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4607,7 +4719,7 @@ func (x *ReliabilityBin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReliabilityBin.ProtoReflect.Descriptor instead.
 func (*ReliabilityBin) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{38}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReliabilityBin) GetLower() float64 {
@@ -4660,7 +4772,7 @@ type RiskPoint struct {
 
 func (x *RiskPoint) Reset() {
 	*x = RiskPoint{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4672,7 +4784,7 @@ func (x *RiskPoint) String() string {
 func (*RiskPoint) ProtoMessage() {}
 
 func (x *RiskPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[39]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4685,7 +4797,7 @@ func (x *RiskPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RiskPoint.ProtoReflect.Descriptor instead.
 func (*RiskPoint) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{39}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RiskPoint) GetLambda() float64 {
@@ -4781,7 +4893,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4793,7 +4905,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[40]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4806,7 +4918,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{40}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Profile) GetName() string {
@@ -5032,7 +5144,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5044,7 +5156,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[41]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5057,7 +5169,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{41}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetProfileRequest) GetName() string {
@@ -5085,7 +5197,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5097,7 +5209,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[42]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5110,7 +5222,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{42}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -5135,7 +5247,7 @@ type ListProfilesRequest struct {
 
 func (x *ListProfilesRequest) Reset() {
 	*x = ListProfilesRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5147,7 +5259,7 @@ func (x *ListProfilesRequest) String() string {
 func (*ListProfilesRequest) ProtoMessage() {}
 
 func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[43]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5160,7 +5272,7 @@ func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ListProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{43}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListProfilesRequest) GetName() string {
@@ -5198,7 +5310,7 @@ type ListProfilesResponse struct {
 
 func (x *ListProfilesResponse) Reset() {
 	*x = ListProfilesResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[44]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5210,7 +5322,7 @@ func (x *ListProfilesResponse) String() string {
 func (*ListProfilesResponse) ProtoMessage() {}
 
 func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[44]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5223,7 +5335,7 @@ func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ListProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{44}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListProfilesResponse) GetProfiles() []*Profile {
@@ -5253,7 +5365,7 @@ type ActivateProfileRequest struct {
 
 func (x *ActivateProfileRequest) Reset() {
 	*x = ActivateProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[45]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5265,7 +5377,7 @@ func (x *ActivateProfileRequest) String() string {
 func (*ActivateProfileRequest) ProtoMessage() {}
 
 func (x *ActivateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[45]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5278,7 +5390,7 @@ func (x *ActivateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateProfileRequest.ProtoReflect.Descriptor instead.
 func (*ActivateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{45}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ActivateProfileRequest) GetName() string {
@@ -5306,7 +5418,7 @@ type ActivateProfileResponse struct {
 
 func (x *ActivateProfileResponse) Reset() {
 	*x = ActivateProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[46]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5318,7 +5430,7 @@ func (x *ActivateProfileResponse) String() string {
 func (*ActivateProfileResponse) ProtoMessage() {}
 
 func (x *ActivateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[46]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5331,7 +5443,7 @@ func (x *ActivateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateProfileResponse.ProtoReflect.Descriptor instead.
 func (*ActivateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{46}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ActivateProfileResponse) GetProfile() *Profile {
@@ -5354,7 +5466,7 @@ type DeleteProfileRequest struct {
 
 func (x *DeleteProfileRequest) Reset() {
 	*x = DeleteProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[47]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5366,7 +5478,7 @@ func (x *DeleteProfileRequest) String() string {
 func (*DeleteProfileRequest) ProtoMessage() {}
 
 func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[47]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5379,7 +5491,7 @@ func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{47}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteProfileRequest) GetName() string {
@@ -5407,7 +5519,7 @@ type DeleteProfileResponse struct {
 
 func (x *DeleteProfileResponse) Reset() {
 	*x = DeleteProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[48]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5419,7 +5531,7 @@ func (x *DeleteProfileResponse) String() string {
 func (*DeleteProfileResponse) ProtoMessage() {}
 
 func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[48]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5432,7 +5544,7 @@ func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{48}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteProfileResponse) GetDeleted() int32 {
@@ -5458,7 +5570,7 @@ type ImportProfileRequest struct {
 
 func (x *ImportProfileRequest) Reset() {
 	*x = ImportProfileRequest{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[49]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5470,7 +5582,7 @@ func (x *ImportProfileRequest) String() string {
 func (*ImportProfileRequest) ProtoMessage() {}
 
 func (x *ImportProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[49]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5483,7 +5595,7 @@ func (x *ImportProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfileRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfileRequest) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{49}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ImportProfileRequest) GetProfile() *Profile {
@@ -5518,7 +5630,7 @@ type ImportProfileResponse struct {
 
 func (x *ImportProfileResponse) Reset() {
 	*x = ImportProfileResponse{}
-	mi := &file_plumb_v1_plumb_proto_msgTypes[50]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5530,7 +5642,7 @@ func (x *ImportProfileResponse) String() string {
 func (*ImportProfileResponse) ProtoMessage() {}
 
 func (x *ImportProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plumb_v1_plumb_proto_msgTypes[50]
+	mi := &file_plumb_v1_plumb_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5543,7 +5655,7 @@ func (x *ImportProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfileResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfileResponse) Descriptor() ([]byte, []int) {
-	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{50}
+	return file_plumb_v1_plumb_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ImportProfileResponse) GetProfile() *Profile {
@@ -5557,7 +5669,17 @@ var File_plumb_v1_plumb_proto protoreflect.FileDescriptor
 
 const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\n" +
-	"\x14plumb/v1/plumb.proto\x12\bplumb.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n" +
+	"\x14plumb/v1/plumb.proto\x12\bplumb.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x01\n" +
+	"\fRefitRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x1d\n" +
+	"\n" +
+	"since_unix\x18\x03 \x01(\x03R\tsinceUnix\x12\x1f\n" +
+	"\bactivate\x18\x04 \x01(\bH\x00R\bactivate\x88\x01\x01\x12\x17\n" +
+	"\adry_run\x18\x05 \x01(\bR\x06dryRun\x12\x12\n" +
+	"\x04seed\x18\x06 \x01(\x04R\x04seed\x12\x15\n" +
+	"\x06fit_id\x18\a \x01(\tR\x05fitIdB\v\n" +
+	"\t_activate\"\xa9\x01\n" +
 	"\x0fFeedbackRequest\x12\x18\n" +
 	"\areceipt\x18\x01 \x01(\tR\areceipt\x12%\n" +
 	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\x12#\n" +
@@ -5598,7 +5720,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x06alarms\x18\x13 \x03(\tR\x06alarms\x12'\n" +
 	"\x0fcalibration_gap\x18\x14 \x01(\x01R\x0ecalibrationGap\x122\n" +
 	"\x15calibration_gap_lower\x18\x15 \x01(\x01R\x13calibrationGapLower\x122\n" +
-	"\x15calibration_gap_upper\x18\x16 \x01(\x01R\x13calibrationGapUpper\"\x94\x05\n" +
+	"\x15calibration_gap_upper\x18\x16 \x01(\x01R\x13calibrationGapUpper\"\xb7\x05\n" +
 	"\vReceiptBody\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\aprofile\x18\x02 \x01(\tR\aprofile\x12\x18\n" +
@@ -5624,7 +5746,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\awording\x18\x12 \x01(\x01R\awording\x12\x1a\n" +
 	"\bvariance\x18\x13 \x01(\x01R\bvariance\x12)\n" +
 	"\x10token_confidence\x18\x14 \x01(\x01R\x0ftokenConfidence\x127\n" +
-	"\vequivalence\x18\x15 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\"\xdd\x01\n" +
+	"\vequivalence\x18\x15 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\x12!\n" +
+	"\fmap_features\x18\x16 \x03(\x01R\vmapFeatures\"\xdd\x01\n" +
 	"\aOutcome\x12/\n" +
 	"\areceipt\x18\x01 \x01(\v2\x15.plumb.v1.ReceiptBodyR\areceipt\x12%\n" +
 	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\x12#\n" +
@@ -6074,7 +6197,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x0fSCORE_KIND_RAPS\x10\x032\x96\x01\n" +
 	"\x11ConfidenceService\x12=\n" +
 	"\x05Score\x12\x16.plumb.v1.ScoreRequest\x1a\x17.plumb.v1.ScoreResponse\"\x03\x90\x02\x01\x12B\n" +
-	"\vScoreStream\x12\x16.plumb.v1.ScoreRequest\x1a\x17.plumb.v1.ScoreResponse(\x010\x012\xa9\x04\n" +
+	"\vScoreStream\x12\x16.plumb.v1.ScoreRequest\x1a\x17.plumb.v1.ScoreResponse(\x010\x012\xe1\x04\n" +
 	"\x0eProfileService\x124\n" +
 	"\x03Fit\x12\x14.plumb.v1.FitRequest\x1a\x15.plumb.v1.FitResponse(\x01\x129\n" +
 	"\bEvaluate\x12\x19.plumb.v1.EvaluateRequest\x1a\x10.plumb.v1.Report(\x01\x12L\n" +
@@ -6083,7 +6206,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\fListProfiles\x12\x1d.plumb.v1.ListProfilesRequest\x1a\x1e.plumb.v1.ListProfilesResponse\"\x03\x90\x02\x01\x12[\n" +
 	"\x0fActivateProfile\x12 .plumb.v1.ActivateProfileRequest\x1a!.plumb.v1.ActivateProfileResponse\"\x03\x90\x02\x02\x12U\n" +
 	"\rDeleteProfile\x12\x1e.plumb.v1.DeleteProfileRequest\x1a\x1f.plumb.v1.DeleteProfileResponse\"\x03\x90\x02\x02\x12P\n" +
-	"\rImportProfile\x12\x1e.plumb.v1.ImportProfileRequest\x1a\x1f.plumb.v1.ImportProfileResponse2\xec\x01\n" +
+	"\rImportProfile\x12\x1e.plumb.v1.ImportProfileRequest\x1a\x1f.plumb.v1.ImportProfileResponse\x126\n" +
+	"\x05Refit\x12\x16.plumb.v1.RefitRequest\x1a\x15.plumb.v1.FitResponse2\xec\x01\n" +
 	"\x0eMonitorService\x12A\n" +
 	"\bFeedback\x12\x19.plumb.v1.FeedbackRequest\x1a\x1a.plumb.v1.FeedbackResponse\x12I\n" +
 	"\x0eFeedbackStream\x12\x19.plumb.v1.FeedbackRequest\x1a\x1a.plumb.v1.FeedbackResponse(\x01\x12L\n" +
@@ -6103,7 +6227,7 @@ func file_plumb_v1_plumb_proto_rawDescGZIP() []byte {
 }
 
 var file_plumb_v1_plumb_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
-var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_plumb_v1_plumb_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_plumb_v1_plumb_proto_goTypes = []any{
 	(FeedbackSource)(0),             // 0: plumb.v1.FeedbackSource
 	(Framing)(0),                    // 1: plumb.v1.Framing
@@ -6119,166 +6243,169 @@ var file_plumb_v1_plumb_proto_goTypes = []any{
 	(TemperatureMethod)(0),          // 11: plumb.v1.TemperatureMethod
 	(ConfidenceMap)(0),              // 12: plumb.v1.ConfidenceMap
 	(ScoreKind)(0),                  // 13: plumb.v1.ScoreKind
-	(*FeedbackRequest)(nil),         // 14: plumb.v1.FeedbackRequest
-	(*FeedbackResponse)(nil),        // 15: plumb.v1.FeedbackResponse
-	(*GetMonitorRequest)(nil),       // 16: plumb.v1.GetMonitorRequest
-	(*GetMonitorResponse)(nil),      // 17: plumb.v1.GetMonitorResponse
-	(*Monitor)(nil),                 // 18: plumb.v1.Monitor
-	(*ReceiptBody)(nil),             // 19: plumb.v1.ReceiptBody
-	(*Outcome)(nil),                 // 20: plumb.v1.Outcome
-	(*ScoreRequest)(nil),            // 21: plumb.v1.ScoreRequest
-	(*Claim)(nil),                   // 22: plumb.v1.Claim
-	(*Vector)(nil),                  // 23: plumb.v1.Vector
-	(*Policy)(nil),                  // 24: plumb.v1.Policy
-	(*Paraphrase)(nil),              // 25: plumb.v1.Paraphrase
-	(*Option)(nil),                  // 26: plumb.v1.Option
-	(*Sample)(nil),                  // 27: plumb.v1.Sample
-	(*Token)(nil),                   // 28: plumb.v1.Token
-	(*TopLogprob)(nil),              // 29: plumb.v1.TopLogprob
-	(*ScoreResponse)(nil),           // 30: plumb.v1.ScoreResponse
-	(*ClaimScore)(nil),              // 31: plumb.v1.ClaimScore
-	(*ItemError)(nil),               // 32: plumb.v1.ItemError
-	(*PredictionSet)(nil),           // 33: plumb.v1.PredictionSet
-	(*Candidate)(nil),               // 34: plumb.v1.Candidate
-	(*Uncertainty)(nil),             // 35: plumb.v1.Uncertainty
-	(*Sycophancy)(nil),              // 36: plumb.v1.Sycophancy
-	(*Badge)(nil),                   // 37: plumb.v1.Badge
-	(*ProfileRef)(nil),              // 38: plumb.v1.ProfileRef
-	(*LabeledExample)(nil),          // 39: plumb.v1.LabeledExample
-	(*Label)(nil),                   // 40: plumb.v1.Label
-	(*FitRequest)(nil),              // 41: plumb.v1.FitRequest
-	(*FitConfig)(nil),               // 42: plumb.v1.FitConfig
-	(*FitResponse)(nil),             // 43: plumb.v1.FitResponse
-	(*EvaluateRequest)(nil),         // 44: plumb.v1.EvaluateRequest
-	(*EvaluateConfig)(nil),          // 45: plumb.v1.EvaluateConfig
-	(*Report)(nil),                  // 46: plumb.v1.Report
-	(*ClaimReport)(nil),             // 47: plumb.v1.ClaimReport
-	(*ClaimMetrics)(nil),            // 48: plumb.v1.ClaimMetrics
-	(*CertifiableRisk)(nil),         // 49: plumb.v1.CertifiableRisk
-	(*Metrics)(nil),                 // 50: plumb.v1.Metrics
-	(*GroupReport)(nil),             // 51: plumb.v1.GroupReport
-	(*ReliabilityBin)(nil),          // 52: plumb.v1.ReliabilityBin
-	(*RiskPoint)(nil),               // 53: plumb.v1.RiskPoint
-	(*Profile)(nil),                 // 54: plumb.v1.Profile
-	(*GetProfileRequest)(nil),       // 55: plumb.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),      // 56: plumb.v1.GetProfileResponse
-	(*ListProfilesRequest)(nil),     // 57: plumb.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),    // 58: plumb.v1.ListProfilesResponse
-	(*ActivateProfileRequest)(nil),  // 59: plumb.v1.ActivateProfileRequest
-	(*ActivateProfileResponse)(nil), // 60: plumb.v1.ActivateProfileResponse
-	(*DeleteProfileRequest)(nil),    // 61: plumb.v1.DeleteProfileRequest
-	(*DeleteProfileResponse)(nil),   // 62: plumb.v1.DeleteProfileResponse
-	(*ImportProfileRequest)(nil),    // 63: plumb.v1.ImportProfileRequest
-	(*ImportProfileResponse)(nil),   // 64: plumb.v1.ImportProfileResponse
-	nil,                             // 65: plumb.v1.Profile.GroupQuantilesEntry
-	(*timestamppb.Timestamp)(nil),   // 66: google.protobuf.Timestamp
+	(*RefitRequest)(nil),            // 14: plumb.v1.RefitRequest
+	(*FeedbackRequest)(nil),         // 15: plumb.v1.FeedbackRequest
+	(*FeedbackResponse)(nil),        // 16: plumb.v1.FeedbackResponse
+	(*GetMonitorRequest)(nil),       // 17: plumb.v1.GetMonitorRequest
+	(*GetMonitorResponse)(nil),      // 18: plumb.v1.GetMonitorResponse
+	(*Monitor)(nil),                 // 19: plumb.v1.Monitor
+	(*ReceiptBody)(nil),             // 20: plumb.v1.ReceiptBody
+	(*Outcome)(nil),                 // 21: plumb.v1.Outcome
+	(*ScoreRequest)(nil),            // 22: plumb.v1.ScoreRequest
+	(*Claim)(nil),                   // 23: plumb.v1.Claim
+	(*Vector)(nil),                  // 24: plumb.v1.Vector
+	(*Policy)(nil),                  // 25: plumb.v1.Policy
+	(*Paraphrase)(nil),              // 26: plumb.v1.Paraphrase
+	(*Option)(nil),                  // 27: plumb.v1.Option
+	(*Sample)(nil),                  // 28: plumb.v1.Sample
+	(*Token)(nil),                   // 29: plumb.v1.Token
+	(*TopLogprob)(nil),              // 30: plumb.v1.TopLogprob
+	(*ScoreResponse)(nil),           // 31: plumb.v1.ScoreResponse
+	(*ClaimScore)(nil),              // 32: plumb.v1.ClaimScore
+	(*ItemError)(nil),               // 33: plumb.v1.ItemError
+	(*PredictionSet)(nil),           // 34: plumb.v1.PredictionSet
+	(*Candidate)(nil),               // 35: plumb.v1.Candidate
+	(*Uncertainty)(nil),             // 36: plumb.v1.Uncertainty
+	(*Sycophancy)(nil),              // 37: plumb.v1.Sycophancy
+	(*Badge)(nil),                   // 38: plumb.v1.Badge
+	(*ProfileRef)(nil),              // 39: plumb.v1.ProfileRef
+	(*LabeledExample)(nil),          // 40: plumb.v1.LabeledExample
+	(*Label)(nil),                   // 41: plumb.v1.Label
+	(*FitRequest)(nil),              // 42: plumb.v1.FitRequest
+	(*FitConfig)(nil),               // 43: plumb.v1.FitConfig
+	(*FitResponse)(nil),             // 44: plumb.v1.FitResponse
+	(*EvaluateRequest)(nil),         // 45: plumb.v1.EvaluateRequest
+	(*EvaluateConfig)(nil),          // 46: plumb.v1.EvaluateConfig
+	(*Report)(nil),                  // 47: plumb.v1.Report
+	(*ClaimReport)(nil),             // 48: plumb.v1.ClaimReport
+	(*ClaimMetrics)(nil),            // 49: plumb.v1.ClaimMetrics
+	(*CertifiableRisk)(nil),         // 50: plumb.v1.CertifiableRisk
+	(*Metrics)(nil),                 // 51: plumb.v1.Metrics
+	(*GroupReport)(nil),             // 52: plumb.v1.GroupReport
+	(*ReliabilityBin)(nil),          // 53: plumb.v1.ReliabilityBin
+	(*RiskPoint)(nil),               // 54: plumb.v1.RiskPoint
+	(*Profile)(nil),                 // 55: plumb.v1.Profile
+	(*GetProfileRequest)(nil),       // 56: plumb.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),      // 57: plumb.v1.GetProfileResponse
+	(*ListProfilesRequest)(nil),     // 58: plumb.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),    // 59: plumb.v1.ListProfilesResponse
+	(*ActivateProfileRequest)(nil),  // 60: plumb.v1.ActivateProfileRequest
+	(*ActivateProfileResponse)(nil), // 61: plumb.v1.ActivateProfileResponse
+	(*DeleteProfileRequest)(nil),    // 62: plumb.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),   // 63: plumb.v1.DeleteProfileResponse
+	(*ImportProfileRequest)(nil),    // 64: plumb.v1.ImportProfileRequest
+	(*ImportProfileResponse)(nil),   // 65: plumb.v1.ImportProfileResponse
+	nil,                             // 66: plumb.v1.Profile.GroupQuantilesEntry
+	(*timestamppb.Timestamp)(nil),   // 67: google.protobuf.Timestamp
 }
 var file_plumb_v1_plumb_proto_depIdxs = []int32{
-	40, // 0: plumb.v1.FeedbackRequest.label:type_name -> plumb.v1.Label
+	41, // 0: plumb.v1.FeedbackRequest.label:type_name -> plumb.v1.Label
 	0,  // 1: plumb.v1.FeedbackRequest.source:type_name -> plumb.v1.FeedbackSource
-	18, // 2: plumb.v1.GetMonitorResponse.monitors:type_name -> plumb.v1.Monitor
+	19, // 2: plumb.v1.GetMonitorResponse.monitors:type_name -> plumb.v1.Monitor
 	7,  // 3: plumb.v1.ReceiptBody.evidence:type_name -> plumb.v1.Evidence
 	4,  // 4: plumb.v1.ReceiptBody.action:type_name -> plumb.v1.Action
 	3,  // 5: plumb.v1.ReceiptBody.equivalence:type_name -> plumb.v1.Equivalence
-	19, // 6: plumb.v1.Outcome.receipt:type_name -> plumb.v1.ReceiptBody
-	40, // 7: plumb.v1.Outcome.label:type_name -> plumb.v1.Label
+	20, // 6: plumb.v1.Outcome.receipt:type_name -> plumb.v1.ReceiptBody
+	41, // 7: plumb.v1.Outcome.label:type_name -> plumb.v1.Label
 	0,  // 8: plumb.v1.Outcome.source:type_name -> plumb.v1.FeedbackSource
-	25, // 9: plumb.v1.ScoreRequest.paraphrases:type_name -> plumb.v1.Paraphrase
-	24, // 10: plumb.v1.ScoreRequest.policy:type_name -> plumb.v1.Policy
+	26, // 9: plumb.v1.ScoreRequest.paraphrases:type_name -> plumb.v1.Paraphrase
+	25, // 10: plumb.v1.ScoreRequest.policy:type_name -> plumb.v1.Policy
 	2,  // 11: plumb.v1.ScoreRequest.kind:type_name -> plumb.v1.QueryKind
-	22, // 12: plumb.v1.ScoreRequest.claims:type_name -> plumb.v1.Claim
+	23, // 12: plumb.v1.ScoreRequest.claims:type_name -> plumb.v1.Claim
 	3,  // 13: plumb.v1.Policy.equivalence:type_name -> plumb.v1.Equivalence
 	1,  // 14: plumb.v1.Paraphrase.framing:type_name -> plumb.v1.Framing
-	26, // 15: plumb.v1.Paraphrase.options:type_name -> plumb.v1.Option
-	27, // 16: plumb.v1.Paraphrase.samples:type_name -> plumb.v1.Sample
-	28, // 17: plumb.v1.Sample.tokens:type_name -> plumb.v1.Token
-	23, // 18: plumb.v1.Sample.sentences:type_name -> plumb.v1.Vector
-	29, // 19: plumb.v1.Token.top_logprobs:type_name -> plumb.v1.TopLogprob
+	27, // 15: plumb.v1.Paraphrase.options:type_name -> plumb.v1.Option
+	28, // 16: plumb.v1.Paraphrase.samples:type_name -> plumb.v1.Sample
+	29, // 17: plumb.v1.Sample.tokens:type_name -> plumb.v1.Token
+	24, // 18: plumb.v1.Sample.sentences:type_name -> plumb.v1.Vector
+	30, // 19: plumb.v1.Token.top_logprobs:type_name -> plumb.v1.TopLogprob
 	4,  // 20: plumb.v1.ScoreResponse.action:type_name -> plumb.v1.Action
 	5,  // 21: plumb.v1.ScoreResponse.reasons:type_name -> plumb.v1.Reason
-	33, // 22: plumb.v1.ScoreResponse.prediction_set:type_name -> plumb.v1.PredictionSet
-	34, // 23: plumb.v1.ScoreResponse.candidates:type_name -> plumb.v1.Candidate
-	35, // 24: plumb.v1.ScoreResponse.uncertainty:type_name -> plumb.v1.Uncertainty
-	36, // 25: plumb.v1.ScoreResponse.sycophancy:type_name -> plumb.v1.Sycophancy
-	37, // 26: plumb.v1.ScoreResponse.badge:type_name -> plumb.v1.Badge
-	38, // 27: plumb.v1.ScoreResponse.profile:type_name -> plumb.v1.ProfileRef
-	32, // 28: plumb.v1.ScoreResponse.error:type_name -> plumb.v1.ItemError
-	31, // 29: plumb.v1.ScoreResponse.claims:type_name -> plumb.v1.ClaimScore
+	34, // 22: plumb.v1.ScoreResponse.prediction_set:type_name -> plumb.v1.PredictionSet
+	35, // 23: plumb.v1.ScoreResponse.candidates:type_name -> plumb.v1.Candidate
+	36, // 24: plumb.v1.ScoreResponse.uncertainty:type_name -> plumb.v1.Uncertainty
+	37, // 25: plumb.v1.ScoreResponse.sycophancy:type_name -> plumb.v1.Sycophancy
+	38, // 26: plumb.v1.ScoreResponse.badge:type_name -> plumb.v1.Badge
+	39, // 27: plumb.v1.ScoreResponse.profile:type_name -> plumb.v1.ProfileRef
+	33, // 28: plumb.v1.ScoreResponse.error:type_name -> plumb.v1.ItemError
+	32, // 29: plumb.v1.ScoreResponse.claims:type_name -> plumb.v1.ClaimScore
 	10, // 30: plumb.v1.ScoreResponse.support_measure:type_name -> plumb.v1.SupportMeasure
 	9,  // 31: plumb.v1.ClaimScore.action:type_name -> plumb.v1.ClaimAction
 	5,  // 32: plumb.v1.ClaimScore.reasons:type_name -> plumb.v1.Reason
 	6,  // 33: plumb.v1.Badge.level:type_name -> plumb.v1.BadgeLevel
-	21, // 34: plumb.v1.LabeledExample.request:type_name -> plumb.v1.ScoreRequest
-	40, // 35: plumb.v1.LabeledExample.label:type_name -> plumb.v1.Label
+	22, // 34: plumb.v1.LabeledExample.request:type_name -> plumb.v1.ScoreRequest
+	41, // 35: plumb.v1.LabeledExample.label:type_name -> plumb.v1.Label
 	8,  // 36: plumb.v1.Label.claims:type_name -> plumb.v1.ClaimVerdict
-	42, // 37: plumb.v1.FitRequest.config:type_name -> plumb.v1.FitConfig
-	39, // 38: plumb.v1.FitRequest.example:type_name -> plumb.v1.LabeledExample
+	43, // 37: plumb.v1.FitRequest.config:type_name -> plumb.v1.FitConfig
+	40, // 38: plumb.v1.FitRequest.example:type_name -> plumb.v1.LabeledExample
 	11, // 39: plumb.v1.FitConfig.temperature:type_name -> plumb.v1.TemperatureMethod
 	12, // 40: plumb.v1.FitConfig.confidence_map:type_name -> plumb.v1.ConfidenceMap
 	13, // 41: plumb.v1.FitConfig.score:type_name -> plumb.v1.ScoreKind
 	3,  // 42: plumb.v1.FitConfig.equivalence:type_name -> plumb.v1.Equivalence
-	54, // 43: plumb.v1.FitResponse.profile:type_name -> plumb.v1.Profile
-	46, // 44: plumb.v1.FitResponse.report:type_name -> plumb.v1.Report
-	45, // 45: plumb.v1.EvaluateRequest.config:type_name -> plumb.v1.EvaluateConfig
-	39, // 46: plumb.v1.EvaluateRequest.example:type_name -> plumb.v1.LabeledExample
+	55, // 43: plumb.v1.FitResponse.profile:type_name -> plumb.v1.Profile
+	47, // 44: plumb.v1.FitResponse.report:type_name -> plumb.v1.Report
+	46, // 45: plumb.v1.EvaluateRequest.config:type_name -> plumb.v1.EvaluateConfig
+	40, // 46: plumb.v1.EvaluateRequest.example:type_name -> plumb.v1.LabeledExample
 	3,  // 47: plumb.v1.EvaluateConfig.equivalence:type_name -> plumb.v1.Equivalence
-	50, // 48: plumb.v1.Report.before:type_name -> plumb.v1.Metrics
-	50, // 49: plumb.v1.Report.after:type_name -> plumb.v1.Metrics
-	51, // 50: plumb.v1.Report.groups:type_name -> plumb.v1.GroupReport
-	52, // 51: plumb.v1.Report.bins_before:type_name -> plumb.v1.ReliabilityBin
-	52, // 52: plumb.v1.Report.bins_after:type_name -> plumb.v1.ReliabilityBin
-	53, // 53: plumb.v1.Report.risk_curve:type_name -> plumb.v1.RiskPoint
-	38, // 54: plumb.v1.Report.profile:type_name -> plumb.v1.ProfileRef
-	49, // 55: plumb.v1.Report.certifiable_risk:type_name -> plumb.v1.CertifiableRisk
-	47, // 56: plumb.v1.Report.claims:type_name -> plumb.v1.ClaimReport
-	48, // 57: plumb.v1.ClaimReport.before:type_name -> plumb.v1.ClaimMetrics
-	48, // 58: plumb.v1.ClaimReport.after:type_name -> plumb.v1.ClaimMetrics
-	52, // 59: plumb.v1.ClaimReport.bins_before:type_name -> plumb.v1.ReliabilityBin
-	52, // 60: plumb.v1.ClaimReport.bins_after:type_name -> plumb.v1.ReliabilityBin
-	50, // 61: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
-	50, // 62: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
-	66, // 63: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
+	51, // 48: plumb.v1.Report.before:type_name -> plumb.v1.Metrics
+	51, // 49: plumb.v1.Report.after:type_name -> plumb.v1.Metrics
+	52, // 50: plumb.v1.Report.groups:type_name -> plumb.v1.GroupReport
+	53, // 51: plumb.v1.Report.bins_before:type_name -> plumb.v1.ReliabilityBin
+	53, // 52: plumb.v1.Report.bins_after:type_name -> plumb.v1.ReliabilityBin
+	54, // 53: plumb.v1.Report.risk_curve:type_name -> plumb.v1.RiskPoint
+	39, // 54: plumb.v1.Report.profile:type_name -> plumb.v1.ProfileRef
+	50, // 55: plumb.v1.Report.certifiable_risk:type_name -> plumb.v1.CertifiableRisk
+	48, // 56: plumb.v1.Report.claims:type_name -> plumb.v1.ClaimReport
+	49, // 57: plumb.v1.ClaimReport.before:type_name -> plumb.v1.ClaimMetrics
+	49, // 58: plumb.v1.ClaimReport.after:type_name -> plumb.v1.ClaimMetrics
+	53, // 59: plumb.v1.ClaimReport.bins_before:type_name -> plumb.v1.ReliabilityBin
+	53, // 60: plumb.v1.ClaimReport.bins_after:type_name -> plumb.v1.ReliabilityBin
+	51, // 61: plumb.v1.GroupReport.before:type_name -> plumb.v1.Metrics
+	51, // 62: plumb.v1.GroupReport.after:type_name -> plumb.v1.Metrics
+	67, // 63: plumb.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
 	7,  // 64: plumb.v1.Profile.evidence:type_name -> plumb.v1.Evidence
 	11, // 65: plumb.v1.Profile.temperature_method:type_name -> plumb.v1.TemperatureMethod
 	13, // 66: plumb.v1.Profile.score:type_name -> plumb.v1.ScoreKind
-	65, // 67: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
-	53, // 68: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
+	66, // 67: plumb.v1.Profile.group_quantiles:type_name -> plumb.v1.Profile.GroupQuantilesEntry
+	54, // 68: plumb.v1.Profile.risk_curve:type_name -> plumb.v1.RiskPoint
 	3,  // 69: plumb.v1.Profile.equivalence:type_name -> plumb.v1.Equivalence
-	46, // 70: plumb.v1.Profile.report:type_name -> plumb.v1.Report
-	42, // 71: plumb.v1.Profile.config:type_name -> plumb.v1.FitConfig
+	47, // 70: plumb.v1.Profile.report:type_name -> plumb.v1.Report
+	43, // 71: plumb.v1.Profile.config:type_name -> plumb.v1.FitConfig
 	12, // 72: plumb.v1.Profile.confidence_map_method:type_name -> plumb.v1.ConfidenceMap
 	12, // 73: plumb.v1.Profile.claim_map_method:type_name -> plumb.v1.ConfidenceMap
-	54, // 74: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
-	54, // 75: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
-	54, // 76: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
-	54, // 77: plumb.v1.ImportProfileRequest.profile:type_name -> plumb.v1.Profile
-	54, // 78: plumb.v1.ImportProfileResponse.profile:type_name -> plumb.v1.Profile
-	21, // 79: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
-	21, // 80: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
-	41, // 81: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
-	44, // 82: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
-	55, // 83: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
-	57, // 84: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
-	59, // 85: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
-	61, // 86: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
-	63, // 87: plumb.v1.ProfileService.ImportProfile:input_type -> plumb.v1.ImportProfileRequest
-	14, // 88: plumb.v1.MonitorService.Feedback:input_type -> plumb.v1.FeedbackRequest
-	14, // 89: plumb.v1.MonitorService.FeedbackStream:input_type -> plumb.v1.FeedbackRequest
-	16, // 90: plumb.v1.MonitorService.GetMonitor:input_type -> plumb.v1.GetMonitorRequest
-	30, // 91: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
-	30, // 92: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
-	43, // 93: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
-	46, // 94: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
-	56, // 95: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
-	58, // 96: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
-	60, // 97: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
-	62, // 98: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
-	64, // 99: plumb.v1.ProfileService.ImportProfile:output_type -> plumb.v1.ImportProfileResponse
-	15, // 100: plumb.v1.MonitorService.Feedback:output_type -> plumb.v1.FeedbackResponse
-	15, // 101: plumb.v1.MonitorService.FeedbackStream:output_type -> plumb.v1.FeedbackResponse
-	17, // 102: plumb.v1.MonitorService.GetMonitor:output_type -> plumb.v1.GetMonitorResponse
-	91, // [91:103] is the sub-list for method output_type
-	79, // [79:91] is the sub-list for method input_type
+	55, // 74: plumb.v1.GetProfileResponse.profile:type_name -> plumb.v1.Profile
+	55, // 75: plumb.v1.ListProfilesResponse.profiles:type_name -> plumb.v1.Profile
+	55, // 76: plumb.v1.ActivateProfileResponse.profile:type_name -> plumb.v1.Profile
+	55, // 77: plumb.v1.ImportProfileRequest.profile:type_name -> plumb.v1.Profile
+	55, // 78: plumb.v1.ImportProfileResponse.profile:type_name -> plumb.v1.Profile
+	22, // 79: plumb.v1.ConfidenceService.Score:input_type -> plumb.v1.ScoreRequest
+	22, // 80: plumb.v1.ConfidenceService.ScoreStream:input_type -> plumb.v1.ScoreRequest
+	42, // 81: plumb.v1.ProfileService.Fit:input_type -> plumb.v1.FitRequest
+	45, // 82: plumb.v1.ProfileService.Evaluate:input_type -> plumb.v1.EvaluateRequest
+	56, // 83: plumb.v1.ProfileService.GetProfile:input_type -> plumb.v1.GetProfileRequest
+	58, // 84: plumb.v1.ProfileService.ListProfiles:input_type -> plumb.v1.ListProfilesRequest
+	60, // 85: plumb.v1.ProfileService.ActivateProfile:input_type -> plumb.v1.ActivateProfileRequest
+	62, // 86: plumb.v1.ProfileService.DeleteProfile:input_type -> plumb.v1.DeleteProfileRequest
+	64, // 87: plumb.v1.ProfileService.ImportProfile:input_type -> plumb.v1.ImportProfileRequest
+	14, // 88: plumb.v1.ProfileService.Refit:input_type -> plumb.v1.RefitRequest
+	15, // 89: plumb.v1.MonitorService.Feedback:input_type -> plumb.v1.FeedbackRequest
+	15, // 90: plumb.v1.MonitorService.FeedbackStream:input_type -> plumb.v1.FeedbackRequest
+	17, // 91: plumb.v1.MonitorService.GetMonitor:input_type -> plumb.v1.GetMonitorRequest
+	31, // 92: plumb.v1.ConfidenceService.Score:output_type -> plumb.v1.ScoreResponse
+	31, // 93: plumb.v1.ConfidenceService.ScoreStream:output_type -> plumb.v1.ScoreResponse
+	44, // 94: plumb.v1.ProfileService.Fit:output_type -> plumb.v1.FitResponse
+	47, // 95: plumb.v1.ProfileService.Evaluate:output_type -> plumb.v1.Report
+	57, // 96: plumb.v1.ProfileService.GetProfile:output_type -> plumb.v1.GetProfileResponse
+	59, // 97: plumb.v1.ProfileService.ListProfiles:output_type -> plumb.v1.ListProfilesResponse
+	61, // 98: plumb.v1.ProfileService.ActivateProfile:output_type -> plumb.v1.ActivateProfileResponse
+	63, // 99: plumb.v1.ProfileService.DeleteProfile:output_type -> plumb.v1.DeleteProfileResponse
+	65, // 100: plumb.v1.ProfileService.ImportProfile:output_type -> plumb.v1.ImportProfileResponse
+	44, // 101: plumb.v1.ProfileService.Refit:output_type -> plumb.v1.FitResponse
+	16, // 102: plumb.v1.MonitorService.Feedback:output_type -> plumb.v1.FeedbackResponse
+	16, // 103: plumb.v1.MonitorService.FeedbackStream:output_type -> plumb.v1.FeedbackResponse
+	18, // 104: plumb.v1.MonitorService.GetMonitor:output_type -> plumb.v1.GetMonitorResponse
+	92, // [92:105] is the sub-list for method output_type
+	79, // [79:92] is the sub-list for method input_type
 	79, // [79:79] is the sub-list for extension type_name
 	79, // [79:79] is the sub-list for extension extendee
 	0,  // [0:79] is the sub-list for field type_name
@@ -6289,24 +6416,25 @@ func file_plumb_v1_plumb_proto_init() {
 	if File_plumb_v1_plumb_proto != nil {
 		return
 	}
-	file_plumb_v1_plumb_proto_msgTypes[27].OneofWrappers = []any{
+	file_plumb_v1_plumb_proto_msgTypes[0].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[28].OneofWrappers = []any{
 		(*FitRequest_Config)(nil),
 		(*FitRequest_Example)(nil),
 	}
-	file_plumb_v1_plumb_proto_msgTypes[28].OneofWrappers = []any{}
-	file_plumb_v1_plumb_proto_msgTypes[30].OneofWrappers = []any{
+	file_plumb_v1_plumb_proto_msgTypes[29].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[31].OneofWrappers = []any{
 		(*EvaluateRequest_Config)(nil),
 		(*EvaluateRequest_Example)(nil),
 	}
-	file_plumb_v1_plumb_proto_msgTypes[34].OneofWrappers = []any{}
-	file_plumb_v1_plumb_proto_msgTypes[36].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[35].OneofWrappers = []any{}
+	file_plumb_v1_plumb_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plumb_v1_plumb_proto_rawDesc), len(file_plumb_v1_plumb_proto_rawDesc)),
 			NumEnums:      14,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -177,6 +177,7 @@ const (
 	ProfileService_ActivateProfile_FullMethodName = "/plumb.v1.ProfileService/ActivateProfile"
 	ProfileService_DeleteProfile_FullMethodName   = "/plumb.v1.ProfileService/DeleteProfile"
 	ProfileService_ImportProfile_FullMethodName   = "/plumb.v1.ProfileService/ImportProfile"
+	ProfileService_Refit_FullMethodName           = "/plumb.v1.ProfileService/Refit"
 )
 
 // ProfileServiceClient is the client API for ProfileService service.
@@ -204,6 +205,10 @@ type ProfileServiceClient interface {
 	// `plumb profiles export`) as the next version of its name: a profile fitted offline ships
 	// with a deployment.
 	ImportProfile(ctx context.Context, in *ImportProfileRequest, opts ...grpc.CallOption) (*ImportProfileResponse, error)
+	// Refit fits a new version of a profile from the outcomes fed back for one of its versions
+	// (MonitorService): its confidence map and abstention threshold λ; stored inactive unless
+	// activate says otherwise.
+	Refit(ctx context.Context, in *RefitRequest, opts ...grpc.CallOption) (*FitResponse, error)
 }
 
 type profileServiceClient struct {
@@ -290,6 +295,16 @@ func (c *profileServiceClient) ImportProfile(ctx context.Context, in *ImportProf
 	return out, nil
 }
 
+func (c *profileServiceClient) Refit(ctx context.Context, in *RefitRequest, opts ...grpc.CallOption) (*FitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FitResponse)
+	err := c.cc.Invoke(ctx, ProfileService_Refit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProfileServiceServer is the server API for ProfileService service.
 // All implementations must embed UnimplementedProfileServiceServer
 // for forward compatibility.
@@ -315,6 +330,10 @@ type ProfileServiceServer interface {
 	// `plumb profiles export`) as the next version of its name: a profile fitted offline ships
 	// with a deployment.
 	ImportProfile(context.Context, *ImportProfileRequest) (*ImportProfileResponse, error)
+	// Refit fits a new version of a profile from the outcomes fed back for one of its versions
+	// (MonitorService): its confidence map and abstention threshold λ; stored inactive unless
+	// activate says otherwise.
+	Refit(context.Context, *RefitRequest) (*FitResponse, error)
 	mustEmbedUnimplementedProfileServiceServer()
 }
 
@@ -345,6 +364,9 @@ func (UnimplementedProfileServiceServer) DeleteProfile(context.Context, *DeleteP
 }
 func (UnimplementedProfileServiceServer) ImportProfile(context.Context, *ImportProfileRequest) (*ImportProfileResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportProfile not implemented")
+}
+func (UnimplementedProfileServiceServer) Refit(context.Context, *RefitRequest) (*FitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Refit not implemented")
 }
 func (UnimplementedProfileServiceServer) mustEmbedUnimplementedProfileServiceServer() {}
 func (UnimplementedProfileServiceServer) testEmbeddedByValue()                        {}
@@ -471,6 +493,24 @@ func _ProfileService_ImportProfile_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProfileService_Refit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProfileServiceServer).Refit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProfileService_Refit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProfileServiceServer).Refit(ctx, req.(*RefitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ProfileService_ServiceDesc is the grpc.ServiceDesc for ProfileService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -497,6 +537,10 @@ var ProfileService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportProfile",
 			Handler:    _ProfileService_ImportProfile_Handler,
+		},
+		{
+			MethodName: "Refit",
+			Handler:    _ProfileService_Refit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

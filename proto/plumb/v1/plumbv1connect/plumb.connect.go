@@ -65,6 +65,8 @@ const (
 	// ProfileServiceImportProfileProcedure is the fully-qualified name of the ProfileService's
 	// ImportProfile RPC.
 	ProfileServiceImportProfileProcedure = "/plumb.v1.ProfileService/ImportProfile"
+	// ProfileServiceRefitProcedure is the fully-qualified name of the ProfileService's Refit RPC.
+	ProfileServiceRefitProcedure = "/plumb.v1.ProfileService/Refit"
 	// MonitorServiceFeedbackProcedure is the fully-qualified name of the MonitorService's Feedback RPC.
 	MonitorServiceFeedbackProcedure = "/plumb.v1.MonitorService/Feedback"
 	// MonitorServiceFeedbackStreamProcedure is the fully-qualified name of the MonitorService's
@@ -202,6 +204,10 @@ type ProfileServiceClient interface {
 	// `plumb profiles export`) as the next version of its name: a profile fitted offline ships
 	// with a deployment.
 	ImportProfile(context.Context, *connect.Request[v1.ImportProfileRequest]) (*connect.Response[v1.ImportProfileResponse], error)
+	// Refit fits a new version of a profile from the outcomes fed back for one of its versions
+	// (MonitorService): its confidence map and abstention threshold λ; stored inactive unless
+	// activate says otherwise.
+	Refit(context.Context, *connect.Request[v1.RefitRequest]) (*connect.Response[v1.FitResponse], error)
 }
 
 // NewProfileServiceClient constructs a client for the plumb.v1.ProfileService service. By default,
@@ -261,6 +267,12 @@ func NewProfileServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(profileServiceMethods.ByName("ImportProfile")),
 			connect.WithClientOptions(opts...),
 		),
+		refit: connect.NewClient[v1.RefitRequest, v1.FitResponse](
+			httpClient,
+			baseURL+ProfileServiceRefitProcedure,
+			connect.WithSchema(profileServiceMethods.ByName("Refit")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -273,6 +285,7 @@ type profileServiceClient struct {
 	activateProfile *connect.Client[v1.ActivateProfileRequest, v1.ActivateProfileResponse]
 	deleteProfile   *connect.Client[v1.DeleteProfileRequest, v1.DeleteProfileResponse]
 	importProfile   *connect.Client[v1.ImportProfileRequest, v1.ImportProfileResponse]
+	refit           *connect.Client[v1.RefitRequest, v1.FitResponse]
 }
 
 // Fit calls plumb.v1.ProfileService.Fit.
@@ -310,6 +323,11 @@ func (c *profileServiceClient) ImportProfile(ctx context.Context, req *connect.R
 	return c.importProfile.CallUnary(ctx, req)
 }
 
+// Refit calls plumb.v1.ProfileService.Refit.
+func (c *profileServiceClient) Refit(ctx context.Context, req *connect.Request[v1.RefitRequest]) (*connect.Response[v1.FitResponse], error) {
+	return c.refit.CallUnary(ctx, req)
+}
+
 // ProfileServiceHandler is an implementation of the plumb.v1.ProfileService service.
 type ProfileServiceHandler interface {
 	// Fit fits a new profile version. The first message carries the FitConfig, every later one a
@@ -331,6 +349,10 @@ type ProfileServiceHandler interface {
 	// `plumb profiles export`) as the next version of its name: a profile fitted offline ships
 	// with a deployment.
 	ImportProfile(context.Context, *connect.Request[v1.ImportProfileRequest]) (*connect.Response[v1.ImportProfileResponse], error)
+	// Refit fits a new version of a profile from the outcomes fed back for one of its versions
+	// (MonitorService): its confidence map and abstention threshold λ; stored inactive unless
+	// activate says otherwise.
+	Refit(context.Context, *connect.Request[v1.RefitRequest]) (*connect.Response[v1.FitResponse], error)
 }
 
 // NewProfileServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -386,6 +408,12 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 		connect.WithSchema(profileServiceMethods.ByName("ImportProfile")),
 		connect.WithHandlerOptions(opts...),
 	)
+	profileServiceRefitHandler := connect.NewUnaryHandler(
+		ProfileServiceRefitProcedure,
+		svc.Refit,
+		connect.WithSchema(profileServiceMethods.ByName("Refit")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/plumb.v1.ProfileService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ProfileServiceFitProcedure:
@@ -402,6 +430,8 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 			profileServiceDeleteProfileHandler.ServeHTTP(w, r)
 		case ProfileServiceImportProfileProcedure:
 			profileServiceImportProfileHandler.ServeHTTP(w, r)
+		case ProfileServiceRefitProcedure:
+			profileServiceRefitHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -437,6 +467,10 @@ func (UnimplementedProfileServiceHandler) DeleteProfile(context.Context, *connec
 
 func (UnimplementedProfileServiceHandler) ImportProfile(context.Context, *connect.Request[v1.ImportProfileRequest]) (*connect.Response[v1.ImportProfileResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("plumb.v1.ProfileService.ImportProfile is not implemented"))
+}
+
+func (UnimplementedProfileServiceHandler) Refit(context.Context, *connect.Request[v1.RefitRequest]) (*connect.Response[v1.FitResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("plumb.v1.ProfileService.Refit is not implemented"))
 }
 
 // MonitorServiceClient is a client for the plumb.v1.MonitorService service.

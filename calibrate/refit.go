@@ -1,0 +1,126 @@
+package calibrate
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strconv"
+
+	"github.com/plumbhq/plumb/conformal"
+)
+
+// RefitRow is one outcome fed back, as a refit reads it: the confidence map's features of the
+// answer (a receipt's), whether it was right, whether its prediction set covered an acceptable
+// answer, the set's size, and the action it was given.
+type RefitRow struct {
+	Features []float64
+	Correct  bool
+	Covered  bool
+	SetSize  int
+	Action   Action
+}
+
+// Refit returns a new version of p fitted on outcomes fed back from production: the confidence
+// map, chosen and fitted on a tune split as Fit does (method, MapAuto by default), and the
+// abstention threshold λ, chosen by Learn-then-Test at p's risk and δ on a calibrate split, in
+// the fractions of split (tune, calibrate, report; a seeded shuffle). The temperature, the
+// conformal quantiles and everything else stay p's: the features were computed at p's
+// temperature, and a receipt does not carry the candidates' probabilities a quantile needs.
+// The report compares p (before) with the refit (after) on the report split: calibration and
+// selective risk, with actions ANSWER (c ≥ λ) or, otherwise, the outcome's own non-answer
+// (ABSTAIN when it was answered).
+func Refit(p *Profile, rows []RefitRow, method MapMethod, split [3]float64, seed uint64, l2 float64) (*Profile, *Report, error) {
+	n := len(rows)
+	perm := rand.New(rand.NewPCG(seed, 0x726566697421)).Perm(n)
+	nTune := int(split[0] * float64(n))
+	nCal := int(split[1] * float64(n))
+	tune, cal, rep := perm[:nTune], perm[nTune:nTune+nCal], perm[nTune+nCal:]
+	for _, s := range []struct {
+		name string
+		idx  []int
+	}{{"tune", tune}, {"calibrate", cal}, {"report", rep}} {
+		if len(s.idx) < MinSplit {
+			return nil, nil, &Error{Kind: Precondition, Field: "feedback",
+				Msg: "too few outcomes: the " + s.name + " split has " + strconv.Itoa(len(s.idx)) + ", at least " + strconv.Itoa(MinSplit) + " are needed"}
+		}
+	}
+	q := *p
+	q.Version, q.Report = 0, nil
+	q.Map = slices.Clone(p.Map)
+
+	d := mapData{dim: 2}
+	for _, i := range tune {
+		r := &rows[i]
+		if len(r.Features) < 2 {
+			return nil, nil, &Error{Kind: InvalidInput, Field: "feedback", Msg: "an outcome without the map's features: its receipt is from before plumb put them in receipts"}
+		}
+		d.feats = append(d.feats, r.Features)
+		d.conf = append(d.conf, sigmoid(r.Features[1]))
+		y := 0.0
+		if r.Correct {
+			y = 1
+		}
+		d.ys = append(d.ys, y)
+		d.dim = max(d.dim, len(r.Features))
+	}
+	reason := ""
+	if method == MapAuto {
+		method, reason = d.choose(l2)
+	}
+	q.MapMethod = method
+	q.Map = nil
+	if k := method.features(d.dim); k > 0 {
+		w, err := d.fit(k, l2, nil)
+		if err != nil {
+			return nil, nil, &Error{Kind: Precondition, Field: "feedback", Msg: "confidence map fit: " + err.Error()}
+		}
+		q.Map = w
+	}
+
+	conf := make([]float64, len(cal))
+	correct := make([]bool, len(cal))
+	for j, i := range cal {
+		conf[j], correct[j] = confidenceOfFeatures(&q, rows[i].Features), rows[i].Correct
+	}
+	q.Curve = conformal.RiskCurve(conf, correct)
+	q.Lambda = conformal.Select(q.Curve, q.Risk, q.Delta)
+	warnings, certifiable := riskAdvice(&q, len(cal))
+
+	outcomes := func(pr *Profile) []Outcome {
+		out := make([]Outcome, len(rep))
+		for j, i := range rep {
+			r := &rows[i]
+			c := confidenceOfFeatures(pr, r.Features)
+			a := r.Action
+			switch {
+			case pr.Lambda < 1 && c >= pr.Lambda:
+				a = Answer
+			case a == Answer:
+				a = Abstain
+			}
+			out[j] = Outcome{Confidence: c, Correct: r.Correct, Covered: r.Covered, SetSize: r.SetSize, Action: a}
+		}
+		return out
+	}
+	rp := &Report{Examples: len(rep), Tune: len(tune), Calibrate: len(cal),
+		Before: Summarize(outcomes(p)), After: Summarize(outcomes(&q)),
+		Profile: ProfileRef{Name: q.Name}, MapMethod: q.MapMethod.String(), MapReason: reason, Map: q.Map,
+		Alpha: q.Alpha, Quantile: q.Quantiles.Global, Lambda: q.Lambda, Risk: q.Risk, Curve: q.Curve,
+		Warnings: warnings, Certifiable: certifiable}
+	q.Report = rp
+	return &q, rp, nil
+}
+
+// confidenceOfFeatures is the confidence p's map gives features: σ(Map · f), or π̄(k*) (read
+// back from logit π̄(k*), features[1]) without a map.
+func confidenceOfFeatures(p *Profile, f []float64) float64 {
+	if p.Map == nil {
+		return sigmoid(f[1])
+	}
+	var x float64
+	for i, fi := range f {
+		if i < len(p.Map) {
+			x += p.Map[i] * fi
+		}
+	}
+	return sigmoid(x)
+}
