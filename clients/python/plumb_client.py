@@ -32,6 +32,7 @@ __all__ = [
 
 _CONFIDENCE = "plumb.v1.ConfidenceService/"
 _PROFILES = "plumb.v1.ProfileService/"
+_MONITOR = "plumb.v1.MonitorService/"
 
 
 class PlumbError(Exception):
@@ -99,6 +100,7 @@ class Score:
     claims: list[ClaimScore]
     error: Optional[PlumbError]
     raw: dict = field(repr=False)
+    receipt: str = ""  # set when the server signs receipts (--receipt-key-file): send it back with feedback()
 
 
 @dataclass
@@ -169,6 +171,7 @@ def _score(d: dict) -> Score:
             _CODES[err.get("code", 2)] if 0 <= err.get("code", 2) < len(_CODES) else "unknown",
             err.get("message", ""), err.get("field", "")),
         raw=d,
+        receipt=d.get("receipt", ""),
     )
 
 
@@ -267,6 +270,23 @@ class Client:
         msgs = [{"config": {"profile": profile, "version": str(version)}}]
         msgs.extend({"example": ex} for ex in examples)
         return _report(self._client_stream(_PROFILES + "Evaluate", msgs))
+
+    def feedback(self, outcomes: Iterable[dict]) -> tuple[int, int]:
+        """Sends outcomes back, all or none: FeedbackRequest dicts ({"receipt": score.receipt,
+        "label": {"answers": [...]}, "servedAnswer": ..., "source": ...}). Returns (stored,
+        duplicates): a receipt stored before counts once."""
+        d = self._client_stream(_MONITOR + "FeedbackStream", list(outcomes))
+        return int(d.get("accepted", 0)), int(d.get("duplicates", 0))
+
+    def monitor(self, profile: str = "", window: int = 0) -> list[dict]:
+        """The monitors (GetMonitorResponse.monitors, as dicts with lowerCamelCase keys: ece,
+        coverage, selectiveRisk, riskBound, riskLowerBound, alarms, ...)."""
+        msg: dict = {}
+        if profile:
+            msg["profile"] = profile
+        if window:
+            msg["window"] = window
+        return list(self._unary(_MONITOR + "GetMonitor", msg).get("monitors", []))
 
     def list_profiles(self, name: str = "") -> list[ProfileSummary]:
         """Every stored version (of name), without reports."""

@@ -61,6 +61,25 @@ class ClientTest(unittest.TestCase):
                 out.write(json.dumps({"id": s.id, "answer": s.answer, "confidence": s.confidence,
                                       "action": s.action}) + "\n")
 
+    def test_2_feedback_and_monitor(self):
+        # After test_1: the held-out questions scored under "py" with receipts, their labels sent
+        # back with a score token, and the monitor counting them once.
+        requests = [dict(ex["request"], profile="py", segment="py-test") for ex in self.held]
+        scores = self.scorer.score_many(requests)
+        outcomes = []
+        for s, ex in zip(scores, self.held):
+            self.assertTrue(s.receipt, "no receipt from a server with a receipt key")
+            outcomes.append({"receipt": s.receipt, "label": ex["label"], "source": "FEEDBACK_SOURCE_GROUND_TRUTH"})
+        self.assertEqual(self.scorer.feedback(outcomes), (len(outcomes), 0))
+        self.assertEqual(self.scorer.feedback(outcomes[:3]), (0, 3))
+        monitors = self.scorer.monitor("py")
+        self.assertEqual([(m["segment"], m["outcomes"]) for m in monitors], [("py-test", len(outcomes))])
+        self.assertTrue(0 <= monitors[0]["ece"] <= 1, monitors[0])
+        forged = dict(outcomes[0], receipt=outcomes[0]["receipt"][:-2] + "AA")
+        with self.assertRaises(PlumbError) as cm:
+            self.scorer.feedback([forged])
+        self.assertEqual((cm.exception.code, cm.exception.field), ("permission_denied", "feedback[0].receipt"))
+
     def test_bad_request_names_its_field(self):
         with self.assertRaises(PlumbError) as e:
             self.scorer.score({"paraphrases": [{"options": [{"label": "A", "logprob": -0.1}]}]})

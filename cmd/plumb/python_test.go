@@ -41,7 +41,11 @@ func TestPythonClient(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte("score py-score-token\nadmin py-admin-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := serve(t, "--http-addr", "127.0.0.1:0", "--auth-tokens", tokens)
+	key := filepath.Join(dir, "receipt.key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("5e", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, "--http-addr", "127.0.0.1:0", "--auth-tokens", tokens, "--receipt-key-file", key)
 	base := s.httpBase(t)
 
 	out, err := exec.Command(buildPlumb(t), "simulate", "--labeled", "--questions", "700", "--seed", "11", "--samples", "0").Output()
