@@ -15,7 +15,7 @@ func Response(r *calibrate.Result) *plumbv1.ScoreResponse {
 		Reasons:    make([]plumbv1.Reason, len(r.Reasons)),
 		PredictionSet: &plumbv1.PredictionSet{
 			Answers: r.Set.Answers, Threshold: r.Set.Threshold, Alpha: r.Set.Alpha,
-			Open: r.Set.Open, Calibrated: r.Set.Calibrated, Group: r.Set.Group,
+			Open: r.Set.Open, Calibrated: r.Set.Calibrated, Group: r.Set.Group, Adaptive: r.Set.Adaptive,
 		},
 		Candidates: make([]*plumbv1.Candidate, len(r.Candidates)),
 		Uncertainty: &plumbv1.Uncertainty{

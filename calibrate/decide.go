@@ -93,6 +93,9 @@ func (s *scorer) predictionSet(a *analysis, p *Profile, group string, o *outcome
 	if g, ok := p.Quantiles.Groups[group]; ok {
 		q, o.group = g, group
 	}
+	if s.adaptive {
+		q, o.group = s.threshold, ""
+	}
 	o.threshold, o.open = q, math.IsInf(q, 1)
 	s.scores = grow(s.scores, kPool)
 	s.order = grow(s.order, kPool)
@@ -174,7 +177,7 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 		Lambda:     lambda,
 		Risk:       risk,
 		Set: PredictionSet{Threshold: o.threshold, Alpha: p.Alpha, Open: o.open, Calibrated: p.Calibrated,
-			Group: o.group},
+			Group: o.group, Adaptive: s.adaptive},
 		Uncertainty: Uncertainty{Total: a.h, Aleatoric: a.a, Wording: a.w, Variance: a.v,
 			SemanticEntropy: a.semEnt, Wordings: e.pooled, Sensitivity: s.sensitivity(a, p, o.c)},
 		Sycophancy: Sycophancy{Shift: o.shift, Wordings: o.stances, Flagged: o.flagged, Threshold: p.SycophancyThreshold,

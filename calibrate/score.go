@@ -18,16 +18,20 @@ type scorer struct {
 	before, after analysis
 
 	features []float64 // confidence-map features
-	rank     []int     // pooled candidates, most probable first
-	order    []int     // scratch of conformal.Scores
-	scores   []float64 // nonconformity scores of the pooled candidates
-	members  []int     // the prediction set, in candidate order
-	inSet    []bool    // per pooled candidate: in the prediction set
-	counts   []int     // per pooled candidate: pooled wordings whose top answer it is
-	loo      []float64 // leave-one-out scratch of sensitivity
-	halves   []float64 // split-half pools of wordingAgreement
-	observed []bool    // per wording: pooled with its own confidence observed (clarifying)
-	pool     []float64 // the pool of the observed wordings (clarifying)
+	// adaptive, when set, is the threshold that replaces the profile's quantile (the question's
+	// Threshold under adaptive conformal inference).
+	adaptive  bool
+	threshold float64
+	rank      []int     // pooled candidates, most probable first
+	order     []int     // scratch of conformal.Scores
+	scores    []float64 // nonconformity scores of the pooled candidates
+	members   []int     // the prediction set, in candidate order
+	inSet     []bool    // per pooled candidate: in the prediction set
+	counts    []int     // per pooled candidate: pooled wordings whose top answer it is
+	loo       []float64 // leave-one-out scratch of sensitivity
+	halves    []float64 // split-half pools of wordingAgreement
+	observed  []bool    // per wording: pooled with its own confidence observed (clarifying)
+	pool      []float64 // the pool of the observed wordings (clarifying)
 }
 
 var scorers = sync.Pool{New: func() any { return new(scorer) }}
@@ -63,6 +67,8 @@ func Score(ctx context.Context, p *Profile, q *Question) (Result, error) {
 		return Result{}, err
 	}
 	s.after.analyze(&s.prep, q, p, nil)
+	s.adaptive, s.threshold = q.Adaptive && p.Calibrated, q.Threshold
+	defer func() { s.adaptive = false }()
 	return s.result(&s.after, p, q, lambda, risk), nil
 }
 

@@ -80,6 +80,11 @@ type Question struct {
 	// Claims, when not empty, make the question a long answer under judgement, a claim each;
 	// its wordings then carry samples only: passages the model wrote for the same question.
 	Claims []Claim
+	// Adaptive, set by the service (never by a request), replaces the profile's conformal
+	// quantile with Threshold: adaptive conformal inference's current threshold for the
+	// question's profile version and segment.
+	Adaptive  bool
+	Threshold float64
 }
 
 // Claim is one claim of a long answer: a sentence or an atomic fact (the caller's split), and
@@ -327,6 +332,7 @@ type PredictionSet struct {
 	Open       bool     // q̂ = ∞: the right answer may be none of the candidates
 	Calibrated bool     // false: the uncalibrated top-mass set of the default profile
 	Group      string   // the Mondrian group whose q̂ was used, empty for the global one
+	Adaptive   bool     // q̂ is adaptive conformal inference's threshold, not the profile's
 }
 
 // Candidate is one distinct answer.

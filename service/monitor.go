@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -96,6 +97,9 @@ func (s *Service) Feedback(ctx context.Context, reqs []*plumbv1.FeedbackRequest)
 	if err != nil {
 		return nil, fault(err)
 	}
+	if s.aci.step != 0 {
+		s.aci.applied(batch, n == len(batch))
+	}
 	return &plumbv1.FeedbackResponse{Accepted: int32(n), Duplicates: int32(len(batch) - n)}, nil
 }
 
@@ -115,8 +119,9 @@ func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now t
 		}
 		return store.Feedback{}, bad(kind, "receipt", "%v", err)
 	}
+	var p *calibrate.Profile
 	if b.GetVersion() > 0 {
-		if _, err := s.Profile(ctx, b.GetProfile(), b.GetVersion()); err != nil {
+		if p, err = s.Profile(ctx, b.GetProfile(), b.GetVersion()); err != nil {
 			if ce := (*calibrate.Error)(nil); errors.Is(err, store.ErrNotFound) || errors.As(err, &ce) && ce.Kind == calibrate.NotFound {
 				return store.Feedback{}, bad(calibrate.NotFound, "receipt", "profile %s version %d is not stored (deleted?): its outcomes cannot be watched", b.GetProfile(), b.GetVersion())
 			}
@@ -149,7 +154,11 @@ func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now t
 	if err != nil {
 		return store.Feedback{}, err
 	}
-	return store.Feedback{ID: hex.EncodeToString(b.GetId()), Profile: b.GetProfile(), Received: now, Data: data}, nil
+	f := store.Feedback{ID: hex.EncodeToString(b.GetId()), Profile: b.GetProfile(), Received: now, Data: data}
+	if s.aci.step != 0 {
+		f.ACI = s.aciStep(p, b, monitor.Judge(o).Covered)
+	}
+	return f, nil
 }
 
 // Monitor computes the monitors of the stored outcomes (of r.profile, or every profile's).
@@ -278,4 +287,113 @@ func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.
 	}
 	resp.Stored = true
 	return resp, nil
+}
+
+// Adaptive conformal inference (ACI): the bounds of its thresholds and how long a replica
+// reads its copy of them before reading the store again.
+const (
+	// ACIMax holds a threshold at most here: LAC's and APS's scores are at most 1, RAPS's a
+	// little more; above every score the set is every candidate.
+	ACIMax = 2
+	aciTTL = time.Second
+)
+
+// ACI turns adaptive conformal inference on with step γ: each outcome fed back moves its
+// profile version × segment's threshold by γ(err − α) (err = 1 when the served set missed every
+// acceptable answer), and Score serves sets at the moved threshold: the quantile-tracking form
+// of Gibbs & Candès (2021), after Angelopoulos, Candès & Tibshirani (2023). Long-run coverage
+// then stays at 1 − α when the data shift, at any step; a larger step follows a shift faster
+// and sways more.
+func ACI(step float64) Option { return func(s *Service) { s.aci.step = step } }
+
+// aciState is a replica's copy of the stored thresholds.
+type aciState struct {
+	step float64 // 0: ACI is off
+	mu   sync.Mutex
+	read time.Time
+	q    map[store.ACIKey]float64
+}
+
+// aciKey is q's threshold's key: its profile version and segment, or OtherSegment when the
+// version has MaxSegments segments already.
+func (a *aciState) key(profile string, version int64, segment string) store.ACIKey {
+	k := store.ACIKey{Profile: profile, Version: version, Segment: segment}
+	if _, ok := a.q[k]; ok {
+		return k
+	}
+	n := 0
+	for o := range a.q {
+		if o.Profile == profile && o.Version == version {
+			n++
+		}
+	}
+	if n >= monitor.MaxSegments {
+		k.Segment = monitor.OtherSegment
+	}
+	return k
+}
+
+// adaptive sets q's ACI threshold under p, when ACI is on and p is calibrated.
+func (s *Service) adaptive(ctx context.Context, p *calibrate.Profile, q *calibrate.Question) error {
+	a := &s.aci
+	if a.step == 0 || !p.Calibrated || len(q.Claims) > 0 {
+		return nil
+	}
+	fs, err := s.feedbackStore()
+	if err != nil {
+		return nil // no store, no feedback: the profile's quantile
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.q == nil || s.now().Sub(a.read) >= aciTTL {
+		m, err := fs.ACI(ctx)
+		if err != nil {
+			return fault(err)
+		}
+		a.q, a.read = m, s.now()
+	}
+	thr, ok := a.q[a.key(p.Name, p.Version, q.Segment)]
+	if !ok {
+		thr = min(p.Quantiles.Global, ACIMax)
+	}
+	q.Adaptive, q.Threshold = true, thr
+	return nil
+}
+
+// aciStep is the ACI step of outcome o, scored under p, or nil when ACI is off or p is not
+// calibrated.
+func (s *Service) aciStep(p *calibrate.Profile, b *plumbv1.ReceiptBody, covered bool) *store.ACIStep {
+	a := &s.aci
+	if a.step == 0 || p == nil || !p.Calibrated {
+		return nil
+	}
+	err := 0.0
+	if !covered {
+		err = 1
+	}
+	a.mu.Lock()
+	k := a.key(b.GetProfile(), b.GetVersion(), b.GetSegment())
+	a.mu.Unlock()
+	return &store.ACIStep{Key: k, Start: min(p.Quantiles.Global, ACIMax), Delta: a.step * (err - p.Alpha), Max: ACIMax}
+}
+
+// applied takes the steps of a batch just stored into the replica's copy, so that its next
+// Score serves them; when some outcomes were duplicates (which took no step) it drops the copy
+// instead, to be read again.
+func (a *aciState) applied(fs []store.Feedback, allNew bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !allNew || a.q == nil {
+		a.q = nil
+		return
+	}
+	for _, f := range fs {
+		if st := f.ACI; st != nil {
+			q, ok := a.q[st.Key]
+			if !ok {
+				q = st.Start
+			}
+			a.q[st.Key] = min(max(q+st.Delta, 0), st.Max)
+		}
+	}
 }

@@ -34,6 +34,8 @@ type Service struct {
 	cache profileCache
 	// signer signs Score's receipts and opens those fed back; nil: receipts are off.
 	signer *monitor.Signer
+	// aci is adaptive conformal inference's state (off unless the ACI option).
+	aci aciState
 	// maxStreamBytes caps the memory one Fit or Evaluate holds for its examples (0: no cap).
 	maxStreamBytes int64
 }
@@ -82,6 +84,9 @@ func decodeProfile(rec store.Record) (*plumbv1.Profile, error) {
 func (s *Service) Score(ctx context.Context, q *calibrate.Question) (calibrate.Result, error) {
 	p, err := s.Profile(ctx, q.Profile, q.ProfileVersion)
 	if err != nil {
+		return calibrate.Result{}, err
+	}
+	if err := s.adaptive(ctx, p, q); err != nil {
 		return calibrate.Result{}, err
 	}
 	return calibrate.Score(ctx, p, q)

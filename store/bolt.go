@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"syscall"
@@ -503,6 +504,11 @@ func (b *Bolt) AddFeedback(_ context.Context, fs []Feedback) (int, error) {
 			if err := ids.Put([]byte(f.ID), k); err != nil {
 				return err
 			}
+			if f.ACI != nil {
+				if err := stepACI(tx, f.ACI); err != nil {
+					return err
+				}
+			}
 			n++
 		}
 		return nil
@@ -583,4 +589,48 @@ func (b *Bolt) DropFeedback(_ context.Context, before time.Time) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// keyACI is the bucket of adaptive thresholds: profile NUL version (8 bytes) NUL segment → q
+// (float64 bits, 8 bytes big-endian).
+var keyACI = []byte("\x00aci")
+
+func aciKey(k ACIKey) []byte {
+	b := append([]byte(k.Profile), 0)
+	b = append(b, u64(k.Version)...)
+	return append(append(b, 0), k.Segment...)
+}
+
+func stepACI(tx *bolt.Tx, st *ACIStep) error {
+	b, err := tx.CreateBucketIfNotExists(keyACI)
+	if err != nil {
+		return err
+	}
+	k := aciKey(st.Key)
+	q := st.Start
+	if v := b.Get(k); len(v) == 8 {
+		q = math.Float64frombits(binary.BigEndian.Uint64(v))
+	}
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, math.Float64bits(st.apply(q))))
+}
+
+// ACI returns every adaptive threshold.
+func (b *Bolt) ACI(context.Context) (map[ACIKey]float64, error) {
+	out := map[ACIKey]float64{}
+	err := b.view(func(tx *bolt.Tx) error {
+		ab := tx.Bucket(keyACI)
+		if ab == nil {
+			return nil
+		}
+		return ab.ForEach(func(k, v []byte) error {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 || len(k) < i+10 || len(v) != 8 {
+				return nil // not one of ours: skipped
+			}
+			out[ACIKey{Profile: string(k[:i]), Version: int64(binary.BigEndian.Uint64(k[i+1 : i+9])), Segment: string(k[i+10:])}] =
+				math.Float64frombits(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	})
+	return out, err
 }

@@ -536,14 +536,22 @@ func (p *Postgres) AddFeedback(ctx context.Context, fs []Feedback) (int, error) 
 	}
 	var n int64
 	err := p.tx(ctx, "feedback", func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
+		rows, err := tx.Query(ctx, `
 			INSERT INTO plumb_feedback (id, profile, received, data)
 			SELECT id, profile, received, data
 			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[]) WITH ORDINALITY AS f(id, profile, received, data, i)
 			ORDER BY i
-			ON CONFLICT (id) DO NOTHING`, ids, profiles, received, data)
-		n = tag.RowsAffected()
-		return err
+			ON CONFLICT (id) DO NOTHING
+			RETURNING id`, ids, profiles, received, data)
+		if err != nil {
+			return err
+		}
+		stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		n = int64(len(stored))
+		return addACI(ctx, tx, fs, stored)
 	})
 	if err != nil {
 		return 0, err
@@ -584,4 +592,66 @@ func (p *Postgres) DropFeedback(ctx context.Context, before time.Time) (int, err
 		return err
 	})
 	return int(n), err
+}
+
+// addACI applies the ACI steps of the outcomes just stored (ids), summed by threshold, one
+// UPSERT each: the row's lock orders concurrent replicas.
+func addACI(ctx context.Context, tx pgx.Tx, fs []Feedback, stored []string) error {
+	isNew := make(map[string]bool, len(stored))
+	for _, id := range stored {
+		isNew[id] = true
+	}
+	sum := map[ACIKey]ACIStep{}
+	var order []ACIKey
+	for _, f := range fs {
+		if f.ACI == nil || !isNew[f.ID] {
+			continue
+		}
+		isNew[f.ID] = false // an id twice in one batch steps once
+		st, ok := sum[f.ACI.Key]
+		if !ok {
+			st = *f.ACI
+			st.Delta = 0
+			order = append(order, f.ACI.Key)
+		}
+		st.Delta += f.ACI.Delta
+		sum[f.ACI.Key] = st
+	}
+	for _, k := range order {
+		st := sum[k]
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO plumb_aci AS a (profile, version, segment, q) VALUES ($1, $2, $3, LEAST(GREATEST($4::float8 + $5::float8, 0), $6::float8))
+			ON CONFLICT (profile, version, segment) DO UPDATE SET q = LEAST(GREATEST(a.q + $5::float8, 0), $6::float8)`,
+			k.Profile, k.Version, k.Segment, st.Start, st.Delta, st.Max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ACI returns every adaptive threshold.
+func (p *Postgres) ACI(ctx context.Context) (map[ACIKey]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	out := map[ACIKey]float64{}
+	err := p.read(ctx, func() error {
+		rows, err := p.pool.Query(ctx, `SELECT profile, version, segment, q FROM plumb_aci`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k ACIKey
+			var q float64
+			if err := rows.Scan(&k.Profile, &k.Version, &k.Segment, &q); err != nil {
+				return err
+			}
+			out[k] = q
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, p.fault("aci", ctx, err)
+	}
+	return out, nil
 }

@@ -21,7 +21,7 @@ import (
 )
 
 // TestFeedbackLoop runs the loop with the CLI against a spawned `plumb serve
-// --receipt-key-file`: fit on one MMLU subject, `plumb score --server` another's questions (each
+// --receipt-key-file --aci` (its sets are marked adaptive): fit on one MMLU subject, `plumb score --server` another's questions (each
 // response carries a receipt), join the receipts with the labels into FeedbackRequest lines,
 // `plumb feedback` them (twice: the second run stores nothing), and `plumb monitor --json` shows
 // one monitor per segment with as many outcomes as were fed back. `--window 10` counts 10.
@@ -32,7 +32,7 @@ func TestFeedbackLoop(t *testing.T) {
 	if err := os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := serve(t, "--receipt-key-file", key)
+	s := serve(t, "--receipt-key-file", key, "--aci")
 	if out, stderr, err := plumb(t, "", "fit", "--server", s.addr, "--data", subjectFile(t, "high_school_biology"), "--profile", "bio", "--risk", "0.3", "--activate"); err != nil {
 		t.Fatalf("%v\n%s%s", err, out, stderr)
 	}
@@ -65,6 +65,9 @@ func TestFeedbackLoop(t *testing.T) {
 		}
 		if resp.GetReceipt() == "" {
 			t.Fatalf("line %d: no receipt from a server with a receipt key", i+1)
+		}
+		if !resp.GetPredictionSet().GetAdaptive() {
+			t.Fatalf("line %d: a set not marked adaptive from a server with --aci", i+1)
 		}
 		b, _ := protojson.Marshal(&plumbv1.FeedbackRequest{Receipt: resp.GetReceipt(), Label: labels[i], Source: plumbv1.FeedbackSource_FEEDBACK_SOURCE_GROUND_TRUTH})
 		fb.Write(append(b, '\n'))

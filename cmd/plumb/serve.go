@@ -29,6 +29,8 @@ type serveFlags struct {
 	maxStreamBytes                                                                           int64
 	pgConnect, pgTimeout, sendTimeout, receiveTimeout, grace, retention                      time.Duration
 	receiptKey                                                                               string
+	aci                                                                                      bool
+	aciStep                                                                                  float64
 	rateLimit                                                                                float64
 	baseline, insecureNoAuth, metricsPublic                                                  bool
 }
@@ -59,6 +61,8 @@ func (f *serveFlags) register(fs *flagSet) {
 	fs.Int64Var(&f.maxStreamBytes, "max-stream-bytes", 1<<30, "memory one Fit or Evaluate may hold for its examples (0: no cap)")
 	fs.DurationVar(&f.grace, "shutdown-grace", 10*time.Second, "how long to drain in-flight calls on SIGTERM")
 	fs.StringVar(&f.receiptKey, "receipt-key-file", "", "sign a receipt into every Score response with the key in this file (≥ 32 bytes; replicas share it), and take outcomes back by receipt (MonitorService)")
+	fs.BoolVar(&f.aci, "aci", false, "adaptive conformal inference: serve each profile version × segment's sets at a threshold the outcomes fed back move, so that coverage holds when the data drift (needs --receipt-key-file)")
+	fs.Float64Var(&f.aciStep, "aci-step", 0.02, "with --aci: the step γ of the threshold per outcome")
 	fs.DurationVar(&f.retention, "feedback-retention", 90*24*time.Hour, "delete outcomes fed back longer ago than this (checked hourly)")
 	fs.BoolVar(&f.baseline, "baseline", false, "also serve plumb.bench.v1.BaselineService/Noop, the no-op floor of bench/load.sh")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info (one line per call), warn or error")
@@ -218,6 +222,15 @@ func cmdServe(ctx context.Context, args []string, std stdio) error {
 			return usageError("--receipt-key-file %s: %v", f.receiptKey, err)
 		}
 		opts = append(opts, service.Receipts(signer))
+	}
+	if f.aci {
+		if f.receiptKey == "" {
+			return usageError("--aci moves thresholds by the outcomes fed back: it needs --receipt-key-file")
+		}
+		if !(f.aciStep > 0 && f.aciStep <= 0.5) {
+			return usageError("--aci-step %v: want a step in (0, 0.5]", f.aciStep)
+		}
+		opts = append(opts, service.ACI(f.aciStep))
 	}
 	cfg.FeedbackRetention = f.retention
 	tracing, stopTracing, err := server.TracingFromEnv(ctx)

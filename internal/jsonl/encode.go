@@ -124,6 +124,7 @@ func (w *writer) predictionSet(s *plumbv1.PredictionSet) {
 	w.boolean("open", s.GetOpen())
 	w.boolean("calibrated", s.GetCalibrated())
 	w.str("group", s.GetGroup())
+	w.boolean("adaptive", s.GetAdaptive())
 	w.close()
 }
 

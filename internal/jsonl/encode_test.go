@@ -113,7 +113,7 @@ func responseFrom(data []byte) *plumbv1.ScoreResponse {
 		m.Reasons = append(m.Reasons, plumbv1.Reason(r.byte()%11))
 	}
 	if r.byte()%3 != 0 {
-		m.PredictionSet = &plumbv1.PredictionSet{Threshold: num(), Alpha: num(), Open: r.byte()%2 == 0, Calibrated: r.byte()%2 == 0, Group: str()}
+		m.PredictionSet = &plumbv1.PredictionSet{Threshold: num(), Alpha: num(), Open: r.byte()%2 == 0, Calibrated: r.byte()%2 == 0, Group: str(), Adaptive: r.byte()%2 == 0}
 		for range r.byte() % 3 {
 			m.PredictionSet.Answers = append(m.PredictionSet.Answers, str())
 		}

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("FitIDs", func(t *testing.T) { fitIDs(t, open(t)) })
 	t.Run("Pages", func(t *testing.T) { pages(t, open(t)) })
 	t.Run("Feedback", func(t *testing.T) { feedback(t, open(t)) })
+	t.Run("ACI", func(t *testing.T) { aci(t, open(t)) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
@@ -490,5 +491,41 @@ func feedback(t *testing.T, s store.Store) {
 	}
 	if got, want := read(""), []string{"mmlu/a2@3", "mmlu/a3@6"}; !slices.Equal(got, want) {
 		t.Errorf("after the drop: %v, want %v", got, want)
+	}
+}
+
+// aci: a new outcome's step moves its threshold (from Start the first time), held in
+// [0, Max]; a duplicate outcome, in the same batch or a later one, does not step again;
+// thresholds are kept per profile version × segment.
+func aci(t *testing.T, s store.Store) {
+	defer s.Close()
+	fs := s.(store.FeedbackStore)
+	ctx := context.Background()
+	web := store.ACIKey{Profile: "p", Version: 1, Segment: "web"}
+	app := store.ACIKey{Profile: "p", Version: 1, Segment: "app"}
+	f := func(id string, k store.ACIKey, delta float64) store.Feedback {
+		return store.Feedback{ID: id, Profile: "p", Received: time.Now(), Data: []byte("o"),
+			ACI: &store.ACIStep{Key: k, Start: 0.5, Delta: delta, Max: 1}}
+	}
+	if _, err := fs.AddFeedback(ctx, []store.Feedback{f("a", web, 0.1), f("b", web, -0.02), f("a", web, 0.1), f("c", app, -0.3)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.AddFeedback(ctx, []store.Feedback{f("b", web, -0.02), f("d", web, 0.01)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fs.ACI(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }
+	if len(got) != 2 || !near(got[web], 0.59) || !near(got[app], 0.2) {
+		t.Errorf("thresholds %v, want web 0.5 + 0.1 − 0.02 + 0.01 = 0.59 (duplicates not again) and app 0.2", got)
+	}
+	if _, err := fs.AddFeedback(ctx, []store.Feedback{f("e", app, -0.5), f("g", web, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = fs.ACI(ctx)
+	if got[app] != 0 || got[web] != 1 {
+		t.Errorf("thresholds %v past their bounds, want app held at 0 and web at Max = 1", got)
 	}
 }

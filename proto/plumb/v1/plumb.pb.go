@@ -2798,7 +2798,10 @@ type PredictionSet struct {
 	// False: the uncalibrated smallest top set with mass ≥ 1 − α.
 	Calibrated bool `protobuf:"varint,5,opt,name=calibrated,proto3" json:"calibrated,omitempty"`
 	// The Mondrian group whose q̂ was used; empty for the global one.
-	Group         string `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
+	Group string `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
+	// The threshold is adaptive conformal inference's for the profile version and the request's
+	// segment (plumb serve --aci), which follows the outcomes fed back, not the profile's q̂.
+	Adaptive      bool `protobuf:"varint,7,opt,name=adaptive,proto3" json:"adaptive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2873,6 +2876,13 @@ func (x *PredictionSet) GetGroup() string {
 		return x.Group
 	}
 	return ""
+}
+
+func (x *PredictionSet) GetAdaptive() bool {
+	if x != nil {
+		return x.Adaptive
+	}
+	return false
 }
 
 // Candidate is one distinct answer.
@@ -5842,7 +5852,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\tItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xa7\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xc3\x01\n" +
 	"\rPredictionSet\x12\x18\n" +
 	"\aanswers\x18\x01 \x03(\tR\aanswers\x12\x1c\n" +
 	"\tthreshold\x18\x02 \x01(\x01R\tthreshold\x12\x14\n" +
@@ -5851,7 +5861,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\n" +
 	"calibrated\x18\x05 \x01(\bR\n" +
 	"calibrated\x12\x14\n" +
-	"\x05group\x18\x06 \x01(\tR\x05group\"\x86\x01\n" +
+	"\x05group\x18\x06 \x01(\tR\x05group\x12\x1a\n" +
+	"\badaptive\x18\a \x01(\bR\badaptive\"\x86\x01\n" +
 	"\tCandidate\x12\x16\n" +
 	"\x06answer\x18\x01 \x01(\tR\x06answer\x12 \n" +
 	"\vprobability\x18\x02 \x01(\x01R\vprobability\x12)\n" +
