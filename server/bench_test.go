@@ -21,17 +21,8 @@ func BenchmarkScoreReceipts(b *testing.B) {
 	exs := mmluExamples(b)
 	for _, on := range []bool{true, false} {
 		b.Run(fmt.Sprintf("receipts=%v", on), func(b *testing.B) {
-			var opts []service.Option
-			if on {
-				opts = append(opts, service.Receipts(signer(b, "k")))
-			}
-			h := start(b, Config{}, nil, opts...)
+			h, req := mmluHarness(b, exs, on)
 			ctx := context.Background()
-			if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu", Risk: 0.6, Activate: proto.Bool(true)}, seq(exs[:500])); err != nil {
-				b.Fatal(err)
-			}
-			req := proto.CloneOf(exs[600].GetRequest())
-			req.Profile = "mmlu"
 			b.ResetTimer()
 			for b.Loop() {
 				resp, err := h.c.Score(ctx, req)
@@ -102,17 +93,8 @@ func BenchmarkScorePath(b *testing.B) {
 	exs := mmluExamples(b)
 	for _, on := range []bool{false, true} {
 		b.Run(fmt.Sprintf("receipts=%v", on), func(b *testing.B) {
-			var opts []service.Option
-			if on {
-				opts = append(opts, service.Receipts(signer(b, "k")))
-			}
-			h := start(b, Config{}, nil, opts...)
+			h, req := mmluHarness(b, exs, on)
 			ctx := context.Background()
-			if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "mmlu", Risk: 0.6, Activate: proto.Bool(true)}, seq(exs[:500])); err != nil {
-				b.Fatal(err)
-			}
-			req := proto.CloneOf(exs[600].GetRequest())
-			req.Profile = "mmlu"
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -122,4 +104,20 @@ func BenchmarkScorePath(b *testing.B) {
 			}
 		})
 	}
+}
+
+// mmluHarness starts a server (with receipts when on) holding a profile "mmlu" fitted on the
+// first 500 MMLU questions, and returns it with a request of question 600 under that profile.
+func mmluHarness(b *testing.B, exs []*plumbv1.LabeledExample, on bool) (*harness, *plumbv1.ScoreRequest) {
+	var opts []service.Option
+	if on {
+		opts = append(opts, service.Receipts(signer(b, "k")))
+	}
+	h := start(b, Config{}, nil, opts...)
+	if _, err := h.c.Fit(context.Background(), &plumbv1.FitConfig{Name: "mmlu", Risk: 0.6, Activate: proto.Bool(true)}, seq(exs[:500])); err != nil {
+		b.Fatal(err)
+	}
+	req := proto.CloneOf(exs[600].GetRequest())
+	req.Profile = "mmlu"
+	return h, req
 }

@@ -325,15 +325,7 @@ func TestUnreadStreamEnded(t *testing.T) {
 	}
 	// A long id makes each response large, so the windows fill after a few thousand requests.
 	req := &plumbv1.ScoreRequest{Id: strings.Repeat("x", 4000), Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B", -0.2, -1.8))}}
-	sendErr := make(chan error, 1)
-	go func() {
-		for {
-			if err := stream.Send(req); err != nil {
-				sendErr <- err
-				return
-			}
-		}
-	}()
+	sendErr := sendUntilError(func() error { return stream.Send(req) })
 	if _, err := h.c.Score(ctx, req); err != nil {
 		t.Fatalf("another caller meanwhile: %v", err)
 	}
@@ -376,15 +368,7 @@ func TestUnreadHTTPStreamEnded(t *testing.T) {
 	stream := plumbv1connect.NewConfidenceServiceClient(hc, h.http).ScoreStream(ctx)
 	req := &plumbv1.ScoreRequest{Id: strings.Repeat("x", 4000), Paraphrases: []*plumbv1.Paraphrase{para(opts("A,B", -0.2, -1.8))}}
 	began := time.Now()
-	sendErr := make(chan error, 1)
-	go func() {
-		for {
-			if err := stream.Send(req); err != nil {
-				sendErr <- err
-				return
-			}
-		}
-	}()
+	sendErr := sendUntilError(func() error { return stream.Send(req) })
 	if _, err := h.c.Score(ctx, req); err != nil {
 		t.Fatalf("another caller meanwhile: %v", err)
 	}
@@ -401,4 +385,18 @@ func TestUnreadHTTPStreamEnded(t *testing.T) {
 	if _, err := h.c.Score(ctx, req); err != nil {
 		t.Fatalf("after the stream was ended: %v", err)
 	}
+}
+
+// sendUntilError calls send until it fails, on a goroutine of its own, and passes on its error.
+func sendUntilError(send func() error) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if err := send(); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	return errc
 }

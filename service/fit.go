@@ -222,6 +222,14 @@ func (f *Fitting) Run(ctx context.Context) (*plumbv1.FitResponse, error) {
 			msg.Report.Warnings = append(msg.Report.Warnings, why)
 		}
 	}
+	return s.storeFitted(ctx, f.name, resp, a, cfg.GetFitId())
+}
+
+// storeFitted stores resp's profile as the next version of name, as a says and under fitID,
+// and returns resp with the version, or, when fitID was stored before, that version's
+// response as stored.
+func (s *Service) storeFitted(ctx context.Context, name string, resp *plumbv1.FitResponse, a store.Activation, fitID string) (*plumbv1.FitResponse, error) {
+	msg := resp.GetProfile()
 	data, err := encodeProfile(msg)
 	if err != nil {
 		return nil, err
@@ -230,7 +238,7 @@ func (f *Fitting) Run(ctx context.Context) (*plumbv1.FitResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.store.Put(ctx, f.name, data, store.PutOptions{Activation: a, FitID: cfg.GetFitId(), Summary: summary})
+	rec, err := s.store.Put(ctx, name, data, store.PutOptions{Activation: a, FitID: fitID, Summary: summary})
 	if err != nil {
 		return nil, fault(err)
 	}
@@ -242,11 +250,13 @@ func (f *Fitting) Run(ctx context.Context) (*plumbv1.FitResponse, error) {
 		}
 		return &plumbv1.FitResponse{Profile: old, Report: old.GetReport(), Stored: true, Existing: true}, nil
 	}
-	s.changed(store.Change{Name: f.name})
+	s.changed(store.Change{Name: name})
 	msg.Version, msg.Active = rec.Version, rec.Active
-	resp.Report.Profile.Version = rec.Version
-	if msg.Report != nil {
-		msg.Report.Profile.Version = rec.Version
+	if pr := resp.GetReport().GetProfile(); pr != nil {
+		pr.Version = rec.Version
+	}
+	if pr := msg.GetReport().GetProfile(); pr != nil {
+		pr.Version = rec.Version
 	}
 	resp.Stored = true
 	return resp, nil

@@ -258,35 +258,11 @@ func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.
 	if r.GetDryRun() {
 		return resp, nil
 	}
-	o2 := store.PutOptions{Activation: store.Inactive, FitID: r.GetFitId()}
+	a := store.Inactive
 	if r.GetActivate() {
-		o2.Activation = store.Activate
+		a = store.Activate
 	}
-	data, err := encodeProfile(msg)
-	if err != nil {
-		return nil, err
-	}
-	if o2.Summary, err = summaryOf(msg); err != nil {
-		return nil, err
-	}
-	rec, err := s.store.Put(ctx, r.GetName(), data, o2)
-	if err != nil {
-		return nil, fault(err)
-	}
-	if rec.Existing {
-		old, err := profileMessage(rec, true)
-		if err != nil {
-			return nil, err
-		}
-		return &plumbv1.FitResponse{Profile: old, Report: old.GetReport(), Stored: true, Existing: true}, nil
-	}
-	s.changed(store.Change{Name: r.GetName()})
-	msg.Version, msg.Active = rec.Version, rec.Active
-	if resp.Report.Profile != nil {
-		resp.Report.Profile.Version = rec.Version
-	}
-	resp.Stored = true
-	return resp, nil
+	return s.storeFitted(ctx, r.GetName(), resp, a, r.GetFitId())
 }
 
 // Adaptive conformal inference (ACI): the bounds of its thresholds and how long a replica

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -163,67 +162,6 @@ func TestTerminatedBackends(t *testing.T) {
 	}
 }
 
-// cuttableProxy forwards TCP to PostgreSQL until cut, which closes every connection and refuses
-// new ones until heal.
-type cuttableProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	down   bool
-}
-
-func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cuttableProxy{ln: ln, target: target}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	return p
-}
-
-func (p *cuttableProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cuttableProxy) heal() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
 // TestFeedbackWhileDatabaseAway: a batch of outcomes sent while PostgreSQL cannot be reached is
 // refused (ErrUnavailable) and nothing of it is stored; sent again once the database is back,
 // it is stored whole, and a third time it is all duplicates: nothing is counted twice.
@@ -235,8 +173,8 @@ func TestFeedbackWhileDatabaseAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newCuttableProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
 	ctx := context.Background()
 	viaProxy, err := store.OpenPostgres(ctx, u.String(), store.PostgresConfig{Timeout: time.Second, ConnectTimeout: time.Second, MaxConns: 2})
 	if err != nil {
@@ -254,14 +192,14 @@ func TestFeedbackWhileDatabaseAway(t *testing.T) {
 		}
 		return n
 	}
-	proxy.cut()
+	proxy.Cut()
 	if _, err := viaProxy.AddFeedback(ctx, batch); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("feedback with the database away: %v, want ErrUnavailable", err)
 	}
 	if n := count(); n != 0 {
 		t.Fatalf("%d outcomes stored from a refused batch, want 0", n)
 	}
-	proxy.heal()
+	proxy.Restore()
 	if n, err := viaProxy.AddFeedback(ctx, batch); err != nil || n != len(batch) {
 		t.Fatalf("the batch again, the database back: %d, %v; want %d stored", n, err, len(batch))
 	}

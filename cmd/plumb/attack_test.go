@@ -73,24 +73,25 @@ func (s *served) cpu(t *testing.T) time.Duration {
 // memory returns the process's resident set and its peak, in MiB, from /proc/PID/status.
 func (s *served) memory(t *testing.T) (rss, peak float64) {
 	t.Helper()
+	m := s.status(t)
+	return m["VmRSS"], m["VmHWM"]
+}
+
+// status returns the sizes /proc/PID/status gives in kB, in MiB, by name ("VmRSS", "RssAnon").
+func (s *served) status(t *testing.T) map[string]float64 {
+	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			peak = kb / 1024
+		if f := strings.Fields(line); len(f) == 3 && f[2] == "kB" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			out[strings.TrimSuffix(f[0], ":")] = kb / 1024
 		}
 	}
-	return rss, peak
+	return out
 }
 
 // optionsRequest is a request of 10 wordings × 4 options with an id of idBytes bytes (echoed
@@ -239,6 +240,22 @@ func TestCancelStopsWork(t *testing.T) {
 	}
 }
 
+// servedWarm starts `plumb serve` with HTTP and returns it with a gRPC client that has scored
+// once (the connection and the server's first allocations made), closed when the test ends.
+func servedWarm(t *testing.T) (*served, *client.Client) {
+	t.Helper()
+	s := serve(t, "--http-addr", "127.0.0.1:0")
+	c, err := client.Dial(s.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Score(context.Background(), optionsRequest(8)); err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
 // rawCodec sends bytes as they are, as an attacker's client would.
 type rawCodec struct{}
 
@@ -252,20 +269,11 @@ func (rawCodec) Name() string { return "proto" }
 // TestWorkBeforeCaps: requests just within the 16 MiB message limit whose repeated fields are
 // far past their caps — 8 000 000 empty wordings over gRPC (16 MB), 5 500 000 `{}` wordings as
 // Connect JSON over HTTP (16.5 MB) — are refused with InvalidArgument naming "paraphrases" (at
-// most 64 wordings), at
-// a cost to the spawned server of < 0.5 s of CPU and < 100 MB of peak memory above its
-// baseline each. Decoding them whole used to cost 16 s and 1.5 GB (gRPC) and 9.4 s and 1.4 GB
+// most 64 wordings), at a cost to the spawned server of < 0.5 s of CPU and < 100 MB of peak
+// memory above its baseline each. Decoding them whole used to cost 16 s and 1.5 GB (gRPC) and 9.4 s and 1.4 GB
 // (JSON): the caps now bind while the bytes are read.
 func TestWorkBeforeCaps(t *testing.T) {
-	s := serve(t, "--http-addr", "127.0.0.1:0")
-	c, err := client.Dial(s.addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Score(context.Background(), optionsRequest(8)); err != nil { // warm up
-		t.Fatal(err)
-	}
+	s, c := servedWarm(t)
 	cost := func(name string, attack func() error, check func(error)) {
 		t.Helper()
 		_, peak0 := s.memory(t)
@@ -319,22 +327,14 @@ func TestWorkBeforeCaps(t *testing.T) {
 // (profile, 16 MB) or 1 000 000 times in JSON (id, 8 MB), is refused naming it, at < 0.5 s of
 // the spawned server's CPU. Protobuf merges such repeats; decoding them all cost 0.53 s.
 func TestRepeatedSingularFields(t *testing.T) {
-	s := serve(t, "--http-addr", "127.0.0.1:0")
-	c, err := client.Dial(s.addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Score(context.Background(), optionsRequest(8)); err != nil { // warm up
-		t.Fatal(err)
-	}
+	s, c := servedWarm(t)
 	wire := make([]byte, 0, 16_000_000)
 	for range 8_000_000 {
 		wire = append(wire, 0x12, 0x00) // field 2 (profile), an empty string
 	}
 	cpu0 := s.cpu(t)
 	var out []byte
-	err = c.Conn().Invoke(context.Background(), "/plumb.v1.ConfidenceService/Score", &wire, &out, grpc.ForceCodec(rawCodec{}))
+	err := c.Conn().Invoke(context.Background(), "/plumb.v1.ConfidenceService/Score", &wire, &out, grpc.ForceCodec(rawCodec{}))
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "profile") {
 		t.Errorf("gRPC: %v, want InvalidArgument naming profile", err)
 	}

@@ -142,16 +142,7 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 		}
 		return in.finish(storedInactive(resp, f.activateGiven))
 	}
-	p := resp.GetProfile()
-	switch {
-	case resp.GetExisting():
-		fmt.Fprintf(std.out, "profile %s version %d was stored by this fit id before (active: %v); nothing new was stored\n", p.GetName(), p.GetVersion(), p.GetActive())
-	case resp.GetStored():
-		fmt.Fprintf(std.out, "profile %s version %d stored (active: %v)\n", p.GetName(), p.GetVersion(), p.GetActive())
-	default:
-		fmt.Fprintf(std.out, "profile %s fitted (dry run: nothing stored)\n", p.GetName())
-	}
-	summary(std.out, resp.GetReport())
+	printFitted(std, resp, false)
 	if f.reportDir != "" {
 		fmt.Fprintf(std.out, "report written to %s\n", f.reportDir)
 	}
@@ -244,15 +235,24 @@ func refitFromFeedback(ctx context.Context, std stdio, t *target, f *fitFlags) e
 	if f.jsonOut {
 		return printJSON(std, resp.GetReport())
 	}
+	printFitted(std, resp, true)
+	return nil
+}
+
+// printFitted says what a fit (refit: from feedback) stored, and its report's summary.
+func printFitted(std stdio, resp *plumbv1.FitResponse, refit bool) {
 	p := resp.GetProfile()
+	how, done := "", "fitted"
+	if refit {
+		how, done = " refitted from feedback and", "refitted from feedback"
+	}
 	switch {
 	case resp.GetExisting():
 		fmt.Fprintf(std.out, "profile %s version %d was stored by this fit id before (active: %v); nothing new was stored\n", p.GetName(), p.GetVersion(), p.GetActive())
 	case resp.GetStored():
-		fmt.Fprintf(std.out, "profile %s version %d refitted from feedback and stored (active: %v)\n", p.GetName(), p.GetVersion(), p.GetActive())
+		fmt.Fprintf(std.out, "profile %s version %d%s stored (active: %v)\n", p.GetName(), p.GetVersion(), how, p.GetActive())
 	default:
-		fmt.Fprintf(std.out, "profile %s refitted from feedback (dry run: nothing stored)\n", p.GetName())
+		fmt.Fprintf(std.out, "profile %s %s (dry run: nothing stored)\n", p.GetName(), done)
 	}
 	summary(std.out, resp.GetReport())
-	return nil
 }

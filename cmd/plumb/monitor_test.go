@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,20 +182,8 @@ func TestFeedbackFlood(t *testing.T) {
 	// The heap (RssAnon) is what the monitor holds; bbolt maps the store file (about 320 MB
 	// here) and the pages it reads count as RSS too, file-backed, which the kernel drops under
 	// pressure.
-	var anon, file float64
-	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.pid))
-	for _, l := range strings.Split(string(status), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 2 {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			switch f[0] {
-			case "RssAnon:":
-				anon = kb / 1024
-			case "RssFile:":
-				file = kb / 1024
-			}
-		}
-	}
+	mem := s.status(t)
+	anon, file := mem["RssAnon"], mem["RssFile"]
 	t.Logf("monitor over %d outcomes: anonymous RSS %.0f MiB, file-backed %.0f MiB", total, anon, file)
 	if total != 1_000_000 {
 		t.Errorf("the monitors count %d outcomes, want 1 000 000", total)

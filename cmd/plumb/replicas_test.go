@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -364,68 +362,6 @@ func TestExportImport(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to a target until cut, when it closes them all and refuses new
-// ones until restored: a database that goes away and comes back.
-type proxy struct {
-	lis    net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	down   bool
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{lis: lis, target: target}
-	t.Cleanup(func() { lis.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
 // TestDatabaseOutage: when the database goes away, a replica keeps scoring with the profiles
 // it has cached and stays SERVING; a replica with nothing cached reports NOT_SERVING; both are
 // SERVING again once the database is back.
@@ -435,8 +371,8 @@ func TestDatabaseOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, u.Host)
-	u.Host = p.lis.Addr().String()
+	p := testenv.NewProxy(t, u.Host)
+	u.Host = p.Addr()
 	viaProxy := u.String()
 	warm, cold := serveArgs(t, "--store", viaProxy, "--pg-timeout", "500ms"), serveArgs(t, "--store", viaProxy, "--pg-timeout", "500ms")
 	ctx := context.Background()
@@ -467,7 +403,7 @@ func TestDatabaseOutage(t *testing.T) {
 	health := func(s *served) healthpb.HealthCheckResponse_ServingStatus {
 		return healthOf(s, "plumb.v1.ConfidenceService")
 	}
-	p.cut()
+	p.Cut()
 	if !within(5*time.Second, func() bool { return health(cold) == healthpb.HealthCheckResponse_NOT_SERVING }) {
 		t.Fatalf("the replica with nothing cached is %v without its database, want NOT_SERVING", health(cold))
 	}
@@ -485,7 +421,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if _, err := cc.Score(ctx, req); status.Code(err) != codes.Unavailable {
 		t.Fatalf("the replica with nothing cached: %v, want Unavailable", err)
 	}
-	p.restore()
+	p.Restore()
 	if !within(10*time.Second, func() bool { return health(cold) == healthpb.HealthCheckResponse_SERVING }) {
 		t.Fatalf("the replica with nothing cached is %v once the database is back", health(cold))
 	}
