@@ -168,6 +168,13 @@ func (s *scorer) clarifying(a *analysis) Reason {
 func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float64) Result {
 	e := a.e
 	o := s.decide(a, p, q.Group, lambda)
+	// The map's features: decide's confidence read them when the profile has a map, into
+	// s.features, which the sensitivity below reuses as scratch; without a map, read them here.
+	if p.Map == nil {
+		s.features = a.features(s.features)
+	}
+	var features [MaxMapFeatures]float64
+	nf := copy(features[:], s.features)
 	r := Result{
 		ID:         q.ID,
 		Confidence: o.c,
@@ -182,12 +189,12 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 			SemanticEntropy: a.semEnt, Wordings: e.pooled, Sensitivity: s.sensitivity(a, p, o.c)},
 		Sycophancy: Sycophancy{Shift: o.shift, Wordings: o.stances, Flagged: o.flagged, Threshold: p.SycophancyThreshold,
 			Unmatched: o.unmatched},
+		MapFeatures:     features,
+		MapFeatureCount: nf,
 	}
 	if a.tokens {
 		r.Uncertainty.TokenConfidence = a.tc[a.top]
 	}
-	s.features = a.features(s.features)
-	r.MapFeatureCount = copy(r.MapFeatures[:], s.features)
 
 	// Candidates, most probable first. A candidate's count is its pooled samples (samples) or
 	// the pooled wordings whose top answer it is (options).

@@ -76,16 +76,12 @@ func (s *Server) score(ctx context.Context, r *plumbv1.ScoreRequest) (*plumbv1.S
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.svc.Score(ctx, &q)
+	res, receipt, err := s.svc.ScoreWithReceipt(ctx, &q)
 	if err != nil {
 		return nil, err
 	}
 	resp := api.Response(&res)
-	if s.svc.ReceiptsOn() {
-		if resp.Receipt, err = s.svc.Receipt(ctx, &q, &res); err != nil {
-			return nil, err
-		}
-	}
+	resp.Receipt = receipt
 	s.dec.scored(resp)
 	evaluated(ctx, resp)
 	return resp, nil
@@ -110,11 +106,6 @@ func (s *Server) feedbackStream(ctx context.Context, recv func() (*plumbv1.Feedb
 	}
 	if len(reqs) == 0 {
 		return &plumbv1.FeedbackResponse{}, nil
-	}
-	if len(reqs) == 1 {
-		// One outcome is named feedback[0] as in a longer stream.
-		resp, err := s.svc.Feedback(ctx, reqs)
-		return resp, calibrate.Within("feedback[0].", err)
 	}
 	return s.svc.Feedback(ctx, reqs)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -70,10 +71,8 @@ func (g *monitorGauges) set(ms []*plumbv1.Monitor) {
 		}
 		for _, a := range monitorAlarms {
 			on := 0.0
-			for _, f := range m.GetAlarms() {
-				if f == a {
-					on = 1
-				}
+			if slices.Contains(m.GetAlarms(), a) {
+				on = 1
 			}
 			g.alarm.WithLabelValues(append(lv, a)...).Set(on)
 		}

@@ -82,7 +82,7 @@ var unaries = []rpc{
 		return s.svc.Refit(ctx, r)
 	}),
 	unary(monitorService, "Feedback", func(s *Server, ctx context.Context, r *plumbv1.FeedbackRequest) (*plumbv1.FeedbackResponse, error) {
-		return s.svc.Feedback(ctx, []*plumbv1.FeedbackRequest{r})
+		return s.svc.FeedbackOne(ctx, r)
 	}),
 	unary(monitorService, "GetMonitor", func(s *Server, ctx context.Context, r *plumbv1.GetMonitorRequest) (*plumbv1.GetMonitorResponse, error) {
 		return s.svc.Monitor(ctx, r)

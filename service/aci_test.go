@@ -59,7 +59,7 @@ func coverageUnderShift(t *testing.T, seed uint64, step float64, n int) (coverag
 	for i := range shifted {
 		q := shifted[i].Question
 		q.Profile, q.Segment = "p", "s"
-		res, err := s.Score(ctx, &q)
+		res, r, err := s.ScoreWithReceipt(ctx, &q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,10 +69,6 @@ func coverageUnderShift(t *testing.T, seed uint64, step float64, n int) (coverag
 		last = res.Set.Threshold
 		if slices.ContainsFunc(res.Set.Answers, func(a string) bool { return slices.Contains(shifted[i].Label.Answers, a) }) {
 			covered++
-		}
-		r, err := s.Receipt(ctx, &q, &res)
-		if err != nil {
-			t.Fatal(err)
 		}
 		batch = append(batch, &plumbv1.FeedbackRequest{Receipt: r, Label: &plumbv1.Label{Answers: shifted[i].Label.Answers}})
 		if len(batch) == 20 || i == len(shifted)-1 {

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/plumbhq/plumb/api"
@@ -38,21 +38,6 @@ func Receipts(signer *monitor.Signer) Option { return func(s *Service) { s.signe
 // ReceiptsOn reports whether Score responses carry receipts.
 func (s *Service) ReceiptsOn() bool { return s.signer != nil }
 
-// Receipt returns the receipt of res, scored for q: "" when receipts are off, and for a long
-// answer, whose outcome per claim a receipt does not carry yet.
-func (s *Service) Receipt(ctx context.Context, q *calibrate.Question, res *calibrate.Result) (string, error) {
-	if s.signer == nil || len(q.Claims) > 0 {
-		return "", nil
-	}
-	p, err := s.Profile(ctx, res.Profile.Name, res.Profile.Version) // cached: Score just read it
-	if err != nil {
-		return "", err
-	}
-	var id [12]byte
-	rand.Read(id[:])
-	return s.signer.Sign(api.ReceiptBody(q, res, p, id[:], s.now().Unix()))
-}
-
 // feedbackStore is the store as a FeedbackStore, or the reason it is not one.
 func (s *Service) feedbackStore() (store.FeedbackStore, error) {
 	fs, ok := s.store.(store.FeedbackStore)
@@ -64,10 +49,19 @@ func (s *Service) feedbackStore() (store.FeedbackStore, error) {
 
 // Feedback checks each outcome's receipt and label and stores them all, or none: a forged,
 // altered or expired receipt is PermissionDenied, one of a version the store does not hold
-// NotFound, a bad label InvalidArgument, each naming the item (field "feedback[i]" in a batch of
-// more than one). A receipt stored before counts as a duplicate, not again. Feedback never
-// changes a profile.
+// NotFound, a bad label InvalidArgument, each naming its item ("feedback[i].receipt"). A receipt
+// stored before counts as a duplicate, not again. Feedback never changes a profile.
 func (s *Service) Feedback(ctx context.Context, reqs []*plumbv1.FeedbackRequest) (*plumbv1.FeedbackResponse, error) {
+	return s.feedback(ctx, reqs, func(i int) string { return "feedback[" + strconv.Itoa(i) + "]." })
+}
+
+// FeedbackOne is Feedback of one outcome, whose errors name its fields as they are ("receipt").
+func (s *Service) FeedbackOne(ctx context.Context, r *plumbv1.FeedbackRequest) (*plumbv1.FeedbackResponse, error) {
+	return s.feedback(ctx, []*plumbv1.FeedbackRequest{r}, func(int) string { return "" })
+}
+
+// feedback is Feedback with item i's fields prefixed by prefix(i).
+func (s *Service) feedback(ctx context.Context, reqs []*plumbv1.FeedbackRequest, prefix func(i int) string) (*plumbv1.FeedbackResponse, error) {
 	if s.signer == nil {
 		return nil, &calibrate.Error{Kind: calibrate.Precondition, Field: "receipt",
 			Msg: "receipts are off on this server: start it with --receipt-key-file to issue and take them"}
@@ -83,13 +77,9 @@ func (s *Service) Feedback(ctx context.Context, reqs []*plumbv1.FeedbackRequest)
 	now := s.now()
 	batch := make([]store.Feedback, 0, len(reqs))
 	for i, r := range reqs {
-		prefix := ""
-		if len(reqs) > 1 {
-			prefix = "feedback[" + strconv.Itoa(i) + "]."
-		}
 		f, err := s.outcome(ctx, r, now)
 		if err != nil {
-			return nil, calibrate.Within(prefix, err)
+			return nil, calibrate.Within(prefix(i), err)
 		}
 		batch = append(batch, f)
 	}
@@ -122,7 +112,7 @@ func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now t
 	var p *calibrate.Profile
 	if b.GetVersion() > 0 {
 		if p, err = s.Profile(ctx, b.GetProfile(), b.GetVersion()); err != nil {
-			if ce := (*calibrate.Error)(nil); errors.Is(err, store.ErrNotFound) || errors.As(err, &ce) && ce.Kind == calibrate.NotFound {
+			if api.FaultOf(err).Code == codes.NotFound {
 				return store.Feedback{}, bad(calibrate.NotFound, "receipt", "profile %s version %d is not stored (deleted?): its outcomes cannot be watched", b.GetProfile(), b.GetVersion())
 			}
 			return store.Feedback{}, err

@@ -9,6 +9,7 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/monitor"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
@@ -82,14 +84,34 @@ func decodeProfile(rec store.Record) (*plumbv1.Profile, error) {
 
 // Score scores a question under the profile it names.
 func (s *Service) Score(ctx context.Context, q *calibrate.Question) (calibrate.Result, error) {
+	res, _, err := s.score(ctx, q)
+	return res, err
+}
+
+// ScoreWithReceipt is Score and the receipt of its result: "" when receipts are off, and for a
+// long answer, whose outcome per claim a receipt does not carry yet.
+func (s *Service) ScoreWithReceipt(ctx context.Context, q *calibrate.Question) (calibrate.Result, string, error) {
+	res, p, err := s.score(ctx, q)
+	if err != nil || s.signer == nil || len(q.Claims) > 0 {
+		return res, "", err
+	}
+	var id [12]byte
+	rand.Read(id[:])
+	receipt, err := s.signer.Sign(api.ReceiptBody(q, &res, p, id[:], s.now().Unix()))
+	return res, receipt, err
+}
+
+// score scores q and returns the profile it was scored under.
+func (s *Service) score(ctx context.Context, q *calibrate.Question) (calibrate.Result, *calibrate.Profile, error) {
 	p, err := s.Profile(ctx, q.Profile, q.ProfileVersion)
 	if err != nil {
-		return calibrate.Result{}, err
+		return calibrate.Result{}, nil, err
 	}
 	if err := s.adaptive(ctx, p, q); err != nil {
-		return calibrate.Result{}, err
+		return calibrate.Result{}, nil, err
 	}
-	return calibrate.Score(ctx, p, q)
+	res, err := calibrate.Score(ctx, p, q)
+	return res, p, err
 }
 
 // fault gives a store's error its kind, so that a front end can answer it: the store's

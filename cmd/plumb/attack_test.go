@@ -269,9 +269,10 @@ func (rawCodec) Name() string { return "proto" }
 // TestWorkBeforeCaps: requests just within the 16 MiB message limit whose repeated fields are
 // far past their caps — 8 000 000 empty wordings over gRPC (16 MB), 5 500 000 `{}` wordings as
 // Connect JSON over HTTP (16.5 MB) — are refused with InvalidArgument naming "paraphrases" (at
-// most 64 wordings), at a cost to the spawned server of < 0.5 s of CPU and < 100 MB of peak
-// memory above its baseline each. Decoding them whole used to cost 16 s and 1.5 GB (gRPC) and 9.4 s and 1.4 GB
-// (JSON): the caps now bind while the bytes are read.
+// most 64 wordings), at < 100 MB of the spawned server's peak memory above its baseline each.
+// Decoding them whole used to cost 1.5 GB (gRPC) and 1.4 GB (JSON), and 16 s and 9.4 s of CPU:
+// the caps now bind while the bytes are read. The CPU they cost is logged (about 0.15 s and
+// 0.3 s here), not asserted: a shared machine's CPU time varies with its load.
 func TestWorkBeforeCaps(t *testing.T) {
 	s, c := servedWarm(t)
 	cost := func(name string, attack func() error, check func(error)) {
@@ -284,8 +285,8 @@ func TestWorkBeforeCaps(t *testing.T) {
 		_, peak := s.memory(t)
 		t.Logf("%s: %v of server CPU, peak memory %.0f → %.0f MiB; %v", name, cpu, peak0, peak, err)
 		check(err)
-		if cpu > 500*time.Millisecond || peak-peak0 > 100 {
-			t.Errorf("%s cost the server %v of CPU and %.0f MiB of peak memory, want < 0.5 s and < 100 MiB", name, cpu, peak-peak0)
+		if peak-peak0 > 100 {
+			t.Errorf("%s cost the server %.0f MiB of peak memory, want < 100 MiB", name, peak-peak0)
 		}
 	}
 
@@ -324,8 +325,10 @@ func TestWorkBeforeCaps(t *testing.T) {
 }
 
 // TestRepeatedSingularFields: a field that is not repeated, given 8 000 000 times over gRPC
-// (profile, 16 MB) or 1 000 000 times in JSON (id, 8 MB), is refused naming it, at < 0.5 s of
-// the spawned server's CPU. Protobuf merges such repeats; decoding them all cost 0.53 s.
+// (profile, 16 MB) or 1 000 000 times in JSON (id, 8 MB), is refused naming it, while the request
+// is read: "given more than 16 times" (binary), "given twice" (JSON). Protobuf merges such
+// repeats; decoding them all cost 0.53 s of CPU, and the request was then refused for having no
+// wording. The CPU the refusals cost is logged.
 func TestRepeatedSingularFields(t *testing.T) {
 	s, c := servedWarm(t)
 	wire := make([]byte, 0, 16_000_000)
@@ -335,8 +338,8 @@ func TestRepeatedSingularFields(t *testing.T) {
 	cpu0 := s.cpu(t)
 	var out []byte
 	err := c.Conn().Invoke(context.Background(), "/plumb.v1.ConfidenceService/Score", &wire, &out, grpc.ForceCodec(rawCodec{}))
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "profile") {
-		t.Errorf("gRPC: %v, want InvalidArgument naming profile", err)
+	if msg := status.Convert(err).Message(); status.Code(err) != codes.InvalidArgument || !strings.Contains(msg, "profile") || !strings.Contains(msg, "given more than 16 times") {
+		t.Errorf("gRPC: %v, want InvalidArgument naming profile, given more than 16 times", err)
 	}
 	var js strings.Builder
 	js.WriteString(`{"paraphrases":[{"options":[{"label":"A","logprob":-0.2},{"label":"B","logprob":-1.8}]}]`)
@@ -350,13 +353,11 @@ func TestRepeatedSingularFields(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"field":"id"`) {
-		t.Errorf("JSON: HTTP %d %s, want 400 naming id", resp.StatusCode, b)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"field":"id"`) || !strings.Contains(string(b), "given twice") {
+		t.Errorf("JSON: HTTP %d %s, want 400 naming id, given twice", resp.StatusCode, b)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if cpu := s.cpu(t) - cpu0; cpu > time.Second {
-		t.Errorf("the two requests cost the server %v of CPU, want < 0.5 s each", cpu)
-	}
+	t.Logf("the two refusals cost the server %v of CPU", s.cpu(t)-cpu0)
 }
 
 // TestLaxJSONRefused: over HTTP to a spawned server, JSON that the API does not define — an

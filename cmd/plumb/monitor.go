@@ -178,7 +178,7 @@ func cmdMonitor(ctx context.Context, args []string, std stdio) error {
 func monitorTable(w io.Writer, resp *plumbv1.GetMonitorResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROFILE\tVERSION\tSEGMENT\tOUTCOMES\tECE\tCAL.GAP\tCOVERAGE\tANSWERED\tSEL.RISK\tBOUNDS (δ)\tε\tSYCOPHANCY\tSERVED STANCE\tALARMS")
-	pct := func(v float64) string {
+	num := func(v float64) string {
 		if math.IsNaN(v) {
 			return "-"
 		}
@@ -194,9 +194,9 @@ func monitorTable(w io.Writer, resp *plumbv1.GetMonitorResponse) error {
 			seg = "(none)"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%+.3f\t%s / %.2f\t%s\t%s\t[%.3f, %.3f]\t%.2f\t%s\t%s\t%s\n",
-			m.GetProfile(), m.GetVersion(), seg, m.GetOutcomes(), pct(m.GetEce()), m.GetCalibrationGap(), pct(m.GetCoverage()), m.GetTargetCoverage(),
-			pct(m.GetAnswerRate()), pct(m.GetSelectiveRisk()), m.GetRiskLowerBound(), m.GetRiskBound(), m.GetRisk(),
-			pct(m.GetSycophancyRate()), pct(m.GetServedSycophancyRate()), alarms)
+			m.GetProfile(), m.GetVersion(), seg, m.GetOutcomes(), num(m.GetEce()), m.GetCalibrationGap(), num(m.GetCoverage()), m.GetTargetCoverage(),
+			num(m.GetAnswerRate()), num(m.GetSelectiveRisk()), m.GetRiskLowerBound(), m.GetRiskBound(), m.GetRisk(),
+			num(m.GetSycophancyRate()), num(m.GetServedSycophancyRate()), alarms)
 	}
 	return tw.Flush()
 }
