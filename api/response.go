@@ -61,7 +61,8 @@ func Response(r *calibrate.Result) *plumbv1.ScoreResponse {
 
 // ReceiptBody is what a receipt of res says: res, scored under p for q, at unix time now, with
 // id. The features are those of the confidence map: the answer's pooled probability, the
-// wording divergence, the variance and the token confidence.
+// wording divergence, the variance and the token confidence. A long answer's receipt carries
+// each claim's confidence and whether it was kept, in place of the answer's text.
 func ReceiptBody(q *calibrate.Question, res *calibrate.Result, p *calibrate.Profile, id []byte, now int64) *plumbv1.ReceiptBody {
 	b := &plumbv1.ReceiptBody{
 		Id: id, Profile: res.Profile.Name, Version: res.Profile.Version, IssuedUnix: now,
@@ -76,6 +77,15 @@ func ReceiptBody(q *calibrate.Question, res *calibrate.Result, p *calibrate.Prof
 	}
 	if len(res.Candidates) > 0 {
 		b.Pooled = res.Candidates[0].Probability
+	}
+	if len(res.Claims) > 0 {
+		// A long answer's text is its kept claims: the receipt says which, not the text.
+		b.Answer = ""
+		b.ClaimConfidences = make([]float64, len(res.Claims))
+		b.ClaimsKept = make([]bool, len(res.Claims))
+		for j, c := range res.Claims {
+			b.ClaimConfidences[j], b.ClaimsKept[j] = c.Confidence, c.Action == calibrate.Keep
+		}
 	}
 	b.MapFeatures = append([]float64(nil), res.MapFeatures[:res.MapFeatureCount]...)
 	for _, w := range q.Paraphrases {

@@ -500,3 +500,6 @@ func Summarize(outcomes []Outcome) Metrics {
 	m, _ := summarize(rs)
 	return m
 }
+
+// BinOf is the reliability bin of confidence c: 0 for [0, 1/15], b for (b/15, (b+1)/15].
+func BinOf(c float64) int { return binOf(c) }

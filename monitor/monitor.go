@@ -1,8 +1,11 @@
 package monitor
 
 import (
+	"hash/fnv"
 	"math"
 	"slices"
+
+	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/plumbhq/plumb/calibrate"
 	"github.com/plumbhq/plumb/ensemble"
@@ -15,6 +18,8 @@ const (
 	MaxSegments   = 100
 	OtherSegment  = "other"
 	DefaultWindow = 10_000
+	// Baseline is how many of a version × segment's first outcomes set its sycophancy baseline.
+	Baseline = 2000
 )
 
 // Point is one outcome as the monitors read it.
@@ -23,16 +28,31 @@ type Point struct {
 	Version int64
 	Segment string
 	calibrate.Outcome
+	// Long: a long answer. Its Outcome is the answer's: Correct and Covered when no kept claim
+	// was judged false, Action ANSWER when a claim was kept, SetSize the claims kept; Claims are
+	// its judged claims.
+	Long           bool
+	Claims         []ClaimPoint
 	Flagged        bool    // sycophancy was flagged
 	ServedStance   bool    // the product served the user's stance where plumb's answer differed
 	Risk, Alpha, Δ float64 // the risk ε in effect, the profile's α and δ
 }
 
+// ClaimPoint is one judged claim of a long answer.
+type ClaimPoint struct {
+	Confidence float64
+	True, Kept bool
+}
+
 // Judge reads an outcome: whether the answer and the set held an acceptable answer, under the
 // receipt's answer equivalence — option labels exactly; sampled answers once normalised, or by
 // token F1 ≥ 0.8 under the f1 equivalence (embedding receipts carry no embeddings: normalised).
+// A long answer's outcome is its claims' verdicts: it is correct when no kept claim is false.
 func Judge(o *plumbv1.Outcome) Point {
 	r := o.GetReceipt()
+	if len(r.GetClaimConfidences()) > 0 {
+		return judgeLong(o)
+	}
 	match := func(a, b string) bool { return a == b }
 	if r.GetEvidence() == plumbv1.Evidence_EVIDENCE_SAMPLES {
 		f1 := r.GetEquivalence() == plumbv1.Equivalence_EQUIVALENCE_F1
@@ -55,25 +75,57 @@ func Judge(o *plumbv1.Outcome) Point {
 	p.Correct = acceptable(r.GetAnswer())
 	p.SetSize = len(r.GetPredictionSet())
 	p.Covered = slices.ContainsFunc(r.GetPredictionSet(), acceptable)
-	switch r.GetAction() {
-	case plumbv1.Action_ACTION_ANSWER:
-		p.Action = calibrate.Answer
-	case plumbv1.Action_ACTION_CLARIFY:
-		p.Action = calibrate.Clarify
-	default:
-		p.Action = calibrate.Abstain
-	}
+	p.Action = actionOf(r.GetAction())
 	if s, served := r.GetStance(), o.GetServedAnswer(); s != "" && served != "" {
 		p.ServedStance = match(served, s) && !match(r.GetAnswer(), s)
 	}
 	return p
 }
 
-// key is a monitor's profile version × segment.
+// judgeLong is Judge of a long answer: its claims judged true or false (an unjudged claim is
+// left out, kept or not).
+func judgeLong(o *plumbv1.Outcome) Point {
+	r := o.GetReceipt()
+	p := Point{Profile: r.GetProfile(), Version: r.GetVersion(), Segment: r.GetSegment(), Long: true,
+		Flagged: r.GetSycophancyFlagged(), Risk: r.GetRisk(), Alpha: r.GetAlpha(), Δ: r.GetDelta()}
+	p.Confidence, p.Action = r.GetConfidence(), actionOf(r.GetAction())
+	conf, kept := r.GetClaimConfidences(), r.GetClaimsKept()
+	for _, k := range kept {
+		if k {
+			p.SetSize++
+		}
+	}
+	p.Correct = true
+	for j, v := range o.GetLabel().GetClaims() {
+		if j >= len(conf) || v == plumbv1.ClaimVerdict_CLAIM_VERDICT_UNSPECIFIED {
+			continue
+		}
+		c := ClaimPoint{Confidence: conf[j], True: v == plumbv1.ClaimVerdict_CLAIM_VERDICT_TRUE, Kept: j < len(kept) && kept[j]}
+		p.Claims = append(p.Claims, c)
+		if c.Kept && !c.True {
+			p.Correct = false
+		}
+	}
+	p.Covered = p.Correct
+	return p
+}
+
+func actionOf(a plumbv1.Action) calibrate.Action {
+	switch a {
+	case plumbv1.Action_ACTION_ANSWER:
+		return calibrate.Answer
+	case plumbv1.Action_ACTION_CLARIFY:
+		return calibrate.Clarify
+	}
+	return calibrate.Abstain
+}
+
+// key is a monitor's profile version × segment, of short or long answers.
 type key struct {
 	profile string
 	version int64
 	segment string
+	long    bool
 }
 
 type vkey struct {
@@ -85,6 +137,7 @@ type vkey struct {
 type slim struct {
 	conf    float64
 	size    int32
+	claims  int32 // judged claims, in the group's claims queue
 	action  calibrate.Action
 	correct bool
 	covered bool
@@ -92,10 +145,21 @@ type slim struct {
 	served  bool
 }
 
-// group is one monitor's points: the last window of them, in a ring.
+// slimClaim is what a monitor keeps of a judged claim: 16 bytes.
+type slimClaim struct {
+	conf float64
+	true bool
+}
+
+// group is one monitor's points: the last window of them, in a ring, with the judged claims
+// of its long answers in a queue, oldest first.
 type group struct {
 	ring               []slim
 	next               int // where the next point goes, once the ring is full
+	claims             []slimClaim
+	head               int // claims[head:] are the ring's
+	added              int // points ever added
+	baseFlagged        int // of the first Baseline points, those flagged for sycophancy
 	risk, alpha, delta float64
 }
 
@@ -132,21 +196,41 @@ func (b *Builder) Add(p *Point) {
 			seen[segment] = true
 		}
 	}
-	k := key{p.Profile, p.Version, segment}
+	k := key{p.Profile, p.Version, segment, p.Long}
 	g := b.groups[k]
 	if g == nil {
 		g = &group{}
 		b.groups[k] = g
 	}
-	x := slim{conf: p.Confidence, size: int32(p.SetSize), action: p.Action, correct: p.Correct, covered: p.Covered,
-		flagged: p.Flagged, served: p.ServedStance}
+	x := slim{conf: p.Confidence, size: int32(p.SetSize), claims: int32(len(p.Claims)), action: p.Action, correct: p.Correct,
+		covered: p.Covered, flagged: p.Flagged, served: p.ServedStance}
 	if len(g.ring) < b.window {
 		g.ring = append(g.ring, x)
 	} else {
+		g.head += int(g.ring[g.next].claims)
 		g.ring[g.next] = x
 		g.next = (g.next + 1) % b.window
 	}
+	if g.head > len(g.claims)/2 && g.head > 1024 {
+		g.claims = append(g.claims[:0], g.claims[g.head:]...)
+		g.head = 0
+	}
+	for _, c := range p.Claims {
+		g.claims = append(g.claims, slimClaim{conf: c.Confidence, true: c.True})
+	}
+	if g.added < Baseline && p.Flagged {
+		g.baseFlagged++
+	}
+	g.added++
 	g.risk, g.alpha, g.delta = max(g.risk, p.Risk), max(g.alpha, p.Alpha), max(g.delta, p.Δ)
+}
+
+// level is δ, or 0.1 when a receipt gave none in (0, 1).
+func level(δ float64) float64 {
+	if δ <= 0 || δ >= 1 {
+		return 0.1
+	}
+	return δ
 }
 
 // Monitors returns the monitors, ordered by profile, version and segment.
@@ -161,8 +245,10 @@ func (b *Builder) Monitors() []*plumbv1.Monitor {
 			return compare(a.profile, b.profile)
 		case a.version != b.version:
 			return compare(a.version, b.version)
+		case a.segment != b.segment:
+			return compare(a.segment, b.segment)
 		}
-		return compare(a.segment, b.segment)
+		return compare(b2i(a.long), b2i(b.long))
 	})
 	out := make([]*plumbv1.Monitor, 0, len(keys))
 	for _, k := range keys {
@@ -183,7 +269,7 @@ func Monitors(points []Point, window int) []*plumbv1.Monitor {
 	return b.Monitors()
 }
 
-func compare[T int64 | string](a, b T) int {
+func compare[T int | int64 | string](a, b T) int {
 	switch {
 	case a < b:
 		return -1
@@ -194,23 +280,29 @@ func compare[T int64 | string](a, b T) int {
 }
 
 // monitorOf computes one monitor over its group's points, oldest first. The risk ε, α and δ are
-// the largest its points were scored under.
+// the largest its points were scored under. Calibration (ECE, Brier, the gap) is read off the
+// answers' confidences, or for long answers off their judged claims'.
 func monitorOf(k key, g *group) *plumbv1.Monitor {
 	n := len(g.ring)
 	outcomes := make([]calibrate.Outcome, 0, n)
 	var flagged, served, answered int
-	delta := g.delta
-	if delta <= 0 || delta >= 1 {
-		delta = 0.1
-	}
-	errs, covered, gap := NewCS(delta), NewCS(delta), NewCS(delta)
+	delta := level(g.delta)
+	// later: its lower bound alone errs with probability ≤ δ/2 (the two-sided sequence at δ).
+	errs, covered, gap, later := NewCS(delta), NewCS(delta), NewCS(delta), NewCS(delta)
+	var bins eceBins
 	var gapSum float64
-	for i := range n {
-		x := &g.ring[(g.next+i)%n]
+	calib := func(conf float64, correct bool) {
 		// conf − correct lies in [−1, 1]: its CS runs on (conf − correct + 1)/2.
-		d := x.conf - b2f(x.correct)
+		d := conf - b2f(correct)
 		gapSum += d
 		gap.Add((d + 1) / 2)
+		bins.add(conf, correct)
+	}
+	for i := range n {
+		x := &g.ring[(g.next+i)%n]
+		if !k.long {
+			calib(x.conf, x.correct)
+		}
 		outcomes = append(outcomes, calibrate.Outcome{Confidence: x.conf, Correct: x.correct, Covered: x.covered,
 			SetSize: int(x.size), Action: x.action})
 		covered.Add(b2f(x.covered))
@@ -224,28 +316,83 @@ func monitorOf(k key, g *group) *plumbv1.Monitor {
 		if x.served {
 			served++
 		}
+		if g.added-n+i >= Baseline {
+			later.Add(b2f(x.flagged))
+		}
+	}
+	claims := g.claims[g.head:]
+	for _, c := range claims {
+		calib(c.conf, c.true)
 	}
 	m := calibrate.Summarize(outcomes)
 	mon := &plumbv1.Monitor{
-		Profile: k.profile, Version: k.version, Segment: k.segment, Outcomes: int32(n),
-		Ece: m.ECE, Brier: m.Brier, Coverage: m.Coverage, TargetCoverage: 1 - g.alpha,
+		Profile: k.profile, Version: k.version, Segment: k.segment, Outcomes: int32(n), LongAnswers: k.long,
+		Claims: int32(len(claims)), Coverage: m.Coverage, TargetCoverage: 1 - g.alpha,
 		AnswerRate: m.AnswerRate, ClarifyRate: m.ClarifyRate, AbstainRate: m.AbstainRate,
 		SelectiveRisk: m.SelectiveError, Risk: g.risk, Answered: int32(answered),
 		RiskLowerBound: errs.Lo, RiskBound: errs.Hi,
 		SycophancyRate: float64(flagged) / float64(n), ServedSycophancyRate: float64(served) / float64(n),
+		SycophancyBaseline: math.NaN(),
 	}
-	if errs.Lo > g.risk {
+	if k.long {
+		cm := make([]calibrate.Outcome, len(claims))
+		for i, c := range claims {
+			cm[i] = calibrate.Outcome{Confidence: c.conf, Correct: c.true}
+		}
+		m = calibrate.Summarize(cm)
+	}
+	mon.Ece, mon.Brier = m.ECE, m.Brier
+	mon.EceLower, mon.EceUpper = bins.interval(delta, seedOf(k))
+	if g.risk > 0 && errs.Lo > g.risk {
 		mon.Alarms = append(mon.Alarms, "risk_guarantee_violated")
 	}
 	if g.alpha > 0 && covered.Hi < 1-g.alpha {
 		mon.Alarms = append(mon.Alarms, "coverage_below_target")
 	}
-	mon.CalibrationGap = gapSum / float64(n)
-	mon.CalibrationGapLower, mon.CalibrationGapUpper = 2*gap.Lo-1, 2*gap.Hi-1
+	if calibrated := bins.total(); calibrated > 0 {
+		mon.CalibrationGap = gapSum / float64(calibrated)
+		mon.CalibrationGapLower, mon.CalibrationGapUpper = 2*gap.Lo-1, 2*gap.Hi-1
+	} else {
+		mon.CalibrationGap, mon.CalibrationGapLower, mon.CalibrationGapUpper = math.NaN(), -1, 1
+	}
 	if mon.CalibrationGapLower > 0 || mon.CalibrationGapUpper < 0 {
 		mon.Alarms = append(mon.Alarms, "calibration_drift")
 	}
+	if g.added >= Baseline {
+		mon.SycophancyBaseline = float64(g.baseFlagged) / Baseline
+		if later.Lo > upperBound(g.baseFlagged, Baseline, delta/2) {
+			mon.Alarms = append(mon.Alarms, "sycophancy_rising")
+		}
+	}
 	return mon
+}
+
+// upperBound is the Clopper–Pearson upper bound of a rate from k of n at level 1 − a (one
+// side): the 1 − a quantile of Beta(k + 1, n − k), 1 when k = n.
+func upperBound(k, n int, a float64) float64 {
+	if k >= n {
+		return 1
+	}
+	return distuv.Beta{Alpha: float64(k + 1), Beta: float64(n - k)}.Quantile(1 - a)
+}
+
+// seedOf is the seed of a monitor's ECE interval: its key's, so that a monitor of the same
+// outcomes reads the same interval.
+func seedOf(k key) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(k.profile))
+	h.Write([]byte{0, byte(k.version), byte(k.version >> 8), byte(k.version >> 16), byte(k.version >> 24), b2b(k.long)})
+	h.Write([]byte(k.segment))
+	return h.Sum64()
+}
+
+func b2b(b bool) byte { return byte(b2i(b)) }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func b2f(b bool) float64 {

@@ -266,3 +266,102 @@ func TestCalibrationDrift(t *testing.T) {
 		}
 	}
 }
+
+// TestSycophancyRising simulates outcomes flagged for sycophancy at a known rate, 100 seeds of
+// 10 000 at δ = 0.1, the monitor read every 250 outcomes (a subset of reading it after every one,
+// which the confidence sequences allow):
+//   - at a steady rate of 0.05, "sycophancy_rising" fires in at most δ of the runs;
+//   - when the rate doubles to 0.10 at outcome 2 000 (a personalisation feature ships), it fires
+//     in every run, and the median delay is reported.
+func TestSycophancyRising(t *testing.T) {
+	const (
+		seeds, n, shiftAt, every = 100, 10_000, 2000, 250
+		δ                        = 0.1
+	)
+	run := func(seed uint64, after float64) (int, float64) {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		b := NewBuilder(n)
+		for i := range n {
+			rate := 0.05
+			if i >= shiftAt {
+				rate = after
+			}
+			b.Add(&Point{Profile: "p", Version: 1, Flagged: rng.Float64() < rate, Δ: δ})
+			if (i+1)%every == 0 {
+				m := b.Monitors()[0]
+				if slices.Contains(m.GetAlarms(), "sycophancy_rising") {
+					return i + 1, m.GetSycophancyBaseline()
+				}
+			}
+		}
+		return -1, math.NaN()
+	}
+	falseAlarms := 0
+	var delays []int
+	for seed := range uint64(seeds) {
+		if at, _ := run(seed, 0.05); at >= 0 {
+			falseAlarms++
+		}
+		at, base := run(seed+1000, 0.10)
+		if at < 0 {
+			t.Errorf("seed %d: the flag rate doubling never raised sycophancy_rising in %d outcomes", seed, n)
+			continue
+		}
+		if math.Abs(base-0.05) > 0.03 {
+			t.Errorf("seed %d: baseline %.3f of the first %d outcomes at rate 0.05", seed, base, Baseline)
+		}
+		delays = append(delays, at-shiftAt)
+	}
+	sort.Ints(delays)
+	if len(delays) > 0 {
+		t.Logf("false alarms %d of %d at a steady 0.05; after doubling, fired in %d of %d, median delay %d outcomes",
+			falseAlarms, seeds, len(delays), seeds, delays[len(delays)/2])
+	}
+	if float64(falseAlarms)/seeds > δ {
+		t.Errorf("%d of %d steady runs raised sycophancy_rising, want ≤ δ = %v", falseAlarms, seeds, δ)
+	}
+}
+
+// TestLongAnswers: a long answer's outcome is its judged claims; its monitor computes ECE and
+// Brier over the claims (by hand below), coverage as the share of answers with no false kept
+// claim, and keeps the claims of the window's answers only.
+func TestLongAnswers(t *testing.T) {
+	T, F, U := plumbv1.ClaimVerdict_CLAIM_VERDICT_TRUE, plumbv1.ClaimVerdict_CLAIM_VERDICT_FALSE, plumbv1.ClaimVerdict_CLAIM_VERDICT_UNSPECIFIED
+	long := func(conf []float64, kept []bool, v ...plumbv1.ClaimVerdict) *plumbv1.Outcome {
+		return &plumbv1.Outcome{Receipt: &plumbv1.ReceiptBody{Profile: "p", Version: 1, ClaimConfidences: conf, ClaimsKept: kept,
+			Action: plumbv1.Action_ACTION_ANSWER, Alpha: 0.2, Delta: 0.1}, Label: &plumbv1.Label{Claims: v}}
+	}
+	// Answer 1: a kept false claim (wrong); the unjudged third claim is left out.
+	a := Judge(long([]float64{0.9, 0.8, 0.3}, []bool{true, true, false}, T, F, U))
+	// Answer 2: the false claim was dropped (right).
+	b := Judge(long([]float64{0.95, 0.2}, []bool{true, false}, T, F))
+	if !a.Long || a.Correct || a.Covered || a.SetSize != 2 || len(a.Claims) != 2 {
+		t.Errorf("answer 1: %+v; want long, wrong, 2 kept, 2 judged claims", a)
+	}
+	if !b.Correct || !b.Covered || len(b.Claims) != 2 {
+		t.Errorf("answer 2: %+v; want right, 2 judged claims", b)
+	}
+	ms := Monitors([]Point{a, b}, 0)
+	if len(ms) != 1 || !ms[0].GetLongAnswers() {
+		t.Fatalf("%v; want one monitor of long answers", ms)
+	}
+	m := ms[0]
+	// Claims (c, y): (0.9, 1) bin 13, (0.8, 0) bin 11, (0.95, 1) bin 14, (0.2, 0) bin 2.
+	// ECE = (|0.9−1| + |0.8−0| + |0.95−1| + |0.2−0|)/4 = 1.15/4; Brier = (0.01+0.64+0.0025+0.04)/4.
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"ece", m.GetEce(), 1.15 / 4}, {"brier", m.GetBrier(), 0.6925 / 4}, {"coverage", m.GetCoverage(), 0.5},
+		{"selective risk", m.GetSelectiveRisk(), 0.5}, {"claims", float64(m.GetClaims()), 4},
+		{"calibration gap", m.GetCalibrationGap(), (-0.1 + 0.8 - 0.05 + 0.2) / 4},
+	} {
+		if math.Abs(c.got-c.want) > 1e-12 {
+			t.Errorf("%s %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	// A window of 1 answer keeps only the last one's claims.
+	if m := Monitors([]Point{a, b}, 1)[0]; m.GetClaims() != 2 || math.Abs(m.GetEce()-(0.05+0.2)/2) > 1e-12 {
+		t.Errorf("window 1: %d claims, ECE %v; want answer 2's: 2, %v", m.GetClaims(), m.GetEce(), (0.05+0.2)/2)
+	}
+}

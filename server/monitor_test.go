@@ -10,11 +10,15 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plumbhq/plumb/api"
+	"github.com/plumbhq/plumb/internal/datasets"
 	"github.com/plumbhq/plumb/monitor"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/service"
+	"github.com/plumbhq/plumb/simulate"
 )
 
 func signer(t testing.TB, key string) *monitor.Signer {
@@ -280,13 +284,174 @@ func TestMonitorMetrics(t *testing.T) {
 	m := mon.GetMonitors()[0]
 	text := scrapeText(t, h)
 	for _, want := range []string{
-		`plumb_monitor_outcomes{profile="m",segment="beta",version="1"} 100`,
-		fmt.Sprintf(`plumb_monitor_ece{profile="m",segment="beta",version="1"} %v`, m.GetEce()),
-		fmt.Sprintf(`plumb_monitor_risk_upper_bound{profile="m",segment="beta",version="1"} %v`, m.GetRiskBound()),
-		`plumb_monitor_alarm{alarm="risk_guarantee_violated",profile="m",segment="beta",version="1"} 0`,
+		`plumb_monitor_outcomes{answers="short",profile="m",segment="beta",version="1"} 100`,
+		fmt.Sprintf(`plumb_monitor_ece{answers="short",profile="m",segment="beta",version="1"} %v`, m.GetEce()),
+		fmt.Sprintf(`plumb_monitor_ece_upper{answers="short",profile="m",segment="beta",version="1"} %v`, m.GetEceUpper()),
+		fmt.Sprintf(`plumb_monitor_risk_upper_bound{answers="short",profile="m",segment="beta",version="1"} %v`, m.GetRiskBound()),
+		`plumb_monitor_alarm{alarm="risk_guarantee_violated",answers="short",profile="m",segment="beta",version="1"} 0`,
+		`plumb_monitor_alarm{alarm="sycophancy_rising",answers="short",profile="m",segment="beta",version="1"} 0`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics has no line %s", want)
+		}
+	}
+}
+
+// longFeedback scores each example's long answer under profile, in segment, with a receipt,
+// and returns the feedback of their claims' verdicts.
+func longFeedback(t *testing.T, h *harness, profile, segment string, exs []*plumbv1.LabeledExample) []*plumbv1.FeedbackRequest {
+	t.Helper()
+	var fb []*plumbv1.FeedbackRequest
+	for _, ex := range exs {
+		r := proto.CloneOf(ex.GetRequest())
+		r.Profile, r.Segment = profile, segment
+		resp, err := h.c.Score(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetReceipt() == "" {
+			t.Fatal("a long answer scored without a receipt on a server with a receipt key")
+		}
+		fb = append(fb, &plumbv1.FeedbackRequest{Receipt: resp.GetReceipt(), Label: &plumbv1.Label{Claims: ex.GetLabel().GetClaims()},
+			Source: plumbv1.FeedbackSource_FEEDBACK_SOURCE_HUMAN_REVIEW})
+	}
+	return fb
+}
+
+// sendAll sends fb as one FeedbackStream and wants every outcome stored.
+func sendAll(t *testing.T, h *harness, fb []*plumbv1.FeedbackRequest) {
+	t.Helper()
+	stream, err := h.c.Monitor.FeedbackStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range fb {
+		if err := stream.Send(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := stream.CloseAndRecv()
+	if err != nil || got.GetAccepted() != int32(len(fb)) {
+		t.Fatalf("feedback: %v, %v; want %d accepted", got, err, len(fb))
+	}
+}
+
+// TestLongAnswersMonitorEqualsEval: a long answer's receipt carries its claims, and its
+// outcome is a verdict per claim. On testdata's WikiBio passages (GPT-3 biographies, a human
+// verdict per sentence), a claims profile fitted on 24 and the other 16 fed back: the monitor's
+// ECE and Brier over the judged claims and its coverage (answers with no false kept claim, the
+// factuality guarantee) equal Evaluate's claims report of the same answers to 1e-9. Answers
+// for a long receipt, and too few verdicts, are refused naming the field.
+func TestLongAnswersMonitorEqualsEval(t *testing.T) {
+	h := start(t, Config{}, nil, service.Receipts(signer(t, "k")))
+	ctx := context.Background()
+	var exs []*plumbv1.LabeledExample
+	for _, p := range datasets.WikiBio(t) {
+		var ex plumbv1.LabeledExample
+		if err := protojson.Unmarshal(p.RawLine, &ex); err != nil {
+			t.Fatal(err)
+		}
+		exs = append(exs, &ex)
+	}
+	if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "bio", Alpha: 0.2, Activate: proto.Bool(true)}, seq(exs[:24])); err != nil {
+		t.Fatal(err)
+	}
+	rest := exs[24:]
+	fb := longFeedback(t, h, "bio", "", rest)
+	for _, bad := range []struct {
+		label *plumbv1.Label
+		field string
+	}{
+		{&plumbv1.Label{Answers: []string{"yes"}}, "label.answers"},
+		{&plumbv1.Label{Claims: fb[0].GetLabel().GetClaims()[1:]}, "label.claims"},
+		{&plumbv1.Label{Claims: make([]plumbv1.ClaimVerdict, len(fb[0].GetLabel().GetClaims()))}, "label.claims"},
+	} {
+		_, err := h.c.Monitor.Feedback(ctx, &plumbv1.FeedbackRequest{Receipt: fb[0].GetReceipt(), Label: bad.label})
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), bad.field) {
+			t.Errorf("label %v: %v; want InvalidArgument naming %s", bad.label, err, bad.field)
+		}
+	}
+	sendAll(t, h, fb)
+	mon, err := h.c.Monitor.GetMonitor(ctx, &plumbv1.GetMonitorRequest{Profile: "bio"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mon.GetMonitors()) != 1 || !mon.GetMonitors()[0].GetLongAnswers() {
+		t.Fatalf("%v; want one monitor of long answers", mon.GetMonitors())
+	}
+	m := mon.GetMonitors()[0]
+	stream, err := h.c.Profiles.Evaluate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Config{Config: &plumbv1.EvaluateConfig{Profile: "bio"}}})
+	for _, ex := range rest {
+		stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Example{Example: ex}})
+	}
+	rep, err := stream.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rep.GetClaims().GetAfter()
+	t.Logf("monitor of %d answers, %d claims: ECE %.4f in [%.4f, %.4f], Brier %.4f, coverage %.4f against %.2f; alarms %v",
+		m.GetOutcomes(), m.GetClaims(), m.GetEce(), m.GetEceLower(), m.GetEceUpper(), m.GetBrier(), m.GetCoverage(), m.GetTargetCoverage(), m.GetAlarms())
+	for _, c := range []struct {
+		name          string
+		monitor, eval float64
+	}{
+		{"claims", float64(m.GetClaims()), float64(a.GetClaims())},
+		{"ECE", m.GetEce(), a.GetEce()},
+		{"Brier", m.GetBrier(), a.GetBrier()},
+		{"coverage", m.GetCoverage(), a.GetAllTrueRate()},
+	} {
+		if math.Abs(c.monitor-c.eval) > 1e-9 {
+			t.Errorf("%s: monitor %v, Evaluate %v", c.name, c.monitor, c.eval)
+		}
+	}
+	if !(m.GetEceLower() <= m.GetEce() && m.GetEce() <= m.GetEceUpper()) {
+		t.Errorf("ECE %v outside its interval [%v, %v]", m.GetEce(), m.GetEceLower(), m.GetEceUpper())
+	}
+}
+
+// TestFactualityAlarm: long answers simulated with a known truth (simulate, a judge's support),
+// a claims profile fitted at α = 0.2 on 600 of them. 1 500 fresh answers of the same model keep
+// the factuality guarantee: no alarm. 1 500 of a model that invents more (70 % false claims in
+// place of 40 %, at the same support) break it: "coverage_below_target" fires.
+func TestFactualityAlarm(t *testing.T) {
+	h := start(t, Config{}, nil, service.Receipts(signer(t, "k")))
+	ctx := context.Background()
+	gen := func(seed uint64, n int, falseShare float64) []*plumbv1.LabeledExample {
+		exs, _ := simulate.Generate(&simulate.Config{Questions: n, Seed: seed, Claims: 8, Wordings: 3, Judge: true, FalseShare: falseShare})
+		out := make([]*plumbv1.LabeledExample, len(exs))
+		for i := range exs {
+			out[i] = api.Labeled(&exs[i])
+		}
+		return out
+	}
+	if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "long", Alpha: 0.2, Activate: proto.Bool(true)}, seq(gen(1, 600, 0))); err != nil {
+		t.Fatal(err)
+	}
+	sendAll(t, h, longFeedback(t, h, "long", "same", gen(2, 1500, 0)))
+	sendAll(t, h, longFeedback(t, h, "long", "inventive", gen(3, 1500, 0.7)))
+	mon, err := h.c.Monitor.GetMonitor(ctx, &plumbv1.GetMonitorRequest{Profile: "long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mon.GetMonitors() {
+		t.Logf("%s: %d answers, %d claims: coverage %.3f against %.2f, ECE %.3f in [%.3f, %.3f], gap %+.3f in [%+.3f, %+.3f]; alarms %v",
+			m.GetSegment(), m.GetOutcomes(), m.GetClaims(), m.GetCoverage(), m.GetTargetCoverage(), m.GetEce(), m.GetEceLower(), m.GetEceUpper(),
+			m.GetCalibrationGap(), m.GetCalibrationGapLower(), m.GetCalibrationGapUpper(), m.GetAlarms())
+		fired := slices.Contains(m.GetAlarms(), "coverage_below_target")
+		switch m.GetSegment() {
+		case "same":
+			if len(m.GetAlarms()) > 0 {
+				t.Errorf("the fitted model's answers raised %v", m.GetAlarms())
+			}
+		case "inventive":
+			if !fired {
+				t.Errorf("a model inventing 70%% of its claims kept the factuality guarantee: coverage %.3f against %.2f",
+					m.GetCoverage(), m.GetTargetCoverage())
+			}
 		}
 	}
 }

@@ -15,8 +15,8 @@ import (
 // monitorEvery is how often the plumb_monitor_* gauges are recomputed from the stored outcomes.
 const monitorEvery = time.Minute
 
-// monitorGauges export GetMonitor's monitors as Prometheus gauges, by profile, version and
-// segment (at most 100 segments a version, so the series stay bounded by the stored versions).
+// monitorGauges export GetMonitor's monitors as Prometheus gauges, by profile, version,
+// segment and answers (short, or long: claims) (at most 100 segments a version, so the series stay bounded by the stored versions).
 type monitorGauges struct {
 	values map[string]*prometheus.GaugeVec
 	alarm  *prometheus.GaugeVec
@@ -27,7 +27,9 @@ var monitorValues = []struct {
 	get        func(*plumbv1.Monitor) float64
 }{
 	{"outcomes", "Outcomes fed back in the window.", func(m *plumbv1.Monitor) float64 { return float64(m.GetOutcomes()) }},
-	{"ece", "Expected calibration error of the outcomes (15 equal-width bins).", (*plumbv1.Monitor).GetEce},
+	{"ece", "Expected calibration error of the outcomes, or of long answers' judged claims (15 equal-width bins).", (*plumbv1.Monitor).GetEce},
+	{"ece_lower", "Lower end of the ECE's interval at level 1 − δ.", (*plumbv1.Monitor).GetEceLower},
+	{"ece_upper", "Upper end of the ECE's interval at level 1 − δ.", (*plumbv1.Monitor).GetEceUpper},
 	{"coverage", "Fraction of outcomes whose prediction set held an acceptable answer.", (*plumbv1.Monitor).GetCoverage},
 	{"target_coverage", "1 − α of the profile.", (*plumbv1.Monitor).GetTargetCoverage},
 	{"answer_rate", "Fraction of outcomes answered (ANSWER).", (*plumbv1.Monitor).GetAnswerRate},
@@ -36,22 +38,23 @@ var monitorValues = []struct {
 	{"risk_lower_bound", "Lower bound of the anytime-valid confidence sequence for the selective risk (level δ).", (*plumbv1.Monitor).GetRiskLowerBound},
 	{"risk_upper_bound", "Upper bound of the anytime-valid confidence sequence for the selective risk (level δ).", (*plumbv1.Monitor).GetRiskBound},
 	{"sycophancy_rate", "Fraction of outcomes flagged for sycophancy.", (*plumbv1.Monitor).GetSycophancyRate},
+	{"sycophancy_baseline", "Fraction flagged for sycophancy of the version × segment's first 2000 outcomes.", (*plumbv1.Monitor).GetSycophancyBaseline},
 	{"calibration_gap", "Mean confidence minus accuracy (> 0: overconfident).", (*plumbv1.Monitor).GetCalibrationGap},
 	{"served_sycophancy_rate", "Fraction of outcomes where the product served the user's stance and plumb's answer differed.", (*plumbv1.Monitor).GetServedSycophancyRate},
 }
 
 // monitorAlarms are the alarms a monitor may raise.
-var monitorAlarms = []string{"risk_guarantee_violated", "coverage_below_target", "calibration_drift"}
+var monitorAlarms = []string{"risk_guarantee_violated", "coverage_below_target", "calibration_drift", "sycophancy_rising"}
 
 func newMonitorGauges(reg prometheus.Registerer) *monitorGauges {
 	g := &monitorGauges{values: map[string]*prometheus.GaugeVec{}}
-	labels := []string{"profile", "version", "segment"}
+	labels := []string{"profile", "version", "segment", "answers"}
 	for _, v := range monitorValues {
 		g.values[v.name] = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "plumb_monitor_" + v.name, Help: v.help}, labels)
 		reg.MustRegister(g.values[v.name])
 	}
 	g.alarm = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "plumb_monitor_alarm",
-		Help: "1 while the alarm fires (risk_guarantee_violated, coverage_below_target, calibration_drift), else 0."}, append(labels, "alarm"))
+		Help: "1 while the alarm fires (risk_guarantee_violated, coverage_below_target, calibration_drift, sycophancy_rising), else 0."}, append(labels, "alarm"))
 	reg.MustRegister(g.alarm)
 	return g
 }
@@ -63,7 +66,11 @@ func (g *monitorGauges) set(ms []*plumbv1.Monitor) {
 	}
 	g.alarm.Reset()
 	for _, m := range ms {
-		lv := []string{m.GetProfile(), strconv.FormatInt(m.GetVersion(), 10), m.GetSegment()}
+		answers := "short"
+		if m.GetLongAnswers() {
+			answers = "long"
+		}
+		lv := []string{m.GetProfile(), strconv.FormatInt(m.GetVersion(), 10), m.GetSegment(), answers}
 		for _, v := range monitorValues {
 			if x := v.get(m); !math.IsNaN(x) {
 				g.values[v.name].WithLabelValues(lv...).Set(x)

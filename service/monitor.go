@@ -119,7 +119,30 @@ func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now t
 		}
 	}
 	l := r.GetLabel()
+	label := &plumbv1.Label{Answers: l.GetAnswers()}
+	if claims := len(b.GetClaimConfidences()); claims > 0 {
+		switch {
+		case len(l.GetAnswers()) > 0:
+			return store.Feedback{}, bad(calibrate.InvalidInput, "label.answers", "the receipt is a long answer's: give label.claims, a verdict per claim")
+		case len(l.GetClaims()) != claims:
+			return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims", "%d verdicts for the receipt's %d claims: give one per claim, in the request's order (CLAIM_VERDICT_UNSPECIFIED for one not judged)", len(l.GetClaims()), claims)
+		}
+		judged := 0
+		for j, v := range l.GetClaims() {
+			if _, ok := plumbv1.ClaimVerdict_name[int32(v)]; !ok {
+				return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims["+strconv.Itoa(j)+"]", "unknown verdict %d", v)
+			}
+			if v != plumbv1.ClaimVerdict_CLAIM_VERDICT_UNSPECIFIED {
+				judged++
+			}
+		}
+		if judged == 0 {
+			return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims", "no claim judged: give CLAIM_VERDICT_TRUE or CLAIM_VERDICT_FALSE for at least one")
+		}
+		label = &plumbv1.Label{Claims: l.GetClaims()}
+	}
 	switch {
+	case len(label.GetClaims()) > 0:
 	case len(l.GetClaims()) > 0:
 		return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims", "the receipt is a short answer's: give label.answers")
 	case len(l.GetAnswers()) == 0:
@@ -138,7 +161,7 @@ func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now t
 	if _, ok := plumbv1.FeedbackSource_name[int32(r.GetSource())]; !ok {
 		return store.Feedback{}, bad(calibrate.InvalidInput, "source", "unknown source %d", r.GetSource())
 	}
-	o := &plumbv1.Outcome{Receipt: b, Label: &plumbv1.Label{Answers: l.GetAnswers()}, ServedAnswer: r.GetServedAnswer(),
+	o := &plumbv1.Outcome{Receipt: b, Label: label, ServedAnswer: r.GetServedAnswer(),
 		Source: r.GetSource(), ReceivedUnix: now.Unix()}
 	data, err := proto.Marshal(o)
 	if err != nil {
@@ -330,7 +353,7 @@ func (s *Service) adaptive(ctx context.Context, p *calibrate.Profile, q *calibra
 // calibrated.
 func (s *Service) aciStep(p *calibrate.Profile, b *plumbv1.ReceiptBody, covered bool) *store.ACIStep {
 	a := &s.aci
-	if a.step == 0 || p == nil || !p.Calibrated {
+	if a.step == 0 || p == nil || !p.Calibrated || len(b.GetClaimConfidences()) > 0 {
 		return nil
 	}
 	err := 0.0

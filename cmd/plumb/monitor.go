@@ -177,7 +177,7 @@ func cmdMonitor(ctx context.Context, args []string, std stdio) error {
 
 func monitorTable(w io.Writer, resp *plumbv1.GetMonitorResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROFILE\tVERSION\tSEGMENT\tOUTCOMES\tECE\tCAL.GAP\tCOVERAGE\tANSWERED\tSEL.RISK\tBOUNDS (δ)\tε\tSYCOPHANCY\tSERVED STANCE\tALARMS")
+	fmt.Fprintln(tw, "PROFILE\tVERSION\tSEGMENT\tANSWERS\tOUTCOMES\tECE [1−δ]\tCAL.GAP\tCOVERAGE\tANSWERED\tSEL.RISK\tBOUNDS (δ)\tε\tSYCOPHANCY (BASE)\tSERVED STANCE\tALARMS")
 	num := func(v float64) string {
 		if math.IsNaN(v) {
 			return "-"
@@ -193,10 +193,15 @@ func monitorTable(w io.Writer, resp *plumbv1.GetMonitorResponse) error {
 		if seg == "" {
 			seg = "(none)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%+.3f\t%s / %.2f\t%s\t%s\t[%.3f, %.3f]\t%.2f\t%s\t%s\t%s\n",
-			m.GetProfile(), m.GetVersion(), seg, m.GetOutcomes(), num(m.GetEce()), m.GetCalibrationGap(), num(m.GetCoverage()), m.GetTargetCoverage(),
+		kind := "short"
+		if m.GetLongAnswers() {
+			kind = fmt.Sprintf("long, %d claims", m.GetClaims())
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s [%s, %s]\t%+.3f\t%s / %.2f\t%s\t%s\t[%.3f, %.3f]\t%.2f\t%s (%s)\t%s\t%s\n",
+			m.GetProfile(), m.GetVersion(), seg, kind, m.GetOutcomes(), num(m.GetEce()), num(m.GetEceLower()), num(m.GetEceUpper()),
+			m.GetCalibrationGap(), num(m.GetCoverage()), m.GetTargetCoverage(),
 			num(m.GetAnswerRate()), num(m.GetSelectiveRisk()), m.GetRiskLowerBound(), m.GetRiskBound(), m.GetRisk(),
-			num(m.GetSycophancyRate()), num(m.GetServedSycophancyRate()), alarms)
+			num(m.GetSycophancyRate()), num(m.GetSycophancyBaseline()), num(m.GetServedSycophancyRate()), alarms)
 	}
 	return tw.Flush()
 }

@@ -1240,7 +1240,8 @@ type Monitor struct {
 	ServedSycophancyRate float64 `protobuf:"fixed64,18,opt,name=served_sycophancy_rate,json=servedSycophancyRate,proto3" json:"served_sycophancy_rate,omitempty"`
 	// Firing alarms: "risk_guarantee_violated" (risk_lower_bound > ε: the violation is sure at
 	// level δ), "coverage_below_target" (coverage's anytime upper bound below 1 − α),
-	// "calibration_drift" (the calibration gap's anytime bounds exclude 0).
+	// "calibration_drift" (the calibration gap's anytime bounds exclude 0), "sycophancy_rising"
+	// (the flag rate's anytime lower bound since the baseline above the baseline's upper bound).
 	Alarms []string `protobuf:"bytes,19,rep,name=alarms,proto3" json:"alarms,omitempty"`
 	// Mean confidence minus accuracy (> 0: overconfident), 0 in expectation for a calibrated
 	// profile.
@@ -1249,8 +1250,24 @@ type Monitor struct {
 	CalibrationGapLower float64 `protobuf:"fixed64,21,opt,name=calibration_gap_lower,json=calibrationGapLower,proto3" json:"calibration_gap_lower,omitempty"`
 	// Its upper bound.
 	CalibrationGapUpper float64 `protobuf:"fixed64,22,opt,name=calibration_gap_upper,json=calibrationGapUpper,proto3" json:"calibration_gap_upper,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// A monitor of long answers: outcomes are answers; ECE, Brier and the calibration gap are
+	// over their labelled claims; coverage is the share of answers whose kept claims are all true
+	// (the factuality guarantee, against 1 − α); selective risk is the share of answered ones
+	// with a false kept claim.
+	LongAnswers bool `protobuf:"varint,23,opt,name=long_answers,json=longAnswers,proto3" json:"long_answers,omitempty"`
+	// Labelled claims in the window (long answers).
+	Claims int32 `protobuf:"varint,24,opt,name=claims,proto3" json:"claims,omitempty"`
+	// An interval for the population's ECE at level 1 − δ, given the bins' counts: the window's
+	// ECE ± the 1 − δ quantile of Σ_b (n_b/N)|ε_b|, ε_b each bin's normal error in its mean gap
+	// (docs/DESIGN.md, Monitors).
+	EceLower float64 `protobuf:"fixed64,25,opt,name=ece_lower,json=eceLower,proto3" json:"ece_lower,omitempty"`
+	// Its upper end.
+	EceUpper float64 `protobuf:"fixed64,26,opt,name=ece_upper,json=eceUpper,proto3" json:"ece_upper,omitempty"`
+	// The sycophancy-flag rate of the version × segment's first 2000 outcomes: the baseline
+	// "sycophancy_rising" compares the later ones with (NaN before 2000).
+	SycophancyBaseline float64 `protobuf:"fixed64,27,opt,name=sycophancy_baseline,json=sycophancyBaseline,proto3" json:"sycophancy_baseline,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Monitor) Reset() {
@@ -1437,6 +1454,41 @@ func (x *Monitor) GetCalibrationGapUpper() float64 {
 	return 0
 }
 
+func (x *Monitor) GetLongAnswers() bool {
+	if x != nil {
+		return x.LongAnswers
+	}
+	return false
+}
+
+func (x *Monitor) GetClaims() int32 {
+	if x != nil {
+		return x.Claims
+	}
+	return 0
+}
+
+func (x *Monitor) GetEceLower() float64 {
+	if x != nil {
+		return x.EceLower
+	}
+	return 0
+}
+
+func (x *Monitor) GetEceUpper() float64 {
+	if x != nil {
+		return x.EceUpper
+	}
+	return 0
+}
+
+func (x *Monitor) GetSycophancyBaseline() float64 {
+	if x != nil {
+		return x.SycophancyBaseline
+	}
+	return 0
+}
+
 // ReceiptBody is what a receipt signs (plumb's own format: clients treat receipts as opaque).
 type ReceiptBody struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1484,7 +1536,11 @@ type ReceiptBody struct {
 	Equivalence Equivalence `protobuf:"varint,21,opt,name=equivalence,proto3,enum=plumb.v1.Equivalence" json:"equivalence,omitempty"`
 	// The confidence map's features of the answer: [1, logit π̄(k*), W, √V] and, with tokens,
 	// logit tc(k*). A refit from feedback fits the map on them.
-	MapFeatures   []float64 `protobuf:"fixed64,22,rep,packed,name=map_features,json=mapFeatures,proto3" json:"map_features,omitempty"`
+	MapFeatures []float64 `protobuf:"fixed64,22,rep,packed,name=map_features,json=mapFeatures,proto3" json:"map_features,omitempty"`
+	// A long answer: each claim's confidence, in the request's claims order.
+	ClaimConfidences []float64 `protobuf:"fixed64,23,rep,packed,name=claim_confidences,json=claimConfidences,proto3" json:"claim_confidences,omitempty"`
+	// A long answer: whether each claim was kept.
+	ClaimsKept    []bool `protobuf:"varint,24,rep,packed,name=claims_kept,json=claimsKept,proto3" json:"claims_kept,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1669,6 +1725,20 @@ func (x *ReceiptBody) GetEquivalence() Equivalence {
 func (x *ReceiptBody) GetMapFeatures() []float64 {
 	if x != nil {
 		return x.MapFeatures
+	}
+	return nil
+}
+
+func (x *ReceiptBody) GetClaimConfidences() []float64 {
+	if x != nil {
+		return x.ClaimConfidences
+	}
+	return nil
+}
+
+func (x *ReceiptBody) GetClaimsKept() []bool {
+	if x != nil {
+		return x.ClaimsKept
 	}
 	return nil
 }
@@ -5704,7 +5774,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\x05R\x06window\"C\n" +
 	"\x12GetMonitorResponse\x12-\n" +
-	"\bmonitors\x18\x01 \x03(\v2\x11.plumb.v1.MonitorR\bmonitors\"\xef\x05\n" +
+	"\bmonitors\x18\x01 \x03(\v2\x11.plumb.v1.MonitorR\bmonitors\"\x95\a\n" +
 	"\aMonitor\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x18\n" +
@@ -5730,7 +5800,12 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x06alarms\x18\x13 \x03(\tR\x06alarms\x12'\n" +
 	"\x0fcalibration_gap\x18\x14 \x01(\x01R\x0ecalibrationGap\x122\n" +
 	"\x15calibration_gap_lower\x18\x15 \x01(\x01R\x13calibrationGapLower\x122\n" +
-	"\x15calibration_gap_upper\x18\x16 \x01(\x01R\x13calibrationGapUpper\"\xb7\x05\n" +
+	"\x15calibration_gap_upper\x18\x16 \x01(\x01R\x13calibrationGapUpper\x12!\n" +
+	"\flong_answers\x18\x17 \x01(\bR\vlongAnswers\x12\x16\n" +
+	"\x06claims\x18\x18 \x01(\x05R\x06claims\x12\x1b\n" +
+	"\tece_lower\x18\x19 \x01(\x01R\beceLower\x12\x1b\n" +
+	"\tece_upper\x18\x1a \x01(\x01R\beceUpper\x12/\n" +
+	"\x13sycophancy_baseline\x18\x1b \x01(\x01R\x12sycophancyBaseline\"\x85\x06\n" +
 	"\vReceiptBody\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\aprofile\x18\x02 \x01(\tR\aprofile\x12\x18\n" +
@@ -5757,7 +5832,10 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\bvariance\x18\x13 \x01(\x01R\bvariance\x12)\n" +
 	"\x10token_confidence\x18\x14 \x01(\x01R\x0ftokenConfidence\x127\n" +
 	"\vequivalence\x18\x15 \x01(\x0e2\x15.plumb.v1.EquivalenceR\vequivalence\x12!\n" +
-	"\fmap_features\x18\x16 \x03(\x01R\vmapFeatures\"\xdd\x01\n" +
+	"\fmap_features\x18\x16 \x03(\x01R\vmapFeatures\x12+\n" +
+	"\x11claim_confidences\x18\x17 \x03(\x01R\x10claimConfidences\x12\x1f\n" +
+	"\vclaims_kept\x18\x18 \x03(\bR\n" +
+	"claimsKept\"\xdd\x01\n" +
 	"\aOutcome\x12/\n" +
 	"\areceipt\x18\x01 \x01(\v2\x15.plumb.v1.ReceiptBodyR\areceipt\x12%\n" +
 	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\x12#\n" +
