@@ -455,3 +455,83 @@ func TestFactualityAlarm(t *testing.T) {
 		}
 	}
 }
+
+// TestAlarmsOnSimulatedScores runs the monitors end to end on the simulator, where the truth
+// is known: a profile fitted (ε = 0.2) on 2 000 simulated questions, then 3 000 fresh ones
+// scored with receipts and fed back in each of three segments:
+//   - "same": the fitted model — no alarm;
+//   - "hot": the model's miscalibration temperature doubled (1.5 → 3, sharper probabilities) —
+//     calibration_drift fires;
+//   - "worse": a quarter of the outcomes come back with another option right (accuracy down at
+//     the same confidence) — risk_guarantee_violated and calibration_drift fire.
+func TestAlarmsOnSimulatedScores(t *testing.T) {
+	h := start(t, Config{}, nil, service.Receipts(signer(t, "k")))
+	ctx := context.Background()
+	gen := func(seed uint64, n int, temp float64) []*plumbv1.LabeledExample {
+		exs, _ := simulate.Generate(&simulate.Config{Questions: n, Seed: seed, Temperature: temp})
+		out := make([]*plumbv1.LabeledExample, len(exs))
+		for i := range exs {
+			out[i] = api.Labeled(&exs[i])
+		}
+		return out
+	}
+	if _, err := h.c.Fit(ctx, &plumbv1.FitConfig{Name: "sim", Risk: 0.2, Activate: proto.Bool(true)}, seq(gen(1, 2000, 0))); err != nil {
+		t.Fatal(err)
+	}
+	feed := func(segment string, exs []*plumbv1.LabeledExample, relabel func(i int, ex *plumbv1.LabeledExample) *plumbv1.Label) {
+		var fb []*plumbv1.FeedbackRequest
+		for i, ex := range exs {
+			r := proto.CloneOf(ex.GetRequest())
+			r.Profile, r.Segment = "sim", segment
+			resp, err := h.c.Score(ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fb = append(fb, &plumbv1.FeedbackRequest{Receipt: resp.GetReceipt(), Label: relabel(i, ex)})
+		}
+		sendAll(t, h, fb)
+	}
+	same := func(_ int, ex *plumbv1.LabeledExample) *plumbv1.Label { return ex.GetLabel() }
+	feed("same", gen(2, 3000, 0), same)
+	feed("hot", gen(3, 3000, 3), same)
+	feed("worse", gen(4, 3000, 0), func(i int, ex *plumbv1.LabeledExample) *plumbv1.Label {
+		if i%4 != 0 {
+			return ex.GetLabel()
+		}
+		// Another option than the labelled one is right.
+		for _, o := range ex.GetRequest().GetParaphrases()[0].GetOptions() {
+			if !slices.Contains(ex.GetLabel().GetAnswers(), o.GetLabel()) {
+				return &plumbv1.Label{Answers: []string{o.GetLabel()}}
+			}
+		}
+		t.Fatal("a simulated question with one option")
+		return nil
+	})
+	mon, err := h.c.Monitor.GetMonitor(ctx, &plumbv1.GetMonitorRequest{Profile: "sim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"same": nil, "hot": {"calibration_drift"}, "worse": {"risk_guarantee_violated", "calibration_drift"}}
+	for _, m := range mon.GetMonitors() {
+		t.Logf("%-5s: ECE %.3f in [%.3f, %.3f], gap %+.3f in [%+.3f, %+.3f], coverage %.3f / %.2f, selective risk %.3f in [%.3f, %.3f] against ε %.2f, answered %.3f; alarms %v",
+			m.GetSegment(), m.GetEce(), m.GetEceLower(), m.GetEceUpper(), m.GetCalibrationGap(), m.GetCalibrationGapLower(), m.GetCalibrationGapUpper(),
+			m.GetCoverage(), m.GetTargetCoverage(), m.GetSelectiveRisk(), m.GetRiskLowerBound(), m.GetRiskBound(), m.GetRisk(), m.GetAnswerRate(), m.GetAlarms())
+		w, ok := want[m.GetSegment()]
+		if !ok {
+			t.Errorf("a monitor of segment %q", m.GetSegment())
+			continue
+		}
+		delete(want, m.GetSegment())
+		for _, a := range w {
+			if !slices.Contains(m.GetAlarms(), a) {
+				t.Errorf("%s: no %s among %v", m.GetSegment(), a, m.GetAlarms())
+			}
+		}
+		if w == nil && len(m.GetAlarms()) > 0 {
+			t.Errorf("the fitted model's outcomes raised %v", m.GetAlarms())
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no monitor of %v", want)
+	}
+}
