@@ -75,6 +75,7 @@ func ProfileMessage(p *calibrate.Profile, cfg *plumbv1.FitConfig) *plumbv1.Profi
 		Alpha:               p.Alpha,
 		Quantile:            p.Quantiles.Global,
 		GroupQuantiles:      p.Quantiles.Groups,
+		CalibrationScores:   p.CalibrationScores,
 		Lambda:              p.Lambda,
 		Risk:                p.Risk,
 		Delta:               p.Delta,
@@ -142,6 +143,7 @@ func Profile(m *plumbv1.Profile) (*calibrate.Profile, error) {
 	p.RAPS = conformal.RAPSSettings{Lambda: m.GetRapsLambda(), KReg: int(m.GetRapsKReg())}
 	p.Alpha = m.GetAlpha()
 	p.Quantiles = conformal.Mondrian{Global: m.GetQuantile(), Groups: m.GetGroupQuantiles()}
+	p.CalibrationScores = m.GetCalibrationScores()
 	p.Lambda, p.Risk, p.Delta = m.GetLambda(), m.GetRisk(), m.GetDelta()
 	p.RiskMin, p.RiskMax = m.GetRiskMin(), m.GetRiskMax()
 	for _, c := range m.GetRiskCurve() {

@@ -59,6 +59,10 @@ func Response(r *calibrate.Result) *plumbv1.ScoreResponse {
 	return out
 }
 
+// ReceiptCandidates is how many candidates, most probable first, a receipt carries with their
+// conformal scores; a true answer past them is scored as one outside the pool (+Inf).
+const ReceiptCandidates = 16
+
 // ReceiptBody is what a receipt of res says: res, scored under p for q, at unix time now, with
 // id. The features are those of the confidence map: the answer's pooled probability, the
 // wording divergence, the variance and the token confidence. A long answer's receipt carries
@@ -88,6 +92,13 @@ func ReceiptBody(q *calibrate.Question, res *calibrate.Result, p *calibrate.Prof
 		}
 	}
 	b.MapFeatures = append([]float64(nil), res.MapFeatures[:res.MapFeatureCount]...)
+	if p.Calibrated && len(res.Claims) == 0 {
+		n := min(len(res.Candidates), ReceiptCandidates)
+		b.Candidates, b.CandidateScores = make([]string, n), make([]float64, n)
+		for i, c := range res.Candidates[:n] {
+			b.Candidates[i], b.CandidateScores[i] = c.Answer, c.Nonconformity
+		}
+	}
 	for _, w := range q.Paraphrases {
 		if w.Framing == calibrate.UserStance && w.Stance != "" {
 			b.Stance = w.Stance

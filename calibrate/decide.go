@@ -218,6 +218,9 @@ func (s *scorer) result(a *analysis, p *Profile, q *Question, lambda, risk float
 		if a.tokens {
 			c.TokenConfidence = a.tc[k]
 		}
+		if p.Calibrated && k != a.top {
+			c.Nonconformity = s.scores[k]
+		}
 		r.Candidates[i] = c
 		if s.inSet[k] {
 			r.Set.Answers = append(r.Set.Answers, c.Answer)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 
 	"github.com/plumbhq/plumb/conformal"
@@ -266,8 +267,25 @@ func fitConformal(p *Profile, items []fitItem, cal []int, c *FitConfig) {
 		scores[j] = s.calibrationScore(a, p, int(it.gold))
 	})
 	p.Quantiles = conformal.FitMondrian(scores, groups, c.Alpha, conformal.FiniteSample, c.MinGroup)
+	p.CalibrationScores = keepScores(scores, c.Seed)
 	p.Curve = conformal.RiskCurve(conf, correct)
 	p.Lambda = conformal.Select(p.Curve, c.Risk, c.Delta)
+}
+
+// MaxCalibrationScores is the most calibration scores a profile keeps.
+const MaxCalibrationScores = 2000
+
+// keepScores returns scores ascending, or a uniform sample of MaxCalibrationScores of them (by
+// seed): a sample of exchangeable scores is exchangeable with the rest.
+func keepScores(scores []float64, seed uint64) []float64 {
+	kept := slices.Clone(scores)
+	if len(kept) > MaxCalibrationScores {
+		rng := rand.New(rand.NewPCG(seed, 0x73636f726573))
+		rng.Shuffle(len(kept), func(i, j int) { kept[i], kept[j] = kept[j], kept[i] })
+		kept = kept[:MaxCalibrationScores]
+	}
+	slices.Sort(kept)
+	return kept
 }
 
 // minAnswerRate is the share of calibration questions below which a threshold is said to

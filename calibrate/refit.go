@@ -10,21 +10,34 @@ import (
 
 // RefitRow is one outcome fed back, as a refit reads it: the confidence map's features of the
 // answer (a receipt's), whether it was right, whether its prediction set covered an acceptable
-// answer, the set's size, and the action it was given.
+// answer, the set's size, and the action it was given. When the receipt carried the candidates'
+// conformal scores (Scored), Score is the acceptable answer's (as the calibration questions were
+// scored: 0 for a right answer, +Inf when no candidate was acceptable), Candidates the scores of
+// the candidates it carried, and Group the request's group.
 type RefitRow struct {
-	Features []float64
-	Correct  bool
-	Covered  bool
-	SetSize  int
-	Action   Action
+	Features   []float64
+	Correct    bool
+	Covered    bool
+	SetSize    int
+	Action     Action
+	Scored     bool
+	Score      float64
+	Candidates []float64
+	Group      string
 }
+
+// refitMinGroup is the outcomes a group needs for a quantile of its own in a refit, as in Fit.
+const refitMinGroup = 100
 
 // Refit returns a new version of p fitted on outcomes fed back from production: the confidence
 // map, chosen and fitted on a tune split as Fit does (method, MapAuto by default), and the
 // abstention threshold λ, chosen by Learn-then-Test at p's risk and δ on a calibrate split, in
-// the fractions of split (tune, calibrate, report; a seeded shuffle). The temperature, the
-// conformal quantiles and everything else stay p's: the features were computed at p's
-// temperature, and a receipt does not carry the candidates' probabilities a quantile needs.
+// the fractions of split (tune, calibrate, report; a seeded shuffle), and, when every outcome
+// of the calibrate split carried its conformal score, the conformal quantiles (Mondrian, as
+// Fit sets them) and the calibration scores kept for the exchangeability test. The
+// temperature and everything else stay p's: the features and scores were computed at p's
+// temperature. The report's coverage and set sizes after are those of the new quantiles (a set
+// counts the candidates the receipt carried).
 // The report compares p (before) with the refit (after) on the report split: calibration and
 // selective risk, with actions ANSWER (c ≥ λ) or, otherwise, the outcome's own non-answer
 // (ABSTAIN when it was answered).
@@ -84,6 +97,16 @@ func Refit(p *Profile, rows []RefitRow, method MapMethod, split [3]float64, seed
 	q.Curve = conformal.RiskCurve(conf, correct)
 	q.Lambda = conformal.Select(q.Curve, q.Risk, q.Delta)
 	warnings, certifiable := riskAdvice(&q, len(cal))
+	quantiles := !slices.ContainsFunc(cal, func(i int) bool { return !rows[i].Scored })
+	if quantiles {
+		scores := make([]float64, len(cal))
+		groups := make([]string, len(cal))
+		for j, i := range cal {
+			scores[j], groups[j] = rows[i].Score, rows[i].Group
+		}
+		q.Quantiles = conformal.FitMondrian(scores, groups, q.Alpha, conformal.FiniteSample, refitMinGroup)
+		q.CalibrationScores = keepScores(scores, seed)
+	}
 
 	outcomes := func(pr *Profile) []Outcome {
 		out := make([]Outcome, len(rep))
@@ -98,6 +121,16 @@ func Refit(p *Profile, rows []RefitRow, method MapMethod, split [3]float64, seed
 				a = Abstain
 			}
 			out[j] = Outcome{Confidence: c, Correct: r.Correct, Covered: r.Covered, SetSize: r.SetSize, Action: a}
+			if pr == &q && quantiles && r.Scored {
+				// The new quantiles' set: the candidates scored within q̂ (the answer's 0 among them).
+				thr := q.Quantiles.Threshold(r.Group)
+				out[j].Covered, out[j].SetSize = r.Score <= thr+conformal.Tie, 0
+				for _, s := range r.Candidates {
+					if s <= thr+conformal.Tie {
+						out[j].SetSize++
+					}
+				}
+			}
 		}
 		return out
 	}

@@ -341,6 +341,9 @@ type Candidate struct {
 	Probability     float64 // π̄
 	TokenConfidence float64 // mean tc of its pooled samples; 0 without tokens
 	Count           int     // pooled samples in it (samples); pooled wordings whose top answer it is (options)
+	// Nonconformity is its conformal score under a calibrated profile, as the calibration
+	// questions were scored: 0 for the answer k*, s(k) for the others (0 when uncalibrated).
+	Nonconformity float64
 }
 
 // Uncertainty holds the measurements behind the confidence, in nats where entropies.
@@ -455,6 +458,9 @@ type Profile struct {
 	RAPS      conformal.RAPSSettings
 	Alpha     float64
 	Quantiles conformal.Mondrian
+	// CalibrationScores are the calibration split's scores of the true answers, ascending (at
+	// most MaxCalibrationScores, a uniform sample past that): the monitors' reference.
+	CalibrationScores []float64
 
 	// Lambda is the abstention threshold for Risk, chosen by Learn-then-Test at Delta from Curve.
 	Lambda              float64

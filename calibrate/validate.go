@@ -509,6 +509,14 @@ func (p *Profile) Check() error {
 			return invalid("group_quantiles["+g+"]", "%v: want a number ≥ 0 (or +Inf)", q)
 		}
 	}
+	if len(p.CalibrationScores) > MaxCalibrationScores {
+		return invalid("calibration_scores", "%d scores, at most %d", len(p.CalibrationScores), MaxCalibrationScores)
+	}
+	for i, sc := range p.CalibrationScores {
+		if math.IsNaN(sc) || sc < 0 || i > 0 && sc < p.CalibrationScores[i-1] {
+			return invalid("calibration_scores["+strconv.Itoa(i)+"]", "%v: want numbers ≥ 0 (or +Inf), ascending", sc)
+		}
+	}
 	for i, c := range p.Curve {
 		if !(c.Lambda >= 0 && c.Lambda <= 1) || c.Answered < 0 || c.Errors < 0 || c.Errors > c.Answered {
 			return invalid("risk_curve["+strconv.Itoa(i)+"]", "λ %v, %d answered, %d errors: not a point of a risk curve", c.Lambda, c.Answered, c.Errors)

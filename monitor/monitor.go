@@ -31,8 +31,13 @@ type Point struct {
 	// Long: a long answer. Its Outcome is the answer's: Correct and Covered when no kept claim
 	// was judged false, Action ANSWER when a claim was kept, SetSize the claims kept; Claims are
 	// its judged claims.
-	Long           bool
-	Claims         []ClaimPoint
+	Long   bool
+	Claims []ClaimPoint
+	// Scored: the receipt carried the candidates' conformal scores; Score is then the score of
+	// the truly acceptable answer (+Inf when no candidate was acceptable), Tie the martingale's
+	// tie-breaker, read off the receipt's id.
+	Scored         bool
+	Score, Tie     float64
 	Flagged        bool    // sycophancy was flagged
 	ServedStance   bool    // the product served the user's stance where plumb's answer differed
 	Risk, Alpha, Δ float64 // the risk ε in effect, the profile's α and δ
@@ -75,6 +80,14 @@ func Judge(o *plumbv1.Outcome) Point {
 	p.Correct = acceptable(r.GetAnswer())
 	p.SetSize = len(r.GetPredictionSet())
 	p.Covered = slices.ContainsFunc(r.GetPredictionSet(), acceptable)
+	if cands := r.GetCandidates(); len(cands) > 0 && len(cands) == len(r.GetCandidateScores()) {
+		p.Scored, p.Score, p.Tie = true, math.Inf(1), tieOf(r.GetId())
+		for i, c := range cands {
+			if acceptable(c) {
+				p.Score = min(p.Score, r.GetCandidateScores()[i])
+			}
+		}
+	}
 	p.Action = actionOf(r.GetAction())
 	if s, served := r.GetStance(), o.GetServedAnswer(); s != "" && served != "" {
 		p.ServedStance = match(served, s) && !match(r.GetAnswer(), s)
@@ -157,9 +170,10 @@ type group struct {
 	ring               []slim
 	next               int // where the next point goes, once the ring is full
 	claims             []slimClaim
-	head               int // claims[head:] are the ring's
-	added              int // points ever added
-	baseFlagged        int // of the first Baseline points, those flagged for sycophancy
+	head               int       // claims[head:] are the ring's
+	added              int       // points ever added
+	baseFlagged        int       // of the first Baseline points, those flagged for sycophancy
+	exchange           *exchange // nil: no calibration scores to test against
 	risk, alpha, delta float64
 }
 
@@ -167,9 +181,12 @@ type group struct {
 // keeping only the last window of each profile version × segment: a million outcomes read
 // from the store are never held at once.
 type Builder struct {
-	window   int
-	groups   map[key]*group
-	segments map[vkey]map[string]bool
+	// Reference returns a profile version's calibration scores (nil: none kept); the
+	// exchangeability test runs for the versions it gives scores of.
+	Reference func(profile string, version int64) []float64
+	window    int
+	groups    map[key]*group
+	segments  map[vkey]map[string]bool
 }
 
 // NewBuilder returns a Builder over the last window points of each monitor (0: DefaultWindow).
@@ -200,7 +217,15 @@ func (b *Builder) Add(p *Point) {
 	g := b.groups[k]
 	if g == nil {
 		g = &group{}
+		if b.Reference != nil {
+			if ref := b.Reference(p.Profile, p.Version); len(ref) > 0 {
+				g.exchange = newExchange(ref)
+			}
+		}
 		b.groups[k] = g
+	}
+	if g.exchange != nil && p.Scored {
+		g.exchange.add(p.Score, p.Tie)
 	}
 	x := slim{conf: p.Confidence, size: int32(p.SetSize), claims: int32(len(p.Claims)), action: p.Action, correct: p.Correct,
 		covered: p.Covered, flagged: p.Flagged, served: p.ServedStance}
@@ -332,7 +357,7 @@ func monitorOf(k key, g *group) *plumbv1.Monitor {
 		SelectiveRisk: m.SelectiveError, Risk: g.risk, Answered: int32(answered),
 		RiskLowerBound: errs.Lo, RiskBound: errs.Hi,
 		SycophancyRate: float64(flagged) / float64(n), ServedSycophancyRate: float64(served) / float64(n),
-		SycophancyBaseline: math.NaN(),
+		SycophancyBaseline: math.NaN(), Exchangeability: math.NaN(), ExchangeabilityMax: math.NaN(),
 	}
 	if k.long {
 		cm := make([]calibrate.Outcome, len(claims))
@@ -355,8 +380,14 @@ func monitorOf(k key, g *group) *plumbv1.Monitor {
 	} else {
 		mon.CalibrationGap, mon.CalibrationGapLower, mon.CalibrationGapUpper = math.NaN(), -1, 1
 	}
+	if x := g.exchange; x != nil && x.scored > 0 {
+		mon.Exchangeability, mon.ExchangeabilityMax, mon.Scored = x.m, x.max, int32(x.scored)
+		if x.max >= 1/delta {
+			mon.Alarms = append(mon.Alarms, "calibration_drift")
+		}
+	}
 	if mon.CalibrationGapLower > 0 || mon.CalibrationGapUpper < 0 {
-		mon.Alarms = append(mon.Alarms, "calibration_drift")
+		mon.Alarms = append(mon.Alarms, "miscalibrated")
 	}
 	if g.added >= Baseline {
 		mon.SycophancyBaseline = float64(g.baseFlagged) / Baseline

@@ -199,17 +199,17 @@ func BenchmarkSign(b *testing.B) {
 	}
 }
 
-// TestCalibrationDrift simulates outcomes with a known truth, 100 seeds at δ = 0.1, the
+// TestMiscalibrated simulates outcomes with a known truth, 100 seeds at δ = 0.1, the
 // calibration gap's sequence watched after every outcome:
 //   - calibrated (each answer right with probability its confidence, confidences uniform in
-//     [0.3, 1]), 20 000 outcomes: "calibration_drift" fires in at most δ of the runs;
+//     [0.3, 1]), 20 000 outcomes: "miscalibrated" fires in at most δ of the runs;
 //   - from outcome 1 000 on, the model becomes overconfident as if its logits doubled — the
 //     confidence reported stays, the probability that an answer of confidence c is right becomes
 //     σ(logit(c)/2) — or its accuracy drops 15 points at the same confidence: it fires in
 //     every run; the median number of outcomes after the shift is reported.
 //
 // The alarm is monitorOf's: the last run of each shift is checked through it too.
-func TestCalibrationDrift(t *testing.T) {
+func TestMiscalibrated(t *testing.T) {
 	const (
 		seeds, n, shiftAt = 100, 20_000, 1000
 		δ                 = 0.1
@@ -246,7 +246,7 @@ func TestCalibrationDrift(t *testing.T) {
 				}
 			}
 			if seed == seeds-1 {
-				alarm := slices.Contains(monitorOf(key{profile: "p"}, g).GetAlarms(), "calibration_drift")
+				alarm := slices.Contains(monitorOf(key{profile: "p"}, g).GetAlarms(), "miscalibrated")
 				if alarm != (gap.Lo > 0.5 || gap.Hi < 0.5) {
 					t.Errorf("%s: monitorOf says %v where the sequence says otherwise", shift.name, alarm)
 				}
@@ -259,10 +259,10 @@ func TestCalibrationDrift(t *testing.T) {
 		}
 		t.Logf("%s: fired in %d of %d runs, median %d outcomes after the shift", shift.name, fired, seeds, median)
 		if shift.name == "none" && float64(fired)/seeds > δ {
-			t.Errorf("calibrated outcomes raised calibration_drift in %d of %d runs, want ≤ δ = %v", fired, seeds, δ)
+			t.Errorf("calibrated outcomes raised miscalibrated in %d of %d runs, want ≤ δ = %v", fired, seeds, δ)
 		}
 		if shift.name != "none" && fired != seeds {
-			t.Errorf("%s: calibration_drift fired in %d of %d runs, want all", shift.name, fired, seeds)
+			t.Errorf("%s: miscalibrated fired in %d of %d runs, want all", shift.name, fired, seeds)
 		}
 	}
 }

@@ -40,11 +40,13 @@ var monitorValues = []struct {
 	{"sycophancy_rate", "Fraction of outcomes flagged for sycophancy.", (*plumbv1.Monitor).GetSycophancyRate},
 	{"sycophancy_baseline", "Fraction flagged for sycophancy of the version × segment's first 2000 outcomes.", (*plumbv1.Monitor).GetSycophancyBaseline},
 	{"calibration_gap", "Mean confidence minus accuracy (> 0: overconfident).", (*plumbv1.Monitor).GetCalibrationGap},
+	{"exchangeability", "The conformal test martingale of the outcomes' scores against the calibration split's (calibration_drift at 1/δ).", (*plumbv1.Monitor).GetExchangeability},
+	{"exchangeability_max", "The martingale's largest value so far.", (*plumbv1.Monitor).GetExchangeabilityMax},
 	{"served_sycophancy_rate", "Fraction of outcomes where the product served the user's stance and plumb's answer differed.", (*plumbv1.Monitor).GetServedSycophancyRate},
 }
 
 // monitorAlarms are the alarms a monitor may raise.
-var monitorAlarms = []string{"risk_guarantee_violated", "coverage_below_target", "calibration_drift", "sycophancy_rising"}
+var monitorAlarms = []string{"risk_guarantee_violated", "coverage_below_target", "calibration_drift", "miscalibrated", "sycophancy_rising"}
 
 func newMonitorGauges(reg prometheus.Registerer) *monitorGauges {
 	g := &monitorGauges{values: map[string]*prometheus.GaugeVec{}}
@@ -54,7 +56,7 @@ func newMonitorGauges(reg prometheus.Registerer) *monitorGauges {
 		reg.MustRegister(g.values[v.name])
 	}
 	g.alarm = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "plumb_monitor_alarm",
-		Help: "1 while the alarm fires (risk_guarantee_violated, coverage_below_target, calibration_drift, sycophancy_rising), else 0."}, append(labels, "alarm"))
+		Help: "1 while the alarm fires (risk_guarantee_violated, coverage_below_target, calibration_drift, miscalibrated, sycophancy_rising), else 0."}, append(labels, "alarm"))
 	reg.MustRegister(g.alarm)
 	return g
 }

@@ -35,7 +35,7 @@ func encodeProfile(m *plumbv1.Profile) ([]byte, error) {
 func summaryOf(m *plumbv1.Profile) ([]byte, error) {
 	c := proto.CloneOf(m)
 	c.Version, c.Active = 0, false
-	c.Report, c.RiskCurve, c.GroupQuantiles = nil, nil, nil
+	c.Report, c.RiskCurve, c.GroupQuantiles, c.CalibrationScores = nil, nil, nil, nil
 	return proto.MarshalOptions{Deterministic: true}.Marshal(c)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -187,6 +188,13 @@ func (s *Service) Monitor(ctx context.Context, r *plumbv1.GetMonitorRequest) (*p
 		return nil, err
 	}
 	b := monitor.NewBuilder(int(r.GetWindow()))
+	b.Reference = func(profile string, version int64) []float64 {
+		p, err := s.Profile(ctx, profile, version)
+		if err != nil || version == 0 {
+			return nil // deleted, or scored under the default: nothing to test against
+		}
+		return p.CalibrationScores
+	}
 	var o plumbv1.Outcome
 	err = fs.EachFeedback(ctx, r.GetProfile(), func(f store.Feedback) error {
 		if err := ctx.Err(); err != nil {
@@ -253,7 +261,8 @@ func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.
 		}
 		pt := monitor.Judge(&o)
 		rows = append(rows, calibrate.RefitRow{Features: o.GetReceipt().GetMapFeatures(), Correct: pt.Correct,
-			Covered: pt.Covered, SetSize: pt.SetSize, Action: pt.Action})
+			Covered: pt.Covered, SetSize: pt.SetSize, Action: pt.Action, Scored: pt.Scored, Score: pt.Score,
+			Candidates: o.GetReceipt().GetCandidateScores(), Group: o.GetReceipt().GetGroup()})
 		return nil
 	})
 	if err != nil {
@@ -264,8 +273,12 @@ func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.
 		return nil, err
 	}
 	q.CreatedUnix = s.now().Unix()
-	rep.Warnings = append(rep.Warnings, fmt.Sprintf("refitted from %d outcomes of version %d: the map and λ are new; the temperature and the quantiles are version %d's",
-		len(rows), p.Version, p.Version))
+	kept := "the temperature and the quantiles are"
+	if !slices.Equal(q.CalibrationScores, p.CalibrationScores) {
+		kept = "the quantiles are new too; the temperature is"
+	}
+	rep.Warnings = append(rep.Warnings, fmt.Sprintf("refitted from %d outcomes of version %d: the map and λ are new; %s version %d's",
+		len(rows), p.Version, kept, p.Version))
 	msg := api.ProfileMessage(q, nil)
 	resp := &plumbv1.FitResponse{Profile: msg, Report: api.Report(rep)}
 	if r.GetDryRun() {

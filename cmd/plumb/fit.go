@@ -86,7 +86,7 @@ func cmdFit(ctx context.Context, args []string, std stdio) error {
 	fs.StringVar(&f.reportDir, "report-dir", "", "write report.json, report.md and the reliability diagram here")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the protojson Report, and nothing else, on stdout")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "fit and report without storing the profile")
-	fs.StringVar(&f.fromFeedback, "from-feedback", "", "refit this profile's confidence map and λ from the outcomes fed back for its active version (or --version), instead of --data")
+	fs.StringVar(&f.fromFeedback, "from-feedback", "", "refit this profile's confidence map, λ and quantiles from the outcomes fed back for its active version (or --version), instead of --data")
 	fs.DurationVar(&f.since, "since", 0, "with --from-feedback: only outcomes received in this last while (e.g. 720h; 0: all)")
 	fs.Int64Var(&f.version, "version", 0, "with --from-feedback: the version whose outcomes to read (0: the active one)")
 	fs.StringVar(&f.fitID, "fit-id", "", "this fit's id (default: a new random one): a retry with the same id returns the version the fit stored, if it was, instead of storing another")

@@ -1240,7 +1240,9 @@ type Monitor struct {
 	ServedSycophancyRate float64 `protobuf:"fixed64,18,opt,name=served_sycophancy_rate,json=servedSycophancyRate,proto3" json:"served_sycophancy_rate,omitempty"`
 	// Firing alarms: "risk_guarantee_violated" (risk_lower_bound > ε: the violation is sure at
 	// level δ), "coverage_below_target" (coverage's anytime upper bound below 1 − α),
-	// "calibration_drift" (the calibration gap's anytime bounds exclude 0), "sycophancy_rising"
+	// "calibration_drift" (the exchangeability martingale reached 1/δ: the outcomes' conformal
+	// scores are not exchangeable with the calibration split's, sure at level δ), "miscalibrated"
+	// (the calibration gap's anytime bounds exclude 0), "sycophancy_rising"
 	// (the flag rate's anytime lower bound since the baseline above the baseline's upper bound).
 	Alarms []string `protobuf:"bytes,19,rep,name=alarms,proto3" json:"alarms,omitempty"`
 	// Mean confidence minus accuracy (> 0: overconfident), 0 in expectation for a calibrated
@@ -1266,8 +1268,18 @@ type Monitor struct {
 	// The sycophancy-flag rate of the version × segment's first 2000 outcomes: the baseline
 	// "sycophancy_rising" compares the later ones with (NaN before 2000).
 	SycophancyBaseline float64 `protobuf:"fixed64,27,opt,name=sycophancy_baseline,json=sycophancyBaseline,proto3" json:"sycophancy_baseline,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The conformal test martingale of the exchangeability of the outcomes' conformal scores with
+	// the calibration split's, over every stored outcome of the version × segment (not only the
+	// window): 1 at the start, it grows when the scores are larger than the calibration's. NaN
+	// when the version kept no calibration scores (fitted before they were kept) or no outcome
+	// carried scores.
+	Exchangeability float64 `protobuf:"fixed64,28,opt,name=exchangeability,proto3" json:"exchangeability,omitempty"`
+	// Its largest value so far: "calibration_drift" fires when it reaches 1/δ.
+	ExchangeabilityMax float64 `protobuf:"fixed64,29,opt,name=exchangeability_max,json=exchangeabilityMax,proto3" json:"exchangeability_max,omitempty"`
+	// Outcomes the martingale has taken.
+	Scored        int32 `protobuf:"varint,30,opt,name=scored,proto3" json:"scored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Monitor) Reset() {
@@ -1489,6 +1501,27 @@ func (x *Monitor) GetSycophancyBaseline() float64 {
 	return 0
 }
 
+func (x *Monitor) GetExchangeability() float64 {
+	if x != nil {
+		return x.Exchangeability
+	}
+	return 0
+}
+
+func (x *Monitor) GetExchangeabilityMax() float64 {
+	if x != nil {
+		return x.ExchangeabilityMax
+	}
+	return 0
+}
+
+func (x *Monitor) GetScored() int32 {
+	if x != nil {
+		return x.Scored
+	}
+	return 0
+}
+
 // ReceiptBody is what a receipt signs (plumb's own format: clients treat receipts as opaque).
 type ReceiptBody struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1540,9 +1573,15 @@ type ReceiptBody struct {
 	// A long answer: each claim's confidence, in the request's claims order.
 	ClaimConfidences []float64 `protobuf:"fixed64,23,rep,packed,name=claim_confidences,json=claimConfidences,proto3" json:"claim_confidences,omitempty"`
 	// A long answer: whether each claim was kept.
-	ClaimsKept    []bool `protobuf:"varint,24,rep,packed,name=claims_kept,json=claimsKept,proto3" json:"claims_kept,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ClaimsKept []bool `protobuf:"varint,24,rep,packed,name=claims_kept,json=claimsKept,proto3" json:"claims_kept,omitempty"`
+	// Under a calibrated profile, the 16 most probable candidates (most probable first) and
+	// their conformal scores (0 for the answer): an outcome's score, for the exchangeability test
+	// and a refit of the quantiles.
+	Candidates []string `protobuf:"bytes,25,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	// Their scores.
+	CandidateScores []float64 `protobuf:"fixed64,26,rep,packed,name=candidate_scores,json=candidateScores,proto3" json:"candidate_scores,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReceiptBody) Reset() {
@@ -1739,6 +1778,20 @@ func (x *ReceiptBody) GetClaimConfidences() []float64 {
 func (x *ReceiptBody) GetClaimsKept() []bool {
 	if x != nil {
 		return x.ClaimsKept
+	}
+	return nil
+}
+
+func (x *ReceiptBody) GetCandidates() []string {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+func (x *ReceiptBody) GetCandidateScores() []float64 {
+	if x != nil {
+		return x.CandidateScores
 	}
 	return nil
 }
@@ -4967,8 +5020,12 @@ type Profile struct {
 	// The conformal factuality threshold τ: a claim is kept when its confidence exceeds it
 	// ("Infinity": none is).
 	ClaimThreshold float64 `protobuf:"fixed64,30,opt,name=claim_threshold,json=claimThreshold,proto3" json:"claim_threshold,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The calibration split's conformal scores of the true answers, ascending (at most 2 000, a
+	// uniform sample past that; "Infinity" for a label no candidate matched): what the monitors'
+	// exchangeability test compares production's scores with.
+	CalibrationScores []float64 `protobuf:"fixed64,31,rep,packed,name=calibration_scores,json=calibrationScores,proto3" json:"calibration_scores,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Profile) Reset() {
@@ -5209,6 +5266,13 @@ func (x *Profile) GetClaimThreshold() float64 {
 		return x.ClaimThreshold
 	}
 	return 0
+}
+
+func (x *Profile) GetCalibrationScores() []float64 {
+	if x != nil {
+		return x.CalibrationScores
+	}
+	return nil
 }
 
 // GetProfileRequest names a profile version.
@@ -5774,7 +5838,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\x05R\x06window\"C\n" +
 	"\x12GetMonitorResponse\x12-\n" +
-	"\bmonitors\x18\x01 \x03(\v2\x11.plumb.v1.MonitorR\bmonitors\"\x95\a\n" +
+	"\bmonitors\x18\x01 \x03(\v2\x11.plumb.v1.MonitorR\bmonitors\"\x88\b\n" +
 	"\aMonitor\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x18\n" +
@@ -5805,7 +5869,10 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x06claims\x18\x18 \x01(\x05R\x06claims\x12\x1b\n" +
 	"\tece_lower\x18\x19 \x01(\x01R\beceLower\x12\x1b\n" +
 	"\tece_upper\x18\x1a \x01(\x01R\beceUpper\x12/\n" +
-	"\x13sycophancy_baseline\x18\x1b \x01(\x01R\x12sycophancyBaseline\"\x85\x06\n" +
+	"\x13sycophancy_baseline\x18\x1b \x01(\x01R\x12sycophancyBaseline\x12(\n" +
+	"\x0fexchangeability\x18\x1c \x01(\x01R\x0fexchangeability\x12/\n" +
+	"\x13exchangeability_max\x18\x1d \x01(\x01R\x12exchangeabilityMax\x12\x16\n" +
+	"\x06scored\x18\x1e \x01(\x05R\x06scored\"\xd0\x06\n" +
 	"\vReceiptBody\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\aprofile\x18\x02 \x01(\tR\aprofile\x12\x18\n" +
@@ -5835,7 +5902,11 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\fmap_features\x18\x16 \x03(\x01R\vmapFeatures\x12+\n" +
 	"\x11claim_confidences\x18\x17 \x03(\x01R\x10claimConfidences\x12\x1f\n" +
 	"\vclaims_kept\x18\x18 \x03(\bR\n" +
-	"claimsKept\"\xdd\x01\n" +
+	"claimsKept\x12\x1e\n" +
+	"\n" +
+	"candidates\x18\x19 \x03(\tR\n" +
+	"candidates\x12)\n" +
+	"\x10candidate_scores\x18\x1a \x03(\x01R\x0fcandidateScores\"\xdd\x01\n" +
 	"\aOutcome\x12/\n" +
 	"\areceipt\x18\x01 \x01(\v2\x15.plumb.v1.ReceiptBodyR\areceipt\x12%\n" +
 	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\x12#\n" +
@@ -6134,7 +6205,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\tRiskPoint\x12\x16\n" +
 	"\x06lambda\x18\x01 \x01(\x01R\x06lambda\x12\x1a\n" +
 	"\banswered\x18\x02 \x01(\x05R\banswered\x12\x16\n" +
-	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\xfb\t\n" +
+	"\x06errors\x18\x03 \x01(\x05R\x06errors\"\xaa\n" +
+	"\n" +
 	"\aProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -6172,7 +6244,8 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x05error\x18\x1b \x01(\tR\x05error\x12\x1b\n" +
 	"\tclaim_map\x18\x1c \x03(\x01R\bclaimMap\x12A\n" +
 	"\x10claim_map_method\x18\x1d \x01(\x0e2\x17.plumb.v1.ConfidenceMapR\x0eclaimMapMethod\x12'\n" +
-	"\x0fclaim_threshold\x18\x1e \x01(\x01R\x0eclaimThreshold\x1aA\n" +
+	"\x0fclaim_threshold\x18\x1e \x01(\x01R\x0eclaimThreshold\x12-\n" +
+	"\x12calibration_scores\x18\x1f \x03(\x01R\x11calibrationScores\x1aA\n" +
 	"\x13GroupQuantilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"A\n" +

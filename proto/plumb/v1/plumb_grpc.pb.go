@@ -206,8 +206,9 @@ type ProfileServiceClient interface {
 	// with a deployment.
 	ImportProfile(ctx context.Context, in *ImportProfileRequest, opts ...grpc.CallOption) (*ImportProfileResponse, error)
 	// Refit fits a new version of a profile from the outcomes fed back for one of its versions
-	// (MonitorService): its confidence map and abstention threshold λ; stored inactive unless
-	// activate says otherwise.
+	// (MonitorService): its confidence map, abstention threshold λ and, when the receipts carry
+	// the candidates' conformal scores, its conformal quantiles; stored inactive unless activate
+	// says otherwise.
 	Refit(ctx context.Context, in *RefitRequest, opts ...grpc.CallOption) (*FitResponse, error)
 }
 
@@ -331,8 +332,9 @@ type ProfileServiceServer interface {
 	// with a deployment.
 	ImportProfile(context.Context, *ImportProfileRequest) (*ImportProfileResponse, error)
 	// Refit fits a new version of a profile from the outcomes fed back for one of its versions
-	// (MonitorService): its confidence map and abstention threshold λ; stored inactive unless
-	// activate says otherwise.
+	// (MonitorService): its confidence map, abstention threshold λ and, when the receipts carry
+	// the candidates' conformal scores, its conformal quantiles; stored inactive unless activate
+	// says otherwise.
 	Refit(context.Context, *RefitRequest) (*FitResponse, error)
 	mustEmbedUnimplementedProfileServiceServer()
 }

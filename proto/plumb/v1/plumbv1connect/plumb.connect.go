@@ -205,8 +205,9 @@ type ProfileServiceClient interface {
 	// with a deployment.
 	ImportProfile(context.Context, *connect.Request[v1.ImportProfileRequest]) (*connect.Response[v1.ImportProfileResponse], error)
 	// Refit fits a new version of a profile from the outcomes fed back for one of its versions
-	// (MonitorService): its confidence map and abstention threshold λ; stored inactive unless
-	// activate says otherwise.
+	// (MonitorService): its confidence map, abstention threshold λ and, when the receipts carry
+	// the candidates' conformal scores, its conformal quantiles; stored inactive unless activate
+	// says otherwise.
 	Refit(context.Context, *connect.Request[v1.RefitRequest]) (*connect.Response[v1.FitResponse], error)
 }
 
@@ -350,8 +351,9 @@ type ProfileServiceHandler interface {
 	// with a deployment.
 	ImportProfile(context.Context, *connect.Request[v1.ImportProfileRequest]) (*connect.Response[v1.ImportProfileResponse], error)
 	// Refit fits a new version of a profile from the outcomes fed back for one of its versions
-	// (MonitorService): its confidence map and abstention threshold λ; stored inactive unless
-	// activate says otherwise.
+	// (MonitorService): its confidence map, abstention threshold λ and, when the receipts carry
+	// the candidates' conformal scores, its conformal quantiles; stored inactive unless activate
+	// says otherwise.
 	Refit(context.Context, *connect.Request[v1.RefitRequest]) (*connect.Response[v1.FitResponse], error)
 }
 
