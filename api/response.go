@@ -63,12 +63,15 @@ func Response(r *calibrate.Result) *plumbv1.ScoreResponse {
 // conformal scores; a true answer past them is scored as one outside the pool (+Inf).
 const ReceiptCandidates = 16
 
-// ReceiptBody is what a receipt of res says: res, scored under p for q, at unix time now, with
-// id. The features are those of the confidence map: the answer's pooled probability, the
+// FillReceipt makes b what a receipt of res says: res, scored under p for q, at unix time now,
+// with id. The features are those of the confidence map: the answer's pooled probability, the
 // wording divergence, the variance and the token confidence. A long answer's receipt carries
-// each claim's confidence and whether it was kept, in place of the answer's text.
-func ReceiptBody(q *calibrate.Question, res *calibrate.Result, p *calibrate.Profile, id []byte, now int64) *plumbv1.ReceiptBody {
-	b := &plumbv1.ReceiptBody{
+// each claim's confidence and whether it was kept, in place of the answer's text. b's repeated
+// fields are reused, so that a pooled b costs no allocation.
+func FillReceipt(b *plumbv1.ReceiptBody, q *calibrate.Question, res *calibrate.Result, p *calibrate.Profile, id []byte, now int64) {
+	mf, cands, scores := b.MapFeatures[:0], b.Candidates[:0], b.CandidateScores[:0]
+	cc, ck, cs, cv := b.ClaimConfidences[:0], b.ClaimsKept[:0], b.ClaimSupports[:0], b.ClaimVariances[:0]
+	*b = plumbv1.ReceiptBody{
 		Id: id, Profile: res.Profile.Name, Version: res.Profile.Version, IssuedUnix: now,
 		Group: q.Group, Segment: q.Segment, Evidence: evidences.toAPI(p.Evidence), Answer: res.Answer,
 		Confidence: res.Confidence, PredictionSet: res.Set.Answers, Action: actions.toAPI(res.Action),
@@ -85,19 +88,19 @@ func ReceiptBody(q *calibrate.Question, res *calibrate.Result, p *calibrate.Prof
 	if len(res.Claims) > 0 {
 		// A long answer's text is its kept claims: the receipt says which, not the text.
 		b.Answer = ""
-		b.ClaimConfidences = make([]float64, len(res.Claims))
-		b.ClaimsKept = make([]bool, len(res.Claims))
-		for j, c := range res.Claims {
-			b.ClaimConfidences[j], b.ClaimsKept[j] = c.Confidence, c.Action == calibrate.Keep
+		for _, c := range res.Claims {
+			cc, ck = append(cc, c.Confidence), append(ck, c.Action == calibrate.Keep)
+			cs, cv = append(cs, c.Support), append(cv, c.WordingVariance)
 		}
+		b.ClaimConfidences, b.ClaimsKept, b.ClaimSupports, b.ClaimVariances = cc, ck, cs, cv
+		b.ClaimSamples = int32(res.ClaimSamples)
 	}
-	b.MapFeatures = append([]float64(nil), res.MapFeatures[:res.MapFeatureCount]...)
+	b.MapFeatures = append(mf, res.MapFeatures[:res.MapFeatureCount]...)
 	if p.Calibrated && len(res.Claims) == 0 {
-		n := min(len(res.Candidates), ReceiptCandidates)
-		b.Candidates, b.CandidateScores = make([]string, n), make([]float64, n)
-		for i, c := range res.Candidates[:n] {
-			b.Candidates[i], b.CandidateScores[i] = c.Answer, c.Nonconformity
+		for _, c := range res.Candidates[:min(len(res.Candidates), ReceiptCandidates)] {
+			cands, scores = append(cands, c.Answer), append(scores, c.Nonconformity)
 		}
+		b.Candidates, b.CandidateScores = cands, scores
 	}
 	for _, w := range q.Paraphrases {
 		if w.Framing == calibrate.UserStance && w.Stance != "" {
@@ -105,5 +108,18 @@ func ReceiptBody(q *calibrate.Question, res *calibrate.Result, p *calibrate.Prof
 			break
 		}
 	}
-	return b
+}
+
+// ClaimRefitRow is what a claims refit reads of a long answer's stored outcome: its receipt's
+// supports and the verdicts fed back (checked when they came; claims past them are unknown).
+func ClaimRefitRow(o *plumbv1.Outcome) calibrate.ClaimRefitRow {
+	b := o.GetReceipt()
+	row := calibrate.ClaimRefitRow{Supports: b.GetClaimSupports(), Variances: b.GetClaimVariances(), Samples: int(b.GetClaimSamples()),
+		Verdicts: make([]calibrate.ClaimVerdict, len(b.GetClaimSupports()))}
+	for j, v := range o.GetLabel().GetClaims() {
+		if j < len(row.Verdicts) {
+			row.Verdicts[j], _ = claimVerdicts.read("", v)
+		}
+	}
+	return row
 }

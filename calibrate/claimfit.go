@@ -80,39 +80,15 @@ func (f *Fitter) fitClaims(tune, cal, rep []int, stage func(string) error) (*Pro
 			return nil, nil, err
 		}
 		var err error
-		if mapReason, err = fitClaimMap(p, f.items, tune, c.ConfidenceMap, c.L2); err != nil {
+		if mapReason, err = fitClaimMap(p, passagesOf(f.items, tune), c.ConfidenceMap, c.L2); err != nil {
 			return nil, nil, err
 		}
 	}
 	if err := stage("conformal"); err != nil {
 		return nil, nil, err
 	}
-	// The threshold: the conformal quantile of the answers' factuality scores. A map that keeps
-	// the order of the supports (none, or Platt with a positive slope) makes the keep rule the
-	// image of a rule on the supports alone, which depend on no fitted parameter, so every
-	// answer outside the report split calibrates it; a logistic map only the calibrate split.
-	calibration := cal
-	if p.ClaimMap == nil || p.ClaimMapMethod == MapPlatt && p.ClaimMap[1] > 0 {
-		calibration = append(slices.Clone(tune), cal...)
-	}
-	scores := make([]float64, 0, len(calibration))
-	var conf []float64
-	for _, i := range calibration {
-		cp := f.items[i].claims
-		conf = cp.confidences(conf, p)
-		isFalse := make([]bool, len(cp.rows))
-		for j, r := range cp.rows {
-			isFalse[j] = r.verdict == ClaimFalse
-		}
-		scores = append(scores, conformal.FactualityScore(conf, isFalse))
-	}
-	slices.Sort(scores)
-	p.ClaimThreshold = conformal.Quantile(c.Alpha, conformal.FiniteSample, scores)
-	var warnings []string
-	if math.IsInf(p.ClaimThreshold, 1) {
-		warnings = append(warnings, fmt.Sprintf("τ = ∞: %d calibration answers are too few for a guarantee at α = %.2g (⌈(n+1)(1−α)⌉ must be at most n): this profile keeps no claim; fit on more answers, or ask a larger α",
-			len(scores), c.Alpha))
-	}
+	calibration := claimCalibration(p, tune, cal)
+	warnings := claimThreshold(p, passagesOf(f.items, calibration))
 
 	if err := stage("report"); err != nil {
 		return nil, nil, err
@@ -125,18 +101,61 @@ func (f *Fitter) fitClaims(tune, cal, rep []int, stage func(string) error) (*Pro
 		ev.addClaimPassage(f.items[i].claims)
 	}
 	r := ev.Report()
-	r.Claims.TuneClaims, r.Claims.CalibratePassages = tuneClaims(f.items, tune), len(calibration)
+	r.Claims.TuneClaims, r.Claims.CalibratePassages = tuneClaims(passagesOf(f.items, tune)), len(calibration)
 	r.Claims.MapReason, r.Warnings = mapReason, warnings
 	r.Tune, r.Calibrate = len(tune), len(cal)
 	p.Report = r
 	return p, r, nil
 }
 
-// tuneClaims counts the labelled claims of the tune passages.
-func tuneClaims(items []fitItem, tune []int) int {
+// passagesOf returns the long answers items[idx[j]].
+func passagesOf(items []fitItem, idx []int) []*claimPassage {
+	out := make([]*claimPassage, len(idx))
+	for j, i := range idx {
+		out[j] = items[i].claims
+	}
+	return out
+}
+
+// claimCalibration returns the answers that calibrate the threshold τ under p's fitted claim
+// map: a map that keeps the order of the supports (none, or Platt with a positive slope) makes
+// the keep rule the image of a rule on the supports alone, which depend on no fitted parameter,
+// so every answer outside the report split calibrates it; a logistic map only the calibrate
+// split.
+func claimCalibration(p *Profile, tune, cal []int) []int {
+	if p.ClaimMap == nil || p.ClaimMapMethod == MapPlatt && p.ClaimMap[1] > 0 {
+		return append(slices.Clone(tune), cal...)
+	}
+	return cal
+}
+
+// claimThreshold sets p's threshold τ: the conformal quantile at p.Alpha of the factuality
+// scores of the calibration answers under p's claim map. It returns a warning when τ = ∞.
+func claimThreshold(p *Profile, calibration []*claimPassage) []string {
+	scores := make([]float64, 0, len(calibration))
+	var conf []float64
+	for _, cp := range calibration {
+		conf = cp.confidences(conf, p)
+		isFalse := make([]bool, len(cp.rows))
+		for j, r := range cp.rows {
+			isFalse[j] = r.verdict == ClaimFalse
+		}
+		scores = append(scores, conformal.FactualityScore(conf, isFalse))
+	}
+	slices.Sort(scores)
+	p.ClaimThreshold = conformal.Quantile(p.Alpha, conformal.FiniteSample, scores)
+	if math.IsInf(p.ClaimThreshold, 1) {
+		return []string{fmt.Sprintf("τ = ∞: %d calibration answers are too few for a guarantee at α = %.2g (⌈(n+1)(1−α)⌉ must be at most n): this profile keeps no claim; fit on more answers, or ask a larger α",
+			len(scores), p.Alpha)}
+	}
+	return nil
+}
+
+// tuneClaims counts the labelled claims of the passages.
+func tuneClaims(passages []*claimPassage) int {
 	n := 0
-	for _, i := range tune {
-		for _, r := range items[i].claims.rows {
+	for _, cp := range passages {
+		for _, r := range cp.rows {
 			if r.verdict != ClaimUnknown {
 				n++
 			}
@@ -147,10 +166,9 @@ func tuneClaims(items []fitItem, tune []int) int {
 
 // fitClaimMap fits the claim confidence map on the tune passages' labelled claims: the maps of
 // fitMap (none, Platt on [1, logit S], logistic on every feature), chosen alike.
-func fitClaimMap(p *Profile, items []fitItem, tune []int, method MapMethod, l2 float64) (string, error) {
+func fitClaimMap(p *Profile, tune []*claimPassage, method MapMethod, l2 float64) (string, error) {
 	d := mapData{dim: ClaimFeatures}
-	for _, i := range tune {
-		cp := items[i].claims
+	for _, cp := range tune {
 		for _, r := range cp.rows {
 			if r.verdict == ClaimUnknown {
 				continue

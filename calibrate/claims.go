@@ -405,6 +405,7 @@ func scoreClaims(ctx context.Context, p *Profile, q *Question) (Result, error) {
 		Profile:        ProfileRef{Name: p.Name, Version: p.Version},
 		Claims:         make([]ClaimScore, len(q.Claims)),
 		SupportMeasure: a.measure,
+		ClaimSamples:   a.samples,
 		Set:            PredictionSet{Alpha: p.Alpha, Calibrated: p.Calibrated, Threshold: p.ClaimThreshold, Open: math.IsInf(p.ClaimThreshold, 1)},
 		Uncertainty:    Uncertainty{Wordings: a.pooled},
 	}

@@ -157,3 +157,73 @@ func confidenceOfFeatures(p *Profile, f []float64) float64 {
 	}
 	return sigmoid(x)
 }
+
+// ClaimRefitRow is one long answer fed back, as a claims refit reads it: each claim's support
+// and wording variance (a receipt's), the pooled samples they were measured over, and the
+// verdicts fed back, in claims order.
+type ClaimRefitRow struct {
+	Supports, Variances []float64
+	Samples             int
+	Verdicts            []ClaimVerdict
+}
+
+// RefitClaims returns a new version of the claims profile p fitted on long answers fed back
+// from production: the claim confidence map on a tune split (method, MapAuto by default, as
+// Fit chooses it) and the conformal factuality threshold τ at p's α on the calibration answers
+// (the calibrate split, and the tune split too under a map that keeps the supports' order, as
+// in Fit), in the fractions of split (a seeded shuffle). The report compares p (before) with the
+// refit (after) on the report split's claims.
+func RefitClaims(p *Profile, rows []ClaimRefitRow, method MapMethod, split [3]float64, seed uint64, l2 float64) (*Profile, *Report, error) {
+	if p.Evidence != EvidenceClaims {
+		return nil, nil, &Error{Kind: Precondition, Field: "name", Msg: "not a claims profile: its outcomes are short answers'"}
+	}
+	n := len(rows)
+	perm := rand.New(rand.NewPCG(seed, 0x726566697421)).Perm(n)
+	nTune := int(split[0] * float64(n))
+	nCal := int(split[1] * float64(n))
+	idx := [3][]int{perm[:nTune], perm[nTune : nTune+nCal], perm[nTune+nCal:]}
+	passages := make([]*claimPassage, n)
+	for i := range rows {
+		r := &rows[i]
+		if len(r.Supports) != len(r.Verdicts) || len(r.Variances) != len(r.Verdicts) || r.Samples < 1 {
+			return nil, nil, &Error{Kind: InvalidInput, Field: "feedback", Msg: "a long answer without its claims' supports: its receipt is from before plumb put them in receipts"}
+		}
+		cp := &claimPassage{rows: make([]claimRow, len(r.Verdicts)), samples: r.Samples, clip: 0.5 / float64(r.Samples)}
+		for j := range cp.rows {
+			cp.rows[j] = claimRow{s: r.Supports[j], v: r.Variances[j], verdict: r.Verdicts[j]}
+		}
+		passages[i] = cp
+	}
+	of := func(idx []int) []*claimPassage {
+		out := make([]*claimPassage, len(idx))
+		for j, i := range idx {
+			out[j] = passages[i]
+		}
+		return out
+	}
+	for k, name := range []string{"tune", "calibrate", "report"} {
+		if len(idx[k]) < MinSplit {
+			return nil, nil, &Error{Kind: Precondition, Field: "feedback",
+				Msg: "too few long answers: the " + name + " split has " + strconv.Itoa(len(idx[k])) + ", at least " + strconv.Itoa(MinSplit) + " are needed"}
+		}
+	}
+	q := *p
+	q.Version, q.Report = 0, nil
+	reason, err := fitClaimMap(&q, of(idx[0]), method, l2)
+	if err != nil {
+		return nil, nil, err
+	}
+	calibration := claimCalibration(&q, idx[0], idx[1])
+	warnings := claimThreshold(&q, of(calibration))
+	ev := newEvaluator(p, &q, p.Equivalence)
+	ev.evidence = EvidenceClaims
+	for _, cp := range of(idx[2]) {
+		ev.addClaimPassage(cp)
+	}
+	r := ev.Report()
+	r.Claims.TuneClaims, r.Claims.CalibratePassages = tuneClaims(of(idx[0])), len(calibration)
+	r.Claims.MapReason, r.Warnings = reason, warnings
+	r.Tune, r.Calibrate = len(idx[0]), len(idx[1])
+	q.Report = r
+	return &q, r, nil
+}

@@ -395,6 +395,9 @@ type Result struct {
 	// SupportMeasure how their support was measured.
 	Claims         []ClaimScore
 	SupportMeasure SupportMeasure
+	// ClaimSamples is, for a long answer, how many pooled samples its supports were measured
+	// over (a feature of the claim map).
+	ClaimSamples int
 	// MapFeatures[:MapFeatureCount] are the confidence map's features of the answer
 	// ([1, logit π̄(k*), W, √V] and, with tokens, logit tc(k*)): c = σ(Map · features) under a
 	// profile with a map. Receipts carry them, so that a map can be refitted from outcomes.

@@ -46,8 +46,9 @@ type exchange struct {
 	tree   [cells + 2]int32 // Fenwick tree over cells 0…cells (1-based)
 	n      int              // the bag's size
 	logM   [epsilons]float64
-	m, max float64 // the mixture now, and its largest value
-	scored int     // outcomes taken
+	max    float64 // the mixture's largest value
+	logMax float64
+	scored int // outcomes taken
 }
 
 func cellOf(z float64) int {
@@ -75,7 +76,7 @@ func (e *exchange) atMost(c int) int {
 
 // newExchange starts a martingale whose bag holds the calibration scores.
 func newExchange(reference []float64) *exchange {
-	e := &exchange{m: 1, max: 1}
+	e := &exchange{max: 1}
 	for _, z := range reference {
 		e.put(cellOf(z))
 	}
@@ -98,20 +99,33 @@ func (e *exchange) add(z, θ float64) {
 		e.logM[k] += logEpsilon[k] + (epsilon[k]-1)*lp
 		top = max(top, e.logM[k])
 	}
-	var sum float64
-	for _, l := range e.logM {
-		sum += math.Exp(l - top)
+	// The mixture is at most its largest term: only then can it pass the largest value so far.
+	if top >= e.logMax {
+		if m := e.mixture(); m > e.max {
+			e.max, e.logMax = m, math.Log(m)
+		}
 	}
-	e.m = math.Exp(top) * sum / epsilons
-	e.max = max(e.max, e.m)
 	e.put(c)
 	e.scored++
 }
 
-// tieOf is the tie-breaker θ of a receipt id: its first 8 bytes as a number in [0, 1); ids are
-// random, so θ is uniform and the same every time the monitor is computed.
+// mixture is the martingale now: the mean of the power martingales, summed from the largest.
+func (e *exchange) mixture() float64 {
+	top := math.Inf(-1)
+	for _, l := range e.logM {
+		top = max(top, l)
+	}
+	var sum float64
+	for _, l := range e.logM {
+		sum += math.Exp(l - top)
+	}
+	return math.Exp(top) * sum / epsilons
+}
+
+// tieOf is the tie-breaker θ of a receipt id: its last 8 bytes, random (NewID), as a number in
+// [0, 1): uniform, and the same every time the monitor is computed.
 func tieOf(id []byte) float64 {
 	var b [8]byte
-	copy(b[:], id)
+	copy(b[:], id[max(len(id)-8, 0):])
 	return float64(binary.LittleEndian.Uint64(b[:])>>11) / (1 << 53)
 }

@@ -21,12 +21,12 @@ import (
 func TestExchangeByHand(t *testing.T) {
 	e := newExchange([]float64{0, 0.5, 1})
 	e.add(0.5, 0.5)
-	if math.Abs(e.m-0.6387021588913041) > 1e-12 || e.max != 1 {
-		t.Errorf("after p = 0.5: M %v (max %v), want 0.6387021588913041 (max 1)", e.m, e.max)
+	if m := e.mixture(); math.Abs(m-0.6387021588913041) > 1e-12 || e.max != 1 {
+		t.Errorf("after p = 0.5: M %v (max %v), want 0.6387021588913041 (max 1)", m, e.max)
 	}
 	e.add(1.5, 0.25)
-	if math.Abs(e.m-1.1358266887739772) > 1e-12 || e.max != e.m {
-		t.Errorf("after p = 0.05: M %v (max %v), want 1.1358266887739772 (its max)", e.m, e.max)
+	if m := e.mixture(); math.Abs(m-1.1358266887739772) > 1e-12 || e.max != m {
+		t.Errorf("after p = 0.05: M %v (max %v), want 1.1358266887739772 (its max)", m, e.max)
 	}
 	if cellOf(math.Inf(1)) != cells || cellOf(7) != cells || cellOf(0) != 0 || cellOf(1) != 2048 {
 		t.Errorf("cells of +Inf, 7, 0, 1: %d %d %d %d", cellOf(math.Inf(1)), cellOf(7), cellOf(0), cellOf(1))

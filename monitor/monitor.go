@@ -381,7 +381,7 @@ func monitorOf(k key, g *group) *plumbv1.Monitor {
 		mon.CalibrationGap, mon.CalibrationGapLower, mon.CalibrationGapUpper = math.NaN(), -1, 1
 	}
 	if x := g.exchange; x != nil && x.scored > 0 {
-		mon.Exchangeability, mon.ExchangeabilityMax, mon.Scored = x.m, x.max, int32(x.scored)
+		mon.Exchangeability, mon.ExchangeabilityMax, mon.Scored = x.mixture(), x.max, int32(x.scored)
 		if x.max >= 1/delta {
 			mon.Alarms = append(mon.Alarms, "calibration_drift")
 		}

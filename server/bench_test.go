@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/plumbhq/plumb/internal/testenv"
+	"github.com/plumbhq/plumb/monitor"
 	plumbv1 "github.com/plumbhq/plumb/proto/plumb/v1"
 	"github.com/plumbhq/plumb/service"
 	"github.com/plumbhq/plumb/store"
@@ -54,13 +55,11 @@ func BenchmarkFeedback(b *testing.B) {
 			}
 			ctx := context.Background()
 			label := &plumbv1.Label{Answers: []string{"A"}}
-			n := 0
 			for b.Loop() {
 				b.StopTimer()
 				reqs := make([]*plumbv1.FeedbackRequest, batch)
 				for i := range reqs {
-					n++
-					r, err := sg.Sign(&plumbv1.ReceiptBody{Id: fmt.Appendf(nil, "%012d", n), Profile: "default", IssuedUnix: time.Now().Unix(),
+					r, err := sg.Sign(&plumbv1.ReceiptBody{Id: randomID(), Profile: "default", IssuedUnix: time.Now().Unix(),
 						Answer: "A", Confidence: 0.7, PredictionSet: []string{"A", "B"}, Action: plumbv1.Action_ACTION_ANSWER})
 					if err != nil {
 						b.Fatal(err)
@@ -85,6 +84,39 @@ func BenchmarkFeedback(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "outcomes/s")
 		})
 	}
+}
+
+// randomID is a receipt id as Score makes them (monitor.NewID: the time, then random bytes), so
+// that the store meets them as it does in production.
+func randomID() []byte {
+	id := monitor.NewID(time.Now())
+	return id[:]
+}
+
+// BenchmarkFeedbackUnary: unary Feedback calls over gRPC on loopback, 32 callers at once, each
+// outcome with its own receipt, into bbolt — what bench/feedback-load.sh drives with ghz, less
+// ghz's own CPU.
+func BenchmarkFeedbackUnary(b *testing.B) {
+	sg := signer(b, "k")
+	h := start(b, Config{}, nil, service.Receipts(sg))
+	label := &plumbv1.Label{Answers: []string{"A"}}
+	b.SetParallelism(16) // × GOMAXPROCS 2: 32 callers
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, err := sg.Sign(&plumbv1.ReceiptBody{Id: randomID(), Profile: "default", IssuedUnix: time.Now().Unix(),
+				Answer: "A", Confidence: 0.7, PredictionSet: []string{"A", "B"}, Action: plumbv1.Action_ACTION_ANSWER})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp, err := h.c.Monitor.Feedback(context.Background(), &plumbv1.FeedbackRequest{Receipt: r, Label: label})
+			if err != nil || resp.GetAccepted() != 1 {
+				b.Error(resp, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "outcomes/s")
 }
 
 // BenchmarkScorePath: the server's Score path in process (decode done: conversion, engine,

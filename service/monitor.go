@@ -224,9 +224,10 @@ func (s *Service) DropFeedback(ctx context.Context, retention time.Duration) (in
 }
 
 // Refit fits a new version of r.name from the outcomes fed back for one of its versions: the
-// confidence map and λ (calibrate.Refit), on the outcomes received since r.since_unix. It is
-// stored inactive unless r.activate, with its report: before (the version the outcomes came
-// from) and after, on a held-out tenth of them.
+// confidence map, λ and the quantiles (calibrate.Refit), or for a claims profile the claim map
+// and τ (calibrate.RefitClaims), on the outcomes received since r.since_unix. It is stored
+// inactive unless r.activate, with its report: before (the version the outcomes came from) and
+// after, on a held-out tenth of them.
 func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.FitResponse, error) {
 	if err := requireName("name", r.GetName()); err != nil {
 		return nil, err
@@ -244,6 +245,7 @@ func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.
 	}
 	since := time.Unix(r.GetSinceUnix(), 0)
 	var rows []calibrate.RefitRow
+	var claimRows []calibrate.ClaimRefitRow
 	var o plumbv1.Outcome
 	err = fs.EachFeedback(ctx, r.GetName(), func(f store.Feedback) error {
 		if err := ctx.Err(); err != nil {
@@ -256,7 +258,17 @@ func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.
 		if err := proto.Unmarshal(f.Data, &o); err != nil {
 			return fmt.Errorf("%w: feedback %s does not decode", store.ErrDamaged, f.ID)
 		}
-		if o.GetReceipt().GetVersion() != p.Version || len(o.GetReceipt().GetMapFeatures()) < 2 {
+		b := o.GetReceipt()
+		if b.GetVersion() != p.Version {
+			return nil
+		}
+		if p.Evidence == calibrate.EvidenceClaims {
+			if len(b.GetClaimSupports()) > 0 {
+				claimRows = append(claimRows, api.ClaimRefitRow(&o))
+			}
+			return nil
+		}
+		if len(b.GetMapFeatures()) < 2 {
 			return nil
 		}
 		pt := monitor.Judge(&o)
@@ -268,17 +280,26 @@ func (s *Service) Refit(ctx context.Context, r *plumbv1.RefitRequest) (*plumbv1.
 	if err != nil {
 		return nil, fault(err)
 	}
-	q, rep, err := calibrate.Refit(p, rows, calibrate.MapAuto, [3]float64{0.5, 0.4, 0.1}, r.GetSeed(), 0)
-	if err != nil {
-		return nil, err
+	split := [3]float64{0.5, 0.4, 0.1}
+	var q *calibrate.Profile
+	var rep *calibrate.Report
+	if p.Evidence == calibrate.EvidenceClaims {
+		if q, rep, err = calibrate.RefitClaims(p, claimRows, calibrate.MapAuto, split, r.GetSeed(), 0); err != nil {
+			return nil, err
+		}
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("refitted from %d long answers of version %d: the claim map and τ are new", len(claimRows), p.Version))
+	} else {
+		if q, rep, err = calibrate.Refit(p, rows, calibrate.MapAuto, split, r.GetSeed(), 0); err != nil {
+			return nil, err
+		}
+		kept := "the temperature and the quantiles are"
+		if !slices.Equal(q.CalibrationScores, p.CalibrationScores) {
+			kept = "the quantiles are new too; the temperature is"
+		}
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("refitted from %d outcomes of version %d: the map and λ are new; %s version %d's",
+			len(rows), p.Version, kept, p.Version))
 	}
 	q.CreatedUnix = s.now().Unix()
-	kept := "the temperature and the quantiles are"
-	if !slices.Equal(q.CalibrationScores, p.CalibrationScores) {
-		kept = "the quantiles are new too; the temperature is"
-	}
-	rep.Warnings = append(rep.Warnings, fmt.Sprintf("refitted from %d outcomes of version %d: the map and λ are new; %s version %d's",
-		len(rows), p.Version, kept, p.Version))
 	msg := api.ProfileMessage(q, nil)
 	resp := &plumbv1.FitResponse{Profile: msg, Report: api.Report(rep)}
 	if r.GetDryRun() {

@@ -9,10 +9,10 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -88,15 +88,21 @@ func (s *Service) Score(ctx context.Context, q *calibrate.Question) (calibrate.R
 	return res, err
 }
 
+// receiptBodies are ReceiptBodies to fill, sign and reuse.
+var receiptBodies = sync.Pool{New: func() any { return new(plumbv1.ReceiptBody) }}
+
 // ScoreWithReceipt is Score and the receipt of its result ("" when receipts are off).
 func (s *Service) ScoreWithReceipt(ctx context.Context, q *calibrate.Question) (calibrate.Result, string, error) {
 	res, p, err := s.score(ctx, q)
 	if err != nil || s.signer == nil {
 		return res, "", err
 	}
-	var id [12]byte
-	rand.Read(id[:])
-	receipt, err := s.signer.Sign(api.ReceiptBody(q, &res, p, id[:], s.now().Unix()))
+	now := s.now()
+	id := monitor.NewID(now)
+	b := receiptBodies.Get().(*plumbv1.ReceiptBody)
+	defer receiptBodies.Put(b)
+	api.FillReceipt(b, q, &res, p, id[:], now.Unix())
+	receipt, err := s.signer.Sign(b)
 	return res, receipt, err
 }
 

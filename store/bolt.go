@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -60,6 +61,9 @@ func Open(path string, timeout time.Duration) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %s is not a readable plumb store (%v): restore it from a backup, or give another path", path, err)
 	}
+	// Concurrent small feedback writes share one transaction (AddFeedback): those arriving within
+	// 2 ms of each other, one fsync for them all.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	b := &Bolt{db: db, path: path}
 	if err := b.check(); err != nil {
 		db.Close()
@@ -101,6 +105,12 @@ func (b *Bolt) view(fn func(tx *bolt.Tx) error) error {
 
 func (b *Bolt) update(fn func(tx *bolt.Tx) error) error {
 	return guard("write", func() error { return b.db.Update(fn) })
+}
+
+// batch is update for a small write that may share its transaction with concurrent ones (bbolt's
+// Batch): fn may run more than once, so it must start from nothing each time.
+func (b *Bolt) batch(fn func(tx *bolt.Tx) error) error {
+	return guard("write", func() error { return b.db.Batch(fn) })
 }
 
 func guard(op string, run func() error) (err error) {
@@ -479,7 +489,11 @@ var _ FeedbackStore = (*Bolt)(nil)
 // AddFeedback stores the outcomes whose ids are new, in one transaction.
 func (b *Bolt) AddFeedback(_ context.Context, fs []Feedback) (int, error) {
 	n := 0
-	err := b.update(func(tx *bolt.Tx) error {
+	write := b.update
+	if len(fs) <= smallFeedback {
+		write = b.batch // a unary call's: group-committed with concurrent ones
+	}
+	err := write(func(tx *bolt.Tx) error {
 		n = 0
 		fb, err := tx.CreateBucketIfNotExists(keyFeedback)
 		if err != nil {
@@ -489,7 +503,17 @@ func (b *Bolt) AddFeedback(_ context.Context, fs []Feedback) (int, error) {
 		if err != nil {
 			return err
 		}
-		for _, f := range fs {
+		// Put in the order of the ids: a bbolt node takes a transaction's new keys in a sorted
+		// slice, so keys put in random order (receipt ids are random) cost a shift each — 150 µs
+		// an outcome in a stream of 100 000 — and in order an append.
+		order := make([]int, len(fs))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return strings.Compare(fs[a].ID, fs[b].ID) })
+		stored := make([]bool, len(fs))
+		for _, i := range order {
+			f := &fs[i]
 			if ids.Get([]byte(f.ID)) != nil {
 				continue
 			}
@@ -504,12 +528,16 @@ func (b *Bolt) AddFeedback(_ context.Context, fs []Feedback) (int, error) {
 			if err := ids.Put([]byte(f.ID), k); err != nil {
 				return err
 			}
-			if f.ACI != nil {
+			stored[i] = true
+			n++
+		}
+		// ACI steps in the order the outcomes came.
+		for i, f := range fs {
+			if stored[i] && f.ACI != nil {
 				if err := stepACI(tx, f.ACI); err != nil {
 					return err
 				}
 			}
-			n++
 		}
 		return nil
 	})
@@ -518,6 +546,9 @@ func (b *Bolt) AddFeedback(_ context.Context, fs []Feedback) (int, error) {
 	}
 	return n, nil
 }
+
+// smallFeedback is the most outcomes a write may share with concurrent ones.
+const smallFeedback = 16
 
 // EachFeedback calls fn with profile's outcomes (every profile's when empty), oldest first.
 func (b *Bolt) EachFeedback(_ context.Context, profile string, fn func(Feedback) error) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,7 +154,8 @@ func TestFeedbackFlood(t *testing.T) {
 		}
 		for range 10_000 {
 			n++
-			r, err := sg.Sign(&plumbv1.ReceiptBody{Id: fmt.Appendf(nil, "%012d", n), Profile: "default", IssuedUnix: now,
+			id := monitor.NewID(time.Now()) // as Score makes them
+			r, err := sg.Sign(&plumbv1.ReceiptBody{Id: id[:], Profile: "default", IssuedUnix: now,
 				Segment: []string{"web", "app"}[n%2], Answer: []string{"A", "B"}[n%3/2], Confidence: 0.7,
 				PredictionSet: []string{"A", "B"}, Action: plumbv1.Action_ACTION_ANSWER, Risk: 0.1, Alpha: 0.1, Delta: 0.1})
 			if err != nil {

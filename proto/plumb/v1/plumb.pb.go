@@ -1580,8 +1580,15 @@ type ReceiptBody struct {
 	Candidates []string `protobuf:"bytes,25,rep,name=candidates,proto3" json:"candidates,omitempty"`
 	// Their scores.
 	CandidateScores []float64 `protobuf:"fixed64,26,rep,packed,name=candidate_scores,json=candidateScores,proto3" json:"candidate_scores,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A long answer: each claim's grounded support, in claims order (a refit fits the claim map
+	// on them).
+	ClaimSupports []float64 `protobuf:"fixed64,27,rep,packed,name=claim_supports,json=claimSupports,proto3" json:"claim_supports,omitempty"`
+	// A long answer: the variance of each claim's wordings' mean supports.
+	ClaimVariances []float64 `protobuf:"fixed64,28,rep,packed,name=claim_variances,json=claimVariances,proto3" json:"claim_variances,omitempty"`
+	// A long answer: the pooled samples the supports were measured over.
+	ClaimSamples  int32 `protobuf:"varint,29,opt,name=claim_samples,json=claimSamples,proto3" json:"claim_samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReceiptBody) Reset() {
@@ -1794,6 +1801,27 @@ func (x *ReceiptBody) GetCandidateScores() []float64 {
 		return x.CandidateScores
 	}
 	return nil
+}
+
+func (x *ReceiptBody) GetClaimSupports() []float64 {
+	if x != nil {
+		return x.ClaimSupports
+	}
+	return nil
+}
+
+func (x *ReceiptBody) GetClaimVariances() []float64 {
+	if x != nil {
+		return x.ClaimVariances
+	}
+	return nil
+}
+
+func (x *ReceiptBody) GetClaimSamples() int32 {
+	if x != nil {
+		return x.ClaimSamples
+	}
+	return 0
 }
 
 // Outcome is one stored feedback: its receipt's body and what came back.
@@ -5872,7 +5900,7 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\x13sycophancy_baseline\x18\x1b \x01(\x01R\x12sycophancyBaseline\x12(\n" +
 	"\x0fexchangeability\x18\x1c \x01(\x01R\x0fexchangeability\x12/\n" +
 	"\x13exchangeability_max\x18\x1d \x01(\x01R\x12exchangeabilityMax\x12\x16\n" +
-	"\x06scored\x18\x1e \x01(\x05R\x06scored\"\xd0\x06\n" +
+	"\x06scored\x18\x1e \x01(\x05R\x06scored\"\xc5\a\n" +
 	"\vReceiptBody\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\aprofile\x18\x02 \x01(\tR\aprofile\x12\x18\n" +
@@ -5906,7 +5934,10 @@ const file_plumb_v1_plumb_proto_rawDesc = "" +
 	"\n" +
 	"candidates\x18\x19 \x03(\tR\n" +
 	"candidates\x12)\n" +
-	"\x10candidate_scores\x18\x1a \x03(\x01R\x0fcandidateScores\"\xdd\x01\n" +
+	"\x10candidate_scores\x18\x1a \x03(\x01R\x0fcandidateScores\x12%\n" +
+	"\x0eclaim_supports\x18\x1b \x03(\x01R\rclaimSupports\x12'\n" +
+	"\x0fclaim_variances\x18\x1c \x03(\x01R\x0eclaimVariances\x12#\n" +
+	"\rclaim_samples\x18\x1d \x01(\x05R\fclaimSamples\"\xdd\x01\n" +
 	"\aOutcome\x12/\n" +
 	"\areceipt\x18\x01 \x01(\v2\x15.plumb.v1.ReceiptBodyR\areceipt\x12%\n" +
 	"\x05label\x18\x02 \x01(\v2\x0f.plumb.v1.LabelR\x05label\x12#\n" +
