@@ -30,15 +30,8 @@ trap cleanup EXIT
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/receipt.key"
 STORE="${STORE:-$work/plumb.db}"
 profile="bench-feedback-$$"
-"$BIN/plumb" serve --receipt-key-file "$work/receipt.key" --log-level warn --addr 127.0.0.1:0 --store "$STORE" 2> "$work/serve.log" &
-pid=$!
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/.*serving on \([^ ]*\).*/\1/p' "$work/serve.log" | head -1)
-  [ -n "$addr" ] && break
-  sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/serve.log"; exit 1; }
+source bench/serve.sh
+start_serve "$BIN/plumb" "$work/serve.log" --receipt-key-file "$work/receipt.key" --log-level warn --addr 127.0.0.1:0 --store "$STORE"
 echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3-), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "server: $addr (store $(sed -n 's/.*(store \(.*\))$/\1/p' "$work/serve.log" | head -1)); ghz $GHZ_VERSION, concurrency $C, $N outcomes"
 
@@ -83,8 +76,11 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 ok=$(awk '/\[OK\]/ {print $2}' "$work/stream.txt")
 [ "${ok:-0}" = 1 ] || { sed -n '/Error distribution/,$p' "$work/stream.txt"; exit 1; }
-awk -v a="$c0" -v b="$(cpu)" -v t="$tick" -v n="$N" -v s="$t0" -v e="$t1" \
-  'BEGIN { printf "%-28s %10.0f outcomes/s   (one stream of %d in %.2f s)   server CPU %.1f µs an outcome\n", "(s) one FeedbackStream", n / (e - s), n, e - s, (b - a) / t / n * 1e6 }'
+# The call's own duration as ghz reports it (open, send every message, close and receive), and
+# ghz's whole run, which adds its start and reading the messages from JSON.
+call=$(awk -F'\t' '/Average:/ { split($2, v, " "); print (v[2] == "ms" ? v[1] / 1000 : (v[2] == "µs" || v[2] == "us" ? v[1] / 1e6 : v[1])) }' "$work/stream.txt")
+awk -v a="$c0" -v b="$(cpu)" -v t="$tick" -v n="$N" -v s="$t0" -v e="$t1" -v c="$call" \
+  'BEGIN { printf "%-28s %10.0f outcomes/s   (the call %.2f s; ghz'"'"'s whole run %.2f s: %.0f/s)   server CPU %.1f µs an outcome\n", "(s) one FeedbackStream", n / c, c, e - s, n / (e - s), (b - a) / t / n * 1e6 }'
 run "(u) unary, new outcomes"
 run "(d) unary, duplicates"
 start=$(date +%s.%N)

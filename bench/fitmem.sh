@@ -7,6 +7,7 @@
 # Usage: bash bench/fitmem.sh [PLUMB_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/serve.sh
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 pid=""
@@ -22,14 +23,7 @@ for n in 100000 400000; do
   /usr/bin/time -f "%M" -o "$work/local" "$bin" fit --data "$work/$n.jsonl" --dry-run --store "$work/local.db" > /dev/null
   local_kb=$(tail -1 "$work/local")
   rm -f "$work/srv.db"
-  "$bin" serve --addr 127.0.0.1:0 --store "$work/srv.db" --log-level warn 2> "$work/serve.log" &
-  pid=$!
-  addr=""
-  for _ in $(seq 1 100); do
-    addr=$(sed -n 's/.*serving on \([^ ]*\).*/\1/p' "$work/serve.log" | head -1)
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
+  start_serve "$bin" "$work/serve.log" --addr 127.0.0.1:0 --store "$work/srv.db" --log-level warn
   base_server=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   "$bin" fit --data "$work/$n.jsonl" --dry-run --server "$addr" > /dev/null
   server_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")

@@ -38,15 +38,8 @@ trap cleanup EXIT
 
 # Per-call logging is off (--log-level warn): the run measures plumb and gRPC, not log I/O.
 STORE="${STORE:-$work/plumb.db}"
-"$BIN/plumb" serve --baseline --log-level warn --addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --store "$STORE" 2> "$work/serve.log" &
-pid=$!
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/.*serving on \([^ ]*\).*/\1/p' "$work/serve.log" | head -1)
-  [ -n "$addr" ] && break
-  sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/serve.log"; exit 1; }
+source bench/serve.sh
+start_serve "$BIN/plumb" "$work/serve.log" --baseline --log-level warn --addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --store "$STORE"
 http=$(sed -n 's/.*HTTP on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -1)
 
 echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3-), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
