@@ -16,21 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-100000}"
 C="${C:-32}"
-GHZ_VERSION=v0.120.0
-BIN="$(pwd)/bench/.bin"
-mkdir -p "$BIN"
-GOBIN="$BIN" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
-go build -o "$BIN/plumb" ./cmd/plumb
-
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+source bench/serve.sh
+setup ghz
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/receipt.key"
 STORE="${STORE:-$work/plumb.db}"
 profile="bench-feedback-$$"
-source bench/serve.sh
 start_serve "$BIN/plumb" "$work/serve.log" --receipt-key-file "$work/receipt.key" --log-level warn --addr 127.0.0.1:0 --store "$STORE"
 echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3-), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "server: $addr (store $(sed -n 's/.*(store \(.*\))$/\1/p' "$work/serve.log" | head -1)); ghz $GHZ_VERSION, concurrency $C, $N outcomes"

@@ -22,23 +22,11 @@ cd "$(dirname "$0")/.."
 C="${C:-16}"
 N="${N:-20000}"
 SOAK="${SOAK:-60}"
-GHZ_VERSION=v0.120.0
-HEY_VERSION=v0.1.4
-BIN="$(pwd)/bench/.bin"
-mkdir -p "$BIN"
-
-GOBIN="$BIN" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
-GOBIN="$BIN" go install "github.com/rakyll/hey@$HEY_VERSION"
-go build -o "$BIN/plumb" ./cmd/plumb
-
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+source bench/serve.sh
+setup ghz hey
 
 # Per-call logging is off (--log-level warn): the run measures plumb and gRPC, not log I/O.
 STORE="${STORE:-$work/plumb.db}"
-source bench/serve.sh
 start_serve "$BIN/plumb" "$work/serve.log" --baseline --log-level warn --addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --store "$STORE"
 http=$(sed -n 's/.*HTTP on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -1)
 

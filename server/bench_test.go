@@ -53,7 +53,6 @@ func BenchmarkFeedback(b *testing.B) {
 				h = startOn(b, st, Config{}, nil, service.Receipts(sg))
 				b.Cleanup(func() { st.Close() })
 			}
-			ctx := context.Background()
 			label := &plumbv1.Label{Answers: []string{"A"}}
 			for b.Loop() {
 				b.StopTimer()
@@ -67,19 +66,7 @@ func BenchmarkFeedback(b *testing.B) {
 					reqs[i] = &plumbv1.FeedbackRequest{Receipt: r, Label: label}
 				}
 				b.StartTimer()
-				stream, err := h.c.Monitor.FeedbackStream(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, r := range reqs {
-					if err := stream.Send(r); err != nil {
-						b.Fatal(err)
-					}
-				}
-				resp, err := stream.CloseAndRecv()
-				if err != nil || resp.GetAccepted() != batch {
-					b.Fatal(resp, err)
-				}
+				sendAll(b, h, reqs)
 			}
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "outcomes/s")
 		})

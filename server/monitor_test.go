@@ -95,19 +95,7 @@ func TestMonitorEqualsEval(t *testing.T) {
 		t.Fatalf("%d monitors, want 1 (mmlu@1, web)", len(mon.GetMonitors()))
 	}
 	m := mon.GetMonitors()[0]
-	stream, err := h.c.Profiles.Evaluate(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Config{Config: &plumbv1.EvaluateConfig{Profile: "mmlu"}}})
-	for _, ex := range rest {
-		stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Example{Example: ex}})
-	}
-	rep, err := stream.CloseAndRecv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := rep.GetAfter()
+	a := evaluate(t, h, "mmlu", rest).GetAfter()
 	t.Logf("monitor of %d outcomes: ECE %.4f, coverage %.4f, answer rate %.4f, selective risk %.4f in [%.4f, %.4f] against ε %.2f; alarms %v",
 		m.GetOutcomes(), m.GetEce(), m.GetCoverage(), m.GetAnswerRate(), m.GetSelectiveRisk(), m.GetRiskLowerBound(), m.GetRiskBound(), m.GetRisk(), m.GetAlarms())
 	if m.GetProfile() != "mmlu" || m.GetVersion() != 1 || m.GetSegment() != "web" || int(m.GetOutcomes()) != len(rest) {
@@ -318,8 +306,26 @@ func longFeedback(t *testing.T, h *harness, profile, segment string, exs []*plum
 	return fb
 }
 
+// evaluate runs Evaluate of exs under profile's active version and returns its report.
+func evaluate(t *testing.T, h *harness, profile string, exs []*plumbv1.LabeledExample) *plumbv1.Report {
+	t.Helper()
+	stream, err := h.c.Profiles.Evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Config{Config: &plumbv1.EvaluateConfig{Profile: profile}}})
+	for _, ex := range exs {
+		stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Example{Example: ex}})
+	}
+	rep, err := stream.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 // sendAll sends fb as one FeedbackStream and wants every outcome stored.
-func sendAll(t *testing.T, h *harness, fb []*plumbv1.FeedbackRequest) {
+func sendAll(t testing.TB, h *harness, fb []*plumbv1.FeedbackRequest) {
 	t.Helper()
 	stream, err := h.c.Monitor.FeedbackStream(context.Background())
 	if err != nil {
@@ -380,19 +386,7 @@ func TestLongAnswersMonitorEqualsEval(t *testing.T) {
 		t.Fatalf("%v; want one monitor of long answers", mon.GetMonitors())
 	}
 	m := mon.GetMonitors()[0]
-	stream, err := h.c.Profiles.Evaluate(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Config{Config: &plumbv1.EvaluateConfig{Profile: "bio"}}})
-	for _, ex := range rest {
-		stream.Send(&plumbv1.EvaluateRequest{Message: &plumbv1.EvaluateRequest_Example{Example: ex}})
-	}
-	rep, err := stream.CloseAndRecv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := rep.GetClaims().GetAfter()
+	a := evaluate(t, h, "bio", rest).GetClaims().GetAfter()
 	t.Logf("monitor of %d answers, %d claims: ECE %.4f in [%.4f, %.4f], Brier %.4f, coverage %.4f against %.2f; alarms %v",
 		m.GetOutcomes(), m.GetClaims(), m.GetEce(), m.GetEceLower(), m.GetEceUpper(), m.GetBrier(), m.GetCoverage(), m.GetTargetCoverage(), m.GetAlarms())
 	for _, c := range []struct {

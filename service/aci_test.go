@@ -16,6 +16,16 @@ import (
 	"github.com/plumbhq/plumb/simulate"
 )
 
+// withReceipts is a Service on a fresh store that signs receipts, with opts.
+func withReceipts(t *testing.T, opts ...Option) *Service {
+	t.Helper()
+	sg, err := monitor.NewSigner([]byte(strings.Repeat("a", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(openStore(t), append(opts, Receipts(sg))...)
+}
+
 // each yields exs without error.
 func each(exs []calibrate.Example) func(func(calibrate.Example, error) bool) {
 	return func(yield func(calibrate.Example, error) bool) {
@@ -52,15 +62,11 @@ func drifted(seed uint64, n int) []calibrate.Example {
 // the coverage of the sets served and the last threshold served. step 0: ACI off.
 func coverageUnderShift(t *testing.T, seed uint64, step float64, n int) (coverage, last float64) {
 	t.Helper()
-	sg, err := monitor.NewSigner([]byte(strings.Repeat("a", 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []Option{Receipts(sg)}
+	var opts []Option
 	if step > 0 {
 		opts = append(opts, ACI(step))
 	}
-	s := New(openStore(t), opts...)
+	s := withReceipts(t, opts...)
 	ctx := context.Background()
 	fit, _ := simulate.Generate(&simulate.Config{Questions: 3000, Seed: seed, Temperature: 1.5})
 	if _, err := s.Fit(ctx, &plumbv1.FitConfig{Name: "p", Alpha: 0.1, Seed: seed}, each(fit)); err != nil {
@@ -121,11 +127,7 @@ func TestACIHoldsCoverage(t *testing.T) {
 func TestRefitQuantiles(t *testing.T) {
 	ctx := context.Background()
 	for seed := uint64(1); seed <= 5; seed++ {
-		sg, err := monitor.NewSigner([]byte(strings.Repeat("a", 32)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := New(openStore(t), Receipts(sg))
+		s := withReceipts(t)
 		fit, _ := simulate.Generate(&simulate.Config{Questions: 3000, Seed: seed, Temperature: 1.5})
 		if _, err := s.Fit(ctx, &plumbv1.FitConfig{Name: "p", Alpha: 0.1, Seed: seed, Activate: proto.Bool(true)}, each(fit)); err != nil {
 			t.Fatal(err)
@@ -188,11 +190,7 @@ func TestRefitClaims(t *testing.T) {
 		return exs
 	}
 	for seed := uint64(1); seed <= 3; seed++ {
-		sg, err := monitor.NewSigner([]byte(strings.Repeat("a", 32)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := New(openStore(t), Receipts(sg))
+		s := withReceipts(t)
 		if _, err := s.Fit(ctx, &plumbv1.FitConfig{Name: "long", Alpha: 0.2, Seed: seed, Activate: proto.Bool(true)}, each(gen(seed, 600, 0))); err != nil {
 			t.Fatal(err)
 		}
