@@ -86,15 +86,26 @@ func Example(e *plumbv1.LabeledExample) (calibrate.Example, error) {
 		return calibrate.Example{}, within("request.", err)
 	}
 	l := calibrate.Label{Answers: e.GetLabel().GetAnswers()}
-	if vs := e.GetLabel().GetClaims(); len(vs) > 0 {
-		l.Claims = make([]calibrate.ClaimVerdict, len(vs))
-		for j, v := range vs {
-			if l.Claims[j], err = claimVerdicts.read("label.claims["+strconv.Itoa(j)+"]", v); err != nil {
-				return calibrate.Example{}, err
-			}
-		}
+	if l.Claims, err = Verdicts(e.GetLabel().GetClaims()); err != nil {
+		return calibrate.Example{}, err
 	}
 	return calibrate.Example{Question: q, Label: l}, nil
+}
+
+// Verdicts converts a label's claim verdicts (nil for none); an unknown one is InvalidInput
+// naming "label.claims[j]".
+func Verdicts(vs []plumbv1.ClaimVerdict) ([]calibrate.ClaimVerdict, error) {
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	out := make([]calibrate.ClaimVerdict, len(vs))
+	for j, v := range vs {
+		var err error
+		if out[j], err = claimVerdicts.read("label.claims["+strconv.Itoa(j)+"]", v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Request converts an engine Question back to a ScoreRequest: a question the CLI decoded, on

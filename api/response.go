@@ -111,15 +111,10 @@ func FillReceipt(b *plumbv1.ReceiptBody, q *calibrate.Question, res *calibrate.R
 }
 
 // ClaimRefitRow is what a claims refit reads of a long answer's stored outcome: its receipt's
-// supports and the verdicts fed back (checked when they came; claims past them are unknown).
+// supports and the verdicts fed back (checked when they came, one per claim).
 func ClaimRefitRow(o *plumbv1.Outcome) calibrate.ClaimRefitRow {
 	b := o.GetReceipt()
-	row := calibrate.ClaimRefitRow{Supports: b.GetClaimSupports(), Variances: b.GetClaimVariances(), Samples: int(b.GetClaimSamples()),
-		Verdicts: make([]calibrate.ClaimVerdict, len(b.GetClaimSupports()))}
-	for j, v := range o.GetLabel().GetClaims() {
-		if j < len(row.Verdicts) {
-			row.Verdicts[j], _ = claimVerdicts.read("", v)
-		}
-	}
-	return row
+	verdicts, _ := Verdicts(o.GetLabel().GetClaims())
+	return calibrate.ClaimRefitRow{Supports: b.GetClaimSupports(), Variances: b.GetClaimVariances(), Samples: int(b.GetClaimSamples()),
+		Verdicts: verdicts}
 }

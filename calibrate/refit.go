@@ -36,26 +36,16 @@ const refitMinGroup = 100
 // of the calibrate split carried its conformal score, the conformal quantiles (Mondrian, as
 // Fit sets them) and the calibration scores kept for the exchangeability test. The
 // temperature and everything else stay p's: the features and scores were computed at p's
-// temperature. The report's coverage and set sizes after are those of the new quantiles (a set
-// counts the candidates the receipt carried).
-// The report compares p (before) with the refit (after) on the report split: calibration and
-// selective risk, with actions ANSWER (c ≥ λ) or, otherwise, the outcome's own non-answer
-// (ABSTAIN when it was answered).
+// temperature. The report compares p (before) with the refit (after) on the report split:
+// calibration and selective risk, with actions ANSWER (c ≥ λ) or, otherwise, the outcome's own
+// non-answer (ABSTAIN when it was answered); coverage and set sizes after are those of the new
+// quantiles (a set counts the candidates the receipt carried).
 func Refit(p *Profile, rows []RefitRow, method MapMethod, split [3]float64, seed uint64, l2 float64) (*Profile, *Report, error) {
-	n := len(rows)
-	perm := rand.New(rand.NewPCG(seed, 0x726566697421)).Perm(n)
-	nTune := int(split[0] * float64(n))
-	nCal := int(split[1] * float64(n))
-	tune, cal, rep := perm[:nTune], perm[nTune:nTune+nCal], perm[nTune+nCal:]
-	for _, s := range []struct {
-		name string
-		idx  []int
-	}{{"tune", tune}, {"calibrate", cal}, {"report", rep}} {
-		if len(s.idx) < MinSplit {
-			return nil, nil, &Error{Kind: Precondition, Field: "feedback",
-				Msg: "too few outcomes: the " + s.name + " split has " + strconv.Itoa(len(s.idx)) + ", at least " + strconv.Itoa(MinSplit) + " are needed"}
-		}
+	splits, err := refitSplits(len(rows), split, seed, "outcomes")
+	if err != nil {
+		return nil, nil, err
 	}
+	tune, cal, rep := splits[0], splits[1], splits[2]
 	q := *p
 	q.Version, q.Report = 0, nil
 	q.Map = slices.Clone(p.Map)
@@ -143,6 +133,22 @@ func Refit(p *Profile, rows []RefitRow, method MapMethod, split [3]float64, seed
 	return &q, rp, nil
 }
 
+// refitSplits shuffles n outcomes (what they are, for the error) by seed into tune, calibrate
+// and report splits in the fractions of split, each of at least MinSplit.
+func refitSplits(n int, split [3]float64, seed uint64, what string) ([3][]int, error) {
+	perm := rand.New(rand.NewPCG(seed, 0x726566697421)).Perm(n)
+	nTune := int(split[0] * float64(n))
+	nCal := int(split[1] * float64(n))
+	idx := [3][]int{perm[:nTune], perm[nTune : nTune+nCal], perm[nTune+nCal:]}
+	for k, name := range []string{"tune", "calibrate", "report"} {
+		if len(idx[k]) < MinSplit {
+			return idx, &Error{Kind: Precondition, Field: "feedback",
+				Msg: "too few " + what + ": the " + name + " split has " + strconv.Itoa(len(idx[k])) + ", at least " + strconv.Itoa(MinSplit) + " are needed"}
+		}
+	}
+	return idx, nil
+}
+
 // confidenceOfFeatures is the confidence p's map gives features: σ(Map · f), or π̄(k*) (read
 // back from logit π̄(k*), features[1]) without a map.
 func confidenceOfFeatures(p *Profile, f []float64) float64 {
@@ -177,12 +183,11 @@ func RefitClaims(p *Profile, rows []ClaimRefitRow, method MapMethod, split [3]fl
 	if p.Evidence != EvidenceClaims {
 		return nil, nil, &Error{Kind: Precondition, Field: "name", Msg: "not a claims profile: its outcomes are short answers'"}
 	}
-	n := len(rows)
-	perm := rand.New(rand.NewPCG(seed, 0x726566697421)).Perm(n)
-	nTune := int(split[0] * float64(n))
-	nCal := int(split[1] * float64(n))
-	idx := [3][]int{perm[:nTune], perm[nTune : nTune+nCal], perm[nTune+nCal:]}
-	passages := make([]*claimPassage, n)
+	idx, err := refitSplits(len(rows), split, seed, "long answers")
+	if err != nil {
+		return nil, nil, err
+	}
+	passages := make([]*claimPassage, len(rows))
 	for i := range rows {
 		r := &rows[i]
 		if len(r.Supports) != len(r.Verdicts) || len(r.Variances) != len(r.Verdicts) || r.Samples < 1 {
@@ -200,12 +205,6 @@ func RefitClaims(p *Profile, rows []ClaimRefitRow, method MapMethod, split [3]fl
 			out[j] = passages[i]
 		}
 		return out
-	}
-	for k, name := range []string{"tune", "calibrate", "report"} {
-		if len(idx[k]) < MinSplit {
-			return nil, nil, &Error{Kind: Precondition, Field: "feedback",
-				Msg: "too few long answers: the " + name + " split has " + strconv.Itoa(len(idx[k])) + ", at least " + strconv.Itoa(MinSplit) + " are needed"}
-		}
 	}
 	q := *p
 	q.Version, q.Report = 0, nil

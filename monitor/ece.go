@@ -37,11 +37,29 @@ func (e *eceBins) total() int {
 	return n
 }
 
-// ece is Σ_b (n_b/N)|mean d_b| = Σ_b |Σd_b| / N.
+// ece is Σ_b (n_b/N)|mean d_b| = Σ_b |Σd_b| / N; NaN with no outcome, as in reports.
 func (e *eceBins) ece() float64 {
 	var sum float64
 	for b := range e {
 		sum += math.Abs(e[b].s)
+	}
+	return sum / float64(e.total())
+}
+
+// brier is Σd² / N.
+func (e *eceBins) brier() float64 {
+	var sum float64
+	for b := range e {
+		sum += e[b].ss
+	}
+	return sum / float64(e.total())
+}
+
+// gap is the calibration gap, mean confidence minus accuracy: Σd / N.
+func (e *eceBins) gap() float64 {
+	var sum float64
+	for b := range e {
+		sum += e[b].s
 	}
 	return sum / float64(e.total())
 }

@@ -151,7 +151,7 @@ type slim struct {
 	conf    float64
 	size    int32
 	claims  int32 // judged claims, in the group's claims queue
-	action  calibrate.Action
+	action  int8  // a calibrate.Action
 	correct bool
 	covered bool
 	flagged bool
@@ -227,7 +227,7 @@ func (b *Builder) Add(p *Point) {
 	if g.exchange != nil && p.Scored {
 		g.exchange.add(p.Score, p.Tie)
 	}
-	x := slim{conf: p.Confidence, size: int32(p.SetSize), claims: int32(len(p.Claims)), action: p.Action, correct: p.Correct,
+	x := slim{conf: p.Confidence, size: int32(p.SetSize), claims: int32(len(p.Claims)), action: int8(p.Action), correct: p.Correct,
 		covered: p.Covered, flagged: p.Flagged, served: p.ServedStance}
 	if len(g.ring) < b.window {
 		g.ring = append(g.ring, x)
@@ -315,12 +315,9 @@ func monitorOf(k key, g *group) *plumbv1.Monitor {
 	// later: its lower bound alone errs with probability ≤ δ/2 (the two-sided sequence at δ).
 	errs, covered, gap, later := NewCS(delta), NewCS(delta), NewCS(delta), NewCS(delta)
 	var bins eceBins
-	var gapSum float64
 	calib := func(conf float64, correct bool) {
 		// conf − correct lies in [−1, 1]: its CS runs on (conf − correct + 1)/2.
-		d := conf - b2f(correct)
-		gapSum += d
-		gap.Add((d + 1) / 2)
+		gap.Add((conf - b2f(correct) + 1) / 2)
 		bins.add(conf, correct)
 	}
 	for i := range n {
@@ -328,10 +325,11 @@ func monitorOf(k key, g *group) *plumbv1.Monitor {
 		if !k.long {
 			calib(x.conf, x.correct)
 		}
+		action := calibrate.Action(x.action)
 		outcomes = append(outcomes, calibrate.Outcome{Confidence: x.conf, Correct: x.correct, Covered: x.covered,
-			SetSize: int(x.size), Action: x.action})
+			SetSize: int(x.size), Action: action})
 		covered.Add(b2f(x.covered))
-		if x.action == calibrate.Answer {
+		if action == calibrate.Answer {
 			answered++
 			errs.Add(b2f(!x.correct))
 		}
@@ -359,14 +357,8 @@ func monitorOf(k key, g *group) *plumbv1.Monitor {
 		SycophancyRate: float64(flagged) / float64(n), ServedSycophancyRate: float64(served) / float64(n),
 		SycophancyBaseline: math.NaN(), Exchangeability: math.NaN(), ExchangeabilityMax: math.NaN(),
 	}
-	if k.long {
-		cm := make([]calibrate.Outcome, len(claims))
-		for i, c := range claims {
-			cm[i] = calibrate.Outcome{Confidence: c.conf, Correct: c.true}
-		}
-		m = calibrate.Summarize(cm)
-	}
-	mon.Ece, mon.Brier = m.ECE, m.Brier
+	// ECE, Brier and the gap from the bins: the answers', or a long answer's judged claims'.
+	mon.Ece, mon.Brier, mon.CalibrationGap = bins.ece(), bins.brier(), bins.gap()
 	mon.EceLower, mon.EceUpper = bins.interval(delta, seedOf(k))
 	if g.risk > 0 && errs.Lo > g.risk {
 		mon.Alarms = append(mon.Alarms, "risk_guarantee_violated")
@@ -374,12 +366,7 @@ func monitorOf(k key, g *group) *plumbv1.Monitor {
 	if g.alpha > 0 && covered.Hi < 1-g.alpha {
 		mon.Alarms = append(mon.Alarms, "coverage_below_target")
 	}
-	if calibrated := bins.total(); calibrated > 0 {
-		mon.CalibrationGap = gapSum / float64(calibrated)
-		mon.CalibrationGapLower, mon.CalibrationGapUpper = 2*gap.Lo-1, 2*gap.Hi-1
-	} else {
-		mon.CalibrationGap, mon.CalibrationGapLower, mon.CalibrationGapUpper = math.NaN(), -1, 1
-	}
+	mon.CalibrationGapLower, mon.CalibrationGapUpper = 2*gap.Lo-1, 2*gap.Hi-1
 	if x := g.exchange; x != nil && x.scored > 0 {
 		mon.Exchangeability, mon.ExchangeabilityMax, mon.Scored = x.mixture(), x.max, int32(x.scored)
 		if x.max >= 1/delta {

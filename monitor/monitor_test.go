@@ -236,7 +236,7 @@ func TestMiscalibrated(t *testing.T) {
 				if i >= shiftAt {
 					p = shift.truth(c)
 				}
-				x := slim{conf: c, correct: rng.Float64() < p, action: calibrate.Abstain}
+				x := slim{conf: c, correct: rng.Float64() < p, action: int8(calibrate.Abstain)}
 				g.ring = append(g.ring, x)
 				gap.Add((x.conf - b2f(x.correct) + 1) / 2) // as monitorOf adds it
 				if gap.Lo > 0.5 || gap.Hi < 0.5 {

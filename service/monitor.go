@@ -94,11 +94,13 @@ func (s *Service) feedback(ctx context.Context, reqs []*plumbv1.FeedbackRequest,
 	return &plumbv1.FeedbackResponse{Accepted: int32(n), Duplicates: int32(len(batch) - n)}, nil
 }
 
+// bad is a refused outcome's error, of kind, naming field.
+func bad(kind calibrate.ErrorKind, field, format string, args ...any) error {
+	return &calibrate.Error{Kind: kind, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
 // outcome checks one FeedbackRequest and makes its stored form.
 func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now time.Time) (store.Feedback, error) {
-	bad := func(kind calibrate.ErrorKind, field, format string, args ...any) error {
-		return &calibrate.Error{Kind: kind, Field: field, Msg: fmt.Sprintf(format, args...)}
-	}
 	if r.GetReceipt() == "" {
 		return store.Feedback{}, bad(calibrate.InvalidInput, "receipt", "a receipt is required: the ScoreResponse's, as it was")
 	}
@@ -119,42 +121,9 @@ func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now t
 			return store.Feedback{}, err
 		}
 	}
-	l := r.GetLabel()
-	label := &plumbv1.Label{Answers: l.GetAnswers()}
-	if claims := len(b.GetClaimConfidences()); claims > 0 {
-		switch {
-		case len(l.GetAnswers()) > 0:
-			return store.Feedback{}, bad(calibrate.InvalidInput, "label.answers", "the receipt is a long answer's: give label.claims, a verdict per claim")
-		case len(l.GetClaims()) != claims:
-			return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims", "%d verdicts for the receipt's %d claims: give one per claim, in the request's order (CLAIM_VERDICT_UNSPECIFIED for one not judged)", len(l.GetClaims()), claims)
-		}
-		judged := 0
-		for j, v := range l.GetClaims() {
-			if _, ok := plumbv1.ClaimVerdict_name[int32(v)]; !ok {
-				return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims["+strconv.Itoa(j)+"]", "unknown verdict %d", v)
-			}
-			if v != plumbv1.ClaimVerdict_CLAIM_VERDICT_UNSPECIFIED {
-				judged++
-			}
-		}
-		if judged == 0 {
-			return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims", "no claim judged: give CLAIM_VERDICT_TRUE or CLAIM_VERDICT_FALSE for at least one")
-		}
-		label = &plumbv1.Label{Claims: l.GetClaims()}
-	}
-	switch {
-	case len(label.GetClaims()) > 0:
-	case len(l.GetClaims()) > 0:
-		return store.Feedback{}, bad(calibrate.InvalidInput, "label.claims", "the receipt is a short answer's: give label.answers")
-	case len(l.GetAnswers()) == 0:
-		return store.Feedback{}, bad(calibrate.InvalidInput, "label.answers", "no acceptable answer: give the answers that would have been right")
-	case len(l.GetAnswers()) > MaxFeedbackAnswers:
-		return store.Feedback{}, bad(calibrate.Exhausted, "label.answers", "%d answers, at most %d", len(l.GetAnswers()), MaxFeedbackAnswers)
-	}
-	for j, a := range l.GetAnswers() {
-		if len(a) > MaxFeedbackText || !utf8.ValidString(a) {
-			return store.Feedback{}, bad(calibrate.InvalidInput, "label.answers["+strconv.Itoa(j)+"]", "%d bytes: at most %d of UTF-8", len(a), MaxFeedbackText)
-		}
+	label, err := checkLabel(b, r.GetLabel())
+	if err != nil {
+		return store.Feedback{}, err
 	}
 	if a := r.GetServedAnswer(); len(a) > MaxFeedbackText || !utf8.ValidString(a) {
 		return store.Feedback{}, bad(calibrate.InvalidInput, "served_answer", "%d bytes: at most %d of UTF-8", len(a), MaxFeedbackText)
@@ -175,6 +144,45 @@ func (s *Service) outcome(ctx context.Context, r *plumbv1.FeedbackRequest, now t
 	return f, nil
 }
 
+// checkLabel checks an outcome's label against its receipt b and returns what is stored of
+// it: a long answer's verdicts, one per claim and one TRUE or FALSE at least, or a short
+// answer's acceptable answers.
+func checkLabel(b *plumbv1.ReceiptBody, l *plumbv1.Label) (*plumbv1.Label, error) {
+	invalid := func(field, format string, args ...any) error {
+		return bad(calibrate.InvalidInput, field, format, args...)
+	}
+	if claims := len(b.GetClaimConfidences()); claims > 0 {
+		switch {
+		case len(l.GetAnswers()) > 0:
+			return nil, invalid("label.answers", "the receipt is a long answer's: give label.claims, a verdict per claim")
+		case len(l.GetClaims()) != claims:
+			return nil, invalid("label.claims", "%d verdicts for the receipt's %d claims: give one per claim, in the request's order (CLAIM_VERDICT_UNSPECIFIED for one not judged)", len(l.GetClaims()), claims)
+		}
+		vs, err := api.Verdicts(l.GetClaims())
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(vs, func(v calibrate.ClaimVerdict) bool { return v != calibrate.ClaimUnknown }) {
+			return nil, invalid("label.claims", "no claim judged: give CLAIM_VERDICT_TRUE or CLAIM_VERDICT_FALSE for at least one")
+		}
+		return &plumbv1.Label{Claims: l.GetClaims()}, nil
+	}
+	switch {
+	case len(l.GetClaims()) > 0:
+		return nil, invalid("label.claims", "the receipt is a short answer's: give label.answers")
+	case len(l.GetAnswers()) == 0:
+		return nil, invalid("label.answers", "no acceptable answer: give the answers that would have been right")
+	case len(l.GetAnswers()) > MaxFeedbackAnswers:
+		return nil, bad(calibrate.Exhausted, "label.answers", "%d answers, at most %d", len(l.GetAnswers()), MaxFeedbackAnswers)
+	}
+	for j, a := range l.GetAnswers() {
+		if len(a) > MaxFeedbackText || !utf8.ValidString(a) {
+			return nil, invalid("label.answers["+strconv.Itoa(j)+"]", "%d bytes: at most %d of UTF-8", len(a), MaxFeedbackText)
+		}
+	}
+	return &plumbv1.Label{Answers: l.GetAnswers()}, nil
+}
+
 // Monitor computes the monitors of the stored outcomes (of r.profile, or every profile's).
 func (s *Service) Monitor(ctx context.Context, r *plumbv1.GetMonitorRequest) (*plumbv1.GetMonitorResponse, error) {
 	if err := checkName("profile", r.GetProfile()); err != nil {
@@ -189,9 +197,12 @@ func (s *Service) Monitor(ctx context.Context, r *plumbv1.GetMonitorRequest) (*p
 	}
 	b := monitor.NewBuilder(int(r.GetWindow()))
 	b.Reference = func(profile string, version int64) []float64 {
+		if version == 0 {
+			return nil // scored under the default: nothing to test against
+		}
 		p, err := s.Profile(ctx, profile, version)
-		if err != nil || version == 0 {
-			return nil // deleted, or scored under the default: nothing to test against
+		if err != nil {
+			return nil // deleted
 		}
 		return p.CalibrationScores
 	}
